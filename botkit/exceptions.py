@@ -1,0 +1,139 @@
+"""The botkit error hierarchy.
+
+Every error botkit raises on purpose is a ``BotkitError``::
+
+    BotkitError
+    ├── ConfigError           bad or missing settings, raised at start, names the TOML key
+    ├── PluginError           an entry point missing, broken, duplicated, or of the wrong type
+    ├── StoreError            wraps the database driver's errors
+    └── ServiceError          .service ("llm", "slack", "telegram", "imap", "smtp"), .retryable
+        ├── ServiceUnavailableError   network, timeout, 5xx                retryable
+        ├── RateLimitError            429 / flood control, .retry_after    retryable
+        ├── QuotaExceededError        quota or budget exhausted            not retryable
+        ├── AuthenticationError       bad key, token or password           not retryable
+        └── RequestRejectedError      other 4xx, ok:false, invalid JSON    not retryable
+            ├── ContextLengthError    the prompt does not fit the model's window
+            └── InvalidResponseError  a reply that is not what was asked for (bad JSON, refusal)
+
+Adapters catch their vendor's errors at the edge and re-raise these ``from exc``; the
+retry policy lives in the core and reads ``retryable``. No message here ever contains a
+secret: callers pass descriptions, never credentials.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BotkitError",
+    "ConfigError",
+    "ContextLengthError",
+    "InvalidResponseError",
+    "PluginError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestRejectedError",
+    "ServiceError",
+    "ServiceUnavailableError",
+    "StoreError",
+]
+
+
+class BotkitError(Exception):
+    """Base of every error botkit raises on purpose."""
+
+
+class ConfigError(BotkitError):
+    """Bad or missing settings.
+
+    Args:
+        key: the dotted TOML key at fault, e.g. ``"llm.timeout"``.
+        problem: what is wrong with it, in words a user can act on.
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}" if key else problem)
+
+
+class PluginError(BotkitError):
+    """An adapter or plugin that cannot be loaded: missing, broken, duplicated or mistyped."""
+
+
+class StoreError(BotkitError):
+    """A database operation failed; the driver's error is the ``__cause__``."""
+
+
+class ServiceError(BotkitError):
+    """A remote service (the model, a channel's API, a mail server) refused or failed.
+
+    Args:
+        service: which service: ``"llm"``, ``"slack"``, ``"telegram"``, ``"imap"``, ``"smtp"``...
+        message: what happened, without any secret.
+        status: the HTTP status or protocol code, when there was one.
+        code: the service's own error code (``"insufficient_quota"``, ``"channel_not_found"``).
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        service: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.service = service
+        self.status = status
+        self.code = code
+        super().__init__(f"{service}: {message}")
+
+
+class ServiceUnavailableError(ServiceError):
+    """The network failed, the request timed out, or the server answered 5xx."""
+
+    retryable = True
+
+
+class RateLimitError(ServiceError):
+    """The service asked us to slow down (HTTP 429, Telegram flood control).
+
+    Args:
+        retry_after: seconds the service asked us to wait, when it said.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        service: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = 429,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(service, message, status=status, code=code)
+        self.retry_after = retry_after
+
+
+class QuotaExceededError(ServiceError):
+    """A quota or budget is used up; waiting a few seconds will not help."""
+
+
+class AuthenticationError(ServiceError):
+    """A key, token or password was refused."""
+
+
+class RequestRejectedError(ServiceError):
+    """The service refused this request as it stands (other 4xx, ``ok: false``, bad JSON)."""
+
+
+class ContextLengthError(RequestRejectedError):
+    """The prompt does not fit the model's context window."""
+
+
+class InvalidResponseError(RequestRejectedError):
+    """The service answered, but not with what was asked for (invalid or truncated JSON,
+    a schema mismatch, a refusal)."""
