@@ -128,7 +128,7 @@ def _convert(value: Any, hint: Any, key: str, environ: Mapping[str, str]) -> Any
         if not isinstance(value, dict):
             raise ConfigError(key, f"must be a table, not {_kind(value)}")
         args = get_args(hint)
-        if len(args) == 2 and dataclasses.is_dataclass(args[1]):
+        if len(args) == 2 and isinstance(args[1], type) and dataclasses.is_dataclass(args[1]):
             return {
                 k: parse_settings(args[1], v, prefix=f"{key}.{k}", environ=environ)
                 for k, v in value.items()

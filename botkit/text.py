@@ -56,13 +56,12 @@ def split_text(text: str, limit: int) -> list[str]:
 def _best_cut(text: str, room: int) -> int:
     window = text[:room]
     floor = room // 3  # never make a piece that is mostly empty
-    for finder in (
-        lambda: window.rfind("\n\n"),
-        lambda: window.rfind("\n"),
-        lambda: _last_sentence_end(window),
-        lambda: window.rfind(" "),
+    for at in (
+        window.rfind("\n\n"),
+        window.rfind("\n"),
+        _last_sentence_end(window),
+        window.rfind(" "),
     ):
-        at = finder()
         if at > floor:
             return at
     return room

@@ -1,0 +1,25 @@
+"""The conversation store: SQLAlchemy 2 async models, queries and Alembic migrations."""
+
+from botkit.store.engine import Database, is_sqlite
+from botkit.store.records import StoredMessage, UsageRow
+from botkit.store.repository import (
+    CallRow,
+    NamespaceState,
+    OutboundDraft,
+    Store,
+    dollars,
+    nanos,
+)
+
+__all__ = [
+    "CallRow",
+    "Database",
+    "NamespaceState",
+    "OutboundDraft",
+    "Store",
+    "StoredMessage",
+    "UsageRow",
+    "dollars",
+    "is_sqlite",
+    "nanos",
+]

@@ -1,0 +1,544 @@
+"""Every query botkit runs, behind one ``Store`` object the rest of the core uses."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botkit.exceptions import StoreError
+from botkit.inbox import Accepted
+from botkit.messages import Attachment, ConversationRef, Message
+from botkit.store.engine import Database
+from botkit.store.models import (
+    ConversationRow,
+    ConversationSummaryRow,
+    MessageRow,
+    ModelCallRow,
+    StateRow,
+    utcnow,
+)
+from botkit.store.records import StoredMessage, UsageRow
+
+__all__ = ["NANOS_PER_DOLLAR", "NamespaceState", "Store"]
+
+NANOS_PER_DOLLAR = 1_000_000_000
+UNFINISHED_IN = ("pending", "processing")
+UNDELIVERED_OUT = ("pending", "sending")
+
+
+class Store:
+    """The conversation store: inbox, outbox, history, usage, state and summaries.
+
+    Every method runs in its own transaction and raises ``StoreError`` (with the driver's
+    error as its cause) when the database fails.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    # -- inbox ---------------------------------------------------------------------------
+
+    async def accept(self, message: Message) -> Accepted:
+        """Store an inbound message once per (channel, external id), in one transaction."""
+        try:
+            async with self.db.write() as session:
+                conversation_id = await self._conversation_id(session, message.conversation)
+                values = {
+                    "conversation_id": conversation_id,
+                    "channel": message.channel,
+                    "direction": "in",
+                    "external_id": message.external_id,
+                    "sender_id": message.sender.id,
+                    "sender_name": message.sender.name,
+                    "text": message.text,
+                    "markup": "plain",
+                    "status": "pending",
+                    "attachments": [_attachment_json(a) for a in message.attachments] or None,
+                    "meta": _jsonable(dict(message.metadata)) or None,
+                    "raw": _jsonable(dict(message.raw)) if message.raw is not None else None,
+                    "attempts": 0,
+                    "created_at": message.received_at,
+                    "updated_at": utcnow(),
+                }
+                inserted = await session.scalar(
+                    self._insert_ignore(
+                        MessageRow, values, ["channel", "direction", "external_id"]
+                    )
+                )
+                if inserted is not None:
+                    return Accepted(message_id=int(inserted), duplicate=False)
+                existing = await session.scalar(
+                    select(MessageRow.id).where(
+                        MessageRow.channel == message.channel,
+                        MessageRow.direction == "in",
+                        MessageRow.external_id == message.external_id,
+                    )
+                )
+                if existing is None:  # pragma: no cover - the insert only skips on conflict
+                    raise StoreError("a duplicate message vanished while it was being accepted")
+                return Accepted(message_id=existing, duplicate=True)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not accept message: {_short(exc)}") from exc
+
+    async def conversation_id(self, ref: ConversationRef) -> int:
+        """The id of the conversation at ``ref``, created when new."""
+        async with self._write("find conversation") as session:
+            return await self._conversation_id(session, ref)
+
+    async def _conversation_id(self, session: AsyncSession, ref: ConversationRef) -> int:
+        found = await session.scalar(
+            select(ConversationRow.id).where(ConversationRow.key == ref.key)
+        )
+        if found is not None:
+            return int(found)
+        values = {
+            "key": ref.key,
+            "channel": ref.channel,
+            "chat_id": ref.chat_id,
+            "thread_id": ref.thread_id,
+            "history_start_id": 0,
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        }
+        inserted = await session.scalar(self._insert_ignore(ConversationRow, values, ["key"]))
+        if inserted is not None:
+            return int(inserted)
+        found = await session.scalar(
+            select(ConversationRow.id).where(ConversationRow.key == ref.key)
+        )
+        if found is None:  # pragma: no cover
+            raise StoreError("conversation vanished while it was being created")
+        return int(found)
+
+    def _insert_ignore(self, model: Any, values: dict[str, Any], keys: list[str]) -> Any:
+        dialect = postgresql if not self.db.sqlite else sqlite
+        statement = dialect.insert(model).values(**values)
+        return statement.on_conflict_do_nothing(index_elements=keys).returning(model.id)
+
+    async def unfinished_inbound(self) -> list[StoredMessage]:
+        """Inbound messages accepted but not yet answered, oldest first (crash recovery)."""
+        async with self._read("list unfinished messages") as session:
+            rows = await session.execute(
+                select(MessageRow, ConversationRow)
+                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+                .where(MessageRow.direction == "in", MessageRow.status.in_(UNFINISHED_IN))
+                .order_by(MessageRow.id)
+            )
+            return [_snapshot(m, c) for m, c in rows.tuples()]
+
+    async def messages(self, ids: Sequence[int]) -> list[StoredMessage]:
+        """The messages with these ids, in id order."""
+        async with self._read("load messages") as session:
+            rows = await session.execute(
+                select(MessageRow, ConversationRow)
+                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+                .where(MessageRow.id.in_(list(ids)))
+                .order_by(MessageRow.id)
+            )
+            return [_snapshot(m, c) for m, c in rows.tuples()]
+
+    async def set_inbound_status(
+        self, ids: Sequence[int], status: str, *, error: str | None = None
+    ) -> None:
+        """Move inbound messages to ``status`` (``processing``, ``done``, ``failed``...)."""
+        async with self._write("update message status") as session:
+            await session.execute(
+                update(MessageRow)
+                .where(MessageRow.id.in_(list(ids)))
+                .values(status=status, error=error, updated_at=utcnow())
+            )
+
+    async def finish_inbound(
+        self,
+        ids: Sequence[int],
+        status: str,
+        replies: Sequence[OutboundDraft],
+        *,
+        error: str | None = None,
+    ) -> list[int]:
+        """Mark inbound messages finished and queue their replies, in one transaction.
+
+        Either both happen or neither: a crash cannot leave a message answered but not
+        marked, or marked but with its reply lost.
+
+        Returns:
+            The outbox ids of the queued replies, in order.
+        """
+        async with self._write("finish message") as session:
+            out_ids = [await self._add_outbound(session, draft) for draft in replies]
+            await session.execute(
+                update(MessageRow)
+                .where(MessageRow.id.in_(list(ids)))
+                .values(status=status, error=error, updated_at=utcnow())
+            )
+            return out_ids
+
+    # -- outbox --------------------------------------------------------------------------
+
+    async def add_outbound(self, draft: OutboundDraft) -> int:
+        """Queue one reply in the outbox; returns its id."""
+        async with self._write("queue reply") as session:
+            return await self._add_outbound(session, draft)
+
+    async def _add_outbound(self, session: AsyncSession, draft: OutboundDraft) -> int:
+        row = MessageRow(
+            conversation_id=draft.conversation_id,
+            channel=draft.channel,
+            direction="out",
+            text=draft.text,
+            markup=draft.markup,
+            status=draft.status,
+            reply_to_id=draft.reply_to_id,
+            meta=_jsonable(dict(draft.meta)) or None,
+            attempts=0,
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
+        session.add(row)
+        await session.flush()
+        return row.id
+
+    async def pending_outbound(self, conversation_id: int) -> list[StoredMessage]:
+        """Undelivered replies of one conversation, oldest first."""
+        async with self._read("list outbox") as session:
+            rows = await session.execute(
+                select(MessageRow, ConversationRow)
+                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+                .where(
+                    MessageRow.conversation_id == conversation_id,
+                    MessageRow.direction == "out",
+                    MessageRow.status.in_(UNDELIVERED_OUT),
+                )
+                .order_by(MessageRow.id)
+            )
+            return [_snapshot(m, c) for m, c in rows.tuples()]
+
+    async def conversations_with_undelivered(self) -> list[int]:
+        """Conversations that have replies waiting in the outbox (crash recovery)."""
+        async with self._read("list outbox") as session:
+            rows = await session.scalars(
+                select(MessageRow.conversation_id)
+                .where(MessageRow.direction == "out", MessageRow.status.in_(UNDELIVERED_OUT))
+                .distinct()
+            )
+            return sorted(rows)
+
+    async def interrupt_streams(self) -> int:
+        """Mark replies that were streaming when the process died as failed."""
+        async with self._write("close interrupted streams") as session:
+            result = await session.execute(
+                update(MessageRow)
+                .where(MessageRow.direction == "out", MessageRow.status == "streaming")
+                .values(status="failed", error="interrupted by a restart", updated_at=utcnow())
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def update_outbound(self, outbound_id: int, **values: Any) -> None:
+        """Set delivery fields of an outbox entry (status, attempts, external id...)."""
+        values["updated_at"] = utcnow()
+        async with self._write("update outbox") as session:
+            await session.execute(
+                update(MessageRow).where(MessageRow.id == outbound_id).values(**values)
+            )
+
+    # -- history -------------------------------------------------------------------------
+
+    async def history(
+        self, conversation_id: int, *, before_id: int | None, limit: int, after_id: int = 0
+    ) -> list[StoredMessage]:
+        """The newest ``limit`` turns of a conversation, oldest first.
+
+        Only inbound messages that were handled and replies that were produced count;
+        turns before the last ``/reset`` and at or before ``after_id`` are left out. Reads
+        at most ``limit`` rows through the (conversation, id) index, however long the
+        conversation is.
+        """
+        async with self._read("load history") as session:
+            start = await session.scalar(
+                select(ConversationRow.history_start_id).where(
+                    ConversationRow.id == conversation_id
+                )
+            )
+            conditions = [
+                MessageRow.conversation_id == conversation_id,
+                MessageRow.id > max(start or 0, after_id),
+                or_(
+                    and_(
+                        MessageRow.direction == "in", MessageRow.status.in_(("done", "processing"))
+                    ),
+                    and_(MessageRow.direction == "out", MessageRow.status != "failed"),
+                ),
+            ]
+            if before_id is not None:
+                conditions.append(MessageRow.id < before_id)
+            rows = await session.execute(
+                select(MessageRow, ConversationRow)
+                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+                .where(*conditions)
+                .order_by(MessageRow.id.desc())
+                .limit(limit)
+            )
+            return [_snapshot(m, c) for m, c in reversed(list(rows.tuples()))]
+
+    async def reset_conversation(self, conversation_id: int, *, through_id: int) -> None:
+        """Start the conversation afresh: history begins after message ``through_id``."""
+        async with self._write("reset conversation") as session:
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == conversation_id)
+                .values(history_start_id=through_id, updated_at=utcnow())
+            )
+            summary = await session.get(ConversationSummaryRow, conversation_id)
+            if summary is not None:
+                await session.delete(summary)
+
+    async def summary(self, conversation_id: int) -> tuple[str, int] | None:
+        """The running summary and the newest message id it covers, if there is one."""
+        async with self._read("load summary") as session:
+            row = await session.get(ConversationSummaryRow, conversation_id)
+            return None if row is None else (row.text, row.covers_through_id)
+
+    async def save_summary(self, conversation_id: int, text: str, covers_through_id: int) -> None:
+        """Replace the running summary of a conversation."""
+        async with self._write("save summary") as session:
+            row = await session.get(ConversationSummaryRow, conversation_id)
+            if row is None:
+                session.add(
+                    ConversationSummaryRow(
+                        conversation_id=conversation_id,
+                        text=text,
+                        covers_through_id=covers_through_id,
+                        updated_at=utcnow(),
+                    )
+                )
+            else:
+                row.text, row.covers_through_id, row.updated_at = text, covers_through_id, utcnow()
+
+    # -- usage ---------------------------------------------------------------------------
+
+    async def record_call(self, call: CallRow) -> None:
+        """Store one model call with its usage and cost."""
+        async with self._write("record model call") as session:
+            session.add(ModelCallRow(**dataclasses.asdict(call), created_at=utcnow()))
+
+    async def usage(self, *, since: datetime | None = None) -> list[UsageRow]:
+        """Spend and tokens grouped by day, model, channel and user, newest day first."""
+        day = func.substr(func.cast(ModelCallRow.created_at, _text_type()), 1, 10)
+        async with self._read("usage report") as session:
+            query = select(
+                day.label("day"),
+                ModelCallRow.model,
+                func.coalesce(ModelCallRow.channel, "").label("channel"),
+                func.coalesce(ModelCallRow.user_id, "").label("user"),
+                func.count(ModelCallRow.id),
+                func.coalesce(func.sum(ModelCallRow.prompt_tokens), 0),
+                func.coalesce(func.sum(ModelCallRow.completion_tokens), 0),
+                func.coalesce(func.sum(ModelCallRow.cost_nanos), 0),
+                func.sum(
+                    func.cast(
+                        and_(ModelCallRow.cost_nanos.is_(None), ModelCallRow.ok.is_(True)),
+                        _int_type(),
+                    )
+                ),
+            ).group_by("day", ModelCallRow.model, "channel", "user")
+            if since is not None:
+                query = query.where(ModelCallRow.created_at >= since)
+            rows = await session.execute(query.order_by(day.desc(), ModelCallRow.model))
+            return [
+                UsageRow(str(d), m, c, u, int(n), int(p), int(o), int(cost), int(unpriced or 0))
+                for d, m, c, u, n, p, o, cost, unpriced in rows.tuples()
+            ]
+
+    # -- state ---------------------------------------------------------------------------
+
+    def state(self, namespace: str) -> NamespaceState:
+        """The persisted key-value state of one plugin or adapter."""
+        return NamespaceState(self, namespace)
+
+    async def get_state(self, namespace: str, key: str) -> tuple[bool, Any]:
+        """Whether ``key`` is set in ``namespace``, and its value."""
+        async with self._read("read state") as session:
+            row = await session.get(StateRow, (namespace, key))
+            return (False, None) if row is None else (True, row.value)
+
+    async def set_state(self, namespace: str, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value."""
+        async with self._write("write state") as session:
+            row = await session.get(StateRow, (namespace, key))
+            if row is None:
+                session.add(
+                    StateRow(namespace=namespace, key=key, value=value, updated_at=utcnow())
+                )
+            else:
+                row.value, row.updated_at = value, utcnow()
+
+    async def delete_state(self, namespace: str, key: str) -> None:
+        """Forget a key; no error when it was not set."""
+        async with self._write("delete state") as session:
+            row = await session.get(StateRow, (namespace, key))
+            if row is not None:
+                await session.delete(row)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _read(self, what: str) -> _Guarded:
+        return _Guarded(self.db, what, write=False)
+
+    def _write(self, what: str) -> _Guarded:
+        return _Guarded(self.db, what, write=True)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboundDraft:
+    """A reply to queue in the outbox."""
+
+    conversation_id: int
+    channel: str
+    text: str
+    markup: str = "markdown"
+    reply_to_id: int | None = None
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    status: str = "pending"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallRow:
+    """One model call as stored (see ``ModelCallRow``)."""
+
+    purpose: str
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_nanos: int | None
+    latency_ms: float
+    ok: bool
+    error: str | None
+    attempt: int
+    message_id: int | None = None
+    conversation_id: int | None = None
+    channel: str | None = None
+    user_id: str | None = None
+
+
+class NamespaceState:
+    """``KeyValueState`` over the store's ``state`` table."""
+
+    def __init__(self, store: Store, namespace: str) -> None:
+        self._store = store
+        self.namespace = namespace
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default``."""
+        found, value = await self._store.get_state(self.namespace, key)
+        return value if found else default
+
+    async def set(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value under ``key``."""
+        await self._store.set_state(self.namespace, key, value)
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key``."""
+        await self._store.delete_state(self.namespace, key)
+
+
+class _Guarded:
+    """A read or write session whose driver errors come out as ``StoreError``."""
+
+    def __init__(self, db: Database, what: str, *, write: bool) -> None:
+        self._cm = db.write() if write else db.read()
+        self._what = what
+
+    async def __aenter__(self) -> AsyncSession:
+        try:
+            return await self._cm.__aenter__()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not {self._what}: {_short(exc)}") from exc
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        try:
+            return await self._cm.__aexit__(*exc_info)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not {self._what}: {_short(exc)}") from exc
+
+
+def dollars(nanos: int | None) -> Decimal | None:
+    """Nano-dollars as a Decimal dollar amount."""
+    return None if nanos is None else Decimal(nanos) / NANOS_PER_DOLLAR
+
+
+def nanos(cost: Decimal | None) -> int | None:
+    """A Decimal dollar amount as whole nano-dollars (rounded half up)."""
+    if cost is None:
+        return None
+    return int((cost * NANOS_PER_DOLLAR).to_integral_value(rounding="ROUND_HALF_UP"))
+
+
+def _snapshot(m: MessageRow, c: ConversationRow) -> StoredMessage:
+    return StoredMessage(
+        id=m.id,
+        conversation_id=m.conversation_id,
+        conversation=ConversationRef(c.channel, c.chat_id, c.thread_id),
+        direction=m.direction,
+        text=m.text,
+        status=m.status,
+        external_id=m.external_id,
+        sender_id=m.sender_id,
+        sender_name=m.sender_name,
+        markup=m.markup,
+        reply_to_id=m.reply_to_id,
+        attempts=m.attempts,
+        next_attempt_at=m.next_attempt_at,
+        error=m.error,
+        meta=dict(m.meta or {}),
+        attachments=list(m.attachments or []),
+        created_at=m.created_at,
+    )
+
+
+def _attachment_json(a: Attachment) -> dict[str, Any]:
+    return {"name": a.name, "content_type": a.content_type, "size": a.size, "url": a.url}
+
+
+def _jsonable(value: Any) -> Any:
+    """Make adapter payloads storable as JSON: datetimes and bytes become strings."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, datetime | timedelta | Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return repr(value)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return text[:300]
+
+
+def _text_type() -> Any:
+    from sqlalchemy import String
+
+    return String()
+
+
+def _int_type() -> Any:
+    from sqlalchemy import Integer
+
+    return Integer()
+
+
+def ids_of(rows: Iterable[StoredMessage]) -> list[int]:
+    """The ids of stored messages."""
+    return [r.id for r in rows]
