@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from botkit.exceptions import StoreError
 from botkit.messages import Message
+
+if TYPE_CHECKING:
+    from botkit.metrics import Metrics
+    from botkit.store import Store
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Accepted", "Inbox", "KeyValueState"]
 
@@ -41,23 +50,56 @@ class KeyValueState(Protocol):
 
 
 class Inbox:
-    """Accepts inbound messages into the store; the dispatcher picks them up from there."""
+    """Accepts inbound messages into the store and hands them to the dispatcher.
+
+    Adapters get the bot's inbox in ``start()``; they never build one.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        submit: Callable[[int, int], None],
+        waiter: Callable[[int], Awaitable[None]],
+        metrics: Metrics,
+    ) -> None:
+        self._store = store
+        self._submit = submit
+        self._waiter = waiter
+        self._metrics = metrics
+        self._closed = False
+
+    def close(self) -> None:
+        """Refuse new messages from now on (shutdown): adapters must not acknowledge them."""
+        self._closed = True
 
     async def accept(self, message: Message) -> Accepted:
         """Store ``message`` in one transaction, unique on (channel, external id).
 
         Returns only after the commit, so an adapter that acknowledges to its channel
-        after this returned can never lose an acknowledged message.
+        after this returned can never lose an acknowledged message. A duplicate returns
+        ``duplicate=True`` and is not processed again.
 
         Raises:
-            StoreError: the database failed; do not acknowledge, let the channel redeliver.
+            StoreError: the database failed, or the bot is shutting down; do not
+                acknowledge, let the channel deliver it again.
         """
-        raise NotImplementedError
+        if self._closed:
+            raise StoreError("the bot is shutting down and accepts no new messages")
+        if not message.external_id:
+            raise ValueError("a message needs an external_id to be deduplicated")
+        accepted, conversation_id = await self._store.accept(message)
+        if accepted.duplicate:
+            self._metrics.duplicates.labels(message.channel).inc()
+            log.info("duplicate %s message %s ignored", message.channel, message.external_id)
+        else:
+            self._metrics.messages_in.labels(message.channel).inc()
+            self._submit(accepted.message_id, conversation_id)
+        return accepted
 
     def state(self, namespace: str) -> KeyValueState:
         """A persisted key-value store for an adapter's own bookkeeping (offsets, UIDs)."""
-        raise NotImplementedError
+        return self._store.state(f"adapter:{namespace}")
 
     async def wait_done(self, message_id: int) -> None:
-        """Wait until the dispatcher has finished with a message (answered, skipped or failed)."""
-        raise NotImplementedError
+        """Wait until the dispatcher has finished a message (answered, skipped or failed)."""
+        await self._waiter(message_id)

@@ -46,8 +46,12 @@ class Store:
 
     # -- inbox ---------------------------------------------------------------------------
 
-    async def accept(self, message: Message) -> Accepted:
-        """Store an inbound message once per (channel, external id), in one transaction."""
+    async def accept(self, message: Message) -> tuple[Accepted, int]:
+        """Store an inbound message once per (channel, external id), in one transaction.
+
+        Returns:
+            What happened, and the id of the message's conversation.
+        """
         try:
             async with self.db.write() as session:
                 conversation_id = await self._conversation_id(session, message.conversation)
@@ -74,7 +78,7 @@ class Store:
                     )
                 )
                 if inserted is not None:
-                    return Accepted(message_id=int(inserted), duplicate=False)
+                    return Accepted(message_id=int(inserted), duplicate=False), conversation_id
                 existing = await session.scalar(
                     select(MessageRow.id).where(
                         MessageRow.channel == message.channel,
@@ -84,7 +88,7 @@ class Store:
                 )
                 if existing is None:  # pragma: no cover - the insert only skips on conflict
                     raise StoreError("a duplicate message vanished while it was being accepted")
-                return Accepted(message_id=existing, duplicate=True)
+                return Accepted(message_id=existing, duplicate=True), conversation_id
         except SQLAlchemyError as exc:
             raise StoreError(f"could not accept message: {_short(exc)}") from exc
 

@@ -1,0 +1,221 @@
+"""The ``Context`` a handler gets with each message, and the contexts of jobs and hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterable
+from typing import Any
+
+from botkit.adapter import Capabilities
+from botkit.exceptions import RateLimitError, ServiceError
+from botkit.inbox import KeyValueState
+from botkit.messages import ConversationRef, Markup, Message, Reply, SentMessage
+from botkit.plugin import CommandHandler
+from botkit.runtime import Runtime
+from botkit.store import OutboundDraft, Store, StoredMessage
+
+__all__ = ["Context", "JobContext", "PluginRuntime"]
+
+log = logging.getLogger(__name__)
+
+
+class PluginRuntime:
+    """What a plugin's startup/shutdown hooks and scheduled jobs can use.
+
+    Attributes:
+        plugin: the plugin's name.
+    """
+
+    def __init__(self, runtime: Runtime, plugin: str) -> None:
+        self._runtime = runtime
+        self.plugin = plugin
+
+    @property
+    def store(self) -> Store:
+        """The conversation store."""
+        return self._runtime.store
+
+    @property
+    def settings(self) -> Any:
+        """The plugin's parsed ``[plugins.NAME]`` settings, or ``None``."""
+        return self._runtime.plugin_settings.get(self.plugin)
+
+    @property
+    def state(self) -> KeyValueState:
+        """The plugin's own persisted key-value state."""
+        return self._runtime.store.state(f"plugin:{self.plugin}")
+
+    @property
+    def llm(self) -> Any:
+        """The model, with calls recorded for cost but tied to no conversation."""
+        from botkit.conversation import ConversationLLM
+
+        return ConversationLLM(self._runtime, None, None, None)
+
+    async def send(self, conversation: ConversationRef, reply: Reply | str) -> None:
+        """Send a message to any conversation (digests, notifications), through the outbox."""
+        conversation_id = await self._runtime.store.conversation_id(conversation)
+        await _queue_and_flush(self._runtime, conversation_id, conversation.channel, reply, None)
+
+
+JobContext = PluginRuntime
+
+
+class Context(PluginRuntime):
+    """What a handler knows and can do while answering one message.
+
+    Attributes:
+        message: the message being answered (for coalesced bursts: the last one, with
+            the texts of all of them joined).
+        conversation_id: the store's id of its conversation.
+        args: for a command, the text after ``/name``; else the whole text.
+        match: the regex match, for a handler registered with a pattern.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        message: Message,
+        conversation_id: int,
+        *,
+        plugin: str = "",
+        args: str = "",
+        match: re.Match[str] | None = None,
+    ) -> None:
+        super().__init__(runtime, plugin)
+        self.message = message
+        self.conversation_id = conversation_id
+        self.args = args
+        self.match = match
+        self.replied = False
+
+    def for_handler(
+        self, plugin: str, *, args: str, match: re.Match[str] | None = None
+    ) -> Context:
+        """A copy of this context for one plugin's handler."""
+        ctx = Context(
+            self._runtime,
+            self.message,
+            self.conversation_id,
+            plugin=plugin,
+            args=args,
+            match=match,
+        )
+        return ctx
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the message's channel can do."""
+        adapter = self._runtime.adapters.get(self.message.channel)
+        return adapter.capabilities if adapter is not None else Capabilities()
+
+    @property
+    def commands(self) -> list[CommandHandler]:
+        """Every command the loaded plugins answer (for ``/help``)."""
+        return list(self._runtime.commands)
+
+    @property
+    def llm(self) -> Any:
+        """The model, with calls recorded against this message, its conversation and user."""
+        from botkit.conversation import ConversationLLM
+
+        return ConversationLLM(self._runtime, self, self.message.id, self.conversation_id)
+
+    async def history(self, limit: int = 50) -> list[StoredMessage]:
+        """The newest ``limit`` turns up to this message, oldest first."""
+        before = (self.message.id or 0) + 1 if self.message.id is not None else None
+        return await self._runtime.store.history(
+            self.conversation_id, before_id=before, limit=limit
+        )
+
+    async def reset(self) -> None:
+        """Start the conversation afresh: later answers ignore everything before now."""
+        await self._runtime.store.reset_conversation(
+            self.conversation_id, through_id=self.message.id or 0
+        )
+
+    async def reply(self, reply: Reply | str) -> None:
+        """Send a reply now (stored in the outbox first), before the handler returns."""
+        self.replied = True
+        await _queue_and_flush(
+            self._runtime, self.conversation_id, self.message.channel, reply, self.message
+        )
+
+    async def typing(self) -> None:
+        """Show the channel's typing indicator, if it has one."""
+        adapter = self._runtime.adapters.get(self.message.channel)
+        if adapter is not None and adapter.capabilities.typing:
+            try:
+                await adapter.typing(self.message.conversation)
+            except ServiceError as exc:
+                log.debug("typing indicator failed: %s", exc)
+
+    async def stream(self, chunks: AsyncIterable[str], *, markup: Markup = "markdown") -> str:
+        """Deliver a reply as it is produced.
+
+        On channels that can edit, the first text is posted and then edited in place as
+        more arrives, no faster than the channel's ``edit_interval``; the last edit
+        carries the whole text (split into further messages if it grew past the
+        channel's limit). Elsewhere the text is collected and sent once.
+
+        Returns:
+            The whole text.
+        """
+        self.replied = True
+        from botkit.streaming import stream_reply
+
+        return await stream_reply(self._runtime, self, chunks, markup=markup)
+
+
+def reply_of(value: Reply | str, message: Message | None) -> Reply:
+    """A handler's answer as a ``Reply`` that quotes the message it answers."""
+    reply = Reply(value) if isinstance(value, str) else value
+    if reply.reply_to is None and message is not None:
+        reply = Reply(reply.text, reply.markup, message.external_id, reply.metadata)
+    return reply
+
+
+def draft_of(
+    conversation_id: int, channel: str, reply: Reply, message: Message | None
+) -> OutboundDraft:
+    """The outbox entry for a reply."""
+    return OutboundDraft(
+        conversation_id=conversation_id,
+        channel=channel,
+        text=reply.text,
+        markup=reply.markup,
+        reply_to_id=message.id if message is not None else None,
+        meta={"reply_to": reply.reply_to, "metadata": dict(reply.metadata)},
+    )
+
+
+async def _queue_and_flush(
+    runtime: Runtime,
+    conversation_id: int,
+    channel: str,
+    value: Reply | str,
+    message: Message | None,
+) -> None:
+    reply = reply_of(value, message)
+    await runtime.store.add_outbound(draft_of(conversation_id, channel, reply, message))
+    await runtime.outbox.flush(conversation_id)
+
+
+async def edit_with_retry(
+    runtime: Runtime, sent: SentMessage, text: str, *, attempts: int = 5
+) -> SentMessage | None:
+    """Edit a streamed message, waiting out rate limits; ``None`` if it never went through."""
+    adapter = runtime.adapters[sent.conversation.channel]
+    for attempt in range(attempts):
+        try:
+            return await adapter.edit(sent, text)
+        except RateLimitError as exc:
+            await asyncio.sleep(min(exc.retry_after or 1.0, 30.0))
+        except ServiceError as exc:
+            if not exc.retryable or attempt == attempts - 1:
+                log.warning("could not edit streamed message: %s", exc)
+                return None
+            await asyncio.sleep(2**attempt)
+    return None

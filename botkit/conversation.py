@@ -1,0 +1,196 @@
+"""The model as handlers use it: calls recorded for cost, and whole-conversation answers.
+
+``respond()`` is the chat skill's engine: it loads only the newest turns (never the
+whole history), adds the running summary, fits the prompt to the model's window minus
+the tokens reserved for the answer, folds turns that no longer fit into the summary, and
+retries once with a tighter fit if the server still says the prompt is too long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from botkit.exceptions import ContextLengthError
+from botkit.llm import CallRecord, ChatMessage, ChatRequest, Completion, TextDelta, fit_messages
+from botkit.messages import Reply
+from botkit.runtime import Runtime
+from botkit.store import CallRow, StoredMessage, nanos
+
+if TYPE_CHECKING:
+    from botkit.context import Context
+
+__all__ = ["ConversationLLM"]
+
+SUMMARY_PROMPT = (
+    "You keep a running summary of a conversation. Merge the earlier summary (if any) "
+    "and the new turns into one short summary that keeps facts, names, numbers, "
+    "decisions and open questions. Answer with the summary only."
+)
+REFIT_FACTOR = 0.7  # our token count can be off for non-OpenAI tokenizers
+
+
+class ConversationLLM:
+    """The bot's model, bound to the message (if any) its calls are charged to."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        ctx: Context | None,
+        message_id: int | None,
+        conversation_id: int | None,
+    ) -> None:
+        self._runtime = runtime
+        self._ctx = ctx
+        self._message_id = message_id
+        self._conversation_id = conversation_id
+
+    @property
+    def model_name(self) -> str:
+        """The model answering by default."""
+        return self._runtime.model.name
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """Ask the model for a whole reply; every attempt is recorded with its cost."""
+        return await self._runtime.model.complete(request, record=self._record)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | Completion]:
+        """Ask for a streamed reply; yields fragments, then the whole ``Completion``."""
+        async for event in self._runtime.model.stream(request, record=self._record):
+            yield event
+
+    async def respond(
+        self, *, system_prompt: str | None = None, stream: bool | None = None
+    ) -> Reply | None:
+        """Answer the current message from the conversation's history.
+
+        Args:
+            system_prompt: overrides the bot's system prompt.
+            stream: stream the answer (edits in place where the channel can); defaults
+                to the bot's ``stream`` setting.
+
+        Returns:
+            The reply to send, or ``None`` when it was already streamed.
+        """
+        ctx = self._ctx
+        if ctx is None or self._conversation_id is None:
+            raise RuntimeError("respond() needs a message to answer")
+        settings = self._runtime.chat
+        info = self._runtime.model.model_info()
+        reserve = max(1, min(settings.reserve_output_tokens, info.max_output_tokens))
+        budget = max(info.context_window - reserve, 1)
+        summary = await self._runtime.store.summary(self._conversation_id)
+        rows = await self._runtime.store.history(
+            self._conversation_id,
+            before_id=(ctx.message.id or 0) + 1 if ctx.message.id is not None else None,
+            limit=settings.history_limit,
+            after_id=summary[1] if summary else 0,
+        )
+        history = _as_chat(rows)
+        system = _system(system_prompt or settings.system_prompt, summary)
+        fit = fit_messages(system, history, budget=budget, counter=self._runtime.tokens)
+        if fit.dropped and settings.summarize and rows:
+            dropped_rows = rows[: len(fit.dropped)]
+            summary = await self._fold(summary, fit.dropped, dropped_rows[-1].id)
+            system = _system(system_prompt or settings.system_prompt, summary)
+            history = history[len(fit.dropped) :]
+            fit = fit_messages(system, history, budget=budget, counter=self._runtime.tokens)
+        use_stream = settings.stream if stream is None else stream
+        for attempt in (1, 2):
+            request = ChatRequest(
+                messages=fit.messages,
+                max_tokens=reserve,
+                temperature=settings.temperature,
+                purpose="chat",
+            )
+            try:
+                if use_stream:
+                    await ctx.stream(self._texts(request))
+                    return None
+                completion = await self.complete(request)
+                return Reply(completion.content or "")
+            except ContextLengthError:
+                if attempt == 2:
+                    raise
+                budget = int(budget * REFIT_FACTOR)
+                fit = fit_messages(system, history, budget=budget, counter=self._runtime.tokens)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _texts(self, request: ChatRequest) -> AsyncIterator[str]:
+        async for event in self.stream(request):
+            if isinstance(event, TextDelta):
+                yield event.text
+
+    async def _fold(
+        self, summary: tuple[str, int] | None, dropped: list[ChatMessage], through_id: int
+    ) -> tuple[str, int]:
+        """Fold turns that no longer fit into the running summary."""
+        assert self._conversation_id is not None
+        earlier = f"Earlier summary:\n{summary[0]}\n\n" if summary else ""
+        turns = "\n".join(f"{m['role']}: {m.get('content') or ''}" for m in dropped)
+        completion = await self.complete(
+            ChatRequest(
+                messages=[
+                    {"role": "system", "content": SUMMARY_PROMPT},
+                    {"role": "user", "content": f"{earlier}New turns:\n{turns}"},
+                ],
+                max_tokens=512,
+                purpose="summary",
+            )
+        )
+        text = (completion.content or "").strip()
+        await self._runtime.store.save_summary(self._conversation_id, text, through_id)
+        return text, through_id
+
+    async def _record(self, record: CallRecord) -> None:
+        message = self._ctx.message if self._ctx is not None else None
+        await self._runtime.store.record_call(
+            CallRow(
+                purpose=record.purpose,
+                model=record.model,
+                prompt_tokens=record.prompt_tokens,
+                completion_tokens=record.completion_tokens,
+                cost_nanos=nanos(record.cost),
+                latency_ms=record.latency_s * 1000,
+                ok=record.ok,
+                error=record.error,
+                attempt=record.attempt,
+                message_id=self._message_id,
+                conversation_id=self._conversation_id,
+                channel=message.channel if message is not None else None,
+                user_id=message.sender.id if message is not None else None,
+            )
+        )
+        metrics = self._runtime.metrics
+        metrics.model_latency.labels(record.model).observe(record.latency_s)
+        if record.prompt_tokens:
+            metrics.tokens.labels(record.model, "prompt").inc(record.prompt_tokens)
+        if record.completion_tokens:
+            metrics.tokens.labels(record.model, "completion").inc(record.completion_tokens)
+        if record.cost:
+            metrics.cost.labels(record.model).inc(float(record.cost))
+        if not record.ok:
+            metrics.failures.labels("model").inc()
+
+
+def _system(prompt: str, summary: tuple[str, int] | None) -> list[ChatMessage]:
+    system: list[ChatMessage] = [{"role": "system", "content": prompt}]
+    if summary and summary[0]:
+        system.append(
+            {"role": "system", "content": f"Summary of the conversation so far:\n{summary[0]}"}
+        )
+    return system
+
+
+def _as_chat(rows: list[StoredMessage]) -> list[ChatMessage]:
+    """Stored turns as chat messages; speakers are named when several people talk."""
+    speakers = {r.sender_id for r in rows if r.direction == "in"}
+    named = len(speakers) > 1
+    messages: list[ChatMessage] = []
+    for row in rows:
+        if row.direction == "out":
+            messages.append({"role": "assistant", "content": row.text})
+        else:
+            text = f"{row.sender_name or row.sender_id}: {row.text}" if named else row.text
+            messages.append({"role": "user", "content": text})
+    return messages

@@ -1,0 +1,191 @@
+"""The dispatcher: runs accepted messages through the pipeline.
+
+Messages of one conversation are handled strictly in order, one at a time; different
+conversations run concurrently, at most ``max_in_flight`` at once. With the ``coalesce``
+burst policy, messages that arrive while a reply is being generated are answered
+together, once. After a crash, ``resume()`` picks up everything accepted but not finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Literal
+
+from botkit.context import Context, draft_of, reply_of
+from botkit.messages import Attachment, Message, Sender
+from botkit.routing import Pipeline
+from botkit.runtime import Runtime
+from botkit.store import OutboundDraft, StoredMessage
+
+__all__ = ["APOLOGY", "Dispatcher"]
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, I couldn't answer that just now. Please try again in a moment."
+BurstPolicy = Literal["queue", "coalesce"]
+
+
+class Dispatcher:
+    """Per-conversation ordering, cross-conversation concurrency, bounded in-flight work."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        pipeline: Pipeline,
+        *,
+        max_in_flight: int = 32,
+        burst: BurstPolicy = "queue",
+    ) -> None:
+        self._runtime = runtime
+        self._pipeline = pipeline
+        self._burst = burst
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._queues: dict[int, deque[int]] = {}
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._known: set[int] = set()
+        self._waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self._accepting = True
+
+    def submit(self, message_id: int, conversation_id: int) -> None:
+        """Queue an accepted message for its conversation's worker."""
+        if message_id in self._known or not self._accepting:
+            return
+        self._known.add(message_id)
+        self._queues.setdefault(conversation_id, deque()).append(message_id)
+        self._runtime.metrics.queue_depth.inc()
+        if conversation_id not in self._workers:
+            task = asyncio.create_task(self._work(conversation_id), name=f"conv-{conversation_id}")
+            self._workers[conversation_id] = task
+
+    async def resume(self) -> int:
+        """Queue every message accepted before a stop but not finished; returns how many."""
+        rows = await self._runtime.store.unfinished_inbound()
+        for row in rows:
+            self.submit(row.id, row.conversation_id)
+        if rows:
+            log.info("resuming %d message(s) accepted before the last stop", len(rows))
+        return len(rows)
+
+    async def wait_done(self, message_id: int) -> None:
+        """Wait until ``message_id`` is finished; returns at once if it is not pending."""
+        if message_id not in self._known:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(message_id, []).append(future)
+        await future
+
+    async def idle(self) -> None:
+        """Wait until no message is queued or in progress."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking work; let work under way finish for up to ``grace`` seconds.
+
+        Whatever is still unfinished then is cancelled and stays stored as accepted, so
+        the next start answers it: nothing is lost, nothing is answered twice.
+        """
+        self._accepting = False
+        for queue in self._queues.values():
+            queue.clear()  # not started: stays "pending" in the store
+        workers = list(self._workers.values())
+        if not workers:
+            return
+        _, pending = await asyncio.wait(workers, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "%d conversation(s) cut short by the stop; resumed next start", len(pending)
+            )
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _work(self, conversation_id: int) -> None:
+        queue = self._queues[conversation_id]
+        try:
+            while queue and self._accepting:
+                if self._burst == "coalesce":
+                    batch = list(queue)
+                    queue.clear()
+                else:
+                    batch = [queue.popleft()]
+                async with self._slots:
+                    try:
+                        await self._process(conversation_id, batch)
+                    finally:
+                        self._finish(batch)
+        finally:
+            self._workers.pop(conversation_id, None)
+            if not queue:
+                self._queues.pop(conversation_id, None)
+
+    def _finish(self, batch: list[int]) -> None:
+        for message_id in batch:
+            self._known.discard(message_id)
+            self._runtime.metrics.queue_depth.dec()
+            for future in self._waiters.pop(message_id, []):
+                if not future.done():
+                    future.set_result(None)
+
+    async def _process(self, conversation_id: int, batch: list[int]) -> None:
+        store = self._runtime.store
+        rows = [r for r in await store.messages(batch) if r.status in ("pending", "processing")]
+        if not rows:
+            return
+        ids = [r.id for r in rows]
+        await store.set_inbound_status(ids, "processing")
+        message = _message_of(rows)
+        ctx = Context(self._runtime, message, conversation_id)
+        try:
+            result = await self._pipeline.handle(message, ctx)
+        except asyncio.CancelledError:
+            raise  # stays "processing": answered after the next start
+        except Exception as exc:
+            log.exception("handling message %s failed", ids)
+            self._runtime.metrics.failures.labels("handle").inc()
+            draft = draft_of(conversation_id, message.channel, reply_of(APOLOGY, message), message)
+            await store.finish_inbound(
+                ids, "failed", [_plain(draft)], error=f"{type(exc).__name__}: {exc}"[:2000]
+            )
+        else:
+            drafts = []
+            if result is not None:
+                reply = reply_of(result, message)
+                if reply.text.strip():
+                    drafts.append(draft_of(conversation_id, message.channel, reply, message))
+            status = "done" if drafts or ctx.replied else "skipped"
+            await store.finish_inbound(ids, status, drafts)
+        await self._runtime.outbox.flush(conversation_id)
+
+
+def _plain(draft: OutboundDraft) -> OutboundDraft:
+    return OutboundDraft(
+        draft.conversation_id, draft.channel, draft.text, "plain", draft.reply_to_id, draft.meta
+    )
+
+
+def _message_of(rows: list[StoredMessage]) -> Message:
+    """The message handlers see; a coalesced burst reads as one message."""
+    last = rows[-1]
+    return Message(
+        conversation=last.conversation,
+        sender=Sender(id=last.sender_id or "", name=last.sender_name),
+        text="\n".join(r.text for r in rows if r.text),
+        external_id=last.external_id or "",
+        attachments=tuple(
+            Attachment(
+                name=str(a.get("name", "")),
+                content_type=str(a.get("content_type", "application/octet-stream")),
+                size=a.get("size"),
+                url=a.get("url"),
+            )
+            for r in rows
+            for a in r.attachments
+        ),
+        metadata={**last.meta, "coalesced": len(rows)} if len(rows) > 1 else last.meta,
+        received_at=last.created_at
+        or Message.__dataclass_fields__["received_at"].default_factory(),  # type: ignore[misc]
+        id=last.id,
+    )

@@ -1,0 +1,236 @@
+"""The ``Plugin`` object and its decorators.
+
+A plugin module exposes one ``Plugin``; decorating functions only records them on that
+object. Nothing is registered anywhere until a ``Bot`` loads the plugin::
+
+    plugin = Plugin("echo", description="Repeats what you say")
+
+    @plugin.on_command("echo", description="Repeat the text after the command")
+    async def echo(message: Message, ctx: Context) -> str:
+        return ctx.args or "Nothing to repeat."
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from botkit.exceptions import PluginError
+from botkit.messages import Message, Reply
+from botkit.schedule import CronSchedule, IntervalSchedule, Schedule
+
+if TYPE_CHECKING:
+    from botkit.context import Context, JobContext, PluginRuntime
+
+__all__ = [
+    "CommandHandler",
+    "Handler",
+    "HandlerResult",
+    "LifecycleHook",
+    "MessageHandler",
+    "Middleware",
+    "Next",
+    "Plugin",
+    "ScheduledJob",
+    "SkipHandler",
+]
+
+HandlerResult = Reply | str | None
+Handler = Callable[[Message, "Context"], Awaitable[HandlerResult]]
+Next = Callable[[], Awaitable[HandlerResult]]
+Middleware = Callable[[Message, "Context", Next], Awaitable[HandlerResult]]
+JobFunction = Callable[["JobContext"], Awaitable[None]]
+LifecycleHook = Callable[["PluginRuntime"], Awaitable[None]]
+MessagePredicate = Callable[[Message], bool]
+
+_COMMAND_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,31}$")
+
+
+class SkipHandler(Exception):
+    """Raised by a handler to pass the message on to the next matching handler."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandHandler:
+    """A ``/name`` command a plugin answers."""
+
+    plugin: str
+    name: str
+    description: str
+    func: Handler
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHandler:
+    """A handler for messages matching a regex or predicate; ``None`` matches everything."""
+
+    plugin: str
+    func: Handler
+    pattern: re.Pattern[str] | None = None
+    predicate: MessagePredicate | None = None
+    channels: frozenset[str] | None = None
+
+    @property
+    def catch_all(self) -> bool:
+        """True when it matches every message (the default chat skill)."""
+        return self.pattern is None and self.predicate is None
+
+    def match(self, message: Message) -> re.Match[str] | bool:
+        """A regex match, ``True`` for a predicate or catch-all hit, else ``False``."""
+        if self.channels is not None and message.channel not in self.channels:
+            return False
+        if self.pattern is not None:
+            return self.pattern.search(message.text) or False
+        if self.predicate is not None:
+            return bool(self.predicate(message))
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJob:
+    """A function run on an interval or a cron schedule."""
+
+    plugin: str
+    name: str
+    schedule: Schedule
+    func: JobFunction
+
+
+class Plugin:
+    """A skill: commands, message handlers, scheduled jobs, middlewares and hooks.
+
+    Args:
+        name: the plugin's name; its persisted state and settings live under it.
+        description: one line for ``/help`` and ``botkit check-config``.
+        settings_class: a frozen dataclass its ``[plugins.NAME]`` table is parsed into;
+            handlers read it as ``ctx.settings``.
+    """
+
+    def __init__(
+        self, name: str, *, description: str = "", settings_class: type[Any] | None = None
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.settings_class = settings_class
+        self.commands: list[CommandHandler] = []
+        self.message_handlers: list[MessageHandler] = []
+        self.jobs: list[ScheduledJob] = []
+        self.middlewares: list[Middleware] = []
+        self.startup_hooks: list[LifecycleHook] = []
+        self.shutdown_hooks: list[LifecycleHook] = []
+
+    def __repr__(self) -> str:
+        return f"Plugin({self.name!r})"
+
+    def on_command(
+        self, name: str, *, description: str = "", aliases: tuple[str, ...] = ()
+    ) -> Callable[[Handler], Handler]:
+        """Answer ``/name`` (the text after it is ``ctx.args``).
+
+        Raises:
+            PluginError: the name is not a valid command name.
+        """
+        for command in (name, *aliases):
+            if not _COMMAND_NAME.match(command):
+                raise PluginError(
+                    f"plugin {self.name!r}: {command!r} is not a valid command name "
+                    "(lowercase letters, digits, '_' and '-', at most 32)"
+                )
+
+        def register(func: Handler) -> Handler:
+            self.commands.append(
+                CommandHandler(self.name, name, description or _first_line(func), func, aliases)
+            )
+            return func
+
+        return register
+
+    def on_message(
+        self,
+        match: str | re.Pattern[str] | MessagePredicate | None = None,
+        *,
+        channels: tuple[str, ...] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Answer messages matching a regex (searched in the text) or a predicate.
+
+        With no ``match`` the handler takes every message not answered by a command or a
+        more specific handler: that is how the default chat skill is written.
+        """
+
+        def register(func: Handler) -> Handler:
+            pattern: re.Pattern[str] | None = None
+            predicate: MessagePredicate | None = None
+            if isinstance(match, str):
+                pattern = re.compile(match)
+            elif isinstance(match, re.Pattern):
+                pattern = match
+            elif match is not None:
+                predicate = match
+            self.message_handlers.append(
+                MessageHandler(
+                    self.name,
+                    func,
+                    pattern,
+                    predicate,
+                    frozenset(channels) if channels is not None else None,
+                )
+            )
+            return func
+
+        return register
+
+    def on_schedule(
+        self, *, every: float | timedelta | None = None, cron: str | None = None
+    ) -> Callable[[JobFunction], JobFunction]:
+        """Run a job every ``every`` seconds, or on a five-field ``cron`` expression (UTC).
+
+        Raises:
+            PluginError: neither or both given, or a malformed cron expression.
+        """
+        if (every is None) == (cron is None):
+            raise PluginError(f"plugin {self.name!r}: on_schedule needs exactly one of every/cron")
+        schedule: Schedule
+        if every is not None:
+            seconds = every.total_seconds() if isinstance(every, timedelta) else float(every)
+            if seconds <= 0:
+                raise PluginError(f"plugin {self.name!r}: on_schedule(every=) must be positive")
+            schedule = IntervalSchedule(seconds)
+        else:
+            try:
+                schedule = CronSchedule.parse(cron or "")
+            except ValueError as exc:
+                raise PluginError(f"plugin {self.name!r}: {exc}") from exc
+
+        def register(func: JobFunction) -> JobFunction:
+            self.jobs.append(ScheduledJob(self.name, func.__name__, schedule, func))
+            return func
+
+        return register
+
+    def middleware(self, func: Middleware) -> Middleware:
+        """Run ``func(message, ctx, call_next)`` before handler matching, for every message.
+
+        A middleware may answer itself (return a reply) or drop the message (return
+        ``None`` without calling ``call_next``).
+        """
+        self.middlewares.append(func)
+        return func
+
+    def on_startup(self, func: LifecycleHook) -> LifecycleHook:
+        """Run ``func`` once when the bot starts, before any message is handled."""
+        self.startup_hooks.append(func)
+        return func
+
+    def on_shutdown(self, func: LifecycleHook) -> LifecycleHook:
+        """Run ``func`` once when the bot stops."""
+        self.shutdown_hooks.append(func)
+        return func
+
+
+def _first_line(func: Callable[..., Any]) -> str:
+    doc = (func.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""

@@ -1,0 +1,46 @@
+"""What a running bot shares with its handlers: store, model, adapters, outbox, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from botkit.adapter import Adapter
+from botkit.metrics import Metrics
+from botkit.outbox import Outbox
+from botkit.store import Store
+
+if TYPE_CHECKING:
+    from botkit.llm import ChatModel, TokenCounter
+    from botkit.plugin import CommandHandler
+
+__all__ = ["ChatSettings", "Runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """How the bot talks to the model (the ``[bot]`` and ``[llm]`` tables, resolved)."""
+
+    system_prompt: str = "You are a helpful assistant."
+    reserve_output_tokens: int = 1024
+    temperature: float | None = None
+    history_limit: int = 200
+    summarize: bool = True
+    stream: bool = True
+    burst: Literal["queue", "coalesce"] = "queue"
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Per-bot services; one per ``Bot``, never module-global."""
+
+    store: Store
+    model: ChatModel
+    tokens: TokenCounter
+    outbox: Outbox
+    adapters: Mapping[str, Adapter]
+    metrics: Metrics
+    chat: ChatSettings
+    plugin_settings: Mapping[str, Any] = field(default_factory=dict)
+    commands: list[CommandHandler] = field(default_factory=list)
