@@ -4,6 +4,9 @@ The names below are the public API; adapters and plugins import only these.
 """
 
 from botkit.adapter import Adapter, Capabilities, CommandInfo, MarkupDialect
+from botkit.bot import Bot
+from botkit.config import Config, load_config
+from botkit.context import Context, JobContext, PluginRuntime
 from botkit.exceptions import (
     AuthenticationError,
     BotkitError,
@@ -28,6 +31,7 @@ from botkit.messages import (
     Sender,
     SentMessage,
 )
+from botkit.plugin import Plugin, SkipHandler
 from botkit.secrets import Secret
 from botkit.text import split_text
 
@@ -36,19 +40,25 @@ __all__ = [
     "Adapter",
     "Attachment",
     "AuthenticationError",
+    "Bot",
     "BotkitError",
     "Capabilities",
     "CommandInfo",
+    "Config",
     "ConfigError",
+    "Context",
     "ContextLengthError",
     "ConversationRef",
     "Inbox",
     "InvalidResponseError",
+    "JobContext",
     "KeyValueState",
     "Markup",
     "MarkupDialect",
     "Message",
+    "Plugin",
     "PluginError",
+    "PluginRuntime",
     "QuotaExceededError",
     "RateLimitError",
     "Reply",
@@ -58,6 +68,8 @@ __all__ = [
     "SentMessage",
     "ServiceError",
     "ServiceUnavailableError",
+    "SkipHandler",
     "StoreError",
+    "load_config",
     "split_text",
 ]

@@ -7,6 +7,7 @@ hands them to the :class:`~botkit.inbox.Inbox`, acknowledges to the channel only
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +111,11 @@ class Adapter(ABC):
         Only called when ``capabilities.edits`` is true.
         """
         raise NotImplementedError(f"the {self.name} adapter cannot edit messages")
+
+    async def finished(self) -> None:
+        """Return when this adapter's input has ended for good (the console at end of
+        input); channels that run until stopped never return, which is the default."""
+        await asyncio.Event().wait()
 
     async def typing(self, conversation: ConversationRef) -> None:  # noqa: B027
         """Show a typing indicator, where the channel has one; a no-op by default."""

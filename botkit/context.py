@@ -95,7 +95,7 @@ class Context(PluginRuntime):
         self, plugin: str, *, args: str, match: re.Match[str] | None = None
     ) -> Context:
         """A copy of this context for one plugin's handler."""
-        ctx = Context(
+        return Context(
             self._runtime,
             self.message,
             self.conversation_id,
@@ -103,7 +103,6 @@ class Context(PluginRuntime):
             args=args,
             match=match,
         )
-        return ctx
 
     @property
     def capabilities(self) -> Capabilities:

@@ -18,6 +18,7 @@ from botkit.messages import Attachment, Message, Sender
 from botkit.routing import Pipeline
 from botkit.runtime import Runtime
 from botkit.store import OutboundDraft, StoredMessage
+from botkit.store.models import utcnow
 
 __all__ = ["APOLOGY", "Dispatcher"]
 
@@ -185,7 +186,6 @@ def _message_of(rows: list[StoredMessage]) -> Message:
             for a in r.attachments
         ),
         metadata={**last.meta, "coalesced": len(rows)} if len(rows) > 1 else last.meta,
-        received_at=last.created_at
-        or Message.__dataclass_fields__["received_at"].default_factory(),  # type: ignore[misc]
+        received_at=last.created_at or utcnow(),
         id=last.id,
     )

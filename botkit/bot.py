@@ -1,0 +1,280 @@
+"""``Bot``: builds everything from the config, starts it in order and stops it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import text
+
+from botkit._settings import parse_settings
+from botkit.adapter import Adapter, CommandInfo
+from botkit.config import Config
+from botkit.context import PluginRuntime
+from botkit.discovery import load_adapter_class, load_plugin
+from botkit.dispatch import Dispatcher
+from botkit.exceptions import PluginError
+from botkit.inbox import Inbox
+from botkit.llm import ChatModel, ModelTable, OpenAIChatClient, StandInModel, TokenCounter
+from botkit.metrics import Metrics
+from botkit.outbox import Outbox, OutboxPolicy
+from botkit.plugin import Plugin
+from botkit.routing import Pipeline
+from botkit.runtime import ChatSettings, Runtime
+from botkit.scheduler import Scheduler
+from botkit.store import Database, Store, is_sqlite
+from botkit.web import WebServer
+
+__all__ = ["STAND_IN_NOTICE", "Bot", "build_adapters", "build_model", "build_plugins"]
+
+log = logging.getLogger(__name__)
+
+STAND_IN_NOTICE = (
+    "No model is configured (set OPENAI_API_KEY, or llm.base_url for a local server): "
+    "answers come from botkit's built-in stand-in, which is not a real model."
+)
+DEFAULT_API = "https://api.openai.com/v1"
+
+
+def build_model(config: Config) -> ChatModel:
+    """The configured model client, or the offline stand-in when none is configured."""
+    models = ModelTable.from_config(config.llm.models)
+    if config.llm.stand_in:
+        return StandInModel()
+    llm = config.llm
+    return OpenAIChatClient(
+        llm.base_url or DEFAULT_API,
+        llm.api_key,
+        llm.model,
+        models=models,
+        timeout=llm.timeout,
+        stream_idle_timeout=llm.stream_idle_timeout,
+        max_retries=llm.max_retries,
+        organization=llm.organization,
+    )
+
+
+def build_adapters(config: Config) -> dict[str, Adapter]:
+    """Every enabled adapter, with its settings parsed (secrets from the environment)."""
+    adapters: dict[str, Adapter] = {}
+    for section in config.adapters:
+        cls = load_adapter_class(section.name, section.use)
+        if cls.settings_class is None:
+            if section.settings:
+                raise PluginError(f"adapter {section.name!r} takes no settings ({section.key})")
+            adapters[section.name] = cls(section.name)
+        else:
+            settings = parse_settings(
+                cls.settings_class, section.settings, prefix=section.key, environ=config.environ
+            )
+            adapters[section.name] = cls(section.name, settings)  # type: ignore[call-arg]
+    return adapters
+
+
+def build_plugins(config: Config) -> tuple[list[Plugin], dict[str, Any]]:
+    """Every enabled plugin and its parsed settings, checked for duplicates."""
+    plugins: list[Plugin] = []
+    settings: dict[str, Any] = {}
+    for section in config.plugins:
+        plugin = load_plugin(section.name, section.use)
+        if any(p.name == plugin.name for p in plugins):
+            raise PluginError(f"plugin {plugin.name!r} is enabled twice ({section.key})")
+        if plugin.settings_class is not None:
+            settings[plugin.name] = parse_settings(
+                plugin.settings_class, section.settings, prefix=section.key, environ=config.environ
+            )
+        elif section.settings:
+            raise PluginError(f"plugin {section.name!r} takes no settings ({section.key})")
+        plugins.append(plugin)
+    return plugins, settings
+
+
+class Bot:
+    """A running bot: store, model, adapters, plugins, dispatcher, outbox, web server.
+
+    Use it as ``async with Bot(config) as bot: ...`` or call :meth:`start` and
+    :meth:`stop`. Adapters, plugins and the model can be passed in instead of built
+    from the config (tests, embedding botkit in another program).
+
+    Args:
+        config: the loaded configuration.
+        adapters: use these adapters (by channel name) instead of the configured ones.
+        plugins: use these plugins instead of the configured ones.
+        plugin_settings: settings objects for ``plugins``, by plugin name.
+        model: use this model instead of the configured one.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        adapters: Mapping[str, Adapter] | None = None,
+        plugins: Sequence[Plugin] | None = None,
+        plugin_settings: Mapping[str, Any] | None = None,
+        model: ChatModel | None = None,
+    ) -> None:
+        self.config = config
+        if plugins is None:
+            loaded, parsed = build_plugins(config)
+        else:
+            loaded, parsed = list(plugins), dict(plugin_settings or {})
+        self.plugins = loaded
+        self.pipeline = Pipeline(self.plugins)
+        self.adapters = dict(adapters) if adapters is not None else build_adapters(config)
+        self.model = model if model is not None else build_model(config)
+        self.metrics = Metrics()
+        self.database = Database(config.database.url, busy_timeout=config.database.busy_timeout)
+        self.store = Store(self.database)
+        self.outbox = Outbox(
+            self.store,
+            self.adapters,
+            self.metrics,
+            OutboxPolicy(**{f: getattr(config.outbox, f) for f in config.outbox.__slots__}),
+        )
+        bot = config.bot
+        self.runtime = Runtime(
+            store=self.store,
+            model=self.model,
+            tokens=TokenCounter(self.model.model_info().encoding),
+            outbox=self.outbox,
+            adapters=self.adapters,
+            metrics=self.metrics,
+            chat=ChatSettings(
+                system_prompt=bot.system_prompt,
+                reserve_output_tokens=config.llm.reserve_output_tokens,
+                temperature=config.llm.temperature,
+                history_limit=bot.history_limit,
+                summarize=bot.summarize,
+                stream=bot.stream,
+                burst=bot.burst,
+            ),
+            plugin_settings=parsed,
+            commands=self.pipeline.command_list(),
+        )
+        self.dispatcher = Dispatcher(
+            self.runtime, self.pipeline, max_in_flight=bot.max_in_flight, burst=bot.burst
+        )
+        self.inbox = Inbox(
+            self.store, self.dispatcher.submit, self.dispatcher.wait_done, self.metrics
+        )
+        self.scheduler = Scheduler(self.runtime, [job for p in self.plugins for job in p.jobs])
+        self.web: WebServer | None = None
+        self._started: list[str] = []
+        self._stop_requested = asyncio.Event()
+
+    @property
+    def uses_stand_in(self) -> bool:
+        """Whether answers come from the offline stand-in rather than a real model."""
+        return isinstance(self.model, StandInModel)
+
+    async def start(self) -> None:
+        """Migrate (SQLite), resume unfinished work, start plugins, the web server, adapters."""
+        if self.uses_stand_in:
+            log.warning(STAND_IN_NOTICE)
+        auto = self.config.database.auto_migrate
+        if auto or (auto is None and is_sqlite(self.database.url)):
+            await self.database.upgrade()
+        self._started.append("database")
+        for plugin in self.plugins:
+            for hook in plugin.startup_hooks:
+                await hook(PluginRuntime(self.runtime, plugin.name))
+        self._started.append("plugins")
+        routes = [route for adapter in self.adapters.values() for route in adapter.web_routes()]
+        if self.config.web.enabled or routes:
+            self.web = WebServer(
+                self.config.web.host, self.config.web.port, self.metrics, self._healthy
+            )
+            self.web.add_routes(routes)
+            await self.web.start()
+        await self.outbox.resume()
+        await self.dispatcher.resume()
+        self.scheduler.start()
+        commands = [CommandInfo(c.name, c.description) for c in self.runtime.commands]
+        for adapter in self.adapters.values():
+            await adapter.start(self.inbox)
+            self._started.append(f"adapter:{adapter.name}")
+            try:
+                await adapter.publish_commands(commands)
+            except Exception as exc:  # a command menu is a nicety, never fatal
+                log.warning("adapter %s could not publish commands: %s", adapter.name, exc)
+
+    async def stop(self) -> None:
+        """Stop intake, let work in flight finish (up to ``bot.shutdown_grace`` s), close.
+
+        Work that does not finish in time stays stored and is resumed on the next start.
+        """
+        self.inbox.close()
+        for adapter in self.adapters.values():
+            if f"adapter:{adapter.name}" in self._started:
+                try:
+                    await adapter.stop()
+                except Exception:
+                    log.exception("adapter %s failed to stop", adapter.name)
+        await self.dispatcher.stop(self.config.bot.shutdown_grace)
+        await self.scheduler.stop()
+        await self.outbox.close()
+        if "plugins" in self._started:
+            for plugin in self.plugins:
+                for hook in plugin.shutdown_hooks:
+                    try:
+                        await hook(PluginRuntime(self.runtime, plugin.name))
+                    except Exception:
+                        log.exception("plugin %s failed to shut down", plugin.name)
+        if self.web is not None:
+            await self.web.stop()
+        await self.model.close()
+        await self.database.close()
+        self._started.clear()
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run_until_stopped` to return (from a signal handler)."""
+        self._stop_requested.set()
+
+    async def run_until_stopped(self) -> None:
+        """Run until SIGTERM/SIGINT, or until every adapter's input has ended."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+                loop.add_signal_handler(sig, self.request_stop)
+        finished: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(a.finished() for a in self.adapters.values()))
+        )
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait([finished, stop], return_when=asyncio.FIRST_COMPLETED)
+            if finished.done():
+                await self.dispatcher.idle()
+        finally:
+            finished.cancel()
+            stop.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    async def _healthy(self) -> bool:
+        try:
+            async with self.database.read() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def __aenter__(self) -> Bot:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,177 @@
+"""The ``botkit`` command: run, chat, db upgrade, usage, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from botkit.bot import STAND_IN_NOTICE, Bot, build_adapters, build_model, build_plugins
+from botkit.config import Config, load_config
+from botkit.discovery import load_adapter_class
+from botkit.exceptions import BotkitError, ConfigError, PluginError
+from botkit.routing import Pipeline
+from botkit.store import Database, Store, UsageRow, dollars
+
+__all__ = ["main"]
+
+log = logging.getLogger("botkit")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``botkit`` command; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG
+        if args.verbose
+        else logging.WARNING
+        if args.command == "chat"
+        else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        config = load_config(args.config)
+        return int(asyncio.run(args.handler(config, args)))
+    except ConfigError as exc:
+        print(f"botkit: config error: {exc}", file=sys.stderr)
+        return 2
+    except PluginError as exc:
+        print(f"botkit: {exc}", file=sys.stderr)
+        return 2
+    except BotkitError as exc:
+        print(f"botkit: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # pragma: no cover - Ctrl-C before the loop took over
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="botkit", description="Chat bots for Slack, Telegram and email, backed by a model."
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        help="the TOML config file (default: $BOTKIT_CONFIG, "
+        "else ./botkit.toml, else built-in defaults)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run the bot on every configured channel")
+    run.set_defaults(handler=_run)
+    chat = sub.add_parser("chat", help="talk to the bot in this terminal (or through a pipe)")
+    chat.set_defaults(handler=_chat)
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply the database migrations")
+    upgrade.set_defaults(handler=_db_upgrade)
+    usage = sub.add_parser("usage", help="model spend and tokens by day, model, channel, user")
+    usage.add_argument("--days", type=int, default=30, help="how many days back (default 30)")
+    usage.add_argument("--json", action="store_true", help="print JSON for machines")
+    usage.set_defaults(handler=_usage)
+    check = sub.add_parser("check-config", help="load and check the configuration, then exit")
+    check.set_defaults(handler=_check_config)
+    return parser
+
+
+async def _run(config: Config, args: argparse.Namespace) -> int:
+    bot = Bot(config)
+    async with bot:
+        await bot.run_until_stopped()
+    return 0
+
+
+async def _chat(config: Config, args: argparse.Namespace) -> int:
+    console = load_adapter_class("console")
+    bot = Bot(config, adapters={"console": console("console")})
+    if bot.uses_stand_in:
+        print(f"botkit: {STAND_IN_NOTICE}", file=sys.stderr)
+    async with bot:
+        await bot.run_until_stopped()
+    return 0
+
+
+async def _db_upgrade(config: Config, args: argparse.Namespace) -> int:
+    database = Database(config.database.url, busy_timeout=config.database.busy_timeout)
+    try:
+        await database.upgrade()
+    finally:
+        await database.close()
+    print(f"database {_safe_url(database.url)} is up to date")
+    return 0
+
+
+async def _usage(config: Config, args: argparse.Namespace) -> int:
+    database = Database(config.database.url)
+    try:
+        await database.upgrade() if database.sqlite else None
+        since = datetime.now(UTC) - timedelta(days=args.days)
+        rows = await Store(database).usage(since=since)
+    finally:
+        await database.close()
+    if args.json:
+        print(json.dumps([_usage_json(r) for r in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"no model calls in the last {args.days} days")
+        return 0
+    header = f"{'day':10}  {'model':24} {'channel':10} {'user':16} {'calls':>5} {'prompt':>9} {'output':>9} {'cost $':>12}"
+    print(header)
+    total = Decimal(0)
+    for r in rows:
+        cost = dollars(r.cost_nanos) or Decimal(0)
+        total += cost
+        unknown = f" (+{r.unpriced_calls} unpriced)" if r.unpriced_calls else ""
+        print(
+            f"{r.day:10}  {r.model[:24]:24} {r.channel[:10]:10} {r.user[:16]:16} {r.calls:>5} "
+            f"{r.prompt_tokens:>9} {r.completion_tokens:>9} {cost:>12.6f}{unknown}"
+        )
+    print(f"total: ${total:.6f}")
+    return 0
+
+
+def _usage_json(row: UsageRow) -> dict[str, object]:
+    return {
+        "day": row.day,
+        "model": row.model,
+        "channel": row.channel or None,
+        "user": row.user or None,
+        "calls": row.calls,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "cost_usd": str(dollars(row.cost_nanos)),
+        "unpriced_calls": row.unpriced_calls,
+    }
+
+
+async def _check_config(config: Config, args: argparse.Namespace) -> int:
+    adapters = build_adapters(config)
+    plugins, _ = build_plugins(config)
+    Pipeline(plugins)  # duplicate commands fail here
+    model = build_model(config)
+    await model.close()
+    print(f"config: {config.path or '(built-in defaults)'}")
+    print(f"database: {_safe_url(config.database.url)}")
+    print(
+        f"model: {'stand-in (offline, not a real model)' if config.llm.stand_in else config.llm.model}"
+    )
+    print(f"adapters: {', '.join(adapters) or 'none'}")
+    print(f"plugins: {', '.join(p.name for p in plugins) or 'none'}")
+    print("ok")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

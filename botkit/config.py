@@ -1,0 +1,258 @@
+"""Configuration: one TOML file, conventional environment overrides, secrets from the env.
+
+``load_config()`` is the only place botkit reads the environment. Secrets are never
+written in the file: a setting like ``api_key_env = "OPENAI_API_KEY"`` names the variable
+that holds it. Every error names the TOML key at fault.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from botkit._settings import parse_settings
+from botkit.exceptions import ConfigError
+from botkit.secrets import Secret
+
+__all__ = [
+    "BotSection",
+    "Config",
+    "DatabaseSection",
+    "LLMSection",
+    "OutboxSection",
+    "WebSection",
+    "load_config",
+]
+
+DEFAULT_DATABASE_URL = "sqlite:///botkit.db"
+
+
+@dataclass(frozen=True, slots=True)
+class BotSection:
+    """``[bot]``: the bot's name and how it handles conversations."""
+
+    name: str = "botkit"
+    system_prompt: str = "You are a helpful assistant. Answer concisely."
+    burst: Literal["queue", "coalesce"] = "queue"
+    max_in_flight: int = 32
+    stream: bool = True
+    history_limit: int = 200
+    summarize: bool = True
+    shutdown_grace: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSection:
+    """``[database]``: where conversations are kept."""
+
+    url: str = DEFAULT_DATABASE_URL
+    busy_timeout: float = 30.0
+    # None: migrate SQLite automatically, leave PostgreSQL to `botkit db upgrade`.
+    auto_migrate: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LLMSection:
+    """``[llm]``: the OpenAI-compatible server and model."""
+
+    base_url: str | None = None
+    api_key: Secret | None = field(default=None, metadata={"env": "OPENAI_API_KEY"})
+    model: str = "gpt-4o-mini"
+    organization: str | None = None
+    timeout: float = 60.0
+    stream_idle_timeout: float = 30.0
+    max_retries: int = 4
+    reserve_output_tokens: int = 1024
+    temperature: float | None = None
+    models: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stand_in(self) -> bool:
+        """True when neither a key nor a server is configured: the offline stand-in answers."""
+        return self.api_key is None and self.base_url is None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSection:
+    """``[web]``: the HTTP server for webhooks, ``/healthz`` and ``/metrics``."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSection:
+    """``[outbox]``: how hard replies are retried."""
+
+    max_attempts: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    inline_wait_max: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentSection:
+    """One ``[adapters.NAME]`` or ``[plugins.NAME]`` table, before its own settings parse."""
+
+    name: str
+    use: str | None
+    enabled: bool
+    settings: Mapping[str, Any]
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration, resolved."""
+
+    bot: BotSection = BotSection()
+    database: DatabaseSection = DatabaseSection()
+    llm: LLMSection = LLMSection()
+    web: WebSection = WebSection()
+    outbox: OutboxSection = OutboxSection()
+    adapters: tuple[ComponentSection, ...] = ()
+    plugins: tuple[ComponentSection, ...] = ()
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    path: Path | None = None
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "bot": BotSection,
+    "database": DatabaseSection,
+    "llm": LLMSection,
+    "web": WebSection,
+    "outbox": OutboxSection,
+}
+_ENV_OVERRIDES = {
+    "OPENAI_BASE_URL": ("llm", "base_url"),
+    "BOTKIT_MODEL": ("llm", "model"),
+    "BOTKIT_DATABASE_URL": ("database", "url"),
+}
+DEFAULT_ADAPTERS = ("console",)
+DEFAULT_PLUGINS = ("chat",)
+
+
+def load_config(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read the config file (if any) and apply the environment.
+
+    Args:
+        path: the TOML file; ``None`` uses ``$BOTKIT_CONFIG``, else ``./botkit.toml`` if
+            it exists, else the built-in defaults (SQLite, the console, the stand-in
+            model unless ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set).
+        environ: the environment to read (default: ``os.environ``).
+
+    Raises:
+        ConfigError: naming the key and what is wrong with it.
+    """
+    env = dict(os.environ if environ is None else environ)
+    file = _find_file(path, env)
+    data = _read_toml(file) if file is not None else {}
+    return parse_config(data, environ=env, path=file)
+
+
+def parse_config(
+    data: Mapping[str, Any], *, environ: Mapping[str, str], path: Path | None = None
+) -> Config:
+    """Build a ``Config`` from an already parsed TOML document."""
+    unknown = set(data) - set(_SECTIONS) - {"adapters", "plugins"}
+    if unknown:
+        known = ", ".join(sorted([*_SECTIONS, "adapters", "plugins"]))
+        raise ConfigError(sorted(unknown)[0], f"unknown section (known: {known})")
+    tables = {name: dict(_table(data, name)) for name in _SECTIONS}
+    for variable, (section, key) in _ENV_OVERRIDES.items():
+        if environ.get(variable):
+            tables[section][key] = environ[variable]
+    sections = {
+        name: parse_settings(cls, tables[name], prefix=name, environ=environ)
+        for name, cls in _SECTIONS.items()
+    }
+    _check(sections)
+    adapters = _components(data, "adapters", DEFAULT_ADAPTERS)
+    plugins = _components(data, "plugins", DEFAULT_PLUGINS)
+    return Config(
+        **sections,
+        adapters=adapters,
+        plugins=plugins,
+        environ=environ,
+        path=path,
+    )
+
+
+def _find_file(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        return Path(path)
+    if env.get("BOTKIT_CONFIG"):
+        return Path(env["BOTKIT_CONFIG"])
+    default = Path("botkit.toml")
+    return default if default.is_file() else None
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        with file.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("", f"config file {file} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{file} is not valid TOML: {exc}") from None
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+def _check(sections: Mapping[str, Any]) -> None:
+    bot: BotSection = sections["bot"]
+    llm: LLMSection = sections["llm"]
+    web: WebSection = sections["web"]
+    if bot.max_in_flight < 1:
+        raise ConfigError("bot.max_in_flight", "must be at least 1")
+    if bot.history_limit < 1:
+        raise ConfigError("bot.history_limit", "must be at least 1")
+    for key, value in (
+        ("llm.timeout", llm.timeout),
+        ("llm.stream_idle_timeout", llm.stream_idle_timeout),
+    ):
+        if value <= 0:
+            raise ConfigError(key, "must be a positive number of seconds")
+    if llm.max_retries < 0:
+        raise ConfigError("llm.max_retries", "must not be negative")
+    if llm.reserve_output_tokens < 1:
+        raise ConfigError("llm.reserve_output_tokens", "must be at least 1")
+    if llm.base_url is not None and not llm.base_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            "llm.base_url", f"must start with http:// or https://, not {llm.base_url!r}"
+        )
+    if not 0 <= web.port <= 65535:
+        raise ConfigError("web.port", "must be a port number (0-65535)")
+
+
+def _components(
+    data: Mapping[str, Any], section: str, defaults: tuple[str, ...]
+) -> tuple[ComponentSection, ...]:
+    if section not in data:
+        return tuple(ComponentSection(n, None, True, {}, f"{section}.{n}") for n in defaults)
+    result = []
+    for name, table in _table(data, section).items():
+        key = f"{section}.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(key, "must be a table")
+        settings = dict(table)
+        use = settings.pop("use", None)
+        enabled = settings.pop("enabled", True)
+        if use is not None and (not isinstance(use, str) or ":" not in use):
+            raise ConfigError(f"{key}.use", 'must be an import path like "package.module:Name"')
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{key}.enabled", "must be true or false")
+        result.append(ComponentSection(name, use, enabled, settings, key))
+    return tuple(c for c in result if c.enabled)

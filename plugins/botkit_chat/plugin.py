@@ -1,0 +1,66 @@
+"""The chat plugin: answers every message no other handler took, from the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from botkit import Context, Message, Plugin, Reply
+
+__all__ = ["ChatPluginSettings", "plugin"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPluginSettings:
+    """``[plugins.chat]``.
+
+    Attributes:
+        system_prompt: overrides ``bot.system_prompt`` for this skill.
+        channel_prompts: a system prompt per channel (``{telegram = "..."}``).
+        greeting: the answer to ``/start``.
+        non_text_reply: the answer to a message with no text (a sticker, a voice note).
+    """
+
+    system_prompt: str | None = None
+    channel_prompts: dict[str, str] = field(default_factory=dict)
+    greeting: str = "Hello! Ask me anything. Send /help to see the commands, /reset to start over."
+    non_text_reply: str = "I can only read text here."
+
+
+plugin = Plugin("chat", description="Talk with the model", settings_class=ChatPluginSettings)
+
+
+def _settings(ctx: Context) -> ChatPluginSettings:
+    settings = ctx.settings
+    return settings if isinstance(settings, ChatPluginSettings) else ChatPluginSettings()
+
+
+@plugin.on_command("start", description="Say hello")
+async def start(message: Message, ctx: Context) -> str:
+    """Greet the user."""
+    return _settings(ctx).greeting
+
+
+@plugin.on_command("help", description="List the commands")
+async def help_(message: Message, ctx: Context) -> Reply:
+    """List every command the bot answers."""
+    lines = [
+        f"/{c.name} — {c.description}" if c.description else f"/{c.name}" for c in ctx.commands
+    ]
+    return Reply("Commands:\n" + "\n".join(lines), markup="plain")
+
+
+@plugin.on_command("reset", description="Start a new conversation")
+async def reset(message: Message, ctx: Context) -> str:
+    """Forget the conversation so far."""
+    await ctx.reset()
+    return "Started a new conversation."
+
+
+@plugin.on_message()
+async def chat(message: Message, ctx: Context) -> Reply | str | None:
+    """Answer from the model, with the conversation's history."""
+    settings = _settings(ctx)
+    if not message.text.strip():
+        return settings.non_text_reply
+    prompt = settings.channel_prompts.get(message.channel) or settings.system_prompt
+    return await ctx.llm.respond(system_prompt=prompt)
