@@ -136,7 +136,7 @@ class Store:
                 .where(MessageRow.direction == "in", MessageRow.status.in_(UNFINISHED_IN))
                 .order_by(MessageRow.id)
             )
-            return [_snapshot(m, c) for m, c in rows.tuples()]
+            return [_snapshot(m, c) for m, c in rows.all()]
 
     async def messages(self, ids: Sequence[int]) -> list[StoredMessage]:
         """The messages with these ids, in id order."""
@@ -147,7 +147,7 @@ class Store:
                 .where(MessageRow.id.in_(list(ids)))
                 .order_by(MessageRow.id)
             )
-            return [_snapshot(m, c) for m, c in rows.tuples()]
+            return [_snapshot(m, c) for m, c in rows.all()]
 
     async def set_inbound_status(
         self, ids: Sequence[int], status: str, *, error: str | None = None
@@ -223,7 +223,7 @@ class Store:
                 )
                 .order_by(MessageRow.id)
             )
-            return [_snapshot(m, c) for m, c in rows.tuples()]
+            return [_snapshot(m, c) for m, c in rows.all()]
 
     async def conversations_with_undelivered(self) -> list[int]:
         """Conversations that have replies waiting in the outbox (crash recovery)."""
@@ -290,7 +290,7 @@ class Store:
                 .order_by(MessageRow.id.desc())
                 .limit(limit)
             )
-            return [_snapshot(m, c) for m, c in reversed(list(rows.tuples()))]
+            return [_snapshot(m, c) for m, c in reversed(list(rows.all()))]
 
     async def reset_conversation(self, conversation_id: int, *, through_id: int) -> None:
         """Start the conversation afresh: history begins after message ``through_id``."""
@@ -358,7 +358,7 @@ class Store:
             rows = await session.execute(query.order_by(day.desc(), ModelCallRow.model))
             return [
                 UsageRow(str(d), m, c, u, int(n), int(p), int(o), int(cost), int(unpriced or 0))
-                for d, m, c, u, n, p, o, cost, unpriced in rows.tuples()
+                for d, m, c, u, n, p, o, cost, unpriced in rows.all()
             ]
 
     # -- state ---------------------------------------------------------------------------

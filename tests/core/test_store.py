@@ -1,0 +1,142 @@
+"""The store on SQLite and PostgreSQL: dedupe, history, outbox, usage, state, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from botkit import ConversationRef, Message, Sender
+from botkit.store import CallRow, OutboundDraft, Store, dollars, nanos
+from botkit.store.models import Base
+
+
+def _msg(text: str, external_id: str, chat: str = "c1", user: str = "u1") -> Message:
+    return Message(ConversationRef("test", chat), Sender(user, user.upper()), text, external_id)
+
+
+async def test_accept_stores_once_per_channel_and_external_id(store: Store) -> None:
+    first, conv = await store.accept(_msg("hi", "e1"))
+    again, conv_again = await store.accept(_msg("hi again", "e1"))
+    other_channel = Message(ConversationRef("other", "c1"), Sender("u1"), "hi", "e1")
+    third, _ = await store.accept(other_channel)
+    assert not first.duplicate and again.duplicate
+    assert again.message_id == first.message_id and conv == conv_again
+    assert not third.duplicate and third.message_id != first.message_id
+    [row] = [r for r in await store.unfinished_inbound() if r.id == first.message_id]
+    assert row.text == "hi"  # the duplicate did not overwrite the original
+
+
+async def test_concurrent_accepts_of_one_message_store_it_once(store: Store) -> None:
+    results = await asyncio.gather(*(store.accept(_msg("x", "same")) for _ in range(10)))
+    assert sum(not accepted.duplicate for accepted, _ in results) == 1
+    assert len({accepted.message_id for accepted, _ in results}) == 1
+    assert len(await store.unfinished_inbound()) == 1
+
+
+async def test_history_returns_newest_turns_in_order_and_respects_reset(store: Store) -> None:
+    ids = []
+    for i in range(6):
+        accepted, conv = await store.accept(_msg(f"m{i}", f"e{i}"))
+        ids.append(accepted.message_id)
+        await store.finish_inbound(
+            [accepted.message_id], "done", [OutboundDraft(conv, "test", f"r{i}")]
+        )
+    history = await store.history(conv, before_id=None, limit=4)
+    assert [h.text for h in history] == ["m4", "r4", "m5", "r5"]
+    await store.reset_conversation(conv, through_id=ids[4])
+    history = await store.history(conv, before_id=None, limit=50)
+    assert [h.text for h in history] == ["r4", "m5", "r5"]
+
+
+async def test_history_excludes_failed_replies_and_later_messages(store: Store) -> None:
+    a, conv = await store.accept(_msg("first", "e1"))
+    [out] = await store.finish_inbound([a.message_id], "done", [OutboundDraft(conv, "test", "bad")])
+    await store.update_outbound(out, status="failed")
+    b, _ = await store.accept(_msg("second", "e2"))
+    await store.accept(_msg("third", "e3"))
+    await store.set_inbound_status([b.message_id], "processing")
+    history = await store.history(conv, before_id=b.message_id + 1, limit=50)
+    assert [h.text for h in history] == ["first", "second"]
+
+
+async def test_outbox_lists_undelivered_replies_oldest_first(store: Store) -> None:
+    a, conv = await store.accept(_msg("q", "e1"))
+    out_ids = await store.finish_inbound(
+        [a.message_id], "done", [OutboundDraft(conv, "test", "one"), OutboundDraft(conv, "test", "two")]
+    )
+    assert [r.text for r in await store.pending_outbound(conv)] == ["one", "two"]
+    await store.update_outbound(out_ids[0], status="delivered", external_id="x")
+    assert [r.text for r in await store.pending_outbound(conv)] == ["two"]
+    assert await store.conversations_with_undelivered() == [conv]
+
+
+async def test_interrupted_streams_are_marked_failed(store: Store) -> None:
+    a, conv = await store.accept(_msg("q", "e1"))
+    await store.add_outbound(OutboundDraft(conv, "test", "partial", status="streaming"))
+    assert await store.interrupt_streams() == 1
+    assert await store.pending_outbound(conv) == []
+
+
+async def test_usage_groups_calls_and_keeps_unknown_prices_unknown(store: Store) -> None:
+    a, conv = await store.accept(_msg("q", "e1"))
+    for cost in (Decimal("0.04"), Decimal("0.01")):
+        await store.record_call(
+            CallRow("chat", "gpt-4-turbo", 1000, 1000, nanos(cost), 12.0, True, None, 1,
+                    a.message_id, conv, "test", "u1")
+        )
+    await store.record_call(
+        CallRow("chat", "mystery-model", 10, 5, None, 3.0, True, None, 1, a.message_id, conv,
+                "test", "u1")
+    )
+    rows = {r.model: r for r in await store.usage()}
+    turbo = rows["gpt-4-turbo"]
+    assert turbo.calls == 2 and turbo.prompt_tokens == 2000 and turbo.completion_tokens == 2000
+    assert dollars(turbo.cost_nanos) == Decimal("0.05")
+    assert turbo.channel == "test" and turbo.user == "u1" and turbo.unpriced_calls == 0
+    assert rows["mystery-model"].unpriced_calls == 1 and rows["mystery-model"].cost_nanos == 0
+
+
+async def test_state_round_trips_json_per_namespace(store: Store) -> None:
+    a, b = store.state("plugin:a"), store.state("plugin:b")
+    await a.set("k", {"n": 1, "list": [1, "x"]})
+    await b.set("k", "other")
+    assert await a.get("k") == {"n": 1, "list": [1, "x"]}
+    assert await b.get("k") == "other"
+    await a.set("k", 2)
+    assert await a.get("k") == 2
+    await a.delete("k")
+    await a.delete("k")  # deleting twice is fine
+    assert await a.get("k", "gone") == "gone"
+
+
+async def test_summary_is_replaced_and_cleared_by_reset(store: Store) -> None:
+    a, conv = await store.accept(_msg("q", "e1"))
+    assert await store.summary(conv) is None
+    await store.save_summary(conv, "one", 1)
+    await store.save_summary(conv, "two", a.message_id)
+    assert await store.summary(conv) == ("two", a.message_id)
+    await store.reset_conversation(conv, through_id=a.message_id)
+    assert await store.summary(conv) is None
+
+
+def test_money_is_exact_in_nano_dollars() -> None:
+    assert nanos(Decimal("0.00015")) == 150_000
+    assert dollars(nanos(Decimal("0.04"))) == Decimal("0.04")
+    assert nanos(None) is None and dollars(None) is None
+
+
+async def test_migrations_build_exactly_the_models_schema(store: Store) -> None:
+    async with store.db.engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+        )
+    assert diff == []
+
+
+async def test_upgrade_twice_is_a_no_op(store: Store) -> None:
+    await store.db.upgrade()
+    accepted, _ = await store.accept(_msg("still works", "e1"))
+    assert not accepted.duplicate
