@@ -19,6 +19,7 @@ from botkit import (
     Sender,
     SentMessage,
     ServiceError,
+    split_text,
 )
 
 
@@ -89,10 +90,13 @@ class RecordingAdapter(Adapter):
         self.send_attempts += 1
         if self.fail_next:
             raise self.fail_next.pop(0)
-        sent = Sent(conversation, reply.text, f"out-{next(self._ids)}", delivery_id)
-        self.sent.append(sent)
+        # like a real channel, split what is longer than one message
+        pieces = split_text(reply.text, self.capabilities.max_length) or [reply.text]
+        for piece in pieces:
+            sent = Sent(conversation, piece, f"out-{next(self._ids)}", delivery_id)
+            self.sent.append(sent)
         self.delivered.set()
-        return SentMessage(conversation, sent.external_id, reply.text)
+        return SentMessage(conversation, sent.external_id, pieces[-1])
 
     async def edit(self, sent: SentMessage, text: str) -> SentMessage:
         self.edit_attempts += 1
