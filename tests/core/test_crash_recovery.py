@@ -1,0 +1,78 @@
+"""A bot process killed with SIGKILL answers what it had accepted exactly once after restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start(db_url: str, workdir: Path, mode: str, text: str | None = None) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "tests.core._crash_bot", db_url, str(workdir), mode]
+    if text is not None:
+        args.append(text)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with (workdir / f"{mode}.log").open("ab") as log:
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def _wait_stage(workdir: Path, stage: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        path = workdir / "stage"
+        if path.exists() and path.read_text() == stage:
+            return
+        if process.poll() is not None:
+            logs = "".join(p.read_text() for p in workdir.glob("*.log"))
+            raise AssertionError(f"bot exited early ({process.returncode}): {logs[-3000:]}")
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"bot never reached stage {stage!r}")
+
+
+def _sent(workdir: Path) -> list[dict[str, str]]:
+    path = workdir / "sent.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hang", ["hang-handler", "hang-send"])
+def test_a_killed_bot_answers_an_accepted_message_exactly_once_after_restart(
+    database_url: str, tmp_path: Path, hang: str
+) -> None:
+    first = _start(database_url, tmp_path, hang, "are you there?")
+    _wait_stage(tmp_path, "handling" if hang == "hang-handler" else "sending", first)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert _sent(tmp_path) == []
+
+    second = _start(database_url, tmp_path, "normal")
+    _wait_stage(tmp_path, "sent", second)
+    assert _stop(second) == 0
+    sent = _sent(tmp_path)
+    assert [s["text"] for s in sent] == ["answer to are you there?"]
+
+    third = _start(database_url, tmp_path, "normal")
+    _wait_stage(tmp_path, "started", third)
+    time.sleep(0.5)  # give a wrongly resumed message every chance to be sent again
+    assert _stop(third) == 0
+    assert _sent(tmp_path) == sent
