@@ -8,6 +8,7 @@ retries once with a tighter fit if the server still says the prompt is too long.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -109,11 +110,19 @@ class ConversationLLM:
                     return None
                 completion = await self.complete(request)
                 return Reply(completion.content or "")
-            except ContextLengthError:
+            except ContextLengthError as exc:
                 if attempt == 2:
                     raise
-                budget = int(budget * REFIT_FACTOR)
-                fit = fit_messages(system, history, budget=budget, counter=self._runtime.tokens)
+                budget = refit_budget(str(exc), fit.tokens, reserve)
+                try:
+                    refit = fit_messages(
+                        system, history, budget=budget, counter=self._runtime.tokens
+                    )
+                except ContextLengthError:
+                    raise exc from None  # not even the new turn alone fits: give up
+                if refit.messages == fit.messages:
+                    raise  # nothing left to drop: the same request would fail again
+                fit = refit
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _texts(self, request: ChatRequest) -> AsyncIterator[str]:
@@ -171,6 +180,27 @@ class ConversationLLM:
             metrics.cost.labels(record.model).inc(float(record.cost))
         if not record.ok:
             metrics.failures.labels("model").inc()
+
+
+def refit_budget(error: str, sent_tokens: int, reserve: int) -> int:
+    """A smaller prompt budget after the server said the prompt was too long.
+
+    When the server says how long the window is and how long it counted the prompt
+    (OpenAI: "maximum context length is 8192 tokens. However, your messages resulted in
+    9001 tokens"), scale our count of what was sent to its window; otherwise, aim for
+    ``REFIT_FACTOR`` of what was sent.
+    """
+    window = _CONTEXT_WINDOW.search(error)
+    counted = _PROMPT_TOKENS.search(error)
+    if window and counted and int(counted.group(1)) > 0:
+        server_budget = int(window.group(1)) - reserve
+        scale = server_budget / int(counted.group(1))
+        return max(1, int(sent_tokens * min(scale, REFIT_FACTOR) * 0.95))
+    return max(1, int(sent_tokens * REFIT_FACTOR))
+
+
+_CONTEXT_WINDOW = re.compile(r"maximum context length is (\d+)")
+_PROMPT_TOKENS = re.compile(r"(?:resulted in|requested) (\d+) tokens")
 
 
 def _system(prompt: str, summary: tuple[str, int] | None) -> list[ChatMessage]:

@@ -14,10 +14,10 @@ import pytest
 
 from botkit.store import Database, Store
 
+pytest_plugins = ["tests.fakes.openai_server"]
+
 POSTGRES_URL = os.environ.get("BOTKIT_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
-
-
 
 
 def _loopback(address: Any) -> bool:
@@ -63,8 +63,11 @@ async def _create_postgres_database() -> str:
     admin = make_url(POSTGRES_URL)
     name = f"botkit_test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(
-        host=admin.host, port=admin.port or 5432, user=admin.username,
-        password=admin.password, database=admin.database,
+        host=admin.host,
+        port=admin.port or 5432,
+        user=admin.username,
+        password=admin.password,
+        database=admin.database,
     )
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -83,8 +86,11 @@ async def _drop_postgres_database(url: str) -> None:
     admin = make_url(POSTGRES_URL)
     name = make_url(url).database
     conn = await asyncpg.connect(
-        host=admin.host, port=admin.port or 5432, user=admin.username,
-        password=admin.password, database=admin.database,
+        host=admin.host,
+        port=admin.port or 5432,
+        user=admin.username,
+        password=admin.password,
+        database=admin.database,
     )
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -15,7 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _start(db_url: str, workdir: Path, mode: str, text: str | None = None) -> subprocess.Popen[bytes]:
+def _start(
+    db_url: str, workdir: Path, mode: str, text: str | None = None
+) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "tests.core._crash_bot", db_url, str(workdir), mode]
     if text is not None:
         args.append(text)

@@ -168,7 +168,9 @@ async def test_commands_patterns_and_catch_all_are_tried_in_that_order(database_
         assert await adapter.ask("/ECHO@testbot x") == ["echo:x"]
         assert await adapter.ask("where is order 42?") == ["order #42"]
         assert await adapter.ask("please skip me") == ["fallback"]
-        assert await adapter.ask("/nope") == ["Unknown command /nope. Send /help to see what I can do."]
+        assert await adapter.ask("/nope") == [
+            "Unknown command /nope. Send /help to see what I can do."
+        ]
 
 
 async def test_middleware_can_answer_or_drop_before_handlers(database_url: str) -> None:
@@ -198,7 +200,9 @@ async def test_middleware_can_answer_or_drop_before_handlers(database_url: str) 
     assert [r.status for r in rows if r.direction == "in"] == ["done", "skipped", "done"]
 
 
-async def test_a_crashing_handler_gets_an_apology_and_is_recorded_failed(database_url: str) -> None:
+async def test_a_crashing_handler_gets_an_apology_and_is_recorded_failed(
+    database_url: str,
+) -> None:
     plugin = Plugin("buggy")
 
     @plugin.on_message()
@@ -244,7 +248,9 @@ async def test_outbox_retries_a_failed_send_until_it_is_delivered_once(database_
     assert reply.status == "delivered" and reply.attempts == 3
 
 
-async def test_a_rejected_send_is_not_retried_and_later_replies_still_go(database_url: str) -> None:
+async def test_a_rejected_send_is_not_retried_and_later_replies_still_go(
+    database_url: str,
+) -> None:
     adapter = RecordingAdapter()
     adapter.fail_next = [RequestRejectedError("test", "chat not found", code="chat_not_found")]
     async with make_bot(database_url, {"test": adapter}) as bot:
@@ -320,7 +326,9 @@ async def test_streaming_past_the_channel_limit_continues_in_new_messages(
     async def answer(message: Message, ctx: Context) -> None:
         await ctx.stream(paragraphs())  # type: ignore[arg-type]
 
-    adapter = RecordingAdapter(capabilities=Capabilities(edits=True, max_length=400, edit_interval=0))
+    adapter = RecordingAdapter(
+        capabilities=Capabilities(edits=True, max_length=400, edit_interval=0)
+    )
     async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
         await adapter.ask("go")
     assert len(adapter.sent) >= 2

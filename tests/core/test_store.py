@@ -53,7 +53,9 @@ async def test_history_returns_newest_turns_in_order_and_respects_reset(store: S
 
 async def test_history_excludes_failed_replies_and_later_messages(store: Store) -> None:
     a, conv = await store.accept(_msg("first", "e1"))
-    [out] = await store.finish_inbound([a.message_id], "done", [OutboundDraft(conv, "test", "bad")])
+    [out] = await store.finish_inbound(
+        [a.message_id], "done", [OutboundDraft(conv, "test", "bad")]
+    )
     await store.update_outbound(out, status="failed")
     b, _ = await store.accept(_msg("second", "e2"))
     await store.accept(_msg("third", "e3"))
@@ -65,7 +67,9 @@ async def test_history_excludes_failed_replies_and_later_messages(store: Store) 
 async def test_outbox_lists_undelivered_replies_oldest_first(store: Store) -> None:
     a, conv = await store.accept(_msg("q", "e1"))
     out_ids = await store.finish_inbound(
-        [a.message_id], "done", [OutboundDraft(conv, "test", "one"), OutboundDraft(conv, "test", "two")]
+        [a.message_id],
+        "done",
+        [OutboundDraft(conv, "test", "one"), OutboundDraft(conv, "test", "two")],
     )
     assert [r.text for r in await store.pending_outbound(conv)] == ["one", "two"]
     await store.update_outbound(out_ids[0], status="delivered", external_id="x")
@@ -84,12 +88,38 @@ async def test_usage_groups_calls_and_keeps_unknown_prices_unknown(store: Store)
     a, conv = await store.accept(_msg("q", "e1"))
     for cost in (Decimal("0.04"), Decimal("0.01")):
         await store.record_call(
-            CallRow("chat", "gpt-4-turbo", 1000, 1000, nanos(cost), 12.0, True, None, 1,
-                    a.message_id, conv, "test", "u1")
+            CallRow(
+                "chat",
+                "gpt-4-turbo",
+                1000,
+                1000,
+                nanos(cost),
+                12.0,
+                True,
+                None,
+                1,
+                a.message_id,
+                conv,
+                "test",
+                "u1",
+            )
         )
     await store.record_call(
-        CallRow("chat", "mystery-model", 10, 5, None, 3.0, True, None, 1, a.message_id, conv,
-                "test", "u1")
+        CallRow(
+            "chat",
+            "mystery-model",
+            10,
+            5,
+            None,
+            3.0,
+            True,
+            None,
+            1,
+            a.message_id,
+            conv,
+            "test",
+            "u1",
+        )
     )
     rows = {r.model: r for r in await store.usage()}
     turbo = rows["gpt-4-turbo"]

@@ -26,4 +26,6 @@ def make_bot(
     data["database"].setdefault("auto_migrate", True)
     data.setdefault("bot", {}).setdefault("shutdown_grace", 5.0)
     config = parse_config(data, environ=dict(environ or {}))
-    return Bot(config, adapters=adapters, plugins=plugins, plugin_settings=plugin_settings, model=model)
+    return Bot(
+        config, adapters=adapters, plugins=plugins, plugin_settings=plugin_settings, model=model
+    )

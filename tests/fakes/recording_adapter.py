@@ -61,8 +61,14 @@ class RecordingAdapter(Adapter):
         self.inbox = None
 
     async def say(
-        self, text: str, *, chat: str = "c1", user: str = "u1", name: str | None = None,
-        external_id: str | None = None, thread: str | None = None,
+        self,
+        text: str,
+        *,
+        chat: str = "c1",
+        user: str = "u1",
+        name: str | None = None,
+        external_id: str | None = None,
+        thread: str | None = None,
     ) -> int:
         """Deliver a user's message to the bot as the channel would; returns its store id."""
         assert self.inbox is not None, "adapter not started"

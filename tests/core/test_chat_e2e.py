@@ -1,0 +1,232 @@
+"""A whole bot talking to the fake OpenAI server through the real client."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+import pytest
+
+from botkit import Capabilities
+from botkit.dispatch import APOLOGY
+from botkit.llm import TokenCounter
+from botkit.store import dollars
+from tests.fakes.bots import make_bot
+from tests.fakes.openai_server import (
+    FakeOpenAI,
+    completion,
+    context_length_exceeded,
+    server_error,
+    unauthorized,
+)
+from tests.fakes.recording_adapter import RecordingAdapter
+
+KEY = "sk-test-very-secret-key-0123456789"
+
+
+def _llm(fake: FakeOpenAI, **extra: object) -> dict[str, object]:
+    return {"base_url": fake.url, "model": "gpt-4-turbo", **extra}
+
+
+async def test_reply_comes_from_the_model_and_its_cost_is_recorded(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(completion("Paris.", usage=(1000, 1000)))
+    adapter = RecordingAdapter()
+    bot = make_bot(
+        database_url,
+        {"test": adapter},
+        llm=_llm(fake_openai),
+        bot={"stream": False},
+        environ={"OPENAI_API_KEY": KEY},
+    )
+    async with bot:
+        assert await adapter.ask("Capital of France?") == ["Paris."]
+        [usage] = await bot.store.usage()
+    request = fake_openai.requests[0]
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert request.json["model"] == "gpt-4-turbo"
+    assert request.messages[-1] == {"role": "user", "content": "Capital of France?"}
+    assert request.messages[0]["role"] == "system"
+    assert (usage.prompt_tokens, usage.completion_tokens) == (1000, 1000)
+    assert dollars(usage.cost_nanos) == Decimal("0.04")
+    assert usage.channel == "test" and usage.user == "u1"
+
+
+async def test_history_is_sent_with_each_turn(database_url: str, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(completion("Hi Ann."), completion("Your name is Ann."))
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url, {"test": adapter}, llm=_llm(fake_openai), bot={"stream": False}
+    ):
+        await adapter.ask("I am Ann")
+        await adapter.ask("What is my name?")
+    turns = [(m["role"], m["content"]) for m in fake_openai.requests[1].messages[1:]]
+    assert turns == [
+        ("user", "I am Ann"),
+        ("assistant", "Hi Ann."),
+        ("user", "What is my name?"),
+    ]
+
+
+async def test_speakers_are_named_when_several_people_talk(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url, {"test": adapter}, llm=_llm(fake_openai), bot={"stream": False}
+    ):
+        await adapter.ask("hello", user="u1", name="Ann")
+        await adapter.ask("and me", user="u2", name="Bob")
+    contents = [m["content"] for m in fake_openai.requests[1].messages if m["role"] == "user"]
+    assert contents == ["Ann: hello", "Bob: and me"]
+
+
+async def test_a_streamed_answer_is_edited_in_place_and_priced(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(completion("one two three four five six", usage=(20, 6)))
+    adapter = RecordingAdapter(capabilities=Capabilities(edits=True, edit_interval=0.0))
+    async with make_bot(database_url, {"test": adapter}, llm=_llm(fake_openai)) as bot:
+        await adapter.ask("count")
+        [usage] = await bot.store.usage()
+    assert fake_openai.requests[0].json["stream"] is True
+    assert fake_openai.requests[0].json["stream_options"] == {"include_usage": True}
+    [sent] = adapter.sent
+    assert sent.text == "one two three four five six"
+    assert sent.edits  # it grew in place
+    assert (usage.prompt_tokens, usage.completion_tokens) == (20, 6)
+
+
+async def test_a_server_error_is_retried_with_the_same_request_and_both_calls_recorded(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(server_error(503), completion("Recovered."))
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url, {"test": adapter}, llm=_llm(fake_openai), bot={"stream": False}
+    ) as bot:
+        assert await adapter.ask("hi") == ["Recovered."]
+        [usage] = await bot.store.usage()
+    first, second = fake_openai.requests
+    assert first.body == second.body  # the user's turn was not appended twice
+    assert usage.calls == 2
+
+
+async def test_context_length_error_is_refitted_once_and_never_shown(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url,
+        {"test": adapter},
+        llm=_llm(fake_openai),
+        bot={"stream": False, "summarize": False},
+    ):
+        for i in range(4):
+            await adapter.ask(f"turn {i} " + "lorem ipsum " * 50)
+        fake_openai.script(context_length_exceeded(), completion("Short answer."))
+        assert await adapter.ask("final question") == ["Short answer."]
+    refused, retried = fake_openai.requests[-2:]
+    assert len(retried.body) < len(refused.body) or len(retried.messages) < len(refused.messages)
+    assert retried.messages[-1]["content"] == "final question"
+
+
+async def test_repeated_context_length_errors_end_in_an_apology_not_a_loop(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url,
+        {"test": adapter},
+        llm=_llm(fake_openai),
+        bot={"stream": False, "summarize": False},
+    ) as bot:
+        for i in range(4):
+            await adapter.ask(f"turn {i} " + "lorem ipsum " * 50)
+        before = len(fake_openai.requests)
+        fake_openai.script(context_length_exceeded(), context_length_exceeded(), completion("x"))
+        message_id = await adapter.say("hi")
+        await bot.inbox.wait_done(message_id)
+        [row] = await bot.store.messages([message_id])
+    assert len(fake_openai.requests) - before == 2  # one re-fit, then it gives up
+    assert adapter.sent[-1].text == APOLOGY
+    assert row.status == "failed" and "ContextLengthError" in (row.error or "")
+
+
+async def test_a_model_that_keeps_failing_gets_the_user_an_apology(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(*[server_error(500) for _ in range(3)])
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url,
+        {"test": adapter},
+        llm=_llm(fake_openai, max_retries=2),
+        bot={"stream": False},
+    ) as bot:
+        assert await adapter.ask("hi") == [APOLOGY]
+        [usage] = await bot.store.usage()
+        [row] = await bot.store.messages([1])
+    assert usage.calls == 3
+    assert row.status == "failed"
+
+
+async def test_a_long_history_is_fitted_to_the_window_and_folded_into_a_summary(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    window, reserve = 600, 100
+    models = {"tiny-model": {"context_window": window, "max_output_tokens": reserve}}
+    adapter = RecordingAdapter()
+    bot = make_bot(
+        database_url,
+        {"test": adapter},
+        llm={
+            "base_url": fake_openai.url,
+            "model": "tiny-model",
+            "models": models,
+            "reserve_output_tokens": reserve,
+        },
+        bot={"stream": False},
+    )
+    counter = TokenCounter(None)
+    async with bot:
+        for i in range(12):
+            await adapter.ask(f"message number {i}: " + "blah " * 40)
+        conv = await bot.store.conversation_id(adapter.sent[0].conversation)
+        summary = await bot.store.summary(conv)
+        usage = {(u.model, u.calls) for u in await bot.store.usage()}
+    chat_requests = [r for r in fake_openai.requests if r.json["max_tokens"] == reserve]
+    for request in chat_requests:
+        assert counter.count_messages(request.messages) <= window - reserve
+        assert request.messages[-1]["content"].startswith("message number")
+    assert summary is not None and summary[0]
+    summary_requests = [r for r in fake_openai.requests if r.json["max_tokens"] == 512]
+    assert summary_requests, "turns that no longer fit were folded into a summary"
+    assert any(
+        "Summary of the conversation so far" in m["content"]
+        for m in chat_requests[-1].messages
+        if m["role"] == "system"
+    )
+    assert usage
+
+
+async def test_the_api_key_never_reaches_logs_or_stored_errors(
+    database_url: str, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake_openai.script(unauthorized(echo_key=True))
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url,
+        {"test": adapter},
+        llm=_llm(fake_openai),
+        bot={"stream": False},
+        environ={"OPENAI_API_KEY": KEY},
+    ) as bot:
+        assert await adapter.ask("hi") == [APOLOGY]
+        [row] = await bot.store.messages([1])
+    assert "AuthenticationError" in (row.error or "")
+    assert KEY not in (row.error or "")
+    assert KEY not in caplog.text
+    assert KEY not in repr(bot.config)
