@@ -64,7 +64,7 @@ class SSEParser:
             return []
         rest = self._buffer + self._decoder.decode(b"", final=True)
         events = self._lines(rest, final=True)
-        if not self.done and self._data:
+        if self._data:  # (a [DONE] event cleared it)
             events.extend(self._dispatch())
         return events
 

@@ -105,7 +105,8 @@ def fit_messages(
         tail[-1] = cut
         last_tokens += cut_tokens - counts[last[-1]]
         truncated = True
-    room -= last_tokens
+    # once the new turn had to be cut, older turns get none of the room it lost
+    room = 0 if truncated else room - last_tokens
 
     kept: list[int] = []
     for unit in reversed(units):
@@ -120,7 +121,8 @@ def fit_messages(
     kept_set.update(last)
     dropped = [m for i, m in enumerate(history) if i not in kept_set or i in orphans]
     messages = [*system, *(history[i] for i in kept), *tail]
-    return FitResult(messages, dropped, budget - room, truncated)
+    tokens = fixed + last_tokens + sum(counts[i] for i in kept)
+    return FitResult(messages, dropped, tokens, truncated)
 
 
 def _units(history: Sequence[ChatMessage]) -> tuple[list[list[int]], set[int]]:

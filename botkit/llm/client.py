@@ -1,0 +1,421 @@
+"""``OpenAIChatClient``: chat completions from any OpenAI-compatible server, over aiohttp.
+
+Plain and streamed replies, JSON mode and JSON schema, tools, typed errors, and retries
+with jittered exponential backoff that honour ``Retry-After``. Every HTTP attempt is
+reported to the caller's recorder with its tokens and cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Any, NoReturn
+
+import aiohttp
+
+from botkit.exceptions import InvalidResponseError, ServiceError, ServiceUnavailableError
+from botkit.llm._errors import SERVICE, error_from_response, retry_after_from
+from botkit.llm._sse import SSEParser
+from botkit.llm._wire import StreamAssembler, build_body, check_request, finish, parse_completion
+from botkit.llm.models import ModelInfo, ModelTable
+from botkit.llm.types import CallRecord, CallRecorder, ChatRequest, Completion, TextDelta, Usage
+from botkit.secrets import Secret
+
+__all__ = ["MAX_HONOURED_RETRY_AFTER", "OpenAIChatClient"]
+
+logger = logging.getLogger("botkit.llm")
+
+MAX_HONOURED_RETRY_AFTER = 60.0
+"""A ``Retry-After`` longer than this (and than ``backoff_max``) is not waited out: the
+``RateLimitError`` is raised so the caller can answer now."""
+
+_USER_AGENT = "botkit/0.1 (aiohttp)"
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+class _Failed(Exception):
+    """One attempt failed with ``error``; the server may have said how long to wait."""
+
+    def __init__(self, error: ServiceError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+class OpenAIChatClient:
+    """A :class:`~botkit.llm.types.ChatModel` talking to ``POST {base_url}/chat/completions``.
+
+    Works with OpenAI (``https://api.openai.com/v1``) and compatible servers such as
+    Ollama (``http://localhost:11434/v1``, no key) or vLLM.
+
+    Retries: ``ServiceUnavailableError`` and ``RateLimitError`` are retried up to
+    ``max_retries`` times, waiting what ``retry-after-ms`` or ``Retry-After`` says when
+    the server says (even above ``backoff_max``, up to 60 seconds; longer, and the
+    error is raised), else ``backoff_base * 2**n`` capped at ``backoff_max``, half of it
+    random. Every attempt resends the same bytes. A stream is retried only until its
+    first text fragment was yielded. Other errors are raised at once.
+
+    Args:
+        base_url: the API root, ending in ``/v1`` for OpenAI; a trailing slash is fine.
+        api_key: sent as a Bearer token; ``None`` for servers that need none.
+        model: the default model.
+        models: prices and limits; unknown models get no price.
+        timeout: seconds for a whole plain request, and for a stream's response headers.
+        stream_idle_timeout: seconds a stream may go without any data; a long answer
+            that keeps coming is never cut.
+        max_retries: retries after the first attempt.
+        backoff_base: the first backoff, in seconds.
+        backoff_max: the longest backoff, in seconds.
+        session: an aiohttp session to use (not closed by :meth:`close`); by default the
+            client makes its own on first use.
+        organization: sent as ``OpenAI-Organization``.
+        sleep: waits between attempts; tests pass a fake.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret | None,
+        model: str,
+        *,
+        models: ModelTable,
+        timeout: float = 60.0,
+        stream_idle_timeout: float = 30.0,
+        max_retries: int = 4,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        session: aiohttp.ClientSession | None = None,
+        organization: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must not be negative")
+        self.name = model
+        self.base_url = base_url.rstrip("/")
+        self._url = f"{self.base_url}/chat/completions"
+        self._api_key = api_key
+        self._models = models
+        self._timeout = timeout
+        self._idle_timeout = stream_idle_timeout
+        self._max_retries = max_retries
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._session = session
+        self._owns_session = session is None
+        self._organization = organization
+        self._sleep = sleep
+        self._random = random.Random()
+
+    def model_info(self, model: str | None = None) -> ModelInfo:
+        """Limits and prices of ``model`` (default: the client's model)."""
+        return self._models.lookup(model or self.name)
+
+    async def complete(
+        self, request: ChatRequest, *, record: CallRecorder | None = None
+    ) -> Completion:
+        """Ask for a whole reply; see :meth:`ChatModel.complete`.
+
+        Raises:
+            RequestRejectedError: before any request, for JSON mode without the word
+                "JSON" in the messages; or the server refused the request.
+            InvalidResponseError: the reply is not what the response format asked for
+                (bad or cut-off JSON, a schema mismatch, a refusal in a JSON mode).
+            ServiceError: the mapped error of the last attempt (see the class).
+        """
+        check_request(request)
+        model = request.model or self.name
+        body = build_body(request, model, self.model_info(model), stream=False)
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            usage: Usage | None = None
+            try:
+                completion = await self._post_plain(body, model)
+                usage = completion.usage
+                completion = finish(request, completion)
+            except _Failed as failed:
+                await self._record(record, request, model, usage, started, attempt, failed.error)
+                await self._backoff(failed, attempt)
+                continue
+            except ServiceError as error:
+                await self._record(record, request, model, usage, started, attempt, error)
+                raise
+            await self._record(record, request, model, usage, started, attempt, None)
+            return completion
+
+    async def stream(
+        self, request: ChatRequest, *, record: CallRecorder | None = None
+    ) -> AsyncIterator[TextDelta | Completion]:
+        """Ask for a reply as it is written; see :meth:`ChatModel.stream`.
+
+        Yields:
+            ``TextDelta`` for each fragment of text, then the whole ``Completion``.
+
+        Raises:
+            ServiceUnavailableError: the stream stalled for ``stream_idle_timeout``, or
+                ended before the reply was finished; retried only if no text was yielded.
+            ServiceError: as for :meth:`complete`, including an error event mid-stream.
+        """
+        check_request(request)
+        model = request.model or self.name
+        body = build_body(request, model, self.model_info(model), stream=True)
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            assembler = StreamAssembler(model)
+            yielded = False
+            try:
+                async with contextlib.aclosing(self._post_stream(body, model, assembler)) as texts:
+                    async for text in texts:
+                        yielded = True
+                        yield TextDelta(text)
+                completion = finish(request, assembler.completion())
+            except _Failed as failed:
+                await self._record(
+                    record, request, model, assembler.usage, started, attempt, failed.error
+                )
+                if yielded:
+                    raise failed.error from failed.__cause__
+                await self._backoff(failed, attempt)
+                continue
+            except ServiceError as error:
+                await self._record(
+                    record, request, model, assembler.usage, started, attempt, error
+                )
+                raise
+            except (GeneratorExit, asyncio.CancelledError):
+                abandoned = ServiceUnavailableError(SERVICE, "the stream was abandoned")
+                await self._record(
+                    record, request, model, assembler.usage, started, attempt, abandoned
+                )
+                raise
+            await self._record(record, request, model, completion.usage, started, attempt, None)
+            yield completion
+            return
+
+    async def close(self) -> None:
+        """Close the HTTP session if this client made it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> OpenAIChatClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatClient(base_url={self.base_url!r}, model={self.name!r})"
+
+    # --- one attempt -------------------------------------------------------------
+
+    async def _post_plain(self, body: bytes, model: str) -> Completion:
+        """Send once and read the whole reply; failures become ``_Failed``."""
+        session = self._get_session()
+        try:
+            async with (
+                asyncio.timeout(self._timeout),
+                session.post(
+                    self._url,
+                    data=body,
+                    headers=self._headers(stream=False),
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None),
+                ) as response,
+            ):
+                raw = await response.read()
+                if not 200 <= response.status < 300:
+                    self._fail(response.status, raw, response.headers, model)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._unreachable(exc)
+        return _parse_plain(raw, model)
+
+    async def _post_stream(
+        self, body: bytes, model: str, assembler: StreamAssembler
+    ) -> AsyncGenerator[str, None]:
+        """Send once and yield text as it streams in; failures become ``_Failed``."""
+        session = self._get_session()
+        response: aiohttp.ClientResponse | None = None
+        try:
+            whole: bytes | None = None
+            async with asyncio.timeout(self._timeout):
+                response = await session.post(
+                    self._url,
+                    data=body,
+                    headers=self._headers(stream=True),
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None),
+                )
+                if not 200 <= response.status < 300:
+                    self._fail(response.status, await response.read(), response.headers, model)
+                if response.content_type == "application/json":
+                    whole = await response.read()
+            if whole is not None:
+                # a server that ignored "stream": the whole reply in one piece
+                text = assembler.absorb(_parse_plain(whole, model))
+                if text:
+                    yield text
+                return
+            content = response.content
+            parser = SSEParser()
+            while not parser.done:
+                async with asyncio.timeout(self._idle_timeout):
+                    chunk = await content.readany()
+                for event in parser.feed(chunk) if chunk else parser.close():
+                    text = self._take(event.data, assembler, model)
+                    if text:
+                        yield text
+                if not chunk:
+                    break
+            if not parser.done and assembler.finish_reason is None:
+                raise _Failed(
+                    ServiceUnavailableError(
+                        SERVICE, "the stream ended before the reply was finished"
+                    )
+                )
+        except TimeoutError as exc:
+            if response is None:
+                message = f"no response from {self.base_url} within {self._timeout:g} s"
+            else:
+                message = f"the stream stalled: no data for {self._idle_timeout:g} s"
+            raise _Failed(ServiceUnavailableError(SERVICE, message)) from exc
+        except aiohttp.ClientError as exc:
+            self._unreachable(exc)
+        finally:
+            if response is not None:
+                response.close()
+
+    def _take(self, data: str, assembler: StreamAssembler, model: str) -> str | None:
+        """Apply one event's data to the assembler; an error event raises."""
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise InvalidResponseError(
+                SERVICE, f"a stream event is not JSON: {data[:80]!r}"
+            ) from exc
+        if isinstance(chunk, dict) and "error" in chunk:
+            error = error_from_response(None, chunk, model=model, redact=self._secret())
+            raise _Failed(error)
+        return assembler.add(chunk)
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        """The session, made on first use (it must be made inside the event loop)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+        return self._session
+
+    def _headers(self, *, stream: bool) -> dict[str, str]:
+        """Request headers; the only place the key is revealed."""
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            "User-Agent": _USER_AGENT,
+        }
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
+        if self._organization:
+            headers["OpenAI-Organization"] = self._organization
+        return headers
+
+    def _secret(self) -> str | None:
+        """The key's value, to redact from server messages that might echo it."""
+        return self._api_key.reveal() if self._api_key else None
+
+    def _fail(self, status: int, raw: bytes, headers: Any, model: str) -> NoReturn:
+        """Raise the mapped error of an HTTP failure."""
+        retry_after = retry_after_from(headers)
+        error = error_from_response(
+            status, raw, model=model, retry_after=retry_after, redact=self._secret()
+        )
+        raise _Failed(error, retry_after)
+
+    def _unreachable(self, exc: BaseException) -> NoReturn:
+        """Raise a retryable error for a network failure or a timeout."""
+        if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ClientError):
+            message = f"no reply from {self.base_url} within {self._timeout:g} s"
+        else:
+            message = f"cannot talk to {self.base_url}: {type(exc).__name__}"
+        raise _Failed(ServiceUnavailableError(SERVICE, message)) from exc
+
+    async def _backoff(self, failed: _Failed, attempt: int) -> None:
+        """Wait before the next attempt, or raise when there should be none."""
+        error = failed.error
+        if not error.retryable or attempt > self._max_retries:
+            raise error from failed.__cause__
+        hint = failed.retry_after
+        if hint is None:
+            hint = getattr(error, "retry_after", None)
+        if hint is not None:
+            if hint > max(self._backoff_max, MAX_HONOURED_RETRY_AFTER):
+                raise error from failed.__cause__
+            delay = hint
+        else:
+            ceiling = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
+            delay = ceiling / 2 + self._random.uniform(0, ceiling / 2)
+        logger.warning(
+            "llm call failed (attempt %d of %d), retrying in %.2f s: %s",
+            attempt,
+            self._max_retries + 1,
+            delay,
+            error,
+        )
+        await self._sleep(delay)
+
+    async def _record(
+        self,
+        record: CallRecorder | None,
+        request: ChatRequest,
+        model: str,
+        usage: Usage | None,
+        started: float,
+        attempt: int,
+        error: ServiceError | None,
+    ) -> None:
+        """Report one attempt to the caller's recorder."""
+        if record is None:
+            return
+        await record(
+            CallRecord(
+                model=model,
+                purpose=request.purpose,
+                prompt_tokens=usage.prompt_tokens if usage else None,
+                completion_tokens=usage.completion_tokens if usage else None,
+                cost=self.model_info(model).cost(usage),
+                latency_s=time.monotonic() - started,
+                ok=error is None,
+                error=str(error) if error is not None else None,
+                attempt=attempt,
+            )
+        )
+
+
+def _parse_plain(raw: bytes, model: str) -> Completion:
+    """A plain reply's body, decoded.
+
+    Raises:
+        InvalidResponseError: the body is not JSON or not a chat completion.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidResponseError(
+            SERVICE, f"the server's reply is not JSON: {raw[:80]!r}"
+        ) from exc
+    return parse_completion(data, model=model)

@@ -1,0 +1,181 @@
+"""``StandInModel``: an offline, deterministic ``ChatModel`` for bots with no model set up.
+
+It lets ``botkit chat`` and the example config run with no API key and no network: every
+reply says plainly that it is not a real model, and echoes the user's last message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+import jsonschema
+import jsonschema.validators
+
+from botkit.exceptions import InvalidResponseError
+from botkit.llm._errors import SERVICE
+from botkit.llm._wire import check_request
+from botkit.llm.models import ModelInfo
+from botkit.llm.tokens import TokenCounter
+from botkit.llm.types import (
+    CallRecord,
+    CallRecorder,
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    JsonSchema,
+    TextDelta,
+    Usage,
+)
+
+__all__ = ["STAND_IN_PREFIX", "StandInModel"]
+
+STAND_IN_PREFIX = "[stand-in model, not a real LLM] You said: "
+
+_WORDS = re.compile(r"\s*\S+\s*|\s+")
+
+
+class StandInModel:
+    """Answers ``"[stand-in model, not a real LLM] You said: <last user text>"``, offline.
+
+    In ``json_object`` mode the reply is ``{"stand_in": true, "echo": "<last user
+    text>"}``; for a :class:`JsonSchema` it is the simplest object the schema accepts
+    (required properties only: strings ``"stand-in"``, numbers ``0``, booleans
+    ``false``, the first value of an enum, nested objects and empty arrays likewise).
+    The same local checks as the real client apply (JSON mode needs the word "JSON").
+    Streams come word by word. Usage is counted with ``cl100k_base``; the cost is 0.
+    Tools are never called.
+
+    Args:
+        name: the model name it reports.
+    """
+
+    def __init__(self, name: str = "stand-in") -> None:
+        self.name = name
+        self._counter = TokenCounter("cl100k_base")
+        self._info = ModelInfo(
+            name, 128_000, 4_096, Decimal(0), Decimal(0), encoding="cl100k_base"
+        )
+
+    def model_info(self, model: str | None = None) -> ModelInfo:
+        """The stand-in's info whatever ``model`` is asked for: 128K window, price 0."""
+        return self._info
+
+    async def complete(
+        self, request: ChatRequest, *, record: CallRecorder | None = None
+    ) -> Completion:
+        """The deterministic reply; see the class docstring.
+
+        Raises:
+            RequestRejectedError: JSON mode without the word "JSON" in the messages.
+            InvalidResponseError: a schema the stand-in cannot satisfy.
+        """
+        started = time.monotonic()
+        check_request(request)
+        content, parsed = self._answer(request)
+        usage = Usage(self._counter.count_messages(request.messages), self._counter.count(content))
+        if record is not None:
+            await record(
+                CallRecord(
+                    model=self.name,
+                    purpose=request.purpose,
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    cost=self._info.cost(usage),
+                    latency_s=time.monotonic() - started,
+                    ok=True,
+                    error=None,
+                    attempt=1,
+                )
+            )
+        return Completion(content, (), "stop", usage, self.name, parsed=parsed)
+
+    async def stream(
+        self, request: ChatRequest, *, record: CallRecorder | None = None
+    ) -> AsyncIterator[TextDelta | Completion]:
+        """The same reply as :meth:`complete`, a word at a time, then the whole."""
+        completion = await self.complete(request, record=record)
+        for word in _WORDS.findall(completion.content or ""):
+            yield TextDelta(word)
+        yield completion
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return f"StandInModel(name={self.name!r})"
+
+    def _answer(self, request: ChatRequest) -> tuple[str, Any]:
+        """The reply's text and, in JSON modes, its decoded value."""
+        said = _last_user_text(request.messages)
+        fmt = request.response_format
+        if fmt == "text":
+            return STAND_IN_PREFIX + said, None
+        if isinstance(fmt, JsonSchema):
+            value = _example(fmt.schema)
+            validator = jsonschema.validators.validator_for(fmt.schema)(dict(fmt.schema))
+            if not validator.is_valid(value):
+                raise InvalidResponseError(
+                    SERVICE,
+                    f"the stand-in model cannot produce a document for schema {fmt.name!r}; "
+                    "configure a real model",
+                    code="schema_mismatch",
+                )
+        else:
+            value = {"stand_in": True, "echo": said}
+        return json.dumps(value, ensure_ascii=False), value
+
+
+def _last_user_text(messages: Any) -> str:
+    """The text of the newest user message, or ``""``."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _text(message)
+    return ""
+
+
+def _text(message: ChatMessage) -> str:
+    """A message's text: string content or its text parts joined."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def _example(schema: Mapping[str, Any]) -> Any:
+    """The simplest value ``schema`` describes: required properties only."""
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options and isinstance(options[0], Mapping):
+            return _example(options[0])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties") or {}
+        return {
+            name: _example(properties.get(name) or {}) for name in schema.get("required") or ()
+        }
+    defaults: dict[str, Any] = {
+        "string": "stand-in",
+        "number": 0,
+        "integer": 0,
+        "boolean": False,
+        "array": [],
+        "null": None,
+    }
+    return defaults.get(kind if isinstance(kind, str) else "string", "stand-in")

@@ -1,0 +1,574 @@
+"""A fake OpenAI chat-completions server: scripted per test, recording every request.
+
+It speaks the real wire format (plain JSON, server-sent events, OpenAI error bodies) on
+127.0.0.1, port 0. With nothing scripted it echoes::
+
+    async with FakeOpenAI() as fake:                       # or the `fake_openai` fixture
+        client = OpenAIChatClient(fake.url, None, "gpt-4o-mini", models=ModelTable())
+        reply = await client.complete(ChatRequest([{"role": "user", "content": "hi"}]))
+        assert reply.content == "echo: hi"
+        assert fake.requests[0].json["model"] == "gpt-4o-mini"
+
+Script replies in order with :meth:`FakeOpenAI.script` and the builders below
+(:func:`completion`, :func:`stream`, :func:`error`, :func:`raw` and presets such as
+:func:`rate_limited`); each request takes the next one, and the echo answers once the
+queue is empty. A :func:`completion` served to a request with ``"stream": true`` is
+streamed word by word, so scripts work for both kinds of call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict, CIMultiDictProxy
+
+__all__ = [
+    "FakeOpenAI",
+    "RecordedRequest",
+    "Responder",
+    "ToolCallSpec",
+    "bad_gateway_html",
+    "completion",
+    "context_length_exceeded",
+    "error",
+    "fake_openai",
+    "insufficient_quota",
+    "model_not_found",
+    "rate_limited",
+    "raw",
+    "server_error",
+    "stream",
+    "unauthorized",
+]
+
+ToolCallSpec = tuple[str, str, str]
+"""A tool call to answer with: ``(id, function name, arguments JSON text)``."""
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received.
+
+    Attributes:
+        method: ``"POST"``...
+        path: ``"/v1/chat/completions"``...
+        headers: case-insensitive.
+        body: the raw bytes.
+        json: the decoded body, ``None`` if it was not JSON.
+    """
+
+    method: str
+    path: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    json: Any
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The request's ``messages``."""
+        if not isinstance(self.json, dict):
+            return []
+        messages: list[dict[str, Any]] = self.json.get("messages", [])
+        return messages
+
+    @property
+    def wants_stream(self) -> bool:
+        """Whether the request asked for a stream."""
+        return isinstance(self.json, dict) and self.json.get("stream") is True
+
+
+Responder = Callable[[web.Request, RecordedRequest, "FakeOpenAI"], Awaitable[web.StreamResponse]]
+"""One scripted reply: builds the response to a request."""
+
+
+class FakeOpenAI:
+    """The fake server. Start it with ``async with`` (or :meth:`start`/:meth:`close`).
+
+    Attributes:
+        requests: every request received, in order.
+        model: the model named in echo replies when the request names none.
+    """
+
+    def __init__(self, *, model: str = "gpt-4o-mini") -> None:
+        self.model = model
+        self.requests: list[RecordedRequest] = []
+        self._queue: deque[Responder] = deque()
+        self._closing = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self._server = TestServer(app, host="127.0.0.1", port=0)
+
+    @property
+    def url(self) -> str:
+        """The base URL to give a client: ``http://127.0.0.1:PORT/v1``."""
+        return str(self._server.make_url("/v1"))
+
+    @property
+    def pending(self) -> int:
+        """How many scripted replies are still queued."""
+        return len(self._queue)
+
+    @property
+    def closing(self) -> asyncio.Event:
+        """Set when the server is closing; stalled replies give up on it."""
+        return self._closing
+
+    def script(self, *responders: Responder) -> None:
+        """Queue replies; each request takes the next one."""
+        self._queue.extend(responders)
+
+    async def start(self) -> None:
+        """Start listening."""
+        await self._server.start_server()
+
+    async def close(self) -> None:
+        """Stop listening; stalled replies end at once."""
+        self._closing.set()
+        await self._server.close()
+
+    async def __aenter__(self) -> FakeOpenAI:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        try:
+            decoded: Any = json.loads(body)
+        except ValueError:
+            decoded = None
+        recorded = RecordedRequest(
+            request.method,
+            request.path,
+            CIMultiDictProxy(CIMultiDict(request.headers)),
+            body,
+            decoded,
+        )
+        self.requests.append(recorded)
+        responder = self._queue.popleft() if self._queue else _echo
+        try:
+            return await responder(request, recorded, self)
+        except ConnectionError:
+            # the client hung up (an idle timeout, say); nothing left to answer
+            return web.Response(status=499)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "fake"}]}
+        )
+
+
+@pytest_asyncio.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    """A started :class:`FakeOpenAI`, closed after the test."""
+    async with FakeOpenAI() as server:
+        yield server
+
+
+# --- builders -------------------------------------------------------------------------
+
+
+def completion(
+    content: str | None = "Hello from the fake model.",
+    *,
+    tool_calls: Sequence[ToolCallSpec] = (),
+    finish_reason: str | None = None,
+    usage: tuple[int, int] | None = (12, 7),
+    model: str | None = None,
+    refusal: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Responder:
+    """A normal reply (``finish_reason`` defaults to ``"stop"``, or ``"tool_calls"``).
+
+    Served to a streaming request, the same reply is streamed word by word.
+    """
+    reason = finish_reason or ("tool_calls" if tool_calls else "stop")
+
+    async def respond(
+        request: web.Request, recorded: RecordedRequest, fake: FakeOpenAI
+    ) -> web.StreamResponse:
+        if recorded.wants_stream:
+            pieces = _words(content) if content else []
+            inner = stream(
+                pieces,
+                tool_calls=tool_calls,
+                finish_reason=reason,
+                usage=usage,
+                model=model,
+                refusal=refusal,
+            )
+            return await inner(request, recorded, fake)
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
+        if tool_calls:
+            message["tool_calls"] = [
+                {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                for i, n, a in tool_calls
+            ]
+        body = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": _model(recorded, fake, model),
+            "system_fingerprint": "fp_fake",
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
+            ],
+            "usage": _usage(usage),
+        }
+        return web.json_response(body, headers=headers)
+
+    return respond
+
+
+def stream(
+    pieces: Sequence[str] = ("Hello", " from", " the", " fake."),
+    *,
+    tool_calls: Sequence[ToolCallSpec] = (),
+    finish_reason: str | None = "stop",
+    usage: tuple[int, int] | None = (12, 4),
+    model: str | None = None,
+    refusal: str | None = None,
+    done: bool = True,
+    error_after: int | None = None,
+    error_body: Mapping[str, Any] | None = None,
+    chunk_size: int | None = None,
+    interval: float = 0.0,
+    stall_after: int | None = None,
+    stall_for: float = 30.0,
+    crlf: bool = False,
+    comment: bool = True,
+) -> Responder:
+    """A streamed reply (server-sent events, as OpenAI sends them).
+
+    Args:
+        pieces: the content fragments, one event each.
+        tool_calls: calls streamed after the content: a first fragment with id and name,
+            then the arguments in three fragments, all by ``index``.
+        finish_reason: in the last choice chunk; ``None`` sends no finish chunk at all.
+        usage: the usage-only chunk (empty ``choices``) before ``[DONE]``; ``None`` omits it.
+        model: the model named in the chunks (default: the request's).
+        refusal: refusal text streamed in ``delta.refusal``.
+        done: end with ``data: [DONE]``.
+        error_after: after this many content events, send an error event and stop.
+        error_body: that event's ``{"error": {...}}`` (default: a ``server_error``).
+        chunk_size: write the stream in pieces of this many bytes (splitting lines and
+            UTF-8 characters); default: events written as they come, all at once.
+        interval: seconds to wait between writes (events, or pieces with ``chunk_size``).
+        stall_after: after this many events, go silent for ``stall_for`` seconds (or
+            until the client hangs up or the server closes), then send the rest.
+        stall_for: see ``stall_after``.
+        crlf: end lines with ``\\r\\n`` instead of ``\\n``.
+        comment: start with a ``: keep-alive`` comment line.
+    """
+
+    async def respond(
+        request: web.Request, recorded: RecordedRequest, fake: FakeOpenAI
+    ) -> web.StreamResponse:
+        name = _model(recorded, fake, model)
+        events = _stream_events(name, pieces, tool_calls, finish_reason, usage, refusal)
+        if error_after is not None:
+            body = error_body or {
+                "error": {"message": "The server had an error.", "type": "server_error"}
+            }
+            events = [*events[: error_after + 1], json.dumps(body)]
+            ended = False
+        else:
+            ended = done
+        nl = "\r\n" if crlf else "\n"
+        texts = [f"data: {event}{nl}{nl}" for event in events]
+        if ended:
+            texts.append(f"data: [DONE]{nl}{nl}")
+        if comment:
+            texts.insert(0, f": keep-alive{nl}")
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+            }
+        )
+        await response.prepare(request)
+        writes: list[bytes]
+        if chunk_size is None:
+            writes = [t.encode() for t in texts]
+            if interval == 0 and stall_after is None:
+                writes = [b"".join(writes)]  # several events in one write
+        else:
+            whole = "".join(texts).encode()
+            writes = [whole[i : i + chunk_size] for i in range(0, len(whole), chunk_size)]
+        stall_at = None if stall_after is None else stall_after + (1 if comment else 0)
+        for index, data in enumerate(writes):
+            if index == stall_at:
+                await _stall(request, fake, stall_for)
+            if index and interval:
+                await asyncio.sleep(interval)
+            await response.write(data)
+        await response.write_eof()
+        return response
+
+    return respond
+
+
+def error(
+    status: int,
+    message: str,
+    *,
+    type: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Responder:
+    """An OpenAI error body: ``{"error": {"message", "type", "param", "code"}}``."""
+    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
+    return raw(status, json.dumps(body), content_type="application/json", headers=headers)
+
+
+def raw(
+    status: int,
+    body: str | bytes,
+    *,
+    content_type: str = "text/plain",
+    headers: Mapping[str, str] | None = None,
+) -> Responder:
+    """Any status and body, as is (an HTML error page from a proxy, say)."""
+
+    async def respond(
+        request: web.Request, recorded: RecordedRequest, fake: FakeOpenAI
+    ) -> web.StreamResponse:
+        data = body.encode() if isinstance(body, str) else body
+        all_headers = {"Content-Type": content_type, **(headers or {})}
+        return web.Response(status=status, body=data, headers=all_headers)
+
+    return respond
+
+
+def rate_limited(
+    *,
+    retry_after: str | None = None,
+    retry_after_ms: str | None = None,
+    message: str | None = None,
+) -> Responder:
+    """429 ``rate_limit_exceeded``, with ``Retry-After`` / ``retry-after-ms`` if given."""
+    headers: dict[str, str] = {}
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
+    if retry_after_ms is not None:
+        headers["retry-after-ms"] = retry_after_ms
+    text = message or "Rate limit reached for requests. Please slow down."
+    return error(429, text, type="requests", code="rate_limit_exceeded", headers=headers)
+
+
+def insufficient_quota() -> Responder:
+    """429 ``insufficient_quota``: the account is out of credit."""
+    return error(
+        429,
+        "You exceeded your current quota, please check your plan and billing details.",
+        type="insufficient_quota",
+        code="insufficient_quota",
+    )
+
+
+def server_error(status: int = 500) -> Responder:
+    """A 5xx with OpenAI's ``server_error`` body."""
+    return error(
+        status, "The server had an error while processing your request.", type="server_error"
+    )
+
+
+def bad_gateway_html() -> Responder:
+    """A proxy's 502 page: HTML, not JSON."""
+    page = (
+        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+        "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )
+    return raw(502, page, content_type="text/html")
+
+
+def context_length_exceeded() -> Responder:
+    """400 ``context_length_exceeded``, as OpenAI words it."""
+    return error(
+        400,
+        "This model's maximum context length is 8192 tokens. However, your messages resulted "
+        "in 9001 tokens. Please reduce the length of the messages.",
+        param="messages",
+        code="context_length_exceeded",
+    )
+
+
+def unauthorized(*, echo_key: bool = False) -> Responder:
+    """401 ``invalid_api_key``; with ``echo_key`` the message repeats the whole key sent
+    (real servers mask it; this checks that the client never passes it on)."""
+
+    async def respond(
+        request: web.Request, recorded: RecordedRequest, fake: FakeOpenAI
+    ) -> web.StreamResponse:
+        key = recorded.headers.get("Authorization", "").removeprefix("Bearer ")
+        shown = key if echo_key else f"{key[:3]}***{key[-4:]}"
+        inner = error(
+            401,
+            f"Incorrect API key provided: {shown}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            code="invalid_api_key",
+        )
+        return await inner(request, recorded, fake)
+
+    return respond
+
+
+def model_not_found() -> Responder:
+    """404 ``model_not_found`` for the model the request named."""
+
+    async def respond(
+        request: web.Request, recorded: RecordedRequest, fake: FakeOpenAI
+    ) -> web.StreamResponse:
+        name = _model(recorded, fake, None)
+        inner = error(
+            404,
+            f"The model `{name}` does not exist or you do not have access to it.",
+            code="model_not_found",
+        )
+        return await inner(request, recorded, fake)
+
+    return respond
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+async def _echo(
+    request: web.Request, recorded: RecordedRequest, fake: FakeOpenAI
+) -> web.StreamResponse:
+    """The reply when nothing is scripted: "echo: <last user text>" (JSON in JSON modes)."""
+    said = ""
+    for message in reversed(recorded.messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            said = content if isinstance(content, str) else json.dumps(content)
+            break
+    fmt = recorded.json.get("response_format") if isinstance(recorded.json, dict) else None
+    wants_json = isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
+    content = json.dumps({"echo": said}) if wants_json else f"echo: {said}"
+    prompt = sum(3 + len(str(m.get("content") or "").split()) for m in recorded.messages) + 3
+    inner = completion(content, usage=(prompt, len(content.split())))
+    return await inner(request, recorded, fake)
+
+
+async def _stall(request: web.Request, fake: FakeOpenAI, seconds: float) -> None:
+    """Go silent until ``seconds`` pass, the client hangs up, or the server closes."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not fake.closing.is_set():
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("client went away")
+        await asyncio.sleep(0.02)
+
+
+def _model(recorded: RecordedRequest, fake: FakeOpenAI, model: str | None) -> str:
+    """The model to name in a reply."""
+    if model is not None:
+        return model
+    if isinstance(recorded.json, dict) and isinstance(recorded.json.get("model"), str):
+        return str(recorded.json["model"])
+    return fake.model
+
+
+def _usage(usage: tuple[int, int] | None) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    prompt, completion_tokens = usage
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
+    }
+
+
+def _words(text: str) -> list[str]:
+    """``text`` cut before each space, so the pieces join back exactly."""
+    pieces: list[str] = []
+    start = 0
+    for index in range(1, len(text)):
+        if text[index] == " " and text[index - 1] != " ":
+            pieces.append(text[start:index])
+            start = index
+    pieces.append(text[start:])
+    return pieces
+
+
+def _stream_events(
+    model: str,
+    pieces: Sequence[str],
+    tool_calls: Sequence[ToolCallSpec],
+    finish_reason: str | None,
+    usage: tuple[int, int] | None,
+    refusal: str | None,
+) -> list[str]:
+    """The JSON text of every chunk of a streamed reply, in order."""
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> str:
+        return json.dumps(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+                ],
+                "usage": None,
+            },
+            ensure_ascii=False,
+        )
+
+    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    events += [chunk({"content": piece}) for piece in pieces]
+    if refusal is not None:
+        events += [chunk({"refusal": part}) for part in _words(refusal)]
+    for index, (call_id, name, arguments) in enumerate(tool_calls):
+        first = {"index": index, "id": call_id, "type": "function"}
+        events.append(
+            chunk({"tool_calls": [{**first, "function": {"name": name, "arguments": ""}}]})
+        )
+        third = max(1, len(arguments) // 3)
+        parts = [arguments[:third], arguments[third : 2 * third], arguments[2 * third :]]
+        events += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+            for part in parts
+            if part
+        ]
+    if finish_reason is not None:
+        events.append(chunk({}, finish_reason))
+    if usage is not None:
+        events.append(
+            json.dumps(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": _usage(usage),
+                }
+            )
+        )
+    return events
