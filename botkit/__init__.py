@@ -7,6 +7,7 @@ from botkit.adapter import Adapter, Capabilities, CommandInfo, MarkupDialect
 from botkit.bot import Bot
 from botkit.config import Config, load_config
 from botkit.context import Context, JobContext, PluginRuntime
+from botkit.conversation import ConversationLLM
 from botkit.exceptions import (
     AuthenticationError,
     BotkitError,
@@ -22,6 +23,15 @@ from botkit.exceptions import (
     StoreError,
 )
 from botkit.inbox import Accepted, Inbox, KeyValueState
+from botkit.llm import (
+    ChatModel,
+    ChatRequest,
+    Completion,
+    JsonSchema,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
 from botkit.messages import (
     Attachment,
     ConversationRef,
@@ -43,15 +53,20 @@ __all__ = [
     "Bot",
     "BotkitError",
     "Capabilities",
+    "ChatModel",
+    "ChatRequest",
     "CommandInfo",
+    "Completion",
     "Config",
     "ConfigError",
     "Context",
     "ContextLengthError",
+    "ConversationLLM",
     "ConversationRef",
     "Inbox",
     "InvalidResponseError",
     "JobContext",
+    "JsonSchema",
     "KeyValueState",
     "Markup",
     "MarkupDialect",
@@ -70,6 +85,9 @@ __all__ = [
     "ServiceUnavailableError",
     "SkipHandler",
     "StoreError",
+    "TextDelta",
+    "ToolCall",
+    "Usage",
     "load_config",
     "split_text",
 ]

@@ -166,6 +166,7 @@ class Bot:
         self.web: WebServer | None = None
         self._started: list[str] = []
         self._stop_requested = asyncio.Event()
+        self._signals: set[signal.Signals] = set()
 
     @property
     def uses_stand_in(self) -> bool:
@@ -230,17 +231,27 @@ class Bot:
         await self.model.close()
         await self.database.close()
         self._started.clear()
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:  # only now: a second signal must not kill the stop
+            loop.remove_signal_handler(sig)
+        self._signals.clear()
 
     def request_stop(self) -> None:
         """Ask :meth:`run_until_stopped` to return (from a signal handler)."""
         self._stop_requested.set()
 
-    async def run_until_stopped(self) -> None:
-        """Run until SIGTERM/SIGINT, or until every adapter's input has ended."""
+    def handle_signals(self) -> None:
+        """Make SIGTERM and SIGINT request a clean stop (call before :meth:`start`, so a
+        signal during start-up is clean too)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
                 loop.add_signal_handler(sig, self.request_stop)
+                self._signals.add(sig)
+
+    async def run_until_stopped(self) -> None:
+        """Run until SIGTERM/SIGINT, or until every adapter's input has ended."""
+        self.handle_signals()
         finished: asyncio.Future[Any] = asyncio.ensure_future(
             asyncio.gather(*(a.finished() for a in self.adapters.values()))
         )
@@ -252,8 +263,6 @@ class Bot:
         finally:
             finished.cancel()
             stop.cancel()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
 
     async def _healthy(self) -> bool:
         try:

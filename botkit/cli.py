@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
     bot = Bot(config)
+    bot.handle_signals()
     async with bot:
         await bot.run_until_stopped()
     return 0
@@ -96,6 +97,7 @@ async def _chat(config: Config, args: argparse.Namespace) -> int:
     bot = Bot(config, adapters={"console": console("console")})
     if bot.uses_stand_in:
         print(f"botkit: {STAND_IN_NOTICE}", file=sys.stderr)
+    bot.handle_signals()
     async with bot:
         await bot.run_until_stopped()
     return 0
@@ -125,8 +127,10 @@ async def _usage(config: Config, args: argparse.Namespace) -> int:
     if not rows:
         print(f"no model calls in the last {args.days} days")
         return 0
-    header = f"{'day':10}  {'model':24} {'channel':10} {'user':16} {'calls':>5} {'prompt':>9} {'output':>9} {'cost $':>12}"
-    print(header)
+    print(
+        f"{'day':10}  {'model':24} {'channel':10} {'user':16} {'calls':>5} "
+        f"{'prompt':>9} {'output':>9} {'cost $':>12}"
+    )
     total = Decimal(0)
     for r in rows:
         cost = dollars(r.cost_nanos) or Decimal(0)
@@ -162,9 +166,10 @@ async def _check_config(config: Config, args: argparse.Namespace) -> int:
     await model.close()
     print(f"config: {config.path or '(built-in defaults)'}")
     print(f"database: {_safe_url(config.database.url)}")
-    print(
-        f"model: {'stand-in (offline, not a real model)' if config.llm.stand_in else config.llm.model}"
+    model_name = (
+        "stand-in (offline, not a real model)" if config.llm.stand_in else config.llm.model
     )
+    print(f"model: {model_name}")
     print(f"adapters: {', '.join(adapters) or 'none'}")
     print(f"plugins: {', '.join(p.name for p in plugins) or 'none'}")
     print("ok")

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botkit.adapter import Capabilities
 from botkit.exceptions import RateLimitError, ServiceError
@@ -15,6 +15,9 @@ from botkit.messages import ConversationRef, Markup, Message, Reply, SentMessage
 from botkit.plugin import CommandHandler
 from botkit.runtime import Runtime
 from botkit.store import OutboundDraft, Store, StoredMessage
+
+if TYPE_CHECKING:
+    from botkit.conversation import ConversationLLM
 
 __all__ = ["Context", "JobContext", "PluginRuntime"]
 
@@ -48,7 +51,7 @@ class PluginRuntime:
         return self._runtime.store.state(f"plugin:{self.plugin}")
 
     @property
-    def llm(self) -> Any:
+    def llm(self) -> ConversationLLM:
         """The model, with calls recorded for cost but tied to no conversation."""
         from botkit.conversation import ConversationLLM
 
@@ -116,7 +119,7 @@ class Context(PluginRuntime):
         return list(self._runtime.commands)
 
     @property
-    def llm(self) -> Any:
+    def llm(self) -> ConversationLLM:
         """The model, with calls recorded against this message, its conversation and user."""
         from botkit.conversation import ConversationLLM
 
