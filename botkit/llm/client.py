@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -21,31 +20,19 @@ import aiohttp
 
 from botkit.exceptions import InvalidResponseError, ServiceError, ServiceUnavailableError
 from botkit.llm._errors import SERVICE, error_from_response, retry_after_from
+from botkit.llm._retry import Failed, RetryPolicy
 from botkit.llm._sse import SSEParser
 from botkit.llm._wire import StreamAssembler, build_body, check_request, finish, parse_completion
 from botkit.llm.models import ModelInfo, ModelTable
 from botkit.llm.types import CallRecord, CallRecorder, ChatRequest, Completion, TextDelta, Usage
 from botkit.secrets import Secret
 
-__all__ = ["MAX_HONOURED_RETRY_AFTER", "OpenAIChatClient"]
+__all__ = ["OpenAIChatClient"]
 
 logger = logging.getLogger("botkit.llm")
 
-MAX_HONOURED_RETRY_AFTER = 60.0
-"""A ``Retry-After`` longer than this (and than ``backoff_max``) is not waited out: the
-``RateLimitError`` is raised so the caller can answer now."""
-
 _USER_AGENT = "botkit/0.1 (aiohttp)"
 _ERROR_BODY_LIMIT = 64 * 1024
-
-
-class _Failed(Exception):
-    """One attempt failed with ``error``; the server may have said how long to wait."""
-
-    def __init__(self, error: ServiceError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
 
 
 class OpenAIChatClient:
@@ -103,14 +90,11 @@ class OpenAIChatClient:
         self._models = models
         self._timeout = timeout
         self._idle_timeout = stream_idle_timeout
-        self._max_retries = max_retries
-        self._backoff_base = backoff_base
-        self._backoff_max = backoff_max
+        self._retry = RetryPolicy(max_retries, backoff_base, backoff_max)
         self._session = session
         self._owns_session = session is None
         self._organization = organization
         self._sleep = sleep
-        self._random = random.Random()
 
     def model_info(self, model: str | None = None) -> ModelInfo:
         """Limits and prices of ``model`` (default: the client's model)."""
@@ -140,7 +124,7 @@ class OpenAIChatClient:
                 completion = await self._post_plain(body, model)
                 usage = completion.usage
                 completion = finish(request, completion)
-            except _Failed as failed:
+            except Failed as failed:
                 await self._record(record, request, model, usage, started, attempt, failed.error)
                 await self._backoff(failed, attempt)
                 continue
@@ -152,8 +136,11 @@ class OpenAIChatClient:
 
     async def stream(
         self, request: ChatRequest, *, record: CallRecorder | None = None
-    ) -> AsyncIterator[TextDelta | Completion]:
+    ) -> AsyncGenerator[TextDelta | Completion, None]:
         """Ask for a reply as it is written; see :meth:`ChatModel.stream`.
+
+        Close the generator (``aclose()``) to abandon the reply early; the attempt is
+        then recorded as failed.
 
         Yields:
             ``TextDelta`` for each fragment of text, then the whole ``Completion``.
@@ -178,7 +165,7 @@ class OpenAIChatClient:
                         yielded = True
                         yield TextDelta(text)
                 completion = finish(request, assembler.completion())
-            except _Failed as failed:
+            except Failed as failed:
                 await self._record(
                     record, request, model, assembler.usage, started, attempt, failed.error
                 )
@@ -224,7 +211,7 @@ class OpenAIChatClient:
     # --- one attempt -------------------------------------------------------------
 
     async def _post_plain(self, body: bytes, model: str) -> Completion:
-        """Send once and read the whole reply; failures become ``_Failed``."""
+        """Send once and read the whole reply; failures become ``Failed``."""
         session = self._get_session()
         try:
             async with (
@@ -247,7 +234,7 @@ class OpenAIChatClient:
     async def _post_stream(
         self, body: bytes, model: str, assembler: StreamAssembler
     ) -> AsyncGenerator[str, None]:
-        """Send once and yield text as it streams in; failures become ``_Failed``."""
+        """Send once and yield text as it streams in; failures become ``Failed``."""
         session = self._get_session()
         response: aiohttp.ClientResponse | None = None
         try:
@@ -282,7 +269,7 @@ class OpenAIChatClient:
                 if not chunk:
                     break
             if not parser.done and assembler.finish_reason is None:
-                raise _Failed(
+                raise Failed(
                     ServiceUnavailableError(
                         SERVICE, "the stream ended before the reply was finished"
                     )
@@ -292,12 +279,13 @@ class OpenAIChatClient:
                 message = f"no response from {self.base_url} within {self._timeout:g} s"
             else:
                 message = f"the stream stalled: no data for {self._idle_timeout:g} s"
-            raise _Failed(ServiceUnavailableError(SERVICE, message)) from exc
+            raise Failed(ServiceUnavailableError(SERVICE, message)) from exc
         except aiohttp.ClientError as exc:
             self._unreachable(exc)
         finally:
             if response is not None:
-                response.close()
+                # back to the pool if the body was read to the end, else the connection closes
+                response.release()
 
     def _take(self, data: str, assembler: StreamAssembler, model: str) -> str | None:
         """Apply one event's data to the assembler; an error event raises."""
@@ -307,9 +295,10 @@ class OpenAIChatClient:
             raise InvalidResponseError(
                 SERVICE, f"a stream event is not JSON: {data[:80]!r}"
             ) from exc
-        if isinstance(chunk, dict) and "error" in chunk:
+        if isinstance(chunk, dict) and ("error" in chunk or chunk.get("object") == "error"):
+            # OpenAI sends {"error": {...}}; vLLM sends {"object": "error", "code": 400, ...}
             error = error_from_response(None, chunk, model=model, redact=self._secret())
-            raise _Failed(error)
+            raise Failed(error)
         return assembler.add(chunk)
 
     # --- helpers -----------------------------------------------------------------
@@ -344,7 +333,7 @@ class OpenAIChatClient:
         error = error_from_response(
             status, raw, model=model, retry_after=retry_after, redact=self._secret()
         )
-        raise _Failed(error, retry_after)
+        raise Failed(error, retry_after)
 
     def _unreachable(self, exc: BaseException) -> NoReturn:
         """Raise a retryable error for a network failure or a timeout."""
@@ -352,29 +341,19 @@ class OpenAIChatClient:
             message = f"no reply from {self.base_url} within {self._timeout:g} s"
         else:
             message = f"cannot talk to {self.base_url}: {type(exc).__name__}"
-        raise _Failed(ServiceUnavailableError(SERVICE, message)) from exc
+        raise Failed(ServiceUnavailableError(SERVICE, message)) from exc
 
-    async def _backoff(self, failed: _Failed, attempt: int) -> None:
-        """Wait before the next attempt, or raise when there should be none."""
-        error = failed.error
-        if not error.retryable or attempt > self._max_retries:
-            raise error from failed.__cause__
-        hint = failed.retry_after
-        if hint is None:
-            hint = getattr(error, "retry_after", None)
-        if hint is not None:
-            if hint > max(self._backoff_max, MAX_HONOURED_RETRY_AFTER):
-                raise error from failed.__cause__
-            delay = hint
-        else:
-            ceiling = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
-            delay = ceiling / 2 + self._random.uniform(0, ceiling / 2)
+    async def _backoff(self, failed: Failed, attempt: int) -> None:
+        """Wait before the next attempt, or raise the error when there is none."""
+        delay = self._retry.delay(failed, attempt)
+        if delay is None:
+            raise failed.error from failed.__cause__
         logger.warning(
             "llm call failed (attempt %d of %d), retrying in %.2f s: %s",
             attempt,
-            self._max_retries + 1,
+            self._retry.max_retries + 1,
             delay,
-            error,
+            failed.error,
         )
         await self._sleep(delay)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -96,7 +96,7 @@ class StandInModel:
 
     async def stream(
         self, request: ChatRequest, *, record: CallRecorder | None = None
-    ) -> AsyncIterator[TextDelta | Completion]:
+    ) -> AsyncGenerator[TextDelta | Completion, None]:
         """The same reply as :meth:`complete`, a word at a time, then the whole."""
         completion = await self.complete(request, record=record)
         for word in _WORDS.findall(completion.content or ""):

@@ -111,10 +111,9 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
-        if process.stdin:
-            process.stdin.close()
-        if process.stderr:
-            process.stderr.close()
+        for stream in (process.stdin, process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def test_help_lists_every_command() -> None:

@@ -139,9 +139,6 @@ def test_adapters_and_plugins_keep_order_and_honour_enabled() -> None:
 def test_the_example_config_documents_every_setting() -> None:
     import dataclasses
 
-    from botkit_chat import ChatPluginSettings
-    from botkit_console import ConsoleSettings
-
     from botkit.config import (
         BotSection,
         DatabaseSection,
@@ -150,6 +147,8 @@ def test_the_example_config_documents_every_setting() -> None:
         WebSection,
     )
     from botkit.secrets import Secret as SecretType
+    from botkit_chat import ChatPluginSettings
+    from botkit_console import ConsoleSettings
 
     text = (ROOT / "config.example.toml").read_text()
     sections = {

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 import pytest_asyncio
@@ -188,7 +189,8 @@ async def test_rate_limit_waits_what_the_server_said(
     fake_openai.script(scripted, completion("ok"))
     reply = await make_client(backoff_max=30.0).complete(ChatRequest(HELLO))
     assert reply.content == "ok"
-    assert sleeps == [pytest.approx(waited)]
+    assert len(sleeps) == 1
+    assert sleeps[0] == pytest.approx(waited)
     assert fake_openai.requests[0].body == fake_openai.requests[1].body
 
 
@@ -244,10 +246,8 @@ def slow_reply(seconds: float) -> Responder:
     async def respond(
         request: web.Request, recorded: RecordedRequest, fake: FakeOpenAI
     ) -> web.StreamResponse:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(fake.closing.wait(), seconds)
-        except TimeoutError:
-            pass
         return web.json_response({})
 
     return respond
@@ -266,7 +266,7 @@ async def test_plain_request_timeout_after_the_last_retry(
     fake_openai: FakeOpenAI, make_client: MakeClient
 ) -> None:
     fake_openai.script(slow_reply(5.0))
-    with pytest.raises(ServiceUnavailableError, match="within 0.2 s"):
+    with pytest.raises(ServiceUnavailableError, match=r"within 0\.2 s"):
         await make_client(timeout=0.2, max_retries=0).complete(ChatRequest(HELLO))
 
 
@@ -287,10 +287,10 @@ async def test_api_key_never_appears_in_errors_or_logs(
     assert [type(e) for e in errors] == [AuthenticationError, QuotaExceededError]
     # the fake really did put the whole key in its 401 message
     assert KEY in fake_openai.requests[1].headers["Authorization"]
-    for exc in errors:
-        assert KEY not in str(exc)
-        assert KEY not in repr(exc)
-        assert "***" in str(errors[0])
+    for failure in errors:
+        assert KEY not in str(failure)
+        assert KEY not in repr(failure)
+    assert "***" in str(errors[0])
     assert caplog.records  # the retries were logged
     assert KEY not in caplog.text
     assert KEY not in repr(client)
