@@ -23,7 +23,7 @@ from botkit.inbox import Inbox
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient, StandInModel, TokenCounter
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox, OutboxPolicy
-from botkit.plugin import Plugin
+from botkit.plugin import ModelGuardEntry, Plugin
 from botkit.routing import Pipeline
 from botkit.runtime import ChatSettings, Runtime
 from botkit.scheduler import Scheduler
@@ -155,10 +155,14 @@ class Bot:
             ),
             plugin_settings=parsed,
             commands=self.pipeline.command_list(),
+            model_guards=[
+                ModelGuardEntry(p.name, g) for p in self.plugins for g in p.model_guards
+            ],
         )
         self.dispatcher = Dispatcher(
             self.runtime, self.pipeline, max_in_flight=bot.max_in_flight, burst=bot.burst
         )
+        self.runtime.submit = self.dispatcher.submit
         self.inbox = Inbox(
             self.store, self.dispatcher.submit, self.dispatcher.wait_done, self.metrics
         )

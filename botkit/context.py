@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,16 @@ class PluginRuntime:
 
         return ConversationLLM(self._runtime, None, None, None)
 
+    async def requeue(self, message_id: int, **metadata: Any) -> None:
+        """Run a stored inbound message through the pipeline again (a spam false positive
+        released by a person), after merging ``metadata`` into it."""
+        if metadata:
+            await self._runtime.store.annotate(message_id, metadata)
+        [row] = await self._runtime.store.messages([message_id])
+        await self._runtime.store.set_inbound_status([message_id], "pending")
+        if self._runtime.submit is not None:
+            self._runtime.submit(message_id, row.conversation_id)
+
     async def send(self, conversation: ConversationRef, reply: Reply | str) -> None:
         """Send a message to any conversation (digests, notifications), through the outbox."""
         conversation_id = await self._runtime.store.conversation_id(conversation)
@@ -64,6 +75,14 @@ class PluginRuntime:
 
 
 JobContext = PluginRuntime
+
+
+@dataclass(slots=True)
+class _Turn:
+    """What the contexts of one message share across middlewares and handlers."""
+
+    annotations: dict[str, Any]
+    replied: bool = False
 
 
 class Context(PluginRuntime):
@@ -92,13 +111,13 @@ class Context(PluginRuntime):
         self.conversation_id = conversation_id
         self.args = args
         self.match = match
-        self.replied = False
+        self._turn = _Turn(annotations=dict(message.metadata))
 
     def for_handler(
         self, plugin: str, *, args: str, match: re.Match[str] | None = None
     ) -> Context:
         """A copy of this context for one plugin's handler."""
-        return Context(
+        ctx = Context(
             self._runtime,
             self.message,
             self.conversation_id,
@@ -106,6 +125,18 @@ class Context(PluginRuntime):
             args=args,
             match=match,
         )
+        ctx._turn = self._turn  # one message: one record of replies and facts
+        return ctx
+
+    @property
+    def replied(self) -> bool:
+        """Whether any handler already replied to this message through the context."""
+        return self._turn.replied
+
+    @property
+    def annotations(self) -> dict[str, Any]:
+        """Facts stored with this message so far (``annotate``), plus its metadata."""
+        return self._turn.annotations
 
     @property
     def capabilities(self) -> Capabilities:
@@ -132,6 +163,13 @@ class Context(PluginRuntime):
             self.conversation_id, before_id=before, limit=limit
         )
 
+    async def annotate(self, **values: Any) -> None:
+        """Store facts about this message with it (a sentiment label, a spam verdict);
+        later handlers see them in ``message.metadata`` only after a requeue, so read
+        them with :meth:`annotations`."""
+        if self.message.id is not None:
+            self.annotations.update(await self._runtime.store.annotate(self.message.id, values))
+
     async def reset(self) -> None:
         """Start the conversation afresh: later answers ignore everything before now."""
         await self._runtime.store.reset_conversation(
@@ -140,7 +178,7 @@ class Context(PluginRuntime):
 
     async def reply(self, reply: Reply | str) -> None:
         """Send a reply now (stored in the outbox first), before the handler returns."""
-        self.replied = True
+        self._turn.replied = True
         await _queue_and_flush(
             self._runtime, self.conversation_id, self.message.channel, reply, self.message
         )
@@ -165,7 +203,7 @@ class Context(PluginRuntime):
         Returns:
             The whole text.
         """
-        self.replied = True
+        self._turn.replied = True
         from botkit.streaming import stream_reply
 
         return await stream_reply(self._runtime, self, chunks, markup=markup)

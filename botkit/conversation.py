@@ -52,13 +52,36 @@ class ConversationLLM:
         return self._runtime.model.name
 
     async def complete(self, request: ChatRequest) -> Completion:
-        """Ask the model for a whole reply; every attempt is recorded with its cost."""
+        """Ask the model for a whole reply; every attempt is recorded with its cost.
+
+        Raises:
+            QuotaExceededError: a guard (a budget) refused the call; nothing was sent.
+        """
+        await self._guard(request)
         return await self._runtime.model.complete(request, record=self._record)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | Completion]:
         """Ask for a streamed reply; yields fragments, then the whole ``Completion``."""
+        await self._guard(request)
         async for event in self._runtime.model.stream(request, record=self._record):
             yield event
+
+    async def _guard(self, request: ChatRequest) -> None:
+        """Let every plugin's ``before_model_call`` refuse the call before it is made."""
+        if not self._runtime.model_guards:
+            return
+        from botkit.context import PluginRuntime
+        from botkit.plugin import ModelCall
+
+        call = ModelCall(
+            request=request,
+            model=request.model or self._runtime.model.name,
+            prompt_tokens=self._runtime.tokens.count_messages(list(request.messages)),
+            message=self._ctx.message if self._ctx is not None else None,
+            conversation_id=self._conversation_id,
+        )
+        for guard in self._runtime.model_guards:
+            await guard.func(call, PluginRuntime(self._runtime, guard.plugin))
 
     async def respond(
         self, *, system_prompt: str | None = None, stream: bool | None = None

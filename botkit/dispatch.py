@@ -14,6 +14,7 @@ from collections import deque
 from typing import Literal
 
 from botkit.context import Context, draft_of, reply_of
+from botkit.exceptions import QuotaExceededError
 from botkit.messages import Attachment, Message, Sender
 from botkit.routing import Pipeline
 from botkit.runtime import Runtime
@@ -146,7 +147,10 @@ class Dispatcher:
         except Exception as exc:
             log.exception("handling message %s failed", ids)
             self._runtime.metrics.failures.labels("handle").inc()
-            draft = draft_of(conversation_id, message.channel, reply_of(APOLOGY, message), message)
+            text = APOLOGY
+            if isinstance(exc, QuotaExceededError):
+                text = f"Sorry, I can't answer right now: {exc.reason}"
+            draft = draft_of(conversation_id, message.channel, reply_of(text, message), message)
             await store.finish_inbound(
                 ids, "failed", [_plain(draft)], error=f"{type(exc).__name__}: {exc}"[:2000]
             )

@@ -68,8 +68,9 @@ class ServiceError(BotkitError):
     """A remote service (the model, a channel's API, a mail server) refused or failed.
 
     Args:
-        service: which service: ``"llm"``, ``"slack"``, ``"telegram"``, ``"imap"``, ``"smtp"``...
-        message: what happened, without any secret.
+        service: which service: ``"llm"``, ``"slack"``, ``"telegram"``, ``"imap"``, ``"smtp"``,
+            or ``"budget"`` for a spending limit...
+        message: what happened, without any secret (kept as ``reason``).
         status: the HTTP status or protocol code, when there was one.
         code: the service's own error code (``"insufficient_quota"``, ``"channel_not_found"``).
     """
@@ -87,6 +88,7 @@ class ServiceError(BotkitError):
         self.service = service
         self.status = status
         self.code = code
+        self.reason = message
         super().__init__(f"{service}: {message}")
 
 

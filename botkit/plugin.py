@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from botkit.exceptions import PluginError
+from botkit.llm.types import ChatRequest
 from botkit.messages import Message, Reply
 from botkit.schedule import CronSchedule, IntervalSchedule, Schedule
 
@@ -32,6 +33,9 @@ __all__ = [
     "LifecycleHook",
     "MessageHandler",
     "Middleware",
+    "ModelCall",
+    "ModelGuard",
+    "ModelGuardEntry",
     "Next",
     "Plugin",
     "ScheduledJob",
@@ -44,6 +48,7 @@ Next = Callable[[], Awaitable[HandlerResult]]
 Middleware = Callable[[Message, "Context", Next], Awaitable[HandlerResult]]
 JobFunction = Callable[["JobContext"], Awaitable[None]]
 LifecycleHook = Callable[["PluginRuntime"], Awaitable[None]]
+ModelGuard = Callable[["ModelCall", "PluginRuntime"], Awaitable[None]]
 MessagePredicate = Callable[[Message], bool]
 
 _COMMAND_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,31}$")
@@ -91,6 +96,33 @@ class MessageHandler:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelCall:
+    """A model call about to be made, as guards (budgets) see it.
+
+    Attributes:
+        request: what will be sent.
+        model: the model that will answer.
+        prompt_tokens: our count of the prompt.
+        message: the message it answers, when there is one.
+        conversation_id: its conversation, when there is one.
+    """
+
+    request: ChatRequest
+    model: str
+    prompt_tokens: int
+    message: Message | None
+    conversation_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelGuardEntry:
+    """A plugin's ``before_model_call`` function."""
+
+    plugin: str
+    func: ModelGuard
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduledJob:
     """A function run on an interval or a cron schedule."""
 
@@ -122,6 +154,7 @@ class Plugin:
         self.middlewares: list[Middleware] = []
         self.startup_hooks: list[LifecycleHook] = []
         self.shutdown_hooks: list[LifecycleHook] = []
+        self.model_guards: list[ModelGuard] = []
 
     def __repr__(self) -> str:
         return f"Plugin({self.name!r})"
@@ -218,6 +251,15 @@ class Plugin:
         ``None`` without calling ``call_next``).
         """
         self.middlewares.append(func)
+        return func
+
+    def before_model_call(self, func: ModelGuard) -> ModelGuard:
+        """Run ``func(call, runtime)`` before every model call the bot makes.
+
+        Raise ``QuotaExceededError`` to refuse the call before anything is spent (a
+        budget); its message is what the user is told.
+        """
+        self.model_guards.append(func)
         return func
 
     def on_startup(self, func: LifecycleHook) -> LifecycleHook:

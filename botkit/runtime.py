@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,7 +13,7 @@ from botkit.store import Store
 
 if TYPE_CHECKING:
     from botkit.llm import ChatModel, TokenCounter
-    from botkit.plugin import CommandHandler
+    from botkit.plugin import CommandHandler, ModelGuardEntry
 
 __all__ = ["ChatSettings", "Runtime"]
 
@@ -44,3 +44,6 @@ class Runtime:
     chat: ChatSettings
     plugin_settings: Mapping[str, Any] = field(default_factory=dict)
     commands: list[CommandHandler] = field(default_factory=list)
+    model_guards: list[ModelGuardEntry] = field(default_factory=list)
+    # queues a stored message for (re)processing; set by the Bot once the dispatcher exists
+    submit: Callable[[int, int], None] | None = None

@@ -160,6 +160,21 @@ class Store:
                 .values(status=status, error=error, updated_at=utcnow())
             )
 
+    async def annotate(self, message_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``values`` into a message's metadata (a plugin's verdict, a label).
+
+        Returns:
+            The metadata after the merge.
+        """
+        async with self._write("annotate message") as session:
+            row = await session.get(MessageRow, message_id)
+            if row is None:
+                raise StoreError(f"no message {message_id}")
+            meta = {**(row.meta or {}), **_jsonable(values)}
+            row.meta = meta
+            row.updated_at = utcnow()
+            return meta
+
     async def finish_inbound(
         self,
         ids: Sequence[int],

@@ -90,6 +90,8 @@ async def test_a_streamed_answer_is_edited_in_place_and_priced(
     async with make_bot(database_url, {"test": adapter}, llm=_llm(fake_openai)) as bot:
         await adapter.ask("count")
         [usage] = await bot.store.usage()
+        [inbound, outbound] = await bot.store.messages([1, 2])
+    assert (inbound.status, outbound.status) == ("done", "delivered")
     assert fake_openai.requests[0].json["stream"] is True
     assert fake_openai.requests[0].json["stream_options"] == {"include_usage": True}
     [sent] = adapter.sent

@@ -1,0 +1,93 @@
+"""Hooks plugins build on: model-call guards (budgets), annotations and requeueing."""
+
+from __future__ import annotations
+
+from botkit import Context, Message, Plugin, PluginRuntime, QuotaExceededError
+from botkit.plugin import ModelCall
+from tests.fakes.bots import make_bot
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.recording_adapter import RecordingAdapter
+
+
+async def test_a_guard_refuses_a_model_call_before_anything_is_sent(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    budget = Plugin("budget")
+    seen: list[ModelCall] = []
+
+    @budget.before_model_call
+    async def limit(call: ModelCall, runtime: PluginRuntime) -> None:
+        seen.append(call)
+        if call.message is not None and call.message.sender.id == "broke":
+            raise QuotaExceededError("budget", "your daily budget of $0.10 is spent")
+
+    from botkit_chat import plugin as chat
+
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url,
+        {"test": adapter},
+        plugins=[budget, chat],
+        llm={"base_url": fake_openai.url},
+        bot={"stream": False},
+    ) as bot:
+        assert await adapter.ask("hi", user="broke") == [
+            "Sorry, I can't answer right now: your daily budget of $0.10 is spent"
+        ]
+        assert fake_openai.requests == []
+        assert await adapter.ask("hi", user="rich") == ["echo: hi"]
+        assert await bot.store.usage() != []
+    assert seen[0].prompt_tokens > 0 and seen[0].model == "gpt-4o-mini"
+
+
+async def test_annotations_are_stored_and_shared_with_later_handlers(database_url: str) -> None:
+    plugin = Plugin("tagger")
+
+    @plugin.middleware
+    async def tag(message, ctx, call_next):  # type: ignore[no-untyped-def]
+        await ctx.annotate(sentiment="positive", score=0.9)
+        return await call_next()
+
+    @plugin.on_message()
+    async def answer(message: Message, ctx: Context) -> str:
+        return f"tagged {ctx.annotations['sentiment']}"
+
+    adapter = RecordingAdapter()
+    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
+        assert await adapter.ask("great!") == ["tagged positive"]
+        [row] = await bot.store.messages([1])
+    assert row.meta == {"sentiment": "positive", "score": 0.9}
+
+
+async def test_a_held_message_can_be_released_and_is_then_answered(database_url: str) -> None:
+    plugin = Plugin("hold")
+
+    @plugin.middleware
+    async def hold(message, ctx, call_next):  # type: ignore[no-untyped-def]
+        if "buy" in message.text and not ctx.annotations.get("released"):
+            await ctx.annotate(held="looks like spam")
+            return None
+        return await call_next()
+
+    @plugin.on_command("release")
+    async def release(message: Message, ctx: Context) -> str:
+        await ctx.requeue(int(ctx.args), released=True)
+        return "released"
+
+    @plugin.on_message()
+    async def answer(message: Message, ctx: Context) -> str:
+        return f"answered {message.text}"
+
+    adapter = RecordingAdapter()
+    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
+        held = await adapter.say("buy now")
+        await bot.inbox.wait_done(held)
+        assert adapter.sent == []
+        [row] = await bot.store.messages([held])
+        assert row.status == "skipped" and row.meta["held"] == "looks like spam"
+        # an operator releases it; the middleware lets it through this time
+        assert await adapter.ask(f"/release {held}", user="operator") == ["released"]
+        await bot.dispatcher.idle()
+        [row] = await bot.store.messages([held])
+    assert [s.text for s in adapter.sent] == ["released", "answered buy now"]
+    assert row.status == "done" and row.meta["released"] is True
