@@ -1,0 +1,232 @@
+"""Which Slack events the bot answers, and the ``Message`` each one becomes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from botkit import Attachment, ConversationRef, KeyValueState, Message, Sender
+from botkit_slack._api import Identity, SlackAPI
+from botkit_slack._mrkdwn import inbound_text
+from botkit_slack.settings import SlackSettings
+
+__all__ = ["Inbound", "ThreadMemory", "external_id"]
+
+log = logging.getLogger("botkit_slack")
+
+#: Message subtypes a person's new message can carry; every other subtype
+#: (``message_changed``, ``message_deleted``, ``channel_join``…) is ignored.
+_PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_message"})
+
+
+def external_id(channel: str, ts: str) -> str:
+    """The one id of a Slack message: the same for its ``app_mention`` and ``message``
+    events and for every retried delivery of either."""
+    return f"{channel}:{ts}"
+
+
+def _channel_type(channel: str) -> str:
+    if channel.startswith("D"):
+        return "im"
+    if channel.startswith("G"):
+        return "group"
+    return "channel"
+
+
+def _without_token(body: Mapping[str, Any]) -> dict[str, Any]:
+    # the deprecated verification token travels in every payload; keep it out of the store
+    return {k: v for k, v in body.items() if k != "token"}
+
+
+class ThreadMemory:
+    """Channel threads the bot takes part in: in memory, and in the inbox's state."""
+
+    def __init__(self, state: KeyValueState) -> None:
+        self._state = state
+        self._known: set[tuple[str, str]] = set()
+        self._not: set[tuple[str, str]] = set()
+
+    async def knows(self, channel: str, thread_ts: str) -> bool | None:
+        """``True`` if the bot is in the thread, ``False`` if known not to be, else ``None``."""
+        key = (channel, thread_ts)
+        if key in self._known:
+            return True
+        if await self._state.get(f"thread:{channel}:{thread_ts}", False):
+            self._known.add(key)
+            return True
+        return False if key in self._not else None
+
+    async def add(self, channel: str, thread_ts: str) -> None:
+        """Remember that the bot is in a thread."""
+        key = (channel, thread_ts)
+        self._not.discard(key)
+        if key in self._known:
+            return
+        self._known.add(key)
+        try:
+            await self._state.set(f"thread:{channel}:{thread_ts}", True)
+        except Exception as exc:  # the memory still holds it; a restart may forget it
+            log.warning("slack: could not persist thread %s in %s: %s", thread_ts, channel, exc)
+
+    def add_negative(self, channel: str, thread_ts: str) -> None:
+        """Remember that the bot is not in a thread (this process only)."""
+        self._not.add((channel, thread_ts))
+
+
+class Inbound:
+    """Turns Events API events and slash commands into messages, or ``None`` to ignore.
+
+    Args:
+        name: the adapter's name, the messages' channel.
+        settings: the adapter's settings.
+        api: for display names and thread membership.
+        me: the bot's identity.
+        threads: the threads the bot is in.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: SlackSettings,
+        api: SlackAPI,
+        me: Identity,
+        threads: ThreadMemory,
+    ) -> None:
+        self._name = name
+        self._settings = settings
+        self._api = api
+        self._me = me
+        self._threads = threads
+
+    def _allowed(self, user: str, channel: str, is_dm: bool) -> bool:
+        settings = self._settings
+        if settings.allowed_users and user not in settings.allowed_users:
+            return False
+        return is_dm or not settings.allowed_channels or channel in settings.allowed_channels
+
+    async def from_event(self, body: Mapping[str, Any]) -> Message | None:
+        """The message an ``event_callback`` body carries, or ``None`` when it is not for us."""
+        event = body.get("event")
+        if not isinstance(event, Mapping) or event.get("type") not in ("message", "app_mention"):
+            return None
+        channel, ts = event.get("channel"), event.get("ts")
+        if not isinstance(channel, str) or not isinstance(ts, str):
+            return None
+        me = self._me
+        user, bot_id, subtype = event.get("user"), event.get("bot_id"), event.get("subtype")
+        if user == me.user_id or (bot_id is not None and bot_id == me.bot_id):
+            return None  # our own messages, thread_broadcast copies included: never a loop
+        is_bot = bot_id is not None or subtype == "bot_message"
+        if is_bot and not self._settings.allow_bots:
+            return None
+        if subtype not in _PERSON_SUBTYPES and not (subtype == "bot_message" and is_bot):
+            return None
+        sender_id = user if isinstance(user, str) else bot_id
+        if not isinstance(sender_id, str):
+            return None
+        channel_type = str(event.get("channel_type") or _channel_type(channel))
+        is_dm = channel_type == "im"
+        if not self._allowed(sender_id, channel, is_dm):
+            log.debug("slack: ignoring %s in %s (not allowed)", sender_id, channel)
+            return None
+        raw_text = str(event.get("text") or "")
+        mention = event.get("type") == "app_mention" or f"<@{me.user_id}" in raw_text
+        thread_ts = event.get("thread_ts") if isinstance(event.get("thread_ts"), str) else None
+        if is_dm:
+            thread_id = thread_ts
+        elif mention:
+            thread_id = thread_ts or ts  # a mention at the top starts a thread there
+        elif thread_ts is not None and await self._follows(event, channel, thread_ts):
+            thread_id = thread_ts
+        else:
+            return None
+        if is_bot:
+            profile = event.get("bot_profile") or {}
+            name = event.get("username") or profile.get("name")
+        else:
+            name, is_bot = await self._api.user_info(sender_id)
+        metadata: dict[str, Any] = {
+            "ts": ts,
+            "is_mention": mention,
+            "channel_type": channel_type,
+        }
+        if thread_ts is not None:
+            metadata["thread_ts"] = thread_ts
+        for key, value in (
+            ("event_id", body.get("event_id")),
+            ("team_id", body.get("team_id")),
+            ("subtype", subtype),
+        ):
+            if value is not None:
+                metadata[key] = value
+        return Message(
+            conversation=ConversationRef(self._name, channel, thread_id),
+            sender=Sender(sender_id, name, is_bot),
+            text=inbound_text(raw_text, bot_user_id=me.user_id, user_name=self._api.cached_name),
+            external_id=external_id(channel, ts),
+            attachments=_attachments(event.get("files")),
+            raw=_without_token(body),
+            metadata=metadata,
+        )
+
+    async def _follows(self, event: Mapping[str, Any], channel: str, thread_ts: str) -> bool:
+        """Whether a message in a channel thread, without a mention, is addressed to us."""
+        if event.get("parent_user_id") == self._me.user_id:
+            return True  # a reply under the bot's own message
+        if self._settings.reply_in_threads != "all":
+            return False
+        known = await self._threads.knows(channel, thread_ts)
+        if known is not None:
+            return known
+        if await self._api.bot_in_thread(channel, thread_ts, self._me):
+            await self._threads.add(channel, thread_ts)
+            return True
+        self._threads.add_negative(channel, thread_ts)
+        return False
+
+    async def from_command(self, body: Mapping[str, Any]) -> Message | None:
+        """The message a slash command becomes (``/botkit summary x`` → ``/summary x``)."""
+        user, channel = body.get("user_id"), body.get("channel_id")
+        trigger = body.get("trigger_id")
+        if not isinstance(user, str) or not isinstance(channel, str) or not trigger:
+            return None
+        channel_name = body.get("channel_name")
+        channel_type = "im" if channel_name == "directmessage" else _channel_type(channel)
+        if not self._allowed(user, channel, channel_type == "im"):
+            return None
+        text = inbound_text(
+            str(body.get("text") or ""),
+            bot_user_id=self._me.user_id,
+            user_name=self._api.cached_name,
+        )
+        routed = text if text.startswith("/") else f"/{text}" if text else "/help"
+        name, is_bot = await self._api.user_info(user)
+        metadata: dict[str, Any] = {"command": body.get("command"), "channel_type": channel_type}
+        if body.get("response_url"):
+            metadata["response_url"] = body["response_url"]
+        return Message(
+            conversation=ConversationRef(self._name, channel, None),
+            sender=Sender(user, name or body.get("user_name"), is_bot),
+            text=routed,
+            external_id=f"command:{trigger}",
+            raw=_without_token(body),
+            metadata=metadata,
+        )
+
+
+def _attachments(files: object) -> tuple[Attachment, ...]:
+    if not isinstance(files, list):
+        return ()
+    out = []
+    for f in files:
+        if isinstance(f, Mapping) and f.get("name"):
+            out.append(
+                Attachment(
+                    name=str(f["name"]),
+                    content_type=str(f.get("mimetype") or "application/octet-stream"),
+                    size=f.get("size") if isinstance(f.get("size"), int) else None,
+                    url=f.get("url_private"),
+                )
+            )
+    return tuple(out)

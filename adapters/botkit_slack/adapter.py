@@ -1,0 +1,380 @@
+"""``SlackAdapter``: Slack through slack-bolt's ``AsyncApp``, in Socket Mode or over HTTP.
+
+Every event runs through bolt with ``process_before_response=True``: the listener hands
+the message to ``inbox.accept`` and bolt's acknowledgement (the HTTP 200, or the Socket
+Mode envelope ack) only goes out after that returned. If ``accept`` raises, bolt answers
+500 (HTTP) or sends no ack (Socket Mode), and Slack delivers the event again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from botkit import (
+    Adapter,
+    Capabilities,
+    ConversationRef,
+    Inbox,
+    KeyValueState,
+    Markup,
+    Message,
+    Reply,
+    RequestRejectedError,
+    SentMessage,
+    ServiceUnavailableError,
+)
+from botkit_slack._api import Identity, SlackAPI
+from botkit_slack._events import Inbound, ThreadMemory
+from botkit_slack._mrkdwn import render_pieces
+from botkit_slack.settings import SlackSettings
+
+__all__ = ["EDIT_INTERVAL", "MAX_TEXT", "SlackAdapter"]
+
+log = logging.getLogger("botkit_slack")
+
+#: The longest rendered text one message carries. Slack truncates ``text`` past 40,000
+#: characters but asks apps to keep messages under 4,000; pieces this size read well.
+MAX_TEXT = 3900
+#: ``chat.update`` is Tier 3 (about 50 calls a minute per workspace): one edit per
+#: 1.5 s keeps a stream well inside it, with room for a second one at the same time.
+EDIT_INTERVAL = 1.5
+_CONNECT_TIMEOUT = 30.0
+_FORWARDED_HEADERS = ("Content-Type", "X-Slack-Retry-Num", "X-Slack-Retry-Reason")
+_MEMORY = 10_000  # entries kept in the adapter's small in-memory maps
+
+
+class SlackAdapter(Adapter):
+    """Slack: DMs, mentions and threads, acknowledged after the inbox committed them.
+
+    Args:
+        name: the config key it was enabled under; the ``channel`` of its messages.
+        settings: the ``[adapters.NAME]`` table.
+
+    Raises:
+        ConfigError: the settings do not fit together (Socket Mode without an app token,
+            HTTP without a signing secret...).
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        edits=True,
+        threads=True,
+        max_length=MAX_TEXT,
+        markup="mrkdwn",
+        edit_interval=EDIT_INTERVAL,
+        typing=True,
+    )
+    settings_class: ClassVar[type[Any] | None] = SlackSettings
+
+    def __init__(self, name: str, settings: SlackSettings) -> None:
+        super().__init__(name)
+        settings.check(f"adapters.{name}")
+        self.settings = settings
+        self._verifier = (
+            SignatureVerifier(settings.signing_secret.reveal())
+            if settings.signing_secret is not None
+            else None
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._api: SlackAPI | None = None
+        self._app: AsyncApp | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._inbox: Inbox | None = None
+        self._state: KeyValueState | None = None
+        self._threads: ThreadMemory | None = None
+        self._inbound: Inbound | None = None
+        self._me: Identity | None = None
+        self._last_inbound: dict[str, tuple[str, str]] = {}
+        # messages given the typing reaction: whether it was really added
+        self._reacted: dict[tuple[str, str], bool] = {}
+        self._markup: dict[tuple[str, str], Markup] = {}
+
+    @property
+    def identity(self) -> Identity | None:
+        """The bot's ids from ``auth.test``, once started."""
+        return self._me
+
+    # lifecycle
+
+    def web_routes(self) -> Sequence[web.RouteDef]:
+        """The Events API endpoint (``events_path``), in HTTP mode only."""
+        if self.settings.transport != "http":
+            return ()
+        return [web.post(self.settings.events_path, self._handle_http)]
+
+    async def start(self, inbox: Inbox) -> None:
+        """Check the token, then connect Socket Mode or open the HTTP endpoint.
+
+        Raises:
+            AuthenticationError: Slack refused the bot or app token.
+            ServiceError: Slack could not be reached.
+        """
+        self._inbox = inbox
+        self._state = inbox.state(self.name)
+        self._threads = ThreadMemory(self._state)
+        self._session = aiohttp.ClientSession()
+        try:
+            self._api = api = SlackAPI(self.settings, self._session)
+            self._me = me = await api.auth_test()
+            self._inbound = Inbound(self.name, self.settings, api, me, self._threads)
+            self._app = self._build_app(me)
+            if self.settings.transport == "socket":
+                await self._connect_socket(api)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("slack: %s started as %s (%s)", self.name, me.user_id, self.settings.transport)
+
+    async def stop(self) -> None:
+        """Disconnect Socket Mode and close the HTTP session; accepted messages are kept."""
+        self._app = None
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            await socket.close_async()  # type: ignore[no-untyped-call]
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _build_app(self, me: Identity) -> AsyncApp:
+        token = self.settings.bot_token.reveal()
+
+        async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+            # from the auth.test made at start: no Web API call (that could fail and make
+            # bolt acknowledge an event it never handed to us) while Slack waits for an ack
+            return AuthorizeResult(
+                enterprise_id=enterprise_id,
+                team_id=team_id or me.team_id,
+                bot_user_id=me.user_id,
+                bot_id=me.bot_id,
+                bot_token=token,
+            )
+
+        bolt_log = logging.getLogger("botkit_slack.bolt")
+        # AsyncApp reads SLACK_BOT_TOKEN itself and, since a client is passed, warns that
+        # the token "will be unused"; it is used (through authorize), so mute that notice
+        was_disabled, bolt_log.disabled = bolt_log.disabled, True
+        try:
+            app = AsyncApp(
+                name=f"botkit-{self.name}",
+                logger=bolt_log,
+                client=AsyncWebClient(base_url=self.settings.api_url, session=self._session),
+                authorize=authorize,
+                signing_secret="",
+                # HTTP requests are verified in _handle_http, against the raw bytes
+                request_verification_enabled=False,
+                # run the listener (inbox.accept) before answering: ack only after commit
+                process_before_response=True,
+            )
+        finally:
+            bolt_log.disabled = was_disabled
+        app.event(re.compile(r".*"))(self._on_event)
+        app.command(self.settings.slash_command)(self._on_command)
+        return app
+
+    async def _connect_socket(self, api: SlackAPI) -> None:
+        assert self._app is not None
+        assert self.settings.app_token is not None
+        app_token = self.settings.app_token.reveal()
+        handler = AsyncSocketModeHandler(
+            self._app,
+            app_token=app_token,
+            logger=logging.getLogger("botkit_slack.socket"),
+            web_client=api.client,
+        )
+        self._socket = handler
+        # ask for the URL here so a refused app token fails start() with a clear error;
+        # slack_sdk's own connect() would retry it forever
+        handler.client.wss_uri = await api.socket_url(app_token)
+        try:
+            await asyncio.wait_for(
+                handler.connect_async(),  # type: ignore[no-untyped-call]
+                _CONNECT_TIMEOUT,
+            )
+        except TimeoutError as exc:
+            raise ServiceUnavailableError(
+                "slack", "could not open the Socket Mode connection"
+            ) from exc
+
+    # receiving
+
+    async def _handle_http(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        app = self._app
+        if app is None:
+            return web.Response(status=503, text="not started")
+        if not self._signed(raw, request):
+            log.warning("slack: refused an events request with a bad or stale signature")
+            return web.Response(status=401, text="invalid signature")
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return web.Response(status=400, text="body is not UTF-8")
+        retry = request.headers.get("X-Slack-Retry-Num")
+        if retry is not None:
+            log.debug(
+                "slack: delivery retry %s (%s)",
+                retry,
+                request.headers.get("X-Slack-Retry-Reason", "?"),
+            )
+        headers: dict[str, str | Sequence[str]] = {
+            h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers
+        }
+        response = await app.async_dispatch(
+            AsyncBoltRequest(body=body, query=request.query_string, headers=headers)
+        )
+        return await to_aiohttp_response(response)
+
+    def _signed(self, raw: bytes, request: web.Request) -> bool:
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if self._verifier is None or not signature or not timestamp.isdigit():
+            return False
+        return self._verifier.is_valid(raw, timestamp, signature)
+
+    async def _on_event(self, body: dict[str, Any], ack: AsyncAck) -> None:
+        assert self._inbound is not None
+        message = await self._inbound.from_event(body)
+        if message is not None:
+            await self._accept(message)  # raises: no ack, Slack delivers again
+        await ack()
+
+    async def _on_command(self, body: dict[str, Any], ack: AsyncAck) -> None:
+        assert self._inbound is not None
+        message = await self._inbound.from_command(body)
+        if message is None:
+            await ack(text="Sorry, I am not available here.")
+            return
+        accepted = await self._accept(message)
+        if accepted:
+            await ack(text="Working on it…")
+        else:
+            await ack()
+
+    async def _accept(self, message: Message) -> bool:
+        """Hand a message to the inbox; whether it was new."""
+        assert self._inbox is not None
+        assert self._threads is not None
+        accepted = await self._inbox.accept(message)
+        conversation = message.conversation
+        ts = message.metadata.get("ts")
+        if isinstance(ts, str):
+            _remember(self._last_inbound, conversation.key, (conversation.chat_id, ts))
+        if accepted.duplicate:
+            log.debug("slack: %s was already accepted", message.external_id)
+            return False
+        if conversation.thread_id and message.metadata.get("channel_type") != "im":
+            await self._threads.add(conversation.chat_id, conversation.thread_id)
+        return True
+
+    # sending
+
+    def _require_api(self) -> SlackAPI:
+        if self._api is None or self._state is None:
+            raise ServiceUnavailableError("slack", "the Slack adapter is not started")
+        return self._api
+
+    async def send(
+        self, conversation: ConversationRef, reply: Reply, *, delivery_id: str
+    ) -> SentMessage:
+        """Post a reply into the conversation's thread, split to ``MAX_TEXT`` in order.
+
+        Pieces already posted by an earlier try of the same ``delivery_id`` are not
+        posted again.
+
+        Raises:
+            RateLimitError: Slack asked to wait longer than ``max_rate_limit_wait``.
+            RequestRejectedError: ``ok: false`` (``channel_not_found``, ``not_in_channel``…),
+                logged with the conversation; retrying will not help.
+            AuthenticationError: the bot token was refused.
+            ServiceUnavailableError: network trouble or a 5xx.
+        """
+        api = self._require_api()
+        assert self._state is not None
+        pieces = render_pieces(reply.text, reply.markup, MAX_TEXT)
+        if not pieces:
+            raise RequestRejectedError("slack", "the reply is empty", code="no_text")
+        channel, thread = conversation.chat_id, conversation.thread_id
+        key = f"delivery:{delivery_id}"
+        posted = [str(ts) for ts in (await self._state.get(key, None) or [])]
+        try:
+            for piece in pieces[len(posted) :]:
+                posted.append(await api.post(channel, piece, thread))
+                await self._state.set(key, posted)
+        except RequestRejectedError as exc:
+            log.warning(
+                "slack: a reply to %s was refused (%s); not retrying", conversation.key, exc.code
+            )
+            raise
+        _remember(self._markup, (channel, posted[0]), reply.markup)
+        await self._typing_done(reply.reply_to)
+        return SentMessage(conversation, posted[-1], reply.text, tuple(posted))
+
+    async def edit(self, sent: SentMessage, text: str) -> SentMessage:
+        """Show ``text`` in a message sent earlier: changed pieces updated, new ones posted
+        into the thread, pieces no longer needed deleted.
+
+        Raises:
+            ServiceError: as for :meth:`send`.
+        """
+        api = self._require_api()
+        conversation = sent.conversation
+        channel = conversation.chat_id
+        parts = list(sent.parts or (sent.external_id,))
+        markup = self._markup.get((channel, parts[0]), "markdown")
+        new = render_pieces(text, markup, MAX_TEXT)
+        if not new:
+            return sent
+        old = render_pieces(sent.text, markup, MAX_TEXT)
+        shown: list[str] = []
+        for i, piece in enumerate(new):
+            if i >= len(parts):
+                shown.append(await api.post(channel, piece, conversation.thread_id))
+                continue
+            if i >= len(old) or old[i] != piece:
+                await api.update(channel, parts[i], piece)
+            shown.append(parts[i])
+        for ts in parts[len(new) :]:
+            try:
+                await api.delete(channel, ts)
+            except RequestRejectedError as exc:
+                log.info("slack: could not delete a surplus piece in %s: %s", channel, exc.code)
+        _remember(self._markup, (channel, shown[0]), markup)
+        return SentMessage(conversation, shown[-1], text, tuple(shown))
+
+    async def typing(self, conversation: ConversationRef) -> None:
+        """Put ``typing_reaction`` on the message being answered (once); ``send`` removes it."""
+        target = self._last_inbound.get(conversation.key)
+        name = self.settings.typing_reaction
+        if self._api is None or not name or target is None or target in self._reacted:
+            return
+        self._reacted[target] = False  # before the call: the core may ask again meanwhile
+        self._reacted[target] = await self._api.react(*target, name, add=True)
+
+    async def _typing_done(self, reply_to: str | None) -> None:
+        channel, _, ts = (reply_to or "").rpartition(":")
+        target = (channel, ts)
+        if self._api is None or not self._reacted.pop(target, False):
+            return
+        await self._api.react(channel, ts, self.settings.typing_reaction, add=False)
+
+
+def _remember(memory: dict[Any, Any], key: Any, value: Any) -> None:
+    """Store in a small map that forgets its oldest entries."""
+    memory.pop(key, None)
+    memory[key] = value
+    while len(memory) > _MEMORY:
+        del memory[next(iter(memory))]

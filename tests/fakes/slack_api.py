@@ -1,0 +1,386 @@
+"""A local fake of Slack's Web API and Socket Mode, for tests.
+
+An aiohttp app on 127.0.0.1, port 0, that speaks the wire format slack_sdk uses: JSON
+bodies (``chat.postMessage``, ``chat.update``), query strings and form bodies for the
+rest, the token in ``Authorization: Bearer``; answers ``{"ok": false, "error": ...}``
+the way Slack does, and 429 with ``Retry-After``. Every request is recorded. Tests
+script failures per method (:meth:`FakeSlack.fail`, :meth:`FakeSlack.rate_limit`,
+:meth:`FakeSlack.http_error`), which are served before the normal answer.
+
+Socket Mode: ``apps.connections.open`` (with the app token) answers a ``ws://`` URL on
+this same server; a connection gets ``hello``, then whatever :meth:`FakeSlack.send_envelope`
+pushes, and every ``{"envelope_id": ...}`` it sends back is recorded in ``acks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestServer
+
+__all__ = ["Call", "FakeSlack", "Scripted"]
+
+APP_ONLY = frozenset({"apps.connections.open"})
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request the fake received."""
+
+    method: str
+    params: dict[str, Any]
+    authorization: str | None
+    content_type: str
+
+
+@dataclass(slots=True)
+class Scripted:
+    """A scripted answer: an HTTP status, a JSON body and headers."""
+
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=lambda: {"ok": True})
+    headers: dict[str, str] = field(default_factory=dict)
+    #: served only after this many more calls were answered normally
+    after: int = 0
+
+
+class FakeSlack:
+    """Slack's Web API and Socket Mode server, faked. Use ``async with FakeSlack() as slack``.
+
+    Args:
+        bot_token: the bot token it accepts.
+        app_token: the app-level token it accepts for ``apps.connections.open``.
+        bot_user_id: the bot's user id, answered by ``auth.test``.
+        bot_id: the bot's bot id.
+        team_id: the workspace id.
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-fake-bot-token",
+        app_token: str = "xapp-fake-app-token",
+        bot_user_id: str = "W111",
+        bot_id: str = "B111",
+        team_id: str = "T111",
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.team_id = team_id
+        self.calls: list[Call] = []
+        self.users: dict[str, dict[str, Any]] = {}
+        #: every message in the fake workspace, by channel, in posting order
+        self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.reactions: list[tuple[str, str, str, str]] = []  # (add|remove, channel, ts, name)
+        self.acks: list[dict[str, Any]] = []
+        self._scripts: dict[str, deque[Scripted]] = defaultdict(deque)
+        self._ts = itertools.count(1)
+        self._sockets: list[web.WebSocketResponse] = []
+        self._connected = asyncio.Event()
+        self._acked = asyncio.Condition()
+        self._called = asyncio.Condition()
+        self._envelopes = itertools.count(1)
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_get("/link/", self._socket)
+        self._server = TestServer(app, host="127.0.0.1", port=0)
+
+    async def __aenter__(self) -> Self:
+        await self._server.start_server()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close sockets and stop the server."""
+        for ws in self._sockets:
+            await ws.close()
+        await self._server.close()
+
+    @property
+    def base_url(self) -> str:
+        """The Web API base URL to give slack_sdk (``api_url``)."""
+        return f"http://127.0.0.1:{self._server.port}/api/"
+
+    # scripting
+
+    def script(self, method: str, *answers: Scripted) -> None:
+        """Queue answers for ``method``, served before its normal behaviour."""
+        self._scripts[method].extend(answers)
+
+    def fail(self, method: str, error: str, *, times: int = 1, after: int = 0) -> None:
+        """Answer ``method`` with ``{"ok": false, "error": error}`` (HTTP 200), ``times``
+        times, once ``after`` more calls were answered normally."""
+        self.script(
+            method,
+            *(
+                Scripted(body={"ok": False, "error": error}, after=after if i == 0 else 0)
+                for i in range(times)
+            ),
+        )
+
+    def rate_limit(self, method: str, retry_after: float, *, times: int = 1) -> None:
+        """Answer ``method`` with a 429 and ``Retry-After``."""
+        self.script(
+            method,
+            *(
+                Scripted(
+                    status=429,
+                    body={"ok": False, "error": "ratelimited"},
+                    headers={"Retry-After": f"{retry_after:g}"},
+                )
+                for _ in range(times)
+            ),
+        )
+
+    def http_error(self, method: str, status: int, *, times: int = 1) -> None:
+        """Answer ``method`` with a bare HTTP error status (a 5xx from a proxy)."""
+        self.script(
+            method,
+            *(
+                Scripted(status=status, body={"ok": False, "error": "internal_error"})
+                for _ in range(times)
+            ),
+        )
+
+    def add_user(self, user_id: str, display_name: str, *, is_bot: bool = False) -> None:
+        """Make ``users.info`` know a user."""
+        self.users[user_id] = {
+            "id": user_id,
+            "name": display_name.lower().replace(" ", "."),
+            "real_name": display_name,
+            "is_bot": is_bot,
+            "profile": {"display_name": display_name, "real_name": display_name},
+        }
+
+    def add_message(self, channel: str, message: dict[str, Any]) -> None:
+        """Put a message into the workspace (for ``conversations.replies``)."""
+        self.messages[channel].append(dict(message))
+
+    # inspection
+
+    def calls_to(self, method: str) -> list[Call]:
+        """The requests for one method, in order."""
+        return [c for c in self.calls if c.method == method]
+
+    def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Messages posted through ``chat.postMessage`` (and still there), in order."""
+        return [
+            m
+            for ch, messages in self.messages.items()
+            if channel is None or ch == channel
+            for m in messages
+            if m.get("bot_id") == self.bot_id
+        ]
+
+    # Socket Mode
+
+    async def wait_connected(self) -> None:
+        """Wait until a Socket Mode client has connected (up to 5 s)."""
+        async with asyncio.timeout(5):
+            await self._connected.wait()
+
+    async def send_envelope(
+        self,
+        payload: dict[str, Any],
+        *,
+        kind: str = "events_api",
+        envelope_id: str | None = None,
+        retry_attempt: int = 0,
+    ) -> str:
+        """Push one envelope to the connected client; its ``envelope_id``."""
+        envelope_id = envelope_id or f"env-{next(self._envelopes)}"
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": kind != "events_api",
+        }
+        if kind == "events_api":
+            envelope["retry_attempt"] = retry_attempt
+            envelope["retry_reason"] = "timeout" if retry_attempt else ""
+        await self._sockets[-1].send_str(json.dumps(envelope))
+        return envelope_id
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Wait (up to 15 s) until ``predicate`` holds, checked after every API call."""
+        async with asyncio.timeout(15), self._called:
+            await self._called.wait_for(predicate)
+
+    def acked(self, envelope_id: str) -> dict[str, Any] | None:
+        """The ack sent for an envelope, if any."""
+        return next((a for a in self.acks if a.get("envelope_id") == envelope_id), None)
+
+    async def wait_ack(self, envelope_id: str) -> dict[str, Any]:
+        """Wait for the client's ack of an envelope (up to 5 s)."""
+        async with asyncio.timeout(5), self._acked:
+            await self._acked.wait_for(lambda: self.acked(envelope_id) is not None)
+        ack = self.acked(envelope_id)
+        assert ack is not None
+        return ack
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._sockets),
+                    "debug_info": {"host": "fake-slack", "approximate_connection_time": 3600},
+                    "connection_info": {"app_id": "A111"},
+                }
+            )
+        )
+        self._connected.set()
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                async with self._acked:
+                    self.acks.append(data)
+                    self._acked.notify_all()
+        return ws
+
+    # the Web API
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: dict[str, Any] = dict(request.query)
+        raw = await request.read()
+        if raw:
+            if request.content_type == "application/json":
+                params.update(json.loads(raw))
+            else:
+                params.update(parse_qsl(raw.decode("utf-8")))
+        authorization = request.headers.get("Authorization")
+        self.calls.append(Call(method, params, authorization, request.content_type))
+        scripted = self._scripts[method]
+        if scripted and scripted[0].after > 0:
+            scripted[0].after -= 1
+        elif scripted:
+            answer = scripted.popleft()
+            return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+        expected = self.app_token if method in APP_ONLY else self.bot_token
+        if authorization is None:
+            return web.json_response({"ok": False, "error": "not_authed"})
+        if authorization != f"Bearer {expected}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_api_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+        body: dict[str, Any] = handler(params, request)
+        async with self._called:
+            self._called.notify_all()
+        return web.json_response(body)
+
+    def _api_auth_test(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake.slack.com/",
+            "team": "Fake Workspace",
+            "user": "botkit",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _api_apps_connections_open(
+        self, params: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self._server.port}/link/?ticket=t-1"}
+
+    def _find(self, channel: str, ts: str) -> dict[str, Any] | None:
+        return next((m for m in self.messages.get(channel, ()) if m["ts"] == ts), None)
+
+    def _api_chat_postMessage(
+        self, params: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        channel, text = params.get("channel"), params.get("text")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not text:
+            return {"ok": False, "error": "no_text"}
+        if len(text) > 40_000:
+            return {"ok": False, "error": "msg_too_long"}
+        n = next(self._ts)
+        message = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "text": text,
+            "ts": f"1700000000.{n:06d}",
+        }
+        if params.get("thread_ts"):
+            message["thread_ts"] = params["thread_ts"]
+        self.messages[channel].append(message)
+        return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
+
+    def _api_chat_update(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        message = self._find(str(params.get("channel")), str(params.get("ts")))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        message["text"] = params.get("text", "")
+        message["edited"] = message.get("edited", 0) + 1
+        return {
+            "ok": True,
+            "channel": params["channel"],
+            "ts": params["ts"],
+            "text": message["text"],
+        }
+
+    def _api_chat_delete(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        channel = str(params.get("channel"))
+        message = self._find(channel, str(params.get("ts")))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        self.messages[channel].remove(message)
+        return {"ok": True, "channel": channel, "ts": params["ts"]}
+
+    def _api_conversations_replies(
+        self, params: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        channel, ts = str(params.get("channel")), str(params.get("ts"))
+        thread = [
+            m for m in self.messages.get(channel, ()) if m["ts"] == ts or m.get("thread_ts") == ts
+        ]
+        if not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        return {"ok": True, "messages": thread, "has_more": False}
+
+    def _api_users_info(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        user = self.users.get(str(params.get("user")))
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": user}
+
+    def _reaction(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.reactions.append(
+            (
+                kind,
+                str(params.get("channel")),
+                str(params.get("timestamp")),
+                str(params.get("name")),
+            )
+        )
+        return {"ok": True}
+
+    def _api_reactions_add(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        return self._reaction("add", params)
+
+    def _api_reactions_remove(
+        self, params: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        return self._reaction("remove", params)
