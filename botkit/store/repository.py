@@ -376,6 +376,32 @@ class Store:
                 for d, m, c, u, n, p, o, cost, unpriced in rows.all()
             ]
 
+    async def spend(
+        self,
+        *,
+        since: datetime,
+        user_id: str | None = None,
+        channel: str | None = None,
+    ) -> tuple[int, int]:
+        """Tokens (prompt + completion) and nano-dollars spent since ``since``.
+
+        Narrowed to one user and/or channel when given; for budgets checked before each
+        model call, so it is one indexed aggregate query.
+        """
+        async with self._read("sum spend") as session:
+            query = select(
+                func.coalesce(
+                    func.sum(ModelCallRow.prompt_tokens + ModelCallRow.completion_tokens), 0
+                ),
+                func.coalesce(func.sum(ModelCallRow.cost_nanos), 0),
+            ).where(ModelCallRow.created_at >= since)
+            if user_id is not None:
+                query = query.where(ModelCallRow.user_id == user_id)
+            if channel is not None:
+                query = query.where(ModelCallRow.channel == channel)
+            tokens, cost = (await session.execute(query)).one()
+            return int(tokens), int(cost)
+
     # -- state ---------------------------------------------------------------------------
 
     def state(self, namespace: str) -> NamespaceState:

@@ -129,6 +129,42 @@ async def test_usage_groups_calls_and_keeps_unknown_prices_unknown(store: Store)
     assert rows["mystery-model"].unpriced_calls == 1 and rows["mystery-model"].cost_nanos == 0
 
 
+async def test_spend_sums_tokens_and_cost_per_user_and_channel(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    a, conv = await store.accept(_msg("q", "e1"))
+    for user, channel, cost in (
+        ("u1", "test", "0.01"),
+        ("u1", "other", "0.02"),
+        ("u2", "test", "0.04"),
+    ):
+        await store.record_call(
+            CallRow(
+                "chat",
+                "gpt-4",
+                10,
+                5,
+                nanos(Decimal(cost)),
+                1.0,
+                True,
+                None,
+                1,
+                a.message_id,
+                conv,
+                channel,
+                user,
+            )
+        )
+    since = datetime.now(UTC) - timedelta(days=1)
+    assert await store.spend(since=since) == (45, nanos(Decimal("0.07")))
+    assert await store.spend(since=since, user_id="u1") == (30, nanos(Decimal("0.03")))
+    assert await store.spend(since=since, user_id="u1", channel="test") == (
+        15,
+        nanos(Decimal("0.01")),
+    )
+    assert await store.spend(since=datetime.now(UTC) + timedelta(minutes=1)) == (0, 0)
+
+
 async def test_state_round_trips_json_per_namespace(store: Store) -> None:
     a, b = store.state("plugin:a"), store.state("plugin:b")
     await a.set("k", {"n": 1, "list": [1, "x"]})
