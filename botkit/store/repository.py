@@ -400,7 +400,7 @@ class Store:
             if channel is not None:
                 query = query.where(ModelCallRow.channel == channel)
             tokens, cost = (await session.execute(query)).one()
-            return int(tokens), int(cost)
+            return int(tokens or 0), int(cost or 0)
 
     # -- state ---------------------------------------------------------------------------
 

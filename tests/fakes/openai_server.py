@@ -271,7 +271,8 @@ def stream(
         error_body: that event's ``{"error": {...}}`` (default: a ``server_error``).
         chunk_size: write the stream in pieces of this many bytes (splitting lines and
             UTF-8 characters); default: events written as they come, all at once.
-        interval: seconds to wait between writes (events, or pieces with ``chunk_size``).
+        interval: seconds to wait between writes (events, or pieces with ``chunk_size``;
+            pieces are always written one event-loop turn apart).
         stall_after: after this many events, go silent for ``stall_for`` seconds (or
             until the client hangs up or the server closes), then send the rest.
         stall_for: see ``stall_after``.
@@ -319,6 +320,8 @@ def stream(
                 await _stall(request, fake, stall_for)
             if index and interval:
                 await asyncio.sleep(interval)
+            elif index and chunk_size is not None:
+                await asyncio.sleep(0)  # let the client read each piece on its own
             await response.write(data)
         await response.write_eof()
         return response
