@@ -137,8 +137,12 @@ class Dispatcher:
         if not rows:
             return
         ids = [r.id for r in rows]
-        await store.set_inbound_status(ids, "processing")
         message = _message_of(rows)
+        if message.metadata.get("addressed") is False:
+            # group chatter an adapter passes on as context: kept for history, not answered
+            await store.set_inbound_status(ids, "context")
+            return
+        await store.set_inbound_status(ids, "processing")
         ctx = Context(self._runtime, message, conversation_id)
         try:
             result = await self._pipeline.handle(message, ctx)

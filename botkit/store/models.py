@@ -96,7 +96,8 @@ class ConversationRow(Base):
 class MessageRow(Base):
     """An inbound or outbound message, with its processing or delivery status.
 
-    Inbound: ``pending`` → ``processing`` → ``done`` | ``skipped`` | ``failed``.
+    Inbound: ``pending`` → ``processing`` → ``done`` | ``skipped`` | ``failed``, or
+    ``context`` for chatter kept as history but not addressed to the bot.
     Outbound (the outbox): ``pending`` → ``sending`` → ``delivered`` | ``failed``; a
     streamed reply is ``streaming`` until its last edit.
     """

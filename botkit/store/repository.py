@@ -32,6 +32,8 @@ __all__ = ["NANOS_PER_DOLLAR", "NamespaceState", "Store"]
 NANOS_PER_DOLLAR = 1_000_000_000
 UNFINISHED_IN = ("pending", "processing")
 UNDELIVERED_OUT = ("pending", "sending")
+# inbound turns the model sees: answered, being answered, or kept as passive context
+HISTORY_IN = ("done", "processing", "context")
 
 
 class Store:
@@ -290,9 +292,7 @@ class Store:
                 MessageRow.conversation_id == conversation_id,
                 MessageRow.id > max(start or 0, after_id),
                 or_(
-                    and_(
-                        MessageRow.direction == "in", MessageRow.status.in_(("done", "processing"))
-                    ),
+                    and_(MessageRow.direction == "in", MessageRow.status.in_(HISTORY_IN)),
                     and_(MessageRow.direction == "out", MessageRow.status != "failed"),
                 ),
             ]

@@ -383,3 +383,36 @@ async def test_an_empty_message_gets_a_clear_answer_not_a_model_call(database_ur
     async with make_bot(database_url, {"test": adapter}) as bot:
         assert await adapter.ask("") == ["I can only read text here."]
         assert await bot.store.usage() == []
+
+
+async def test_unaddressed_messages_are_kept_as_context_and_never_answered(
+    database_url: str,
+) -> None:
+    from botkit import ConversationRef, Sender
+    from botkit import Message as Msg
+
+    plugin = Plugin("p")
+    seen: list[list[str]] = []
+
+    @plugin.on_message()
+    async def answer(message: Message, ctx: Context) -> str:
+        seen.append([h.text for h in await ctx.history()])
+        return "ok"
+
+    adapter = RecordingAdapter()
+    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
+        assert adapter.inbox is not None
+        chatter = await adapter.inbox.accept(
+            Msg(
+                ConversationRef("test", "group"),
+                Sender("u2", "Bob"),
+                "lunch at noon?",
+                "g1",
+                metadata={"addressed": False},
+            )
+        )
+        await bot.inbox.wait_done(chatter.message_id)
+        assert await adapter.ask("what did Bob say?", chat="group") == ["ok"]
+        [row] = await bot.store.messages([chatter.message_id])
+    assert row.status == "context"
+    assert seen == [["lunch at noon?", "what did Bob say?"]]

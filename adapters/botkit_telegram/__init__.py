@@ -1,0 +1,40 @@
+"""botkit's Telegram adapter, on python-telegram-bot.
+
+Enable it with an ``[adapters.telegram]`` table; the token comes from the
+``TELEGRAM_BOT_TOKEN`` environment variable. :class:`TelegramSettings` lists every
+setting. How it behaves:
+
+- Receiving: long polling by default; the getUpdates offset moves past an update only
+  after ``inbox.accept`` returned, so a failed accept means the update is fetched again,
+  and a redelivered one is a duplicate the inbox drops. Webhook mode mounts
+  ``webhook_path`` on botkit's web server, refuses a missing or wrong
+  ``X-Telegram-Bot-Api-Secret-Token`` (401) and bodies that are not updates (400), and
+  calls ``setWebhook`` only when Telegram's webhook differs from the configured one.
+  A 409 Conflict (another poller) is logged once per episode and backed off.
+- Whom it answers: everything in private chats; in groups a mention of ``@botname``, a
+  reply to one of its messages, and commands (``/cmd`` and ``/cmd@botname``, which
+  reaches the core as ``/cmd``; ``/cmd@otherbot`` is ignored). Other group messages are
+  ignored unless ``group_context = true``. Forum topics are conversations of their own
+  (``thread_id``); a reply thread in a plain group is not. Edited messages, channel
+  posts and service messages are ignored. ``allowed_users``/``allowed_chats`` restrict
+  all of it.
+- Messages: ``external_id`` is ``"<chat id>:<message id>"``; captions are text; photos,
+  documents, voice notes and other files become ``Attachment`` objects, their Telegram
+  file ids in ``metadata["files"]``. A sticker or voice note without text is answered
+  with ``unsupported_reply`` by the adapter itself (``media_without_text = "reply"``) or
+  handed to the core with empty text and ``metadata["unsupported"]`` (``"accept"``).
+- Replies: Markdown becomes Telegram HTML; long replies are split under 4096 characters
+  as Telegram counts them; in groups the first piece quotes the message it answers;
+  HTML Telegram refuses is resent as plain text. Edits re-render the whole text, skip
+  unchanged pieces and treat "message is not modified" as success.
+- Limits: about one message a second per chat, twenty a minute per group and thirty a
+  second overall; a 429 pauses its chat, and a wait over ``max_flood_wait`` raises
+  ``RateLimitError`` for the core to reschedule instead of sleeping.
+- The token is only ever placed in the request URL, at the last moment; it never
+  appears in logs, reprs or error messages.
+"""
+
+from botkit_telegram._settings import TelegramSettings
+from botkit_telegram.adapter import TelegramAdapter
+
+__all__ = ["TelegramAdapter", "TelegramSettings"]

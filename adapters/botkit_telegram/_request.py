@@ -1,0 +1,164 @@
+"""python-telegram-bot's HTTP seam, on aiohttp, keeping the bot token out of sight.
+
+The Bot API puts the token in the URL (``/bot<token>/sendMessage``), and URLs end up in
+logs: httpx logs every request at INFO, PTB logs its base URL at DEBUG and repeats the
+token in ``InvalidToken`` messages. So ``telegram.Bot`` is built with a placeholder token
+and token-free URLs, and only :class:`TokenRequest` inserts the real token, at the last
+moment, into the URL it hands to aiohttp. Nothing else ever holds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import telegram
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+from botkit import Secret
+
+__all__ = ["PLACEHOLDER_TOKEN", "RawBot", "TokenRequest", "redact"]
+
+#: What ``telegram.Bot`` is told the token is; it never sees the real one.
+PLACEHOLDER_TOKEN = "botkit-hidden-token"
+
+
+def redact(text: str, token: Secret) -> str:
+    """``text`` with every occurrence of the token replaced by ``***``."""
+    secret = token.reveal()
+    return text.replace(secret, "***") if secret else text
+
+
+class TokenRequest(BaseRequest):
+    """A ``BaseRequest`` over one aiohttp session that inserts the token into the URL.
+
+    Args:
+        api_url: the Bot API server's root (``https://api.telegram.org``).
+        token: the bot token.
+        timeout: the default seconds to wait for an answer.
+    """
+
+    __slots__ = ("_prefixes", "_session", "_timeout", "_token")
+
+    def __init__(self, api_url: str, token: Secret, *, timeout: float) -> None:
+        root = api_url.rstrip("/")
+        secret = token.reveal()
+        self._prefixes = (
+            (f"{root}/bot/", f"{root}/bot{secret}/"),
+            (f"{root}/file/bot/", f"{root}/file/bot{secret}/"),
+        )
+        self._token = token
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        """The default read timeout; PTB adds the long-poll timeout to it for getUpdates."""
+        return self._timeout
+
+    async def initialize(self) -> None:
+        """Open the aiohttp session (again, after a shutdown)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers={"User-Agent": "botkit (python-telegram-bot)"},
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout),
+            )
+
+    async def shutdown(self) -> None:
+        """Close the session."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: float | Any | None = BaseRequest.DEFAULT_NONE,
+        write_timeout: float | Any | None = BaseRequest.DEFAULT_NONE,
+        connect_timeout: float | Any | None = BaseRequest.DEFAULT_NONE,
+        pool_timeout: float | Any | None = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """Send one request; network failures become PTB's ``NetworkError``/``TimedOut``."""
+        if self._session is None or self._session.closed:
+            raise RuntimeError("the Telegram request session is not initialized")
+        read = self._timeout if read_timeout is BaseRequest.DEFAULT_NONE else read_timeout
+        connect = self._timeout if connect_timeout is BaseRequest.DEFAULT_NONE else connect_timeout
+        # one overall deadline: a long poll's read timeout plus the time to connect
+        total = None if read is None else read + (connect or 0.0)
+        if request_data is not None and request_data.contains_files:
+            # botkit sends text only; uploads would need multipart and media timeouts
+            raise NotImplementedError("file uploads are not supported by the Telegram adapter")
+        # a form of JSON-encoded values, exactly what PTB's own HTTPXRequest sends
+        data = request_data.json_parameters if request_data is not None else None
+        try:
+            async with self._session.request(
+                method,
+                self._with_token(url),
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=total, sock_connect=connect),
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError:
+            raise TimedOut("the Bot API did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            # aiohttp's messages may quote the URL, which holds the token
+            detail = redact(str(exc), self._token)
+            leaked = detail != str(exc) or self._token.reveal() in repr(exc)
+            raise NetworkError(f"aiohttp.{type(exc).__name__}: {detail}") from (
+                None if leaked else exc
+            )
+
+    def _with_token(self, url: str) -> str:
+        for bare, with_token in self._prefixes:
+            if url.startswith(bare):
+                return with_token + url[len(bare) :]
+        raise ValueError("a Bot API URL outside the configured api_url")
+
+
+class RawBot(telegram.Bot):
+    """``telegram.Bot`` plus getUpdates returning the updates as plain JSON.
+
+    ``Bot.get_updates`` parses the whole batch into ``Update`` objects and fails the batch
+    when one update does not parse (an older or newer payload shape), which would block
+    the offset forever. The adapter reads updates as plain dicts, one at a time.
+    """
+
+    async def get_raw_updates(
+        self,
+        *,
+        offset: int | None,
+        poll_timeout: int,
+        allowed_updates: list[str],
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Long-poll ``getUpdates`` and return its ``result`` list untouched."""
+        data: dict[str, Any] = {
+            "offset": offset,
+            "timeout": poll_timeout,
+            "limit": limit,
+            "allowed_updates": allowed_updates,
+        }
+        base = self.request.read_timeout or 0.0
+        # ``_post`` is PTB's single request path (defaults, None-dropping, the getUpdates
+        # connection); ``do_api_request`` would do the same but warns for known methods.
+        result = await self._post("getUpdates", data, read_timeout=base + poll_timeout)
+        if not isinstance(result, list):
+            raise NetworkError("getUpdates answered something other than a list")
+        return [item for item in result if isinstance(item, dict)]
+
+
+def make_bot(api_url: str, token: Secret, *, timeout: float) -> RawBot:
+    """A ``RawBot`` whose requests all go through one :class:`TokenRequest`."""
+    root = api_url.rstrip("/")
+    request = TokenRequest(root, token, timeout=timeout)
+    updates_request = TokenRequest(root, token, timeout=timeout)
+    return RawBot(
+        PLACEHOLDER_TOKEN,
+        base_url=lambda _token: f"{root}/bot",
+        base_file_url=lambda _token: f"{root}/file/bot",
+        request=request,
+        get_updates_request=updates_request,
+    )

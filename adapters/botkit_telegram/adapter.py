@@ -1,0 +1,436 @@
+"""``TelegramAdapter``: Telegram private chats, groups and forum topics for botkit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any, ClassVar, TypeVar
+
+from aiohttp import web
+from telegram import BotCommand, LinkPreviewOptions, ReplyParameters
+from telegram import Message as TgMessage
+from telegram import error as tg
+from telegram.constants import ChatAction
+
+from botkit import (
+    Adapter,
+    Capabilities,
+    CommandInfo,
+    ConversationRef,
+    Inbox,
+    Reply,
+    RequestRejectedError,
+    SentMessage,
+)
+from botkit_telegram._errors import (
+    is_not_modified,
+    is_parse_error,
+    retry_after_seconds,
+    service_error,
+)
+from botkit_telegram._limits import FloodLimiter
+from botkit_telegram._markdown import Piece, render_pieces
+from botkit_telegram._polling import Poller
+from botkit_telegram._request import make_bot
+from botkit_telegram._settings import TelegramSettings, check_settings
+from botkit_telegram._updates import Accept, BotIdentity, Ignore, Unsupported, read_update
+from botkit_telegram._webhook import WebhookReceiver, derive_secret, ensure_webhook
+
+__all__ = ["TelegramAdapter"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_LENGTH = 4096
+_FLOOD_RETRIES = 3
+_COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+class TelegramAdapter(Adapter):
+    """Talks to Telegram's Bot API through python-telegram-bot.
+
+    Receives by long polling (default) or a webhook mounted on botkit's web server, hands
+    messages to the inbox and acknowledges them only after it accepted them. Sends Markdown
+    replies as Telegram HTML, split at 4096 characters, paced under Telegram's flood limits.
+
+    Args:
+        name: the config key it was enabled under, the ``channel`` of its messages.
+        settings: the parsed ``[adapters.NAME]`` table.
+        limiter: the flood limiter (tests pass a faster one).
+
+    Raises:
+        ConfigError: an inconsistent setting, naming its key.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        edits=True,
+        threads=True,
+        max_length=MAX_LENGTH,
+        markup="telegram-html",
+        edit_interval=1.0,
+        typing=True,
+    )
+    settings_class: ClassVar[type[Any] | None] = TelegramSettings
+
+    def __init__(
+        self, name: str, settings: TelegramSettings, *, limiter: FloodLimiter | None = None
+    ) -> None:
+        super().__init__(name)
+        check_settings(name, settings)
+        self.settings = settings
+        self._bot = make_bot(settings.api_url, settings.token, timeout=settings.request_timeout)
+        self._limiter = limiter or FloodLimiter(max_wait=settings.max_flood_wait)
+        self._receiver = WebhookReceiver(
+            settings.webhook_secret.reveal()
+            if settings.webhook_secret
+            else derive_secret(settings.token),
+            self._receive,
+        )
+        self._inbox: Inbox | None = None
+        self._me: BotIdentity | None = None
+        self._poller: Poller | None = None
+        self._poll_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        # message ids already sent for a split reply whose later pieces failed, so the
+        # core's retry (same delivery id) does not send the first pieces twice
+        self._partial: OrderedDict[str, list[int]] = OrderedDict()
+        self._link_preview = LinkPreviewOptions(is_disabled=settings.disable_link_previews)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, inbox: Inbox) -> None:
+        """Check the token (``getMe``), then start polling or make sure the webhook is set.
+
+        Raises:
+            AuthenticationError: the token was refused.
+            ServiceError: Telegram could not be reached or refused the webhook.
+        """
+        if self._poll_task is not None or self._receiver.ready:
+            raise RuntimeError(f"the {self.name} adapter is already started")
+        if self.settings.group_context:
+            log.warning(
+                "adapters.%s.group_context is on: every group message reaches the core, "
+                'marked metadata["addressed"] = False; only a plugin that skips those keeps '
+                "the bot from answering them all",
+                self.name,
+            )
+        self._inbox = inbox
+        try:
+            await self._bot.initialize()
+            user = self._bot.bot
+            self._me = BotIdentity(id=user.id, username=user.username or "")
+            log.info(
+                "Telegram adapter %r is @%s (%s mode)",
+                self.name,
+                user.username,
+                self.settings.mode,
+            )
+            if self.settings.mode == "webhook":
+                await ensure_webhook(
+                    self._bot,
+                    inbox.state(self.name),
+                    url=self.settings.webhook_url or "",
+                    secret=self._receiver.secret,
+                )
+                self._receiver.ready = True
+                return
+            info = await self._bot.get_webhook_info()
+            if info.url:
+                log.warning(
+                    "a Telegram webhook was set (%s); deleting it to poll instead", info.url
+                )
+                await self._bot.delete_webhook(drop_pending_updates=False)
+        except tg.TelegramError as exc:
+            await self._bot.shutdown()
+            raise service_error(exc, "starting") from exc
+        self._poller = Poller(
+            self._bot,
+            self._receive,
+            poll_timeout=self.settings.poll_timeout,
+            backoff_initial=self.settings.backoff_initial,
+            backoff_max=self.settings.backoff_max,
+        )
+        self._poll_task = asyncio.create_task(self._poller.run(), name=f"{self.name}-polling")
+        self._poll_task.add_done_callback(_report_end)
+
+    async def stop(self) -> None:
+        """Stop polling (or refuse webhook posts) and close the connection.
+
+        The webhook stays registered with Telegram, which queues updates until the next
+        start.
+        """
+        self._receiver.ready = False
+        tasks = [t for t in (self._poll_task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._poll_task = None
+        self._poller = None
+        await self._bot.shutdown()
+
+    def web_routes(self) -> Sequence[web.RouteDef]:
+        """The webhook route (webhook mode only)."""
+        if self.settings.mode != "webhook":
+            return ()
+        return (web.post(self.settings.webhook_path, self._receiver.handle),)
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def _receive(self, update: dict[str, Any]) -> None:
+        """Turn one update into an accepted message, an answer, or nothing.
+
+        Raises only when the inbox did: then the update is not acknowledged.
+        """
+        if self._inbox is None or self._me is None:
+            raise RuntimeError("the Telegram adapter is not started")
+        try:
+            decision = read_update(update, channel=self.name, me=self._me, settings=self.settings)
+        except Exception:  # a payload we cannot read must not block the ones after it
+            log.exception("could not read Telegram update %s; skipped", update.get("update_id"))
+            return
+        if isinstance(decision, Ignore):
+            log.debug("update %s ignored: %s", update.get("update_id"), decision.reason)
+        elif isinstance(decision, Unsupported):
+            task = asyncio.create_task(self._answer_unsupported(decision))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif isinstance(decision, Accept):
+            await self._inbox.accept(decision.message)
+
+    async def _answer_unsupported(self, what: Unsupported) -> None:
+        text = self.settings.unsupported_reply
+        reply_to = what.message_id if what.chat_type != "private" else None
+        chat_id, thread_id = _ids(what.conversation)
+        try:
+            await self._send_piece(chat_id, thread_id, Piece(text, text, None), reply_to)
+        except Exception as exc:  # flood control, a blocked bot: the answer is a courtesy
+            log.info("could not answer a %s in chat %d: %s", what.kind, chat_id, exc)
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def send(
+        self, conversation: ConversationRef, reply: Reply, *, delivery_id: str
+    ) -> SentMessage:
+        """Send a reply, split into ordered pieces of at most 4096 characters.
+
+        In groups the first piece replies to the message it answers (``reply.reply_to``);
+        replies go to the conversation's forum topic. A piece whose HTML Telegram refuses
+        is sent again as plain text. A retry with the same ``delivery_id`` after a failure
+        halfway resumes after the pieces already sent.
+
+        Raises:
+            RateLimitError: flood control asks for a wait longer than ``max_flood_wait``.
+            RequestRejectedError: chat not found, bot blocked, an empty reply.
+            AuthenticationError: the token was refused.
+            ServiceUnavailableError: the network or Telegram failed.
+        """
+        if not reply.text.strip():
+            raise RequestRejectedError("telegram", "cannot send an empty message")
+        pieces = render_pieces(reply.text, markdown=reply.markup == "markdown", limit=MAX_LENGTH)
+        chat_id, thread_id = _ids(conversation)
+        reply_to = _message_id(reply.reply_to) if chat_id < 0 else None
+        ids = list(self._partial.pop(delivery_id, []))
+        try:
+            await self._ready()
+            for index in range(len(ids), len(pieces)):
+                ids.extend(
+                    await self._send_piece(
+                        chat_id, thread_id, pieces[index], reply_to if index == 0 else None
+                    )
+                )
+        except tg.TelegramError as exc:
+            self._remember_partial(delivery_id, ids)
+            raise service_error(exc, "sendMessage") from exc
+        except BaseException:
+            self._remember_partial(delivery_id, ids)
+            raise
+        parts = tuple(f"{chat_id}:{i}" for i in ids)
+        return SentMessage(conversation, external_id=parts[-1], text=reply.text, parts=parts)
+
+    async def edit(self, sent: SentMessage, text: str) -> SentMessage:
+        """Show ``text`` (Markdown) in a message sent earlier: streaming's next step.
+
+        Only the pieces whose rendering changed are edited; when the text grew past 4096
+        characters, the overflow is sent as new messages. "Message is not modified"
+        counts as success.
+
+        Raises:
+            ServiceError: as :meth:`send`.
+        """
+        if not text.strip():
+            return sent
+        chat_id, thread_id = _ids(sent.conversation)
+        ids = [_message_id(p) or 0 for p in (sent.parts or (sent.external_id,))]
+        old = render_pieces(sent.text, markdown=True, limit=MAX_LENGTH)
+        new = render_pieces(text, markdown=True, limit=MAX_LENGTH)
+        kept: list[int] = []
+        try:
+            await self._ready()
+            for index, piece in enumerate(new):
+                if index >= len(ids):
+                    kept.extend(await self._send_piece(chat_id, thread_id, piece, None))
+                    continue
+                if index >= len(old) or old[index].body != piece.body:
+                    await self._edit_piece(chat_id, ids[index], piece)
+                kept.append(ids[index])
+            for extra in ids[len(new) :]:
+                await self._call(chat_id, partial(self._bot.delete_message, chat_id, extra))
+        except tg.TelegramError as exc:
+            raise service_error(exc, "editMessageText") from exc
+        parts = tuple(f"{chat_id}:{i}" for i in kept)
+        return SentMessage(sent.conversation, external_id=parts[-1], text=text, parts=parts)
+
+    async def typing(self, conversation: ConversationRef) -> None:
+        """Show "typing…" for about five seconds; failures are logged, never raised."""
+        if self._limiter.paused_for(conversation.chat_id) > 0:
+            return
+        chat_id, thread_id = _ids(conversation)
+        try:
+            await self._ready()
+            await self._bot.send_chat_action(
+                chat_id, ChatAction.TYPING, message_thread_id=thread_id
+            )
+        except tg.RetryAfter as exc:
+            self._limiter.pause(conversation.chat_id, retry_after_seconds(exc))
+        except tg.TelegramError as exc:
+            log.debug("typing indicator in chat %d failed: %s", chat_id, exc.message)
+
+    async def publish_commands(self, commands: Sequence[CommandInfo]) -> None:
+        """Publish the command menu with ``setMyCommands``.
+
+        Names Telegram cannot take (it allows 1-32 of ``a-z 0-9 _``) are left out with a
+        warning; descriptions are cut to 256 characters.
+        """
+        menu: dict[str, BotCommand] = {}
+        for command in commands:
+            name = command.name.lstrip("/").lower()
+            if not _COMMAND_NAME.match(name):
+                log.warning("command %r cannot be published on Telegram; skipped", command.name)
+                continue
+            description = " ".join(command.description.split())[:256] or name
+            menu.setdefault(name, BotCommand(name, description))
+        try:
+            await self._ready()
+            await self._bot.set_my_commands(list(menu.values())[:100])
+        except tg.TelegramError as exc:
+            raise service_error(exc, "setMyCommands") from exc
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _ready(self) -> None:
+        """Open the connection when called before :meth:`start` (the outbox resuming)."""
+        await self._bot.initialize()
+
+    async def _send_piece(
+        self, chat_id: int, thread_id: int | None, piece: Piece, reply_to: int | None
+    ) -> list[int]:
+        """Send one piece; on "can't parse entities" send its source as plain text."""
+
+        def send(body: str, parse_mode: str | None, quote: int | None) -> Awaitable[TgMessage]:
+            return self._bot.send_message(
+                chat_id,
+                body,
+                parse_mode=parse_mode,
+                message_thread_id=thread_id,
+                link_preview_options=self._link_preview,
+                reply_parameters=(
+                    ReplyParameters(quote, allow_sending_without_reply=True)
+                    if quote is not None
+                    else None
+                ),
+            )
+
+        try:
+            sent = await self._call(chat_id, lambda: send(piece.body, piece.parse_mode, reply_to))
+            return [sent.message_id]
+        except tg.BadRequest as exc:
+            if piece.parse_mode is None or not is_parse_error(exc):
+                raise
+            log.warning("Telegram refused a reply's HTML (%s); sending it as plain text", exc)
+        ids: list[int] = []
+        for plain in render_pieces(piece.source, markdown=False, limit=MAX_LENGTH):
+            quote = reply_to if not ids else None
+            sent = await self._call(chat_id, partial(send, plain.body, None, quote))
+            ids.append(sent.message_id)
+        return ids
+
+    async def _edit_piece(self, chat_id: int, message_id: int, piece: Piece) -> None:
+        async def edit(body: str, parse_mode: str | None) -> None:
+            try:
+                await self._call(
+                    chat_id,
+                    lambda: self._bot.edit_message_text(
+                        body,
+                        chat_id=chat_id,
+                        message_id=message_id,
+                        parse_mode=parse_mode,
+                        link_preview_options=self._link_preview,
+                    ),
+                )
+            except tg.BadRequest as exc:
+                if not is_not_modified(exc):
+                    raise
+
+        try:
+            await edit(piece.body, piece.parse_mode)
+        except tg.BadRequest as exc:
+            if piece.parse_mode is None or not is_parse_error(exc):
+                raise
+            log.warning("Telegram refused an edit's HTML (%s); showing plain text", exc)
+            await edit(piece.source, None)
+
+    async def _call(self, chat_id: int, request: Callable[[], Awaitable[T]]) -> T:
+        """Run one request within the flood limits; a short 429 pauses the chat and retries.
+
+        Raises:
+            RateLimitError: the wait is longer than ``max_flood_wait`` (from the limiter).
+            telegram.error.TelegramError: any other failure, for the caller to map.
+        """
+        key = str(chat_id)
+        for attempt in range(1, _FLOOD_RETRIES + 1):
+            await self._limiter.wait(key)
+            try:
+                return await request()
+            except tg.RetryAfter as exc:
+                wait = retry_after_seconds(exc)
+                self._limiter.pause(key, wait)
+                log.warning("flood control in chat %s: paused for %g s", key, wait)
+                if wait > self.settings.max_flood_wait or attempt == _FLOOD_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _remember_partial(self, delivery_id: str, ids: list[int]) -> None:
+        if ids:
+            self._partial[delivery_id] = ids
+            while len(self._partial) > 1000:
+                self._partial.popitem(last=False)
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    """Polling only ends by cancellation; anything else would silence the bot, so say so."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("Telegram polling stopped", exc_info=task.exception())
+
+
+def _ids(conversation: ConversationRef) -> tuple[int, int | None]:
+    try:
+        chat_id = int(conversation.chat_id)
+        thread_id = int(conversation.thread_id) if conversation.thread_id else None
+    except ValueError as exc:
+        raise RequestRejectedError(
+            "telegram", f"{conversation.key} is not a Telegram conversation"
+        ) from exc
+    return chat_id, thread_id
+
+
+def _message_id(external_id: str | None) -> int | None:
+    """The message id in an external id ``"<chat id>:<message id>"``."""
+    if not external_id:
+        return None
+    tail = external_id.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else None

@@ -1,0 +1,499 @@
+"""A fake Telegram Bot API on 127.0.0.1, speaking the real JSON format.
+
+Routes ``/bot<token>/<method>`` like api.telegram.org: answers ``{"ok": true, "result":
+...}`` or ``{"ok": false, "error_code": ..., "description": ...}`` (with ``parameters``
+for flood control). It implements what botkit's Telegram adapter uses: ``getMe``,
+``getUpdates`` (offsets, limit, long-poll timeout), ``sendMessage``,
+``editMessageText``, ``deleteMessage``, ``sendChatAction``, ``setMyCommands``,
+``setWebhook``, ``getWebhookInfo``, ``deleteWebhook``. Telegram's own checks are
+imitated: HTML must use Telegram's tags, nest and escape ``<>&`` ("can't parse
+entities"), text after entity parsing is at most 4096 UTF-16 units ("message is too
+long"), an edit that changes nothing is "message is not modified", getUpdates while a
+webhook is set is a 409.
+
+Tests script errors per method (:meth:`FakeTelegramAPI.fail`) and read every request
+back (:attr:`FakeTelegramAPI.requests`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+__all__ = ["FakeTelegramAPI", "RecordedRequest", "ScriptedError", "SentText", "html_text"]
+
+TOKEN = "123456:TEST-fake-token_do-not-log"
+
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z-]+(?:=\"[^\"]*\"|='[^']*')?)*)\s*>")
+_ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+_ALLOWED_TAGS = frozenset(
+    {
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "span",
+        "tg-spoiler",
+        "a",
+        "code",
+        "pre",
+        "blockquote",
+        "tg-emoji",
+    }
+)
+
+
+class HTMLRefused(ValueError):
+    """Telegram would answer "can't parse entities"."""
+
+
+def html_text(body: str) -> str:
+    """The text Telegram shows for Telegram-HTML ``body``, checking it the way Telegram does.
+
+    Raises:
+        HTMLRefused: an unknown tag, a tag that does not nest, an unescaped ``<>&``.
+    """
+    out: list[str] = []
+    stack: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "<":
+            m = _TAG.match(body, i)
+            offset = len(body[:i].encode())
+            if m is None:
+                raise HTMLRefused(f"Unexpected end of name token at byte offset {offset}")
+            closing, name = m.group(1), m.group(2).lower()
+            if name not in _ALLOWED_TAGS:
+                raise HTMLRefused(f'Unsupported start tag "{name}" at byte offset {offset}')
+            if closing:
+                if not stack or stack[-1] != name:
+                    raise HTMLRefused(f'Can\'t find end tag corresponding to start tag "{name}"')
+                stack.pop()
+            else:
+                if (
+                    stack
+                    and stack[-1] in ("code", "pre")
+                    and not (stack[-1] == "pre" and name == "code")
+                ):
+                    raise HTMLRefused(f"Entities can't be nested in {stack[-1]}")
+                if name == "blockquote" and "blockquote" in stack:
+                    raise HTMLRefused("Blockquotes can't be nested")
+                if name == "a" and "href=" not in m.group(3):
+                    raise HTMLRefused("Text link without URL")
+                stack.append(name)
+            i = m.end()
+        elif ch == "&":
+            m = _ENTITY.match(body, i)
+            if m is None:
+                offset = len(body[:i].encode())
+                raise HTMLRefused(f"Unsupported entity at byte offset {offset}")
+            out.append(html.unescape(m.group(0)))
+            i = m.end()
+        elif ch == ">":
+            raise HTMLRefused("Unexpected > character")
+        else:
+            out.append(ch)
+            i += 1
+    if stack:
+        raise HTMLRefused(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return "".join(out)
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One call the fake received."""
+
+    method: str
+    params: dict[str, Any]
+    at: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
+class ScriptedError:
+    """An error answer, as the real Bot API words it."""
+
+    status: int
+    description: str
+    retry_after: int | None = None
+
+    @classmethod
+    def flood(cls, retry_after: int) -> ScriptedError:
+        """429 flood control."""
+        return cls(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+
+    @classmethod
+    def cant_parse(cls) -> ScriptedError:
+        """400 for HTML Telegram does not accept."""
+        return cls(
+            400,
+            'Bad Request: can\'t parse entities: Unsupported start tag "x" at byte offset 0',
+        )
+
+    @classmethod
+    def blocked(cls) -> ScriptedError:
+        """403: the user blocked the bot."""
+        return cls(403, "Forbidden: bot was blocked by the user")
+
+    @classmethod
+    def chat_not_found(cls) -> ScriptedError:
+        """400: no such chat."""
+        return cls(400, "Bad Request: chat not found")
+
+    @classmethod
+    def conflict(cls) -> ScriptedError:
+        """409: another process polls with the same token."""
+        return cls(
+            409,
+            "Conflict: terminated by other getUpdates request; make sure that only one bot "
+            "instance is running",
+        )
+
+    @classmethod
+    def bad_gateway(cls) -> ScriptedError:
+        """502 from Telegram's front end."""
+        return cls(502, "Bad Gateway")
+
+    def answer(self) -> web.Response:
+        """The HTTP answer."""
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": self.status,
+            "description": self.description,
+        }
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return web.json_response(body, status=self.status)
+
+
+@dataclass
+class SentText:
+    """A message the bot sent, as the fake stores it."""
+
+    chat_id: int
+    message_id: int
+    body: str  # what was sent, HTML included
+    parse_mode: str | None
+    text: str  # what a user sees
+    thread_id: int | None = None
+    reply_to: int | None = None
+    edits: list[str] = field(default_factory=list)
+    deleted: bool = False
+
+
+class FakeTelegramAPI:
+    """The fake server. Use ``async with FakeTelegramAPI() as api`` and ``api.api_url``.
+
+    Args:
+        token: the only token it accepts; others get 401 Unauthorized.
+        bot_id: the bot's user id (``getMe``).
+        username: the bot's username, without ``@``.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = TOKEN,
+        bot_id: int = 635392558,
+        username: str = "opsdroid_bot",
+    ) -> None:
+        self.token = token
+        self.bot_user = {
+            "id": bot_id,
+            "is_bot": True,
+            "first_name": "opsdroid",
+            "username": username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+        self.requests: list[RecordedRequest] = []
+        self.sent: list[SentText] = []
+        self.commands: list[dict[str, Any]] = []
+        self.chat_actions: list[dict[str, Any]] = []
+        self.webhook: dict[str, Any] = {}
+        self.confirmed_offset = 0
+        self._updates: list[dict[str, Any]] = []
+        self._next_update_id = 1
+        self._next_message_id: dict[int, int] = {}
+        self._errors: dict[str, deque[ScriptedError | None]] = {}
+        self._sticky: dict[str, ScriptedError] = {}
+        self._changed = asyncio.Condition()
+        self._closing = False
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        self._server = TestServer(app, host="127.0.0.1", port=0)
+
+    async def __aenter__(self) -> FakeTelegramAPI:
+        # no access log: like the real API, the fake must not write the token anywhere
+        await self._server.start_server(access_log=None)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Wake every waiting long poll and stop the server."""
+        self._closing = True
+        async with self._changed:
+            self._changed.notify_all()
+        await self._server.close()
+
+    @property
+    def api_url(self) -> str:
+        """The root to give the adapter as ``api_url``."""
+        return f"http://127.0.0.1:{self._server.port}"
+
+    # -- scripting ---------------------------------------------------------------------
+
+    def fail(self, method: str, error: ScriptedError, *, times: int = 1, after: int = 0) -> None:
+        """Answer ``times`` calls of ``method`` with ``error``, after ``after`` normal ones."""
+        self._errors.setdefault(method, deque()).extend([None] * after + [error] * times)
+
+    def fail_always(self, method: str, error: ScriptedError | None) -> None:
+        """Answer every call of ``method`` with ``error`` until called with ``None``."""
+        if error is None:
+            self._sticky.pop(method, None)
+        else:
+            self._sticky[method] = error
+
+    async def push_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        """Queue an update (given an ``update_id`` if it has none) and wake long polls."""
+        update = dict(update)
+        if "update_id" not in update:
+            update["update_id"] = self._next_update_id
+        self._next_update_id = max(self._next_update_id, update["update_id"] + 1)
+        async with self._changed:
+            self._updates.append(update)
+            self._changed.notify_all()
+        return update
+
+    def calls(self, method: str) -> list[RecordedRequest]:
+        """The recorded requests to ``method``, oldest first."""
+        return [r for r in self.requests if r.method == method]
+
+    @property
+    def pending_updates(self) -> list[dict[str, Any]]:
+        """Updates not yet confirmed by a higher getUpdates offset."""
+        return list(self._updates)
+
+    # -- the API -----------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return ScriptedError(401, "Unauthorized").answer()
+        method = request.match_info["method"]
+        params = await _params(request)
+        self.requests.append(RecordedRequest(method, params, time.monotonic()))
+        scripted = self._errors.get(method)
+        if scripted:
+            error = scripted.popleft()
+            if error is not None:
+                return error.answer()
+        if method in self._sticky:
+            return self._sticky[method].answer()
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            return ScriptedError(404, "Not Found").answer()
+        try:
+            result = await handler(params)
+        except ScriptedErrorRaised as exc:
+            return exc.error.answer()
+        return web.json_response({"ok": True, "result": result})
+
+    async def _api_getMe(self, params: dict[str, Any]) -> Any:
+        return self.bot_user
+
+    async def _api_getUpdates(self, params: dict[str, Any]) -> Any:
+        if self.webhook.get("url"):
+            _refuse(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use "
+                "deleteWebhook to delete the webhook first",
+            )
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        timeout = float(params.get("timeout") or 0)
+        if offset > 0:
+            self.confirmed_offset = max(self.confirmed_offset, offset)
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while not self._updates and not self._closing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(self._changed.wait(), left)
+                except TimeoutError:
+                    break
+        return self._updates[:limit]
+
+    async def _api_sendMessage(self, params: dict[str, Any]) -> Any:
+        chat_id = int(params["chat_id"])
+        body = str(params.get("text") or "")
+        parse_mode = params.get("parse_mode")
+        text = _shown_text(body, parse_mode)
+        message_id = self._next_message_id.get(chat_id, 1000)
+        self._next_message_id[chat_id] = message_id + 1
+        reply = params.get("reply_parameters") or {}
+        thread = params.get("message_thread_id")
+        sent = SentText(
+            chat_id=chat_id,
+            message_id=message_id,
+            body=body,
+            parse_mode=parse_mode,
+            text=text,
+            thread_id=int(thread) if thread is not None else None,
+            reply_to=reply.get("message_id") if isinstance(reply, dict) else None,
+        )
+        self.sent.append(sent)
+        return self._message_json(sent)
+
+    async def _api_editMessageText(self, params: dict[str, Any]) -> Any:
+        sent = self._find(int(params["chat_id"]), int(params["message_id"]), "edit")
+        body = str(params.get("text") or "")
+        parse_mode = params.get("parse_mode")
+        text = _shown_text(body, parse_mode)
+        if body == sent.body and parse_mode == sent.parse_mode:
+            _refuse(
+                400,
+                "Bad Request: message is not modified: specified new message content and "
+                "reply markup of the submitted message are exactly the same as a current "
+                "content and reply markup of the message",
+            )
+        sent.edits.append(body)
+        sent.body, sent.parse_mode, sent.text = body, parse_mode, text
+        return self._message_json(sent)
+
+    async def _api_deleteMessage(self, params: dict[str, Any]) -> Any:
+        sent = self._find(int(params["chat_id"]), int(params["message_id"]), "delete")
+        sent.deleted = True
+        return True
+
+    async def _api_sendChatAction(self, params: dict[str, Any]) -> Any:
+        self.chat_actions.append(params)
+        return True
+
+    async def _api_setMyCommands(self, params: dict[str, Any]) -> Any:
+        self.commands = list(params.get("commands") or [])
+        return True
+
+    async def _api_setWebhook(self, params: dict[str, Any]) -> Any:
+        self.webhook = {
+            "url": params.get("url") or "",
+            "secret_token": params.get("secret_token"),
+            "allowed_updates": params.get("allowed_updates"),
+        }
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    async def _api_deleteWebhook(self, params: dict[str, Any]) -> Any:
+        self.webhook = {}
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    async def _api_getWebhookInfo(self, params: dict[str, Any]) -> Any:
+        info: dict[str, Any] = {
+            "url": self.webhook.get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+        if self.webhook.get("allowed_updates"):
+            info["allowed_updates"] = self.webhook["allowed_updates"]
+        return info
+
+    def _find(self, chat_id: int, message_id: int, verb: str) -> SentText:
+        for sent in self.sent:
+            if sent.chat_id == chat_id and sent.message_id == message_id and not sent.deleted:
+                return sent
+        _refuse(400, f"Bad Request: message to {verb} not found")
+        raise AssertionError("unreachable")
+
+    def _message_json(self, sent: SentText) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "message_id": sent.message_id,
+            "from": self.bot_user,
+            "chat": {
+                "id": sent.chat_id,
+                "type": "private" if sent.chat_id > 0 else "supergroup",
+            },
+            "date": int(time.time()),
+            "text": sent.text,
+        }
+        if sent.thread_id is not None:
+            message["message_thread_id"] = sent.thread_id
+            message["is_topic_message"] = True
+        if sent.edits:
+            message["edit_date"] = int(time.time())
+        return message
+
+
+class ScriptedErrorRaised(Exception):
+    """Raised inside a method handler to answer with an error."""
+
+    def __init__(self, error: ScriptedError) -> None:
+        super().__init__(error.description)
+        self.error = error
+
+
+def _refuse(status: int, description: str) -> None:
+    raise ScriptedErrorRaised(ScriptedError(status, description))
+
+
+def _shown_text(body: str, parse_mode: Any) -> str:
+    if not body.strip():
+        _refuse(400, "Bad Request: message text is empty")
+    text = body
+    if parse_mode == "HTML":
+        try:
+            text = html_text(body)
+        except HTMLRefused as exc:
+            _refuse(400, f"Bad Request: can't parse entities: {exc}")
+    elif parse_mode is not None:
+        _refuse(400, f"Bad Request: unsupported parse_mode {parse_mode!r} in this fake")
+    if _utf16_len(text) > 4096:
+        _refuse(400, "Bad Request: message is too long")
+    return text
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    """Parameters from the query string, a JSON body or a form, as Telegram accepts them."""
+    params: dict[str, Any] = dict(request.query)
+    if request.method != "POST" or not request.can_read_body:
+        return params
+    if request.content_type == "application/json":
+        body = await request.json()
+        if isinstance(body, dict):
+            params.update(body)
+        return params
+    form = await request.post()
+    for key, value in form.items():
+        if isinstance(value, str):
+            params[key] = value
+            # Telegram reads objects, arrays and booleans sent as form values as JSON
+            if value[:1] in ("[", "{") or value in ("true", "false"):
+                with contextlib.suppress(ValueError):
+                    params[key] = json.loads(value)
+    return params
