@@ -6,7 +6,7 @@ import ipaddress
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,9 @@ BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
 
 
 def _loopback(address: Any) -> bool:
-    if isinstance(address, tuple) and address:
-        host = address[0]
-    elif isinstance(address, str | bytes):
-        return True  # a Unix socket path
-    else:
-        return False
+    if not (isinstance(address, tuple) and address):
+        return isinstance(address, str | bytes)  # a Unix socket path
+    host = address[0]
     if host in ("localhost", ""):
         return True
     try:
@@ -120,12 +117,3 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         yield Store(database)
     finally:
         await database.close()
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No botkit or OpenAI variables from the developer's shell leak into a test."""
-    for name in list(os.environ):
-        if name.startswith(("BOTKIT_", "OPENAI_")) and name != "BOTKIT_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-    yield

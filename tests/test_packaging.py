@@ -27,7 +27,8 @@ def test_wheel_installs_alone_and_does_not_collide_with_a_users_plugins_folder(
     )
     [wheel] = dist.glob("botkit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "botkit_console/__init__.py" in names and "botkit_chat/__init__.py" in names
+    assert "botkit_console/__init__.py" in names
+    assert "botkit_chat/__init__.py" in names
     assert "botkit/store/migrations/versions/0001_initial_schema.py" in names
     assert not any(n.startswith(("adapters/", "plugins/", "tests/")) for n in names)
     for package in ("botkit", "botkit_console", "botkit_chat"):
@@ -63,7 +64,8 @@ def test_wheel_installs_alone_and_does_not_collide_with_a_users_plugins_folder(
     helped = subprocess.run(
         [str(env_dir / "bin" / "botkit"), "--help"], cwd=project, capture_output=True, text=True
     )
-    assert helped.returncode == 0 and "check-config" in helped.stdout
+    assert helped.returncode == 0
+    assert "check-config" in helped.stdout
     chatted = subprocess.run(
         [str(env_dir / "bin" / "botkit"), "chat"],
         cwd=project,

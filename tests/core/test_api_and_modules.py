@@ -29,7 +29,7 @@ def _modules() -> list[str]:
     for info in pkgutil.walk_packages(botkit.__path__, "botkit."):
         if ".migrations" not in info.name and info.name != "botkit.__main__":
             names.append(info.name)
-    return names + ["botkit_console", "botkit_chat"]
+    return [*names, "botkit_console", "botkit_chat"]
 
 
 @pytest.mark.slow

@@ -50,7 +50,8 @@ async def test_reply_comes_from_the_model_and_its_cost_is_recorded(
     assert request.messages[0]["role"] == "system"
     assert (usage.prompt_tokens, usage.completion_tokens) == (1000, 1000)
     assert dollars(usage.cost_nanos) == Decimal("0.04")
-    assert usage.channel == "test" and usage.user == "u1"
+    assert usage.channel == "test"
+    assert usage.user == "u1"
 
 
 async def test_history_is_sent_with_each_turn(database_url: str, fake_openai: FakeOpenAI) -> None:
@@ -153,7 +154,8 @@ async def test_repeated_context_length_errors_end_in_an_apology_not_a_loop(
         [row] = await bot.store.messages([message_id])
     assert len(fake_openai.requests) - before == 2  # one re-fit, then it gives up
     assert adapter.sent[-1].text == APOLOGY
-    assert row.status == "failed" and "ContextLengthError" in (row.error or "")
+    assert row.status == "failed"
+    assert "ContextLengthError" in (row.error or "")
 
 
 async def test_a_model_that_keeps_failing_gets_the_user_an_apology(
@@ -202,7 +204,8 @@ async def test_a_long_history_is_fitted_to_the_window_and_folded_into_a_summary(
     for request in chat_requests:
         assert counter.count_messages(request.messages) <= window - reserve
         assert request.messages[-1]["content"].startswith("message number")
-    assert summary is not None and summary[0]
+    assert summary is not None
+    assert summary[0]
     summary_requests = [r for r in fake_openai.requests if r.json["max_tokens"] == 512]
     assert summary_requests, "turns that no longer fit were folded into a summary"
     assert any(

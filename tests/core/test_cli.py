@@ -53,10 +53,13 @@ def test_usage_reports_what_chat_spent_as_text_and_json(tmp_path: Path) -> None:
     assert _botkit(tmp_path, "chat", stdin="one\ntwo\n").returncode == 0
     text = _botkit(tmp_path, "usage")
     assert text.returncode == 0, text.stderr
-    assert "stand-in" in text.stdout and "console" in text.stdout
+    assert "stand-in" in text.stdout
+    assert "console" in text.stdout
     as_json = _botkit(tmp_path, "usage", "--json")
     [row] = json.loads(as_json.stdout)
-    assert row["calls"] == 2 and row["model"] == "stand-in" and row["channel"] == "console"
+    assert row["calls"] == 2
+    assert row["model"] == "stand-in"
+    assert row["channel"] == "console"
     assert row["cost_usd"] == "0"
 
 
@@ -82,7 +85,8 @@ def test_an_unknown_adapter_fails_at_start_naming_it(tmp_path: Path) -> None:
 def test_check_config_and_db_upgrade_succeed_on_defaults(tmp_path: Path) -> None:
     checked = _botkit(tmp_path, "check-config")
     assert checked.returncode == 0, checked.stderr
-    assert "adapters: console" in checked.stdout and "plugins: chat" in checked.stdout
+    assert "adapters: console" in checked.stdout
+    assert "plugins: chat" in checked.stdout
     upgraded = _botkit(tmp_path, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert (tmp_path / "cli.db").exists()

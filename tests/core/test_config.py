@@ -40,7 +40,8 @@ def test_conventional_environment_variables_override_the_file(tmp_path: Path) ->
     assert config.llm.model == "gpt-4o"
     assert config.llm.base_url == "http://127.0.0.1:9/v1"
     assert config.database.url == "postgresql://db/bot"
-    assert config.llm.api_key is not None and config.llm.api_key.reveal() == "sk-abc"
+    assert config.llm.api_key is not None
+    assert config.llm.api_key.reveal() == "sk-abc"
     assert not config.llm.stand_in
 
 
@@ -101,8 +102,10 @@ def test_secrets_come_from_the_named_variable_and_never_print() -> None:
         _AdapterSettings, {"chats": [1, 2]}, prefix="adapters.x", environ={"MY_TOKEN": "t0ken"}
     )
     assert settings.token.reveal() == "t0ken"
-    assert settings.chats == (1, 2) and settings.webhook_secret is None
-    assert "t0ken" not in repr(settings) and "t0ken" not in str(settings.token)
+    assert settings.chats == (1, 2)
+    assert settings.webhook_secret is None
+    assert "t0ken" not in repr(settings)
+    assert "t0ken" not in str(settings.token)
     renamed = parse_settings(
         _AdapterSettings, {"token_env": "OTHER"}, prefix="adapters.x", environ={"OTHER": "z"}
     )

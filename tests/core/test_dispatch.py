@@ -215,7 +215,8 @@ async def test_a_crashing_handler_gets_an_apology_and_is_recorded_failed(
         await bot.inbox.wait_done(message_id)
         [row] = await bot.store.messages([message_id])
     assert [s.text for s in adapter.sent] == [APOLOGY]
-    assert row.status == "failed" and row.error == "ValueError: boom"
+    assert row.status == "failed"
+    assert row.error == "ValueError: boom"
 
 
 async def test_ctx_reply_sends_before_the_handler_returns_and_in_order(database_url: str) -> None:
@@ -245,7 +246,8 @@ async def test_outbox_retries_a_failed_send_until_it_is_delivered_once(database_
         [reply] = await bot.store.messages([message_id + 1])
     assert adapter.send_attempts == 3
     assert len(adapter.sent) == 1
-    assert reply.status == "delivered" and reply.attempts == 3
+    assert reply.status == "delivered"
+    assert reply.attempts == 3
 
 
 async def test_a_rejected_send_is_not_retried_and_later_replies_still_go(
@@ -279,8 +281,9 @@ async def test_a_long_retry_after_is_scheduled_not_slept_on(database_url: str) -
         other = await adapter.say("two", chat="b")
         await asyncio.wait_for(bot.inbox.wait_done(other), 5)
         rows = [r for r in await bot.store.messages(list(range(1, 10))) if r.direction == "out"]
-    waiting = [r for r in rows if r.text == "re one"][0]
-    assert waiting.status == "pending" and waiting.next_attempt_at is not None
+    waiting = next(r for r in rows if r.text == "re one")
+    assert waiting.status == "pending"
+    assert waiting.next_attempt_at is not None
     assert [s.text for s in adapter.sent] == ["re two"]
 
 
@@ -308,7 +311,8 @@ async def test_streaming_posts_once_then_edits_and_finishes_with_the_whole_text(
     [sent] = adapter.sent
     assert sent.text == "Hello there, friend."
     assert 1 <= len(sent.edits) < 5  # throttled: fewer edits than fragments
-    assert reply.status == "delivered" and reply.text == "Hello there, friend."
+    assert reply.status == "delivered"
+    assert reply.text == "Hello there, friend."
     assert adapter.typing_calls >= 1
 
 
@@ -370,7 +374,8 @@ async def test_chat_plugin_commands_and_reset(database_url: str) -> None:
     async with make_bot(database_url, {"test": adapter}) as bot:
         assert "stand-in" in (await adapter.ask("remember me"))[0]
         [help_text] = await adapter.ask("/help")
-        assert "/reset" in help_text and "/start" in help_text
+        assert "/reset" in help_text
+        assert "/start" in help_text
         assert await adapter.ask("/reset") == ["Started a new conversation."]
         conv = await bot.store.conversation_id(adapter.sent[0].conversation)
         history = await bot.store.history(conv, before_id=None, limit=50)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from botkit import (
     Context,
     ConversationRef,
@@ -11,6 +13,7 @@ from botkit import (
     Message,
     Plugin,
     PluginRuntime,
+    StoreError,
 )
 from botkit.store import Database
 from tests.fakes.bots import make_bot
@@ -120,13 +123,8 @@ async def test_a_stopping_bot_refuses_new_messages_so_the_channel_keeps_them(
     inbox = bot.inbox
     await bot.stop()
     adapter.inbox = inbox
-    try:
+    with pytest.raises(StoreError, match="shutting down"):
         await adapter.say("too late")
-    except Exception as exc:
-        assert type(exc).__name__ == "StoreError"
-        assert "shutting down" in str(exc)
-    else:
-        raise AssertionError("a stopped bot accepted a message")
 
 
 async def test_many_conversations_write_at_once_without_lock_errors(database_url: str) -> None:

@@ -37,7 +37,8 @@ async def test_a_guard_refuses_a_model_call_before_anything_is_sent(
         assert fake_openai.requests == []
         assert await adapter.ask("hi", user="rich") == ["echo: hi"]
         assert await bot.store.usage() != []
-    assert seen[0].prompt_tokens > 0 and seen[0].model == "gpt-4o-mini"
+    assert seen[0].prompt_tokens > 0
+    assert seen[0].model == "gpt-4o-mini"
 
 
 async def test_annotations_are_stored_and_shared_with_later_handlers(database_url: str) -> None:
@@ -84,10 +85,12 @@ async def test_a_held_message_can_be_released_and_is_then_answered(database_url:
         await bot.inbox.wait_done(held)
         assert adapter.sent == []
         [row] = await bot.store.messages([held])
-        assert row.status == "skipped" and row.meta["held"] == "looks like spam"
+        assert row.status == "skipped"
+        assert row.meta["held"] == "looks like spam"
         # an operator releases it; the middleware lets it through this time
         assert await adapter.ask(f"/release {held}", user="operator") == ["released"]
         await bot.dispatcher.idle()
         [row] = await bot.store.messages([held])
     assert [s.text for s in adapter.sent] == ["released", "answered buy now"]
-    assert row.status == "done" and row.meta["released"] is True
+    assert row.status == "done"
+    assert row.meta["released"] is True

@@ -22,9 +22,12 @@ async def test_accept_stores_once_per_channel_and_external_id(store: Store) -> N
     again, conv_again = await store.accept(_msg("hi again", "e1"))
     other_channel = Message(ConversationRef("other", "c1"), Sender("u1"), "hi", "e1")
     third, _ = await store.accept(other_channel)
-    assert not first.duplicate and again.duplicate
-    assert again.message_id == first.message_id and conv == conv_again
-    assert not third.duplicate and third.message_id != first.message_id
+    assert not first.duplicate
+    assert again.duplicate
+    assert again.message_id == first.message_id
+    assert conv == conv_again
+    assert not third.duplicate
+    assert third.message_id != first.message_id
     [row] = [r for r in await store.unfinished_inbound() if r.id == first.message_id]
     assert row.text == "hi"  # the duplicate did not overwrite the original
 
@@ -78,7 +81,7 @@ async def test_outbox_lists_undelivered_replies_oldest_first(store: Store) -> No
 
 
 async def test_interrupted_streams_are_marked_failed(store: Store) -> None:
-    a, conv = await store.accept(_msg("q", "e1"))
+    _a, conv = await store.accept(_msg("q", "e1"))
     await store.add_outbound(OutboundDraft(conv, "test", "partial", status="streaming"))
     assert await store.interrupt_streams() == 1
     assert await store.pending_outbound(conv) == []
@@ -123,10 +126,15 @@ async def test_usage_groups_calls_and_keeps_unknown_prices_unknown(store: Store)
     )
     rows = {r.model: r for r in await store.usage()}
     turbo = rows["gpt-4-turbo"]
-    assert turbo.calls == 2 and turbo.prompt_tokens == 2000 and turbo.completion_tokens == 2000
+    assert turbo.calls == 2
+    assert turbo.prompt_tokens == 2000
+    assert turbo.completion_tokens == 2000
     assert dollars(turbo.cost_nanos) == Decimal("0.05")
-    assert turbo.channel == "test" and turbo.user == "u1" and turbo.unpriced_calls == 0
-    assert rows["mystery-model"].unpriced_calls == 1 and rows["mystery-model"].cost_nanos == 0
+    assert turbo.channel == "test"
+    assert turbo.user == "u1"
+    assert turbo.unpriced_calls == 0
+    assert rows["mystery-model"].unpriced_calls == 1
+    assert rows["mystery-model"].cost_nanos == 0
 
 
 async def test_spend_sums_tokens_and_cost_per_user_and_channel(store: Store) -> None:
@@ -191,7 +199,8 @@ async def test_summary_is_replaced_and_cleared_by_reset(store: Store) -> None:
 def test_money_is_exact_in_nano_dollars() -> None:
     assert nanos(Decimal("0.00015")) == 150_000
     assert dollars(nanos(Decimal("0.04"))) == Decimal("0.04")
-    assert nanos(None) is None and dollars(None) is None
+    assert nanos(None) is None
+    assert dollars(None) is None
 
 
 async def test_migrations_build_exactly_the_models_schema(store: Store) -> None:
