@@ -135,6 +135,7 @@ class Bot:
             self.adapters,
             self.metrics,
             OutboxPolicy(**{f: getattr(config.outbox, f) for f in config.outbox.__slots__}),
+            claim=lambda: self.runtime.claim(),
         )
         bot = config.bot
         self.runtime = Runtime(
@@ -158,19 +159,25 @@ class Bot:
             model_guards=[
                 ModelGuardEntry(p.name, g) for p in self.plugins for g in p.model_guards
             ],
+            lease=bot.claim_lease,
         )
         self.dispatcher = Dispatcher(
             self.runtime, self.pipeline, max_in_flight=bot.max_in_flight, burst=bot.burst
         )
         self.runtime.submit = self.dispatcher.submit
         self.inbox = Inbox(
-            self.store, self.dispatcher.submit, self.dispatcher.wait_done, self.metrics
+            self.store,
+            self.dispatcher.submit,
+            self.dispatcher.wait_done,
+            self.metrics,
+            claim=self.runtime.claim,
         )
         self.scheduler = Scheduler(self.runtime, [job for p in self.plugins for job in p.jobs])
         self.web: WebServer | None = None
         self._started: list[str] = []
         self._stop_requested = asyncio.Event()
         self._signals: set[signal.Signals] = set()
+        self._maintenance: asyncio.Task[None] | None = None
 
     @property
     def uses_stand_in(self) -> bool:
@@ -198,6 +205,7 @@ class Bot:
             await self.web.start()
         await self.outbox.resume()
         await self.dispatcher.resume()
+        self._maintenance = asyncio.create_task(self._maintain(), name="botkit-claims")
         self.scheduler.start()
         commands = [CommandInfo(c.name, c.description) for c in self.runtime.commands]
         for adapter in self.adapters.values():
@@ -223,6 +231,15 @@ class Bot:
         await self.dispatcher.stop(self.config.bot.shutdown_grace)
         await self.scheduler.stop()
         await self.outbox.close()
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+            self._maintenance = None
+        if "database" in self._started:
+            try:
+                await self.store.release_claims(self.runtime.owner)
+            except Exception:
+                log.exception("could not release claims; they lapse in %.0fs", self.runtime.lease)
         if "plugins" in self._started:
             for plugin in self.plugins:
                 for hook in plugin.shutdown_hooks:
@@ -267,6 +284,18 @@ class Bot:
         finally:
             finished.cancel()
             stop.cancel()
+            await asyncio.gather(finished, stop, return_exceptions=True)
+
+    async def _maintain(self) -> None:
+        """Keep this process's claims alive, and take over work whose process died."""
+        while True:
+            await asyncio.sleep(self.runtime.lease / 3)
+            try:
+                await self.store.renew_claims(self.runtime.claim())
+                await self.dispatcher.resume()
+                await self.outbox.resume()
+            except Exception:  # a database hiccup must not end the loop
+                log.exception("renewing claims failed; retrying")
 
     async def _healthy(self) -> bool:
         try:

@@ -28,14 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG
-        if args.verbose
-        else logging.WARNING
-        if args.command == "chat"
-        else logging.INFO,
+        level=logging.WARNING if args.command == "chat" else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.verbose:  # botkit's own detail; third-party DEBUG logs are a flood
+        logging.getLogger("botkit").setLevel(logging.DEBUG)
     if args.command is None:
         parser.print_help()
         return 2

@@ -43,6 +43,7 @@ class BotSection:
     history_limit: int = 200
     summarize: bool = True
     shutdown_grace: float = 20.0
+    claim_lease: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +218,8 @@ def _check(sections: Mapping[str, Any]) -> None:
     web: WebSection = sections["web"]
     if bot.max_in_flight < 1:
         raise ConfigError("bot.max_in_flight", "must be at least 1")
+    if bot.claim_lease < 1:
+        raise ConfigError("bot.claim_lease", "must be at least 1 second")
     if bot.history_limit < 1:
         raise ConfigError("bot.history_limit", "must be at least 1")
     for key, value in (

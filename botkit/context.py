@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
 from collections.abc import AsyncIterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botkit.adapter import Capabilities

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, I couldn't answer that just now. Please try again in a moment."
 BurstPolicy = Literal["queue", "coalesce"]
+UNFINISHED = ("pending", "processing")
 
 
 class Dispatcher:
@@ -62,8 +63,12 @@ class Dispatcher:
             self._workers[conversation_id] = task
 
     async def resume(self) -> int:
-        """Queue every message accepted before a stop but not finished; returns how many."""
-        rows = await self._runtime.store.unfinished_inbound()
+        """Queue every unfinished message no live process holds; returns how many.
+
+        Called at start (crash recovery) and then periodically, so a message whose
+        process died is taken over once that process's claim lapses.
+        """
+        rows = await self._runtime.store.unfinished_inbound(now=utcnow())
         for row in rows:
             self.submit(row.id, row.conversation_id)
         if rows:
@@ -133,16 +138,18 @@ class Dispatcher:
 
     async def _process(self, conversation_id: int, batch: list[int]) -> None:
         store = self._runtime.store
-        rows = [r for r in await store.messages(batch) if r.status in ("pending", "processing")]
-        if not rows:
+        # another live process may hold some of them: take only what is free
+        ids = await store.claim(
+            batch, self._runtime.claim(), status="processing", from_statuses=UNFINISHED
+        )
+        if not ids:
             return
-        ids = [r.id for r in rows]
+        rows = await store.messages(ids)
         message = _message_of(rows)
         if message.metadata.get("addressed") is False:
             # group chatter an adapter passes on as context: kept for history, not answered
             await store.set_inbound_status(ids, "context")
             return
-        await store.set_inbound_status(ids, "processing")
         ctx = Context(self._runtime, message, conversation_id)
         try:
             result = await self._pipeline.handle(message, ctx)

@@ -12,7 +12,7 @@ from botkit.messages import Message
 
 if TYPE_CHECKING:
     from botkit.metrics import Metrics
-    from botkit.store import Store
+    from botkit.store import Claim, Store
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,10 @@ class Inbox:
         submit: Callable[[int, int], None],
         waiter: Callable[[int], Awaitable[None]],
         metrics: Metrics,
+        claim: Callable[[], Claim] | None = None,
     ) -> None:
         self._store = store
+        self._claim = claim
         self._submit = submit
         self._waiter = waiter
         self._metrics = metrics
@@ -87,7 +89,8 @@ class Inbox:
             raise StoreError("the bot is shutting down and accepts no new messages")
         if not message.external_id:
             raise ValueError("a message needs an external_id to be deduplicated")
-        accepted, conversation_id = await self._store.accept(message)
+        claim = self._claim() if self._claim is not None else None
+        accepted, conversation_id = await self._store.accept(message, claim=claim)
         if accepted.duplicate:
             self._metrics.duplicates.labels(message.channel).inc()
             log.info("duplicate %s message %s ignored", message.channel, message.external_id)

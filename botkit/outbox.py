@@ -18,7 +18,7 @@ from botkit.adapter import Adapter
 from botkit.exceptions import RateLimitError, ServiceError
 from botkit.messages import Reply, SentMessage
 from botkit.metrics import Metrics
-from botkit.store import Store, StoredMessage
+from botkit.store import Claim, Store, StoredMessage
 from botkit.store.models import utcnow
 
 __all__ = ["Outbox", "OutboxPolicy", "delivery_id"]
@@ -58,9 +58,11 @@ class Outbox:
         metrics: Metrics,
         policy: OutboxPolicy = OutboxPolicy(),
         *,
+        claim: Callable[[], Claim],
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._store = store
+        self._claim = claim
         self._adapters = adapters
         self._metrics = metrics
         self._policy = policy
@@ -71,12 +73,14 @@ class Outbox:
         self._closed = False
 
     async def resume(self) -> None:
-        """After a restart: close interrupted streams and send what was left undelivered."""
+        """Close streams whose process died, and send what is due and held by no live
+        process. Called at start (crash recovery), then periodically."""
         interrupted = await self._store.interrupt_streams()
         if interrupted:
-            log.warning("%d streamed replies were interrupted by the last stop", interrupted)
-        for conversation_id in await self._store.conversations_with_undelivered():
-            self._spawn(conversation_id)
+            log.warning("%d streamed replies were interrupted by a stop", interrupted)
+        for conversation_id in await self._store.conversations_with_undelivered(now=utcnow()):
+            if not self.lock(conversation_id).locked():
+                self._spawn(conversation_id)
 
     def lock(self, conversation_id: int) -> asyncio.Lock:
         """The lock held while a conversation's replies are sent (streaming holds it too)."""
@@ -112,7 +116,12 @@ class Outbox:
         attempts = row.attempts
         while True:
             attempts += 1
-            await self._store.update_outbound(row.id, status="sending", attempts=attempts)
+            taken = await self._store.claim(
+                [row.id], self._claim(), status="sending", from_statuses=("pending", "sending")
+            )
+            if not taken:
+                return False  # another live process is sending it; later rows wait
+            await self._store.update_outbound(row.id, attempts=attempts)
             reply = Reply(
                 text=row.text,
                 markup="plain" if row.markup == "plain" else "markdown",

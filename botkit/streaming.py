@@ -41,7 +41,9 @@ async def stream_reply(
     async with runtime.outbox.lock(ctx.conversation_id):
         await runtime.outbox.flush_locked(ctx.conversation_id)  # earlier replies go first
         draft = draft_of(ctx.conversation_id, message.channel, base, message)
-        out_id = await store.add_outbound(dataclasses.replace(draft, status="streaming"))
+        out_id = await store.add_outbound(
+            dataclasses.replace(draft, status="streaming"), claim=runtime.claim()
+        )
         text = ""
         sent: SentMessage | None = None
         shown = ""

@@ -4,6 +4,7 @@ from botkit.store.engine import Database, is_sqlite
 from botkit.store.records import StoredMessage, UsageRow
 from botkit.store.repository import (
     CallRow,
+    Claim,
     NamespaceState,
     OutboundDraft,
     Store,
@@ -13,6 +14,7 @@ from botkit.store.repository import (
 
 __all__ = [
     "CallRow",
+    "Claim",
     "Database",
     "NamespaceState",
     "OutboundDraft",

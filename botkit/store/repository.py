@@ -27,7 +27,7 @@ from botkit.store.models import (
 )
 from botkit.store.records import StoredMessage, UsageRow
 
-__all__ = ["NANOS_PER_DOLLAR", "NamespaceState", "Store"]
+__all__ = ["NANOS_PER_DOLLAR", "Claim", "NamespaceState", "Store"]
 
 NANOS_PER_DOLLAR = 1_000_000_000
 UNFINISHED_IN = ("pending", "processing")
@@ -48,8 +48,15 @@ class Store:
 
     # -- inbox ---------------------------------------------------------------------------
 
-    async def accept(self, message: Message) -> tuple[Accepted, int]:
+    async def accept(
+        self, message: Message, *, claim: Claim | None = None
+    ) -> tuple[Accepted, int]:
         """Store an inbound message once per (channel, external id), in one transaction.
+
+        Args:
+            message: the message.
+            claim: the accepting process's claim on it, so no other process picks it up
+                while this one is alive.
 
         Returns:
             What happened, and the id of the message's conversation.
@@ -73,6 +80,8 @@ class Store:
                     "attempts": 0,
                     "created_at": message.received_at,
                     "updated_at": utcnow(),
+                    "claimed_by": claim.owner if claim else None,
+                    "claimed_until": claim.until if claim else None,
                 }
                 inserted = await session.scalar(
                     self._insert_ignore(
@@ -129,16 +138,77 @@ class Store:
         statement = dialect.insert(model).values(**values)
         return statement.on_conflict_do_nothing(index_elements=keys).returning(model.id)
 
-    async def unfinished_inbound(self) -> list[StoredMessage]:
-        """Inbound messages accepted but not yet answered, oldest first (crash recovery)."""
+    async def unfinished_inbound(self, *, now: datetime | None = None) -> list[StoredMessage]:
+        """Inbound messages accepted but not yet answered, oldest first (crash recovery).
+
+        With ``now``, only those no live process has claimed: unclaimed, or whose claim
+        lapsed before ``now``.
+        """
+        conditions = [MessageRow.direction == "in", MessageRow.status.in_(UNFINISHED_IN)]
+        if now is not None:
+            conditions.append(_claim_free(now))
         async with self._read("list unfinished messages") as session:
             rows = await session.execute(
                 select(MessageRow, ConversationRow)
                 .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-                .where(MessageRow.direction == "in", MessageRow.status.in_(UNFINISHED_IN))
+                .where(*conditions)
                 .order_by(MessageRow.id)
             )
             return [_snapshot(m, c) for m, c in rows.all()]
+
+    async def claim(
+        self, ids: Sequence[int], claim: Claim, *, status: str, from_statuses: Sequence[str]
+    ) -> list[int]:
+        """Take messages for processing or delivery, unless another live process holds them.
+
+        A message is taken when its status is one of ``from_statuses`` and it is
+        unclaimed, claimed by ``claim.owner`` already, or its claim lapsed.
+
+        Returns:
+            The ids taken (their status is now ``status``), in id order.
+        """
+        now = utcnow()
+        async with self._write("claim messages") as session:
+            taken = await session.scalars(
+                update(MessageRow)
+                .where(
+                    MessageRow.id.in_(list(ids)),
+                    MessageRow.status.in_(list(from_statuses)),
+                    or_(_claim_free(now), MessageRow.claimed_by == claim.owner),
+                )
+                .values(
+                    status=status,
+                    claimed_by=claim.owner,
+                    claimed_until=claim.until,
+                    updated_at=now,
+                )
+                .returning(MessageRow.id)
+            )
+            return sorted(taken)
+
+    async def release_claims(self, owner: str) -> int:
+        """Give up every claim ``owner`` holds (a clean stop): the next process to look
+        takes the work over at once instead of waiting for the claims to lapse."""
+        async with self._write("release claims") as session:
+            result = await session.execute(
+                update(MessageRow)
+                .where(MessageRow.claimed_by == owner)
+                .values(claimed_by=None, claimed_until=None)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def renew_claims(self, claim: Claim) -> int:
+        """Extend every claim ``claim.owner`` holds on unfinished work; returns how many."""
+        async with self._write("renew claims") as session:
+            result = await session.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.claimed_by == claim.owner,
+                    MessageRow.status.in_((*UNFINISHED_IN, *UNDELIVERED_OUT, "streaming")),
+                )
+                .values(claimed_until=claim.until)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     async def messages(self, ids: Sequence[int]) -> list[StoredMessage]:
         """The messages with these ids, in id order."""
@@ -204,12 +274,14 @@ class Store:
 
     # -- outbox --------------------------------------------------------------------------
 
-    async def add_outbound(self, draft: OutboundDraft) -> int:
-        """Queue one reply in the outbox; returns its id."""
+    async def add_outbound(self, draft: OutboundDraft, *, claim: Claim | None = None) -> int:
+        """Queue one reply in the outbox (claimed by ``claim``, if given); returns its id."""
         async with self._write("queue reply") as session:
-            return await self._add_outbound(session, draft)
+            return await self._add_outbound(session, draft, claim)
 
-    async def _add_outbound(self, session: AsyncSession, draft: OutboundDraft) -> int:
+    async def _add_outbound(
+        self, session: AsyncSession, draft: OutboundDraft, claim: Claim | None = None
+    ) -> int:
         row = MessageRow(
             conversation_id=draft.conversation_id,
             channel=draft.channel,
@@ -222,6 +294,8 @@ class Store:
             attempts=0,
             created_at=utcnow(),
             updated_at=utcnow(),
+            claimed_by=claim.owner if claim else None,
+            claimed_until=claim.until if claim else None,
         )
         session.add(row)
         await session.flush()
@@ -242,22 +316,34 @@ class Store:
             )
             return [_snapshot(m, c) for m, c in rows.all()]
 
-    async def conversations_with_undelivered(self) -> list[int]:
-        """Conversations that have replies waiting in the outbox (crash recovery)."""
+    async def conversations_with_undelivered(self, *, now: datetime | None = None) -> list[int]:
+        """Conversations that have replies waiting in the outbox (crash recovery).
+
+        With ``now``, only those with a reply that is due (no later retry time) and that
+        no live process has claimed.
+        """
+        conditions = [MessageRow.direction == "out", MessageRow.status.in_(UNDELIVERED_OUT)]
+        if now is not None:
+            conditions.append(_claim_free(now))
+            conditions.append(
+                or_(MessageRow.next_attempt_at.is_(None), MessageRow.next_attempt_at <= now)
+            )
         async with self._read("list outbox") as session:
             rows = await session.scalars(
-                select(MessageRow.conversation_id)
-                .where(MessageRow.direction == "out", MessageRow.status.in_(UNDELIVERED_OUT))
-                .distinct()
+                select(MessageRow.conversation_id).where(*conditions).distinct()
             )
             return sorted(rows)
 
     async def interrupt_streams(self) -> int:
-        """Mark replies that were streaming when the process died as failed."""
+        """Mark replies that were streaming when their process died as failed."""
         async with self._write("close interrupted streams") as session:
             result = await session.execute(
                 update(MessageRow)
-                .where(MessageRow.direction == "out", MessageRow.status == "streaming")
+                .where(
+                    MessageRow.direction == "out",
+                    MessageRow.status == "streaming",
+                    _claim_free(utcnow()),
+                )
                 .values(status="failed", error="interrupted by a restart", updated_at=utcnow())
             )
             return int(getattr(result, "rowcount", 0) or 0)
@@ -439,6 +525,19 @@ class Store:
 
     def _write(self, what: str) -> _Guarded:
         return _Guarded(self.db, what, write=True)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claim:
+    """A process's claim on work: who, and until when unless renewed."""
+
+    owner: str
+    until: datetime
+
+
+def _claim_free(now: datetime) -> Any:
+    """SQL: the row is unclaimed, or its claim lapsed before ``now``."""
+    return or_(MessageRow.claimed_by.is_(None), MessageRow.claimed_until < now)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -73,7 +73,7 @@ async def main(db_url: str, workdir: Path, mode: str, text: str | None) -> None:
             await asyncio.Event().wait()
         return f"answer to {message.text}"
 
-    bot = make_bot(db_url, {"file": adapter}, plugins=[plugin])
+    bot = make_bot(db_url, {"file": adapter}, plugins=[plugin], bot={"claim_lease": 1.0})
     async with bot:
         if text is None:
             adapter.stage("started")

@@ -144,3 +144,27 @@ async def test_many_conversations_write_at_once_without_lock_errors(database_url
         statuses = {r.status for r in await bot.store.messages(ids)}
     assert statuses == {"done"}
     assert sorted(s.text for s in adapter.sent) == sorted(f"m{i}" for i in range(60))
+
+
+async def test_two_processes_on_one_database_answer_each_message_once(database_url: str) -> None:
+    plugin = Plugin("slow")
+
+    @plugin.on_message()
+    async def slow(message: Message, ctx: Context) -> str:
+        await asyncio.sleep(0.3)
+        return f"re {message.text}"
+
+    first, second = RecordingAdapter(), RecordingAdapter()
+    lease = {"claim_lease": 1.0}
+    async with (
+        make_bot(database_url, {"test": first}, plugins=[plugin], bot=lease) as bot_a,
+        make_bot(database_url, {"test": second}, plugins=[plugin], bot=lease) as bot_b,
+    ):
+        ids = [await first.say(f"m{i}") for i in range(4)]
+        for message_id in ids:
+            await bot_a.inbox.wait_done(message_id)
+        await asyncio.sleep(1.0)  # several claim renewals and sweeps by both
+        await bot_a.dispatcher.idle()
+        await bot_b.dispatcher.idle()
+    sent = [s.text for s in first.sent + second.sent]
+    assert sorted(sent) == [f"re m{i}" for i in range(4)]

@@ -215,3 +215,39 @@ async def test_upgrade_twice_is_a_no_op(store: Store) -> None:
     await store.db.upgrade()
     accepted, _ = await store.accept(_msg("still works", "e1"))
     assert not accepted.duplicate
+
+
+async def test_claims_keep_work_with_one_live_process(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from botkit.store import Claim
+
+    soon = datetime.now(UTC) + timedelta(seconds=30)
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    a, _ = await store.accept(_msg("q", "e1"), claim=Claim("A", soon))
+    assert await store.unfinished_inbound(now=datetime.now(UTC)) == []
+    taken = await store.claim(
+        [a.message_id],
+        Claim("B", soon),
+        status="processing",
+        from_statuses=("pending", "processing"),
+    )
+    assert taken == []
+    taken = await store.claim(
+        [a.message_id],
+        Claim("A", soon),
+        status="processing",
+        from_statuses=("pending", "processing"),
+    )
+    assert taken == [a.message_id]
+    assert await store.renew_claims(Claim("A", past)) == 1  # A's claim now lapsed
+    assert [r.id for r in await store.unfinished_inbound(now=datetime.now(UTC))] == [a.message_id]
+    taken = await store.claim(
+        [a.message_id],
+        Claim("B", soon),
+        status="processing",
+        from_statuses=("pending", "processing"),
+    )
+    assert taken == [a.message_id]
+    assert await store.release_claims("B") == 1
+    assert len(await store.unfinished_inbound(now=datetime.now(UTC))) == 1
