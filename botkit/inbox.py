@@ -74,12 +74,18 @@ class Inbox:
         """Refuse new messages from now on (shutdown): adapters must not acknowledge them."""
         self._closed = True
 
-    async def accept(self, message: Message) -> Accepted:
+    async def accept(self, message: Message, *, skip: str | None = None) -> Accepted:
         """Store ``message`` in one transaction, unique on (channel, external id).
 
         Returns only after the commit, so an adapter that acknowledges to its channel
         after this returned can never lose an acknowledged message. A duplicate returns
         ``duplicate=True`` and is not processed again.
+
+        Args:
+            message: what arrived.
+            skip: the reason this message must not be answered (an auto-reply, a bounce,
+                a mailing list): it is stored as ``skipped`` with the reason, visible in
+                the store, and never reaches a handler or the model.
 
         Raises:
             StoreError: the database failed, or the bot is shutting down; do not
@@ -90,10 +96,18 @@ class Inbox:
         if not message.external_id:
             raise ValueError("a message needs an external_id to be deduplicated")
         claim = self._claim() if self._claim is not None else None
-        accepted, conversation_id = await self._store.accept(message, claim=claim)
+        accepted, conversation_id = await self._store.accept(message, claim=claim, skip=skip)
         if accepted.duplicate:
             self._metrics.duplicates.labels(message.channel).inc()
             log.info("duplicate %s message %s ignored", message.channel, message.external_id)
+        elif skip is not None:
+            self._metrics.messages_in.labels(message.channel).inc()
+            log.info(
+                "%s message %s stored, not answered: %s",
+                message.channel,
+                message.external_id,
+                skip,
+            )
         else:
             self._metrics.messages_in.labels(message.channel).inc()
             self._submit(accepted.message_id, conversation_id)

@@ -49,7 +49,7 @@ class Store:
     # -- inbox ---------------------------------------------------------------------------
 
     async def accept(
-        self, message: Message, *, claim: Claim | None = None
+        self, message: Message, *, claim: Claim | None = None, skip: str | None = None
     ) -> tuple[Accepted, int]:
         """Store an inbound message once per (channel, external id), in one transaction.
 
@@ -57,6 +57,8 @@ class Store:
             message: the message.
             claim: the accepting process's claim on it, so no other process picks it up
                 while this one is alive.
+            skip: store it as ``skipped`` with this reason instead of ``pending``: kept
+                and visible, never processed.
 
         Returns:
             What happened, and the id of the message's conversation.
@@ -73,7 +75,8 @@ class Store:
                     "sender_name": message.sender.name,
                     "text": message.text,
                     "markup": "plain",
-                    "status": "pending",
+                    "status": "pending" if skip is None else "skipped",
+                    "error": skip,
                     "attachments": [_attachment_json(a) for a in message.attachments] or None,
                     "meta": _jsonable(dict(message.metadata)) or None,
                     "raw": _jsonable(dict(message.raw)) if message.raw is not None else None,

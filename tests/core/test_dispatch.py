@@ -421,3 +421,31 @@ async def test_unaddressed_messages_are_kept_as_context_and_never_answered(
         [row] = await bot.store.messages([chatter.message_id])
     assert row.status == "context"
     assert seen == [["lunch at noon?", "what did Bob say?"]]
+
+
+async def test_a_message_accepted_with_a_skip_reason_is_stored_but_never_handled(
+    database_url: str,
+) -> None:
+    from botkit import ConversationRef, Sender
+    from botkit import Message as Msg
+
+    handled: list[str] = []
+    plugin = Plugin("p")
+
+    @plugin.on_message()
+    async def answer(message: Message, ctx: Context) -> str:
+        handled.append(message.text)
+        return "ok"
+
+    adapter = RecordingAdapter()
+    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
+        assert adapter.inbox is not None
+        accepted = await adapter.inbox.accept(
+            Msg(ConversationRef("test", "c"), Sender("mailer-daemon"), "bounce", "b1"),
+            skip="bounce: empty Return-Path",
+        )
+        await bot.dispatcher.idle()
+        [row] = await bot.store.messages([accepted.message_id])
+    assert handled == []
+    assert row.status == "skipped"
+    assert row.error == "bounce: empty Return-Path"

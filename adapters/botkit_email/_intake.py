@@ -1,0 +1,214 @@
+"""From raw IMAP bytes to a botkit ``Message``, with the auto-reply decision recorded.
+
+The decision (answer, or skip and why) is taken once per mail and stored in the ledger
+before the mail is accepted, so a mail fetched again (a reconnect, a changed
+UIDVALIDITY) gets the same decision and never a second grant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from botkit import Attachment, ConversationRef, Message, Sender
+from botkit_email._ledger import Ledger
+from botkit_email._loops import allowed, reply_target, skip_reason
+from botkit_email._parse import ParsedMail, parse_mail
+from botkit_email._threads import resolve_thread
+from botkit_email.settings import EmailSettings
+
+__all__ = ["SKIPPED", "Intake", "external_id_of"]
+
+log = logging.getLogger(__name__)
+
+#: The ``Message.metadata`` key that marks mail stored but not to be answered.
+SKIPPED = "autoreply_skipped"
+_MAX_ID = 200
+_QUOTED_TEXT = 4000
+# Reasons that mean a machine wrote the mail.
+_MACHINE = ("auto_submitted", "bounce", "automated_sender", "list_mail", "precedence")
+
+
+def external_id_of(mail: ParsedMail, raw: bytes) -> str:
+    """The inbox's dedup key: the Message-ID, which survives a changed UIDVALIDITY and a
+    mail delivered twice; a digest of the bytes for mail without a usable one."""
+    if mail.message_id and len(mail.message_id) <= _MAX_ID:
+        return mail.message_id
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+class Intake:
+    """Parses, threads and classifies inbound mail for one adapter."""
+
+    def __init__(
+        self,
+        channel: str,
+        settings: EmailSettings,
+        ledger: Ledger,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._channel = channel
+        self._settings = settings
+        self._ledger = ledger
+        self._clock = clock
+
+    async def prepare(self, raw: bytes, mailbox: str, uidvalidity: int, uid: int) -> Message:
+        """The ``Message`` for one fetched mail; never raises for a malformed mail."""
+        try:
+            mail = parse_mail(raw)
+        except Exception:  # parse_mail is defensive; this is the last line
+            log.exception("mail UID %d in %s could not be parsed; stored as is", uid, mailbox)
+            return self._unparsable(raw, mailbox, uidvalidity, uid)
+        external_id = external_id_of(mail, raw)
+        record = await self._ledger.mail(external_id)
+        if record is None:
+            record = await self._decide(mail, external_id)
+            record.update({"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid})
+            await self._ledger.save_mail(external_id, record)
+        return self._message(mail, raw, external_id, record, mailbox, uidvalidity, uid)
+
+    async def _decide(self, mail: ParsedMail, external_id: str) -> dict[str, Any]:
+        settings = self._settings
+        own = settings.own_addresses
+        root = await resolve_thread(mail, external_id, self._ledger, own)
+        await self._ledger.set_thread_last(root, external_id)
+        recipient = reply_target(mail, own)
+        reason = skip_reason(mail, own)
+        if reason is None and not all(
+            allowed(a, settings.allowed_senders, settings.allowed_domains)
+            for a in {mail.from_addr, recipient}
+        ):
+            reason = f"sender_not_allowed: {mail.from_addr} is not on the allowlist"
+        if reason is None and settings.mode == "reply" and settings.autoreply_period > 0:
+            reason = await self._rate_limit(recipient, root, external_id)
+        if reason is None and settings.mode == "reply":
+            now = self._clock()
+            await self._ledger.grant("sender", recipient, now, external_id)
+            await self._ledger.grant("thread-reply", root, now, external_id)
+        if reason is not None:
+            log.info(
+                "mail %s from %s will not be answered: %s", external_id, mail.from_addr, reason
+            )
+        return {
+            "message_id": mail.message_id,
+            "subject": mail.subject,
+            "from": mail.from_addr,
+            "from_name": mail.from_name,
+            "recipient": recipient,
+            "references": list(mail.references),
+            "thread": root,
+            "date": mail.date.isoformat() if mail.date else None,
+            "text": mail.text[:_QUOTED_TEXT],
+            "decision": "skip" if reason else "answer",
+            "reason": reason,
+            "answered_by": None,
+        }
+
+    async def _rate_limit(self, recipient: str, root: str, external_id: str) -> str | None:
+        period = self._settings.autoreply_period
+        now = self._clock()
+        for kind, key, what in (
+            ("sender", recipient, f"sender {recipient}"),
+            ("thread-reply", root, f"thread {root}"),
+        ):
+            last = await self._ledger.granted_at(kind, key)
+            if last is None or last[1] == external_id or now - last[0] >= period:
+                continue
+            when = datetime.fromtimestamp(last[0], UTC).isoformat(timespec="seconds")
+            return (
+                f"rate_limited: {what} already got an automatic reply at {when} "
+                f"(at most one per {period:g} s)"
+            )
+        return None
+
+    def _message(
+        self,
+        mail: ParsedMail,
+        raw: bytes,
+        external_id: str,
+        record: dict[str, Any],
+        mailbox: str,
+        uidvalidity: int,
+        uid: int,
+    ) -> Message:
+        reason = record.get("reason")
+        metadata: dict[str, Any] = {
+            "subject": mail.subject,
+            "message_id": mail.message_id,
+            "in_reply_to": mail.in_reply_to,
+            "from": mail.from_addr,
+            "to": list(mail.to),
+            "cc": list(mail.cc),
+            "reply_to": record.get("recipient"),
+            "thread": record.get("thread"),
+            "html_only": mail.html,
+            "mode": self._settings.mode,
+        }
+        if reason:
+            metadata[SKIPPED] = reason
+        base = self._imap_url(mailbox, uidvalidity, uid)
+        attachments = tuple(
+            Attachment(
+                name=a.name,
+                content_type=a.content_type,
+                size=a.size,
+                url=f"{base}/;SECTION={a.section}",
+            )
+            for a in mail.attachments
+        )
+        text = mail.text
+        starts_thread = mail.in_reply_to is None and not mail.references
+        if (
+            self._settings.include_subject
+            and starts_thread
+            and mail.subject
+            and mail.subject.lower() not in text.lower()
+        ):
+            text = f"{mail.subject}\n\n{text}".strip()
+        elif not text and not mail.body.strip():
+            text = mail.subject
+        return Message(
+            conversation=ConversationRef(
+                self._channel, self._settings.address, str(record.get("thread") or external_id)
+            ),
+            sender=Sender(
+                id=(mail.from_addr or "unknown")[:254],  # the longest valid address
+                name=mail.from_name[:200] if mail.from_name else None,
+                is_bot=bool(reason) and str(reason).startswith(_MACHINE),
+            ),
+            text=text,
+            external_id=external_id,
+            attachments=attachments,
+            raw={
+                "headers": [list(h) for h in mail.headers],
+                "body": mail.body,
+                "mailbox": mailbox,
+                "uidvalidity": uidvalidity,
+                "uid": uid,
+                "size": len(raw),
+            },
+            metadata=metadata,
+        )
+
+    def _imap_url(self, mailbox: str, uidvalidity: int, uid: int) -> str:
+        """RFC 5092 IMAP URL of the mail, so a plugin can fetch an attachment's part."""
+        host = self._settings.imap_host
+        port = self._settings.imap_port_or_default
+        return f"imap://{host}:{port}/{quote(mailbox)};UIDVALIDITY={uidvalidity}/;UID={uid}"
+
+    def _unparsable(self, raw: bytes, mailbox: str, uidvalidity: int, uid: int) -> Message:
+        external_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+        return Message(
+            conversation=ConversationRef(self._channel, self._settings.address, external_id),
+            sender=Sender(id="unknown"),
+            text="",
+            external_id=external_id,
+            raw={"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid, "size": len(raw)},
+            metadata={SKIPPED: "unparsable: the mail could not be parsed"},
+        )

@@ -1,0 +1,124 @@
+"""``EmailAdapter``: answers one mailbox, IMAP in and SMTP out, safely left running.
+
+Intake (``_watch``) reads new mail by UID, IDLE or polling, and accepts every mail into
+the inbox: answerable mail normally, mail that must not get an automatic reply (RFC
+3834: auto-submitted, bulk and list mail, bounces, no-reply senders, ourselves, senders
+off the allowlist, a sender or thread already answered within ``autoreply_period``)
+with ``metadata["autoreply_skipped"]`` saying why, through ``inbox.accept(skip=...)``:
+it is stored as ``skipped`` with the reason and never reaches a handler; ``send``
+refuses to answer it in any case.
+
+A thread (Message-ID, In-Reply-To, References) is one conversation:
+``ConversationRef(channel=name, chat_id=address, thread_id=<root Message-ID>)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import ClassVar
+
+from botkit import Adapter, Capabilities, ConversationRef, Inbox, Reply, SentMessage
+from botkit_email._errors import Redactor
+from botkit_email._intake import Intake
+from botkit_email._ledger import Ledger
+from botkit_email._outgoing import Outgoing
+from botkit_email._watch import MailboxWatcher
+from botkit_email.settings import EmailSettings
+
+__all__ = ["EmailAdapter"]
+
+log = logging.getLogger(__name__)
+
+
+class EmailAdapter(Adapter):
+    """The email channel: one instance per mailbox.
+
+    Args:
+        name: the ``[adapters.NAME]`` key; the channel of its messages.
+        settings: the parsed ``EmailSettings``.
+
+    Raises:
+        ConfigError: settings that contradict each other (``check``).
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        edits=False, threads=True, max_length=200_000, markup="markdown", typing=False
+    )
+    settings_class: ClassVar[type[EmailSettings]] = EmailSettings
+
+    def __init__(self, name: str, settings: EmailSettings) -> None:
+        super().__init__(name)
+        settings.check(f"adapters.{name}")
+        self.settings = settings
+        self._redactor = Redactor(
+            {settings.password.reveal(), settings.smtp_secret.reveal()} - {""}
+        )
+        self._watcher: MailboxWatcher | None = None
+        self._outgoing: Outgoing | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, inbox: Inbox) -> None:
+        """Start watching the mailbox; returns at once (connecting happens in the background,
+        with retries, so a mail server that is down does not stop the bot)."""
+        settings = self.settings
+        for protocol, mode in (("IMAP", settings.imap_tls), ("SMTP", settings.smtp_tls)):
+            if mode == "none":
+                log.warning(
+                    "email %s: %s without TLS: the password and mail cross the network in "
+                    "clear; for local testing only",
+                    self.name,
+                    protocol,
+                )
+        self._redactor.attach()
+        ledger = Ledger(inbox.state(self.name))
+        self._outgoing = Outgoing(self.name, settings, ledger, self._redactor, await ledger.salt())
+        intake = Intake(self.name, settings, ledger)
+        self._watcher = MailboxWatcher(self.name, settings, inbox, ledger, intake, self._redactor)
+        self._task = asyncio.create_task(self._watcher.run(), name=f"email-{self.name}")
+        log.info(
+            "email %s: watching %s on %s:%d as %s (mode %s)",
+            self.name,
+            settings.mailbox,
+            settings.imap_host,
+            settings.imap_port_or_default,
+            settings.login,
+            settings.mode,
+        )
+
+    async def stop(self) -> None:
+        """Stop reading mail and log out; accepted mail stays stored."""
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.settings.timeout)
+            except TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self._redactor.detach()
+
+    async def sync_now(self) -> None:
+        """Check the mailbox now, and return once a check begun after this call is done
+        (the next IDLE wake-up or poll would find the same mail; this is for tests,
+        health checks and impatient operators)."""
+        if self._watcher is None:
+            raise RuntimeError(f"the {self.name} adapter is not started")
+        await self._watcher.sync_now()
+
+    async def send(
+        self, conversation: ConversationRef, reply: Reply, *, delivery_id: str
+    ) -> SentMessage:
+        """Answer a mail: send it, save it as a draft, or notify, as configured.
+
+        Raises:
+            RequestRejectedError: the mail must not be answered (``code``
+                ``"autoreply_skipped"``, ``"already_answered"``, ``"unknown_mail"``,
+                ``"no_recipient"``), or the server refused the message for good.
+            AuthenticationError: the SMTP (or IMAP, for drafts) login was refused.
+            ServiceUnavailableError: the server is unreachable or refused for now.
+        """
+        if self._outgoing is None:
+            raise RuntimeError(f"the {self.name} adapter is not started")
+        return await self._outgoing.send(conversation, reply, delivery_id)

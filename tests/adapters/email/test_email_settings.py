@@ -1,0 +1,134 @@
+"""``[adapters.email]``: parsed from TOML with the password from the environment, checked."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from botkit import AuthenticationError, ConfigError, RequestRejectedError, ServiceUnavailableError
+from botkit.bot import build_adapters
+from botkit.config import parse_config
+from botkit_email import EmailAdapter, EmailSettings
+from botkit_email._errors import Redactor, imap_error, smtp_error
+
+BASE = {
+    "use": "botkit_email:EmailAdapter",
+    "address": "support@example.com",
+    "imap_host": "imap.example.com",
+    "smtp_host": "smtp.example.com",
+}
+
+
+def build(table: dict[str, Any], environ: dict[str, str] | None = None) -> EmailAdapter:
+    config = parse_config(
+        {"adapters": {"email": table}},
+        environ=environ if environ is not None else {"BOTKIT_EMAIL_PASSWORD": "pw-from-env"},
+    )
+    (adapter,) = build_adapters(config).values()
+    assert isinstance(adapter, EmailAdapter)
+    return adapter
+
+
+def test_settings_come_from_toml_and_the_password_from_the_environment() -> None:
+    adapter = build(dict(BASE))
+    settings = adapter.settings
+    assert settings.password.reveal() == "pw-from-env"
+    assert settings.login == "support@example.com"
+    assert settings.imap_port_or_default == 993
+    assert settings.imap_tls == "ssl"
+    assert settings.smtp_port_or_default == 587
+    assert settings.smtp_tls == "starttls"
+    assert settings.smtp_secret.reveal() == "pw-from-env"
+    assert settings.autoreply_period == 86400
+    assert settings.mode == "reply"
+    assert "pw-from-env" not in repr(settings)
+
+
+def test_password_env_names_another_variable() -> None:
+    adapter = build(
+        {**BASE, "password_env": "MAILBOX_PW", "smtp_password_env": "RELAY_PW"},
+        {"MAILBOX_PW": "a", "RELAY_PW": "b"},
+    )
+    assert adapter.settings.password.reveal() == "a"
+    assert adapter.settings.smtp_secret.reveal() == "b"
+
+
+@pytest.mark.parametrize(
+    ("table", "environ", "key"),
+    [
+        (BASE, {}, "adapters.email.password"),
+        ({**BASE, "password": "in-the-file"}, None, "adapters.email.password"),
+        ({**BASE, "mode": "shout"}, None, "adapters.email.mode"),
+        ({**BASE, "mode": "notify"}, None, "adapters.email.notify_to"),
+        ({**BASE, "address": "not an address"}, None, "adapters.email.address"),
+        ({**BASE, "imap_port": 70000}, None, "adapters.email.imap_port"),
+        ({**BASE, "idle_renew": 1800}, None, "adapters.email.idle_renew"),
+        ({**BASE, "after_accept": "flag", "flag": "bad flag"}, None, "adapters.email.flag"),
+        ({**BASE, "after_accept": "move", "move_to": "INBOX"}, None, "adapters.email.move_to"),
+        ({**BASE, "autoreply_period": -1}, None, "adapters.email.autoreply_period"),
+        ({**BASE, "imap_tls": "maybe"}, None, "adapters.email.imap_tls"),
+        ({**BASE, "unknown": 1}, None, "adapters.email.unknown"),
+    ],
+)
+def test_bad_settings_name_the_key(
+    table: dict[str, Any], environ: dict[str, str] | None, key: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        build(dict(table), environ)
+    assert error.value.key == key
+
+
+def test_redactor_scrubs_every_form_of_a_secret() -> None:
+    redactor = Redactor(['pa"ss\\word'])
+    assert redactor.scrub('LOGIN u "pa\\"ss\\\\word"') == 'LOGIN u "***"'
+    assert redactor.scrub(repr(b'LOGIN u "pa\\"ss\\\\word"')) == "b'LOGIN u \"***\"'"
+    assert redactor.scrub('raw pa"ss\\word here') == "raw *** here"
+    encoded = base64.b64encode(b'pa"ss\\word').decode()
+    assert encoded not in redactor.scrub(f"AUTH PLAIN {encoded}")
+
+
+def test_vendor_errors_map_to_botkit_errors_without_secrets() -> None:
+    import aiosmtplib
+
+    redactor = Redactor(["hunter22"])
+    auth = smtp_error(aiosmtplib.SMTPAuthenticationError(535, "bad hunter22"), "x", redactor)
+    assert isinstance(auth, AuthenticationError)
+    assert "hunter22" not in str(auth)
+    assert auth.service == "smtp"
+    assert not auth.retryable
+    busy = smtp_error(aiosmtplib.SMTPResponseException(451, "try later"), "x", redactor)
+    assert isinstance(busy, ServiceUnavailableError)
+    assert busy.retryable
+    refused = smtp_error(aiosmtplib.SMTPResponseException(554, "spam"), "x", redactor)
+    assert isinstance(refused, RequestRejectedError)
+    down = smtp_error(aiosmtplib.SMTPConnectError("refused"), "x", redactor)
+    assert isinstance(down, ServiceUnavailableError)
+    timeout = imap_error(TimeoutError(), "reading", redactor)
+    assert isinstance(timeout, ServiceUnavailableError)
+    assert timeout.service == "imap"
+    network = imap_error(ConnectionRefusedError(111, "Connection refused"), "x", redactor)
+    assert isinstance(network, ServiceUnavailableError)
+
+
+def test_settings_can_be_built_in_code() -> None:
+    from botkit import Secret
+
+    settings = EmailSettings(
+        address="a@example.com", imap_host="h", smtp_host="h", password=Secret("p")
+    )
+    assert settings.own_addresses == frozenset({"a@example.com"})
+    assert settings.id_domain == "example.com"
+
+
+def test_the_documented_example_table_builds_the_adapter() -> None:
+    import tomllib
+
+    from tests.fakes.example_config import example_table
+
+    table = tomllib.loads(example_table("[adapters.email]"))["adapters"]["email"]
+    adapter = build(table)
+    assert adapter.settings.address == "support@example.com"
+    assert adapter.settings.mode == "reply"
+    assert adapter.settings.after_accept == "seen"
