@@ -44,7 +44,7 @@ class RecordingInbox(Inbox):
         self.entered = asyncio.Event()
         self.states: dict[str, MemoryState] = {}
 
-    async def accept(self, message: Message) -> Accepted:
+    async def accept(self, message: Message, *, skip: str | None = None) -> Accepted:
         self.entered.set()
         if self.gate is not None:
             await self.gate.wait()

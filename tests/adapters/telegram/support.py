@@ -55,7 +55,7 @@ class RecordingInbox(Inbox):
         self._ids: dict[tuple[str, str], int] = {}
         self._changed = asyncio.Condition()
 
-    async def accept(self, message: Message) -> Accepted:
+    async def accept(self, message: Message, *, skip: str | None = None) -> Accepted:
         self.attempts += 1
         if self.failures_left > 0:
             self.failures_left -= 1
