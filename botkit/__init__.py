@@ -41,9 +41,11 @@ from botkit.messages import (
     Sender,
     SentMessage,
 )
-from botkit.plugin import Plugin, SkipHandler
+from botkit.plugin import HandlerResult, ModelCall, Next, Plugin, SkipHandler
+from botkit.schedule import CronSchedule
 from botkit.secrets import Secret
 from botkit.text import split_text
+from botkit.tools import Tool, tool
 
 __all__ = [
     "Accepted",
@@ -63,6 +65,8 @@ __all__ = [
     "ContextLengthError",
     "ConversationLLM",
     "ConversationRef",
+    "CronSchedule",
+    "HandlerResult",
     "Inbox",
     "InvalidResponseError",
     "JobContext",
@@ -71,6 +75,8 @@ __all__ = [
     "Markup",
     "MarkupDialect",
     "Message",
+    "ModelCall",
+    "Next",
     "Plugin",
     "PluginError",
     "PluginRuntime",
@@ -86,8 +92,10 @@ __all__ = [
     "SkipHandler",
     "StoreError",
     "TextDelta",
+    "Tool",
     "ToolCall",
     "Usage",
     "load_config",
     "split_text",
+    "tool",
 ]

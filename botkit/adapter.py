@@ -11,11 +11,12 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from aiohttp import web
 
-from botkit.messages import ConversationRef, Reply, SentMessage
+from botkit.messages import ConversationRef, Message, Reply, SentMessage
 
 if TYPE_CHECKING:
     from botkit.inbox import Inbox
@@ -122,3 +123,18 @@ class Adapter(ABC):
 
     async def publish_commands(self, commands: Sequence[CommandInfo]) -> None:  # noqa: B027
         """Publish the command menu (Telegram's ``setMyCommands``); a no-op by default."""
+
+    async def history(
+        self, conversation: ConversationRef, *, since: datetime
+    ) -> Sequence[Message]:
+        """The messages written in a conversation since ``since``, oldest first, read
+        from the channel itself (everything said there, not only what reached the bot).
+
+        Optional: channels that can list past messages (Slack's
+        ``conversations.history``) implement it; the default raises.
+
+        Raises:
+            NotImplementedError: the channel cannot list its past messages.
+            ServiceError: the channel refused (missing scope, not a member...).
+        """
+        raise NotImplementedError(f"the {self.name} adapter cannot read channel history")

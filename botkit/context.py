@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botkit.adapter import Capabilities
@@ -67,6 +68,21 @@ class PluginRuntime:
         await self._runtime.store.set_inbound_status([message_id], "pending")
         if self._runtime.submit is not None:
             self._runtime.submit(message_id, row.conversation_id)
+
+    async def channel_history(
+        self, conversation: ConversationRef, *, since: datetime
+    ) -> Sequence[Message]:
+        """Everything written in a conversation since ``since``, read from the channel
+        itself (not only what reached the bot), oldest first: for channel summaries.
+
+        Raises:
+            NotImplementedError: the channel is not running or cannot list its history.
+            ServiceError: the channel refused (a missing scope...).
+        """
+        adapter = self._runtime.adapters.get(conversation.channel)
+        if adapter is None:
+            raise NotImplementedError(f"no adapter named {conversation.channel!r} is running")
+        return await adapter.history(conversation, since=since)
 
     async def send(self, conversation: ConversationRef, reply: Reply | str) -> None:
         """Send a message to any conversation (digests, notifications), through the outbox."""

@@ -9,17 +9,27 @@ retries once with a tighter fit if the server still says the prompt is too long.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from botkit.exceptions import ContextLengthError
-from botkit.llm import CallRecord, ChatMessage, ChatRequest, Completion, TextDelta, fit_messages
+from botkit.llm import (
+    CallRecord,
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    ModelInfo,
+    TextDelta,
+    TokenCounter,
+    fit_messages,
+)
 from botkit.messages import Reply
 from botkit.runtime import Runtime
 from botkit.store import CallRow, StoredMessage, nanos
 
 if TYPE_CHECKING:
     from botkit.context import Context
+    from botkit.tools import Tool
 
 __all__ = ["ConversationLLM"]
 
@@ -50,6 +60,15 @@ class ConversationLLM:
     def model_name(self) -> str:
         """The model answering by default."""
         return self._runtime.model.name
+
+    @property
+    def tokens(self) -> TokenCounter:
+        """Counts tokens the way the default model does (to fit text into its window)."""
+        return self._runtime.tokens
+
+    def model_info(self) -> ModelInfo:
+        """The default model's context window, output limit and prices."""
+        return self._runtime.model.model_info()
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Ask the model for a whole reply; every attempt is recorded with its cost.
@@ -84,7 +103,12 @@ class ConversationLLM:
             await guard.func(call, PluginRuntime(self._runtime, guard.plugin))
 
     async def respond(
-        self, *, system_prompt: str | None = None, stream: bool | None = None
+        self,
+        *,
+        system_prompt: str | None = None,
+        stream: bool | None = None,
+        tools: Sequence[Tool] | None = None,
+        max_tool_rounds: int | None = None,
     ) -> Reply | None:
         """Answer the current message from the conversation's history.
 
@@ -92,6 +116,10 @@ class ConversationLLM:
             system_prompt: overrides the bot's system prompt.
             stream: stream the answer (edits in place where the channel can); defaults
                 to the bot's ``stream`` setting.
+            tools: commands the model may call (function calling); ``None`` offers every
+                command the loaded plugins declared with :func:`botkit.tool`, ``()`` none.
+            max_tool_rounds: the most rounds of tool calls before the model must answer
+                in words (default :data:`botkit.tools.DEFAULT_TOOL_ROUNDS`).
 
         Returns:
             The reply to send, or ``None`` when it was already streamed.
@@ -99,10 +127,16 @@ class ConversationLLM:
         ctx = self._ctx
         if ctx is None or self._conversation_id is None:
             raise RuntimeError("respond() needs a message to answer")
+        from botkit.tools import DEFAULT_TOOL_ROUNDS, offered_tools, run_tool_loop
+
         settings = self._runtime.chat
         info = self._runtime.model.model_info()
         reserve = max(1, min(settings.reserve_output_tokens, info.max_output_tokens))
-        budget = max(info.context_window - reserve, 1)
+        offered = offered_tools(ctx) if tools is None else list(tools)
+        definitions = [tool.definition() for tool in offered]
+        # the tool definitions travel with every request: keep room for them
+        tool_tokens = self._runtime.tokens.count(repr(definitions)) if offered else 0
+        budget = max(info.context_window - reserve - tool_tokens, 1)
         summary = await self._runtime.store.summary(self._conversation_id)
         rows = await self._runtime.store.history(
             self._conversation_id,
@@ -125,9 +159,15 @@ class ConversationLLM:
                 messages=fit.messages,
                 max_tokens=reserve,
                 temperature=settings.temperature,
+                tools=definitions,
                 purpose="chat",
             )
             try:
+                if offered:
+                    rounds = DEFAULT_TOOL_ROUNDS if max_tool_rounds is None else max_tool_rounds
+                    return await run_tool_loop(
+                        self, ctx, request, offered, stream=use_stream, max_rounds=rounds
+                    )
                 if use_stream:
                     await ctx.stream(self._texts(request))
                     return None

@@ -45,7 +45,8 @@ class Pipeline:
     """
 
     def __init__(self, plugins: Sequence[Plugin]) -> None:
-        self.middlewares = [mw for plugin in plugins for mw in plugin.middlewares]
+        # each middleware runs with its own plugin's context (settings, state)
+        self.middlewares = [(plugin.name, mw) for plugin in plugins for mw in plugin.middlewares]
         self.commands: dict[str, CommandHandler] = {}
         for plugin in plugins:
             for command in plugin.commands:
@@ -74,7 +75,9 @@ class Pipeline:
         async def run(index: int) -> HandlerResult:
             if index == len(self.middlewares):
                 return await self._route(message, ctx)
-            return await self.middlewares[index](message, ctx, lambda: run(index + 1))
+            plugin, middleware = self.middlewares[index]
+            own = ctx.for_handler(plugin, args=ctx.args, match=ctx.match)
+            return await middleware(message, own, lambda: run(index + 1))
 
         return await run(0)
 

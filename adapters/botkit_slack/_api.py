@@ -171,6 +171,44 @@ class SlackAPI:
             return False
         return True
 
+    async def history(
+        self, channel: str, *, oldest: float, thread_ts: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """A channel's messages since ``oldest`` (``conversations.history``), or a thread's
+        (``conversations.replies``), oldest first, at most the newest ``limit``.
+
+        Needs the ``channels:history`` scope (``groups:``, ``im:``, ``mpim:`` for the
+        other kinds of conversation).
+        """
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        cap = limit if thread_ts is None else 10 * limit
+        while True:
+            page_cursor = cursor
+
+            def fetch(page: str | None = page_cursor) -> Any:
+                common: dict[str, Any] = {
+                    "channel": channel,
+                    "oldest": f"{oldest:.6f}",
+                    "limit": min(200, limit),
+                }
+                if page:
+                    common["cursor"] = page
+                if thread_ts:
+                    return self.client.conversations_replies(ts=thread_ts, **common)
+                return self.client.conversations_history(**common)
+
+            response = await self.call(method, channel, fetch)
+            found.extend(m for m in response.get("messages") or () if isinstance(m, dict))
+            meta = response.get("response_metadata") or {}
+            cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+            # history pages go back in time (enough once full); replies go forward
+            if not cursor or not response.get("has_more") or len(found) >= cap:
+                break
+        found.sort(key=lambda m: float(m.get("ts") or 0))
+        return found[-limit:]
+
     def cached_name(self, user_id: str) -> str | None:
         """A display name already looked up, without asking Slack."""
         cached = self._names.get(user_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from botkit import Attachment, ConversationRef, KeyValueState, Message, Sender
@@ -184,6 +185,41 @@ class Inbound:
             return True
         self._threads.add_negative(channel, thread_ts)
         return False
+
+    async def from_history(
+        self, channel: str, thread_ts: str | None, item: Mapping[str, Any]
+    ) -> Message | None:
+        """A message read back from the channel's history; ``None`` for joins, edits
+        and other events that are not something someone said."""
+        ts, subtype = item.get("ts"), item.get("subtype")
+        if not isinstance(ts, str) or subtype not in _PERSON_SUBTYPES | {"bot_message"}:
+            return None
+        user, bot_id = item.get("user"), item.get("bot_id")
+        sender_id = user if isinstance(user, str) else bot_id
+        if not isinstance(sender_id, str):
+            return None
+        is_bot = bot_id is not None or subtype == "bot_message"
+        if user == self._me.user_id or (bot_id is not None and bot_id == self._me.bot_id):
+            name: str | None = "assistant"
+        elif is_bot:
+            profile = item.get("bot_profile") or {}
+            name = item.get("username") or profile.get("name")
+        else:
+            name, is_bot = await self._api.user_info(sender_id)
+        text = inbound_text(
+            str(item.get("text") or ""),
+            bot_user_id=self._me.user_id,
+            user_name=self._api.cached_name,
+        )
+        return Message(
+            conversation=ConversationRef(self._name, channel, thread_ts),
+            sender=Sender(sender_id, name, is_bot),
+            text=text,
+            external_id=external_id(channel, ts),
+            attachments=_attachments(item.get("files")),
+            metadata={"ts": ts, "history": True},
+            received_at=datetime.fromtimestamp(float(ts), UTC),
+        )
 
     async def from_command(self, body: Mapping[str, Any]) -> Message | None:
         """The message a slash command becomes (``/botkit summary x`` → ``/summary x``)."""

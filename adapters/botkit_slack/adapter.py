@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 import aiohttp
@@ -53,6 +54,8 @@ MAX_TEXT = 3900
 #: ``chat.update`` is Tier 3 (about 50 calls a minute per workspace): one edit per
 #: 1.5 s keeps a stream well inside it, with room for a second one at the same time.
 EDIT_INTERVAL = 1.5
+#: The most messages :meth:`SlackAdapter.history` reads back.
+HISTORY_LIMIT = 1000
 _CONNECT_TIMEOUT = 30.0
 _FORWARDED_HEADERS = ("Content-Type", "X-Slack-Retry-Num", "X-Slack-Retry-Reason")
 _MEMORY = 10_000  # entries kept in the adapter's small in-memory maps
@@ -354,6 +357,28 @@ class SlackAdapter(Adapter):
                 log.info("slack: could not delete a surplus piece in %s: %s", channel, exc.code)
         _remember(self._markup, (channel, shown[0]), markup)
         return SentMessage(conversation, shown[-1], text, tuple(shown))
+
+    async def history(
+        self, conversation: ConversationRef, *, since: datetime
+    ) -> Sequence[Message]:
+        """What was said in a channel (or, for a thread, in that thread) since ``since``,
+        oldest first: people and bots, the bot itself included (as ``"assistant"``).
+
+        At most the newest ``HISTORY_LIMIT`` messages. Needs the ``channels:history``
+        scope (``groups:``, ``im:``, ``mpim:history`` for other conversations).
+
+        Raises:
+            RequestRejectedError: Slack refused (``not_in_channel``, ``missing_scope``).
+            ServiceError: as for :meth:`send`.
+        """
+        api = self._require_api()
+        assert self._inbound is not None
+        channel, thread = conversation.chat_id, conversation.thread_id
+        items = await api.history(
+            channel, oldest=since.timestamp(), thread_ts=thread, limit=HISTORY_LIMIT
+        )
+        found = [await self._inbound.from_history(channel, thread, item) for item in items]
+        return [m for m in found if m is not None]
 
     async def typing(self, conversation: ConversationRef) -> None:
         """Put ``typing_reaction`` on the message being answered (once); ``send`` removes it."""

@@ -18,12 +18,15 @@ class ChatPluginSettings:
         channel_prompts: a system prompt per channel (``{telegram = "..."}``).
         greeting: the answer to ``/start``.
         non_text_reply: the answer to a message with no text (a sticker, a voice note).
+        tool_rounds: the most rounds of tool calls (plugin commands offered to the model)
+            before the model must answer in words.
     """
 
     system_prompt: str | None = None
     channel_prompts: dict[str, str] = field(default_factory=dict)
     greeting: str = "Hello! Ask me anything. Send /help to see the commands, /reset to start over."
     non_text_reply: str = "I can only read text here."
+    tool_rounds: int = 4
 
 
 plugin = Plugin("chat", description="Talk with the model", settings_class=ChatPluginSettings)
@@ -63,4 +66,4 @@ async def chat(message: Message, ctx: Context) -> Reply | str | None:
     if not message.text.strip():
         return settings.non_text_reply
     prompt = settings.channel_prompts.get(message.channel) or settings.system_prompt
-    return await ctx.llm.respond(system_prompt=prompt)
+    return await ctx.llm.respond(system_prompt=prompt, max_tool_rounds=settings.tool_rounds)

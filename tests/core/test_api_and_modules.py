@@ -7,6 +7,7 @@ import pkgutil
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -24,12 +25,22 @@ def test_all_is_sorted_unique_and_complete() -> None:
     assert public == set(botkit.__all__)
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def _modules() -> list[str]:
-    names = ["botkit"]
-    for info in pkgutil.walk_packages(botkit.__path__, "botkit."):
-        if ".migrations" not in info.name and info.name != "botkit.__main__":
-            names.append(info.name)
-    return [*names, "botkit_console", "botkit_chat"]
+    """Every module of the core, and every adapter and plugin package with its modules."""
+    roots = [("botkit", botkit.__path__)]
+    for source_root in ("adapters", "plugins"):
+        for package in sorted((ROOT / source_root).glob("botkit_*/__init__.py")):
+            roots.append((package.parent.name, [str(package.parent)]))
+    names = []
+    for name, path in roots:
+        names.append(name)
+        for info in pkgutil.walk_packages(path, f"{name}."):
+            if ".migrations" not in info.name and not info.name.endswith("__main__"):
+                names.append(info.name)
+    return names
 
 
 @pytest.mark.slow

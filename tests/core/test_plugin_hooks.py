@@ -94,3 +94,34 @@ async def test_a_held_message_can_be_released_and_is_then_answered(database_url:
     assert [s.text for s in adapter.sent] == ["released", "answered buy now"]
     assert row.status == "done"
     assert row.meta["released"] is True
+
+
+async def test_a_middleware_sees_its_own_plugins_settings_and_state(database_url: str) -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class GateSettings:
+        word: str = "open"
+
+    gate = Plugin("gate", settings_class=GateSettings)
+
+    @gate.middleware
+    async def check(message, ctx, call_next):  # type: ignore[no-untyped-def]
+        await ctx.state.set("seen", message.text)
+        if ctx.settings.word not in message.text:
+            return "closed"
+        return await call_next()
+
+    @gate.on_message()
+    async def answer(message: Message, ctx: Context) -> str:
+        return f"last seen: {await ctx.state.get('seen')}"
+
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url,
+        {"test": adapter},
+        plugins=[gate],
+        plugin_settings={"gate": GateSettings(word="sesame")},
+    ):
+        assert await adapter.ask("hello") == ["closed"]
+        assert await adapter.ask("sesame please") == ["last seen: sesame please"]

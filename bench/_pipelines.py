@@ -1,0 +1,406 @@
+"""The two pipelines the overhead scenario compares, behind one small interface.
+
+``BotkitPipeline`` is a real ``Bot`` (store, inbox, dispatcher, chat plugin, model client,
+outbox) with an in-memory channel. ``MinimalPipeline`` is what someone would write by
+hand with aiohttp and SQLAlchemy and no framework, keeping the same promises: the
+message is stored before it is handled, the model call and the reply are stored before
+the reply is sent, and the delivery is recorded after. Both use the same schema (botkit's
+migrations), the same SQLite settings (WAL, ``synchronous=NORMAL``, writes that take the
+lock up front) and the same model server. Latency runs from the moment the channel hands
+the message over until the channel is asked to deliver the reply, which is after the
+reply was stored in both pipelines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
+
+import aiohttp
+from sqlalchemy import Connection, event, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from botkit import (
+    Adapter,
+    Bot,
+    Capabilities,
+    ConversationRef,
+    Inbox,
+    Message,
+    Reply,
+    Sender,
+    SentMessage,
+)
+from botkit.config import parse_config
+from botkit.llm import ChatModel, ModelTable, OpenAIChatClient
+from botkit.store import Database
+from botkit.store.models import Base
+
+SYSTEM_PROMPT = "You are a helpful assistant. Answer concisely."
+HISTORY_LIMIT = 200
+MODEL = "gpt-4o-mini"
+_IN_HISTORY = ("done", "processing")
+
+
+class Pipeline(Protocol):
+    """Something that answers one message and says how long it took."""
+
+    name: str
+
+    async def one(self, conversation: str, text: str, external_id: str) -> float:
+        """Hand over one message; return seconds until its reply was delivered."""
+        ...
+
+
+async def migrate(url: str) -> None:
+    """Create botkit's schema in a fresh database (untimed set-up)."""
+    database = Database(url)
+    try:
+        await database.upgrade()
+    finally:
+        await database.close()
+
+
+# --- botkit ------------------------------------------------------------------------------
+
+
+class BenchAdapter(Adapter):
+    """An in-memory channel: hands messages to the inbox, resolves a future per reply."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(max_length=100_000)
+
+    def __init__(self, name: str = "bench") -> None:
+        super().__init__(name)
+        self.inbox: Inbox | None = None
+        self.delivered = 0
+        self._waiting: dict[str, asyncio.Future[float]] = {}
+        self._ids = itertools.count(1)
+
+    async def start(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    async def stop(self) -> None:
+        self.inbox = None
+
+    def expect(self, external_id: str) -> asyncio.Future[float]:
+        """A future set to the monotonic time the reply to ``external_id`` is delivered."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._waiting[external_id] = future
+        return future
+
+    async def send(
+        self, conversation: ConversationRef, reply: Reply, *, delivery_id: str
+    ) -> SentMessage:
+        now = time.monotonic()
+        self.delivered += 1
+        future = self._waiting.pop(reply.reply_to or "", None)
+        if future is not None and not future.done():
+            future.set_result(now)
+        return SentMessage(conversation, f"out-{next(self._ids)}", reply.text)
+
+
+def bot_config(
+    database_url: str, model_url: str, *, max_in_flight: int = 32, stream: bool = False
+) -> dict[str, Any]:
+    """The TOML tables of a benchmark bot: the chat plugin, the model server, no web."""
+    return {
+        "database": {"url": database_url, "auto_migrate": True},
+        "llm": {"base_url": model_url, "model": MODEL, "max_retries": 0},
+        "bot": {
+            "system_prompt": SYSTEM_PROMPT,
+            "max_in_flight": max_in_flight,
+            "stream": stream,
+            "history_limit": HISTORY_LIMIT,
+            "shutdown_grace": 5.0,
+        },
+        "plugins": {"chat": {}},
+    }
+
+
+def make_bot(tables: dict[str, Any], adapter: Adapter, **kwargs: Any) -> Bot:
+    """A real ``Bot`` from TOML tables, with ``adapter`` as its only channel."""
+    config = parse_config(tables, environ={})
+    return Bot(config, adapters={adapter.name: adapter}, **kwargs)
+
+
+class BotkitPipeline:
+    """A message through a real ``Bot``: accepted by the inbox, answered by the chat skill."""
+
+    name = "botkit"
+
+    def __init__(
+        self,
+        database_url: str,
+        model_url: str,
+        *,
+        max_in_flight: int = 32,
+        connection_limit: int | None = None,
+    ) -> None:
+        """``connection_limit``: give the model client a session with this pool size
+        (0: unlimited) instead of the one it makes itself."""
+        self.adapter = BenchAdapter()
+        self._session: aiohttp.ClientSession | None = None
+        model: ChatModel | None = None
+        if connection_limit is not None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=connection_limit)
+            )
+            model = OpenAIChatClient(
+                model_url, None, MODEL, models=ModelTable(), max_retries=0, session=self._session
+            )
+        self.bot = make_bot(
+            bot_config(database_url, model_url, max_in_flight=max_in_flight),
+            self.adapter,
+            model=model,
+        )
+
+    async def start(self) -> None:
+        """Start the bot (migrates the database)."""
+        await self.bot.start()
+
+    async def close(self) -> None:
+        """Stop the bot (and close a model client passed in)."""
+        await self.bot.stop()
+        if self._session is not None:
+            await self._session.close()
+
+    async def one(self, conversation: str, text: str, external_id: str) -> float:
+        inbox = self.adapter.inbox
+        assert inbox is not None
+        done = self.adapter.expect(external_id)
+        started = time.monotonic()
+        await inbox.accept(
+            Message(
+                conversation=ConversationRef("bench", conversation),
+                sender=Sender(f"user-{conversation}", "Bench User"),
+                text=text,
+                external_id=external_id,
+            )
+        )
+        return await done - started
+
+
+# --- minimal, by hand --------------------------------------------------------------------
+
+_conversations = Base.metadata.tables["conversations"]
+_messages = Base.metadata.tables["messages"]
+_calls = Base.metadata.tables["model_calls"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MinimalPipeline:
+    """The same work without a framework: three short transactions and one HTTP call.
+
+    1. one write transaction: find or create the conversation, insert the message;
+    2. read the newest ``HISTORY_LIMIT`` turns, build the prompt, POST it to the model;
+    3. one write transaction: insert the model call, insert the reply, mark the
+       message done; then deliver the reply and record the delivery.
+
+    At most ``max_in_flight`` messages are handled at once, like the bot's default.
+    """
+
+    name = "minimal"
+
+    def __init__(
+        self,
+        database_url: str,
+        model_url: str,
+        *,
+        max_in_flight: int = 32,
+        connection_limit: int = 100,
+    ) -> None:
+        self.url = database_url
+        self._connection_limit = connection_limit
+        self.model_url = model_url.rstrip("/") + "/chat/completions"
+        self.delivered = 0
+        self._sqlite = database_url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}} if self._sqlite else {}
+        self.engine: AsyncEngine = create_async_engine(database_url, **kwargs)
+        if self._sqlite:
+            _tune_sqlite(self.engine)
+        self._writer = self.engine.execution_options(bench_write=True)
+        self._http: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def start(self) -> None:
+        """Create the schema and the HTTP session."""
+        await migrate(self.url)
+        connector = aiohttp.TCPConnector(limit=self._connection_limit)
+        self._http = aiohttp.ClientSession(connector=connector)
+
+    async def close(self) -> None:
+        """Close the HTTP session and the engine."""
+        if self._http is not None:
+            await self._http.close()
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._writer.begin() as conn:
+            yield conn
+
+    async def one(self, conversation: str, text: str, external_id: str) -> float:
+        started = time.monotonic()
+        async with self._write() as conn:
+            conversation_id = await _conversation_id(conn, conversation)
+            message_id = (
+                await conn.execute(
+                    insert(_messages)
+                    .values(
+                        conversation_id=conversation_id,
+                        channel="bench",
+                        direction="in",
+                        external_id=external_id,
+                        sender_id=f"user-{conversation}",
+                        sender_name="Bench User",
+                        text=text,
+                        markup="plain",
+                        status="pending",
+                        attempts=0,
+                        created_at=_now(),
+                        updated_at=_now(),
+                    )
+                    .returning(_messages.c.id)
+                )
+            ).scalar_one()
+        # one conversation's messages in order, like any bot must
+        lock = self._locks.setdefault(conversation, asyncio.Lock())
+        async with lock, self._slots:
+            return await self._answer(conversation_id, message_id, external_id, started)
+
+    async def _answer(
+        self, conversation_id: int, message_id: int, external_id: str, started: float
+    ) -> float:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(_messages.c.direction, _messages.c.text)
+                    .where(
+                        _messages.c.conversation_id == conversation_id,
+                        _messages.c.id <= message_id,
+                        (_messages.c.id == message_id)
+                        | (_messages.c.direction == "out")
+                        | _messages.c.status.in_(_IN_HISTORY),
+                    )
+                    .order_by(_messages.c.id.desc())
+                    .limit(HISTORY_LIMIT)
+                )
+            ).all()
+        history = [
+            {"role": "assistant" if d == "out" else "user", "content": t} for d, t in rows[::-1]
+        ]
+        prompt = [{"role": "system", "content": SYSTEM_PROMPT}, *history]
+        body = json.dumps({"model": MODEL, "messages": prompt, "max_tokens": 1024})
+        assert self._http is not None
+        sent = time.monotonic()
+        async with self._http.post(
+            self.model_url, data=body, headers={"Content-Type": "application/json"}
+        ) as response:
+            response.raise_for_status()
+            reply: dict[str, Any] = await response.json()
+        latency = time.monotonic() - sent
+        content = reply["choices"][0]["message"]["content"] or ""
+        usage = reply.get("usage") or {}
+        async with self._write() as conn:
+            await conn.execute(
+                insert(_calls).values(
+                    message_id=message_id,
+                    conversation_id=conversation_id,
+                    channel="bench",
+                    user_id="bench",
+                    purpose="chat",
+                    model=MODEL,
+                    prompt_tokens=usage.get("prompt_tokens"),
+                    completion_tokens=usage.get("completion_tokens"),
+                    cost_nanos=None,
+                    latency_ms=latency * 1000,
+                    ok=True,
+                    attempt=1,
+                    created_at=_now(),
+                )
+            )
+            out_id = (
+                await conn.execute(
+                    insert(_messages)
+                    .values(
+                        conversation_id=conversation_id,
+                        channel="bench",
+                        direction="out",
+                        text=content,
+                        markup="markdown",
+                        status="pending",
+                        reply_to_id=message_id,
+                        attempts=0,
+                        created_at=_now(),
+                        updated_at=_now(),
+                    )
+                    .returning(_messages.c.id)
+                )
+            ).scalar_one()
+            await conn.execute(
+                update(_messages)
+                .where(_messages.c.id == message_id)
+                .values(status="done", updated_at=_now())
+            )
+        delivered = time.monotonic()  # "send": the in-memory channel takes it at once
+        self.delivered += 1
+        async with self._write() as conn:
+            await conn.execute(
+                update(_messages)
+                .where(_messages.c.id == out_id)
+                .values(status="delivered", external_id=f"out-{out_id}", updated_at=_now())
+            )
+        return delivered - started
+
+
+async def _conversation_id(conn: AsyncConnection, key: str) -> int:
+    found = (
+        await conn.execute(select(_conversations.c.id).where(_conversations.c.key == key))
+    ).scalar()
+    if found is not None:
+        return int(found)
+    return int(
+        (
+            await conn.execute(
+                insert(_conversations)
+                .values(
+                    key=key,
+                    channel="bench",
+                    chat_id=key,
+                    thread_id=None,
+                    history_start_id=0,
+                    created_at=_now(),
+                    updated_at=_now(),
+                )
+                .returning(_conversations.c.id)
+            )
+        ).scalar_one()
+    )
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    """WAL, ``synchronous=NORMAL``, a busy timeout, ``BEGIN IMMEDIATE`` for writes."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("bench_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,115 @@
+"""``python -m bench [--quick] [--only NAME ...]``: run the scenarios, one line each.
+
+Every line reads ``NAME  figure ... ratio ...``; a scenario that cannot run here prints
+``NAME  skipped: why``. The exit status is 0 unless a scenario crashed: a benchmark never
+fails on a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import concurrency, fitting, history, overhead, peers, streaming
+from bench._util import DEFAULT_POSTGRES_URL, Options, Skipped
+
+Scenario = Callable[[Options], Coroutine[Any, Any, str]]
+
+SCENARIOS: dict[str, Scenario] = {
+    "overhead/sqlite": overhead.run_sqlite,
+    "overhead/postgres": overhead.run_postgres,
+    "concurrency": concurrency.run_configured,
+    "concurrency/pool": concurrency.run_unpooled,
+    "concurrency/default": concurrency.run_default,
+    "history/sqlite": history.run_sqlite,
+    "history/postgres": history.run_postgres,
+    "fit": fitting.run_fit,
+    "tokens": fitting.run_tokens,
+    "streaming/slack": streaming.run_slack,
+    "streaming/telegram": streaming.run_telegram,
+    "peers/opsdroid": peers.run_opsdroid,
+}
+
+
+def select(names: Sequence[str]) -> list[str]:
+    """The scenarios ``--only`` asks for: exact names, or a group (``overhead``)."""
+    if not names:
+        return list(SCENARIOS)
+    wanted = [w.strip() for name in names for w in name.split(",") if w.strip()]
+    chosen = [
+        s for s in SCENARIOS if any(s == w or s.startswith(w.rstrip("/") + "/") for w in wanted)
+    ]
+    unknown = [
+        w
+        for w in wanted
+        if not any(s == w or s.startswith(w.rstrip("/") + "/") for s in SCENARIOS)
+    ]
+    if unknown:
+        raise SystemExit(f"bench: unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
+    return chosen
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="botkit's benchmarks (see BENCHMARKS.md)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes, everything in under two minutes (a smoke run: figures are rough)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this scenario or group (repeatable, or comma-separated): "
+        + ", ".join(SCENARIOS),
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BOTKIT_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        metavar="URL",
+        help="admin URL to create (and drop) benchmark databases on; '' to skip PostgreSQL "
+        "(default: $BOTKIT_BENCH_POSTGRES_URL or %(default)s)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chosen scenarios; 0 unless one crashed."""
+    args = _parser().parse_args(argv)
+    if args.list:
+        print("\n".join(SCENARIOS))
+        return 0
+    names = select(args.only)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    width = max(len(n) for n in names)
+    crashed = 0
+    mode = "quick (smoke run: sizes cut down, figures rough)" if args.quick else "full"
+    print(f"# botkit benchmarks, {mode}, {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="botkit-bench-") as tmp:
+        opts = Options(quick=args.quick, postgres_url=args.postgres or None, workdir=Path(tmp))
+        for name in names:
+            started = time.monotonic()
+            try:
+                result = asyncio.run(SCENARIOS[name](opts))
+            except Skipped as skipped:
+                result = f"skipped: {skipped}"
+            except Exception as exc:
+                crashed += 1
+                traceback.print_exc(file=sys.stderr)
+                result = f"CRASHED: {type(exc).__name__}: {exc}"
+            took = time.monotonic() - started
+            print(f"{name:<{width}}  {result}  [{took:.0f} s]", flush=True)
+    return 1 if crashed else 0

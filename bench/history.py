@@ -1,0 +1,194 @@
+"""Scenario 3: building the prompt for a conversation 100,000 messages long, and 100 long.
+
+Both conversations are written straight into a real bot's database (untimed). Then the
+chat skill's own engine, ``ConversationLLM.respond``, answers the newest message of each,
+alternately, with a model that answers instantly in-process: what is timed is the
+summary lookup, the history query, the conversion and the fit to the window, nothing
+else. ``bot.history_limit`` is set to 100, so both prompts carry the same 100 turns and
+only the length of what is stored differs (with the default, 200, the long one would
+send twice the turns of the short one and take longer for that reason alone). The
+target is "the same within noise": botkit must read only the newest turns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from bench._pipelines import BenchAdapter, make_bot
+from bench._util import (
+    Options,
+    Skipped,
+    median,
+    ms,
+    percentile,
+    postgres_database,
+    postgres_reachable,
+    sqlite_url,
+)
+from botkit import Context, ConversationRef, Message, Sender
+from botkit.llm import (
+    CallRecorder,
+    ChatRequest,
+    Completion,
+    ModelInfo,
+    ModelTable,
+    TextDelta,
+    Usage,
+)
+from botkit.store.models import Base
+
+LONG = 100_000
+SHORT = 100
+_messages = Base.metadata.tables["messages"]
+_conversations = Base.metadata.tables["conversations"]
+
+
+class InstantModel:
+    """A ``ChatModel`` that answers at once and remembers how many messages it was sent."""
+
+    name = "gpt-4o-mini"
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self._info = ModelTable().lookup(self.name)
+
+    def model_info(self, model: str | None = None) -> ModelInfo:
+        return self._info
+
+    async def complete(
+        self, request: ChatRequest, *, record: CallRecorder | None = None
+    ) -> Completion:
+        self.sent.append(len(request.messages))
+        return Completion("ok", (), "stop", Usage(1, 1), self.name)
+
+    async def stream(
+        self, request: ChatRequest, *, record: CallRecorder | None = None
+    ) -> AsyncIterator[TextDelta | Completion]:
+        self.sent.append(len(request.messages))
+        yield TextDelta("ok")
+        yield Completion("ok", (), "stop", Usage(1, 1), self.name)
+
+    async def close(self) -> None:
+        return None
+
+
+async def _fill(bot: Any, key: str, count: int) -> tuple[int, int]:
+    """Write a conversation of ``count`` turns; return its id and its newest message's id."""
+    ref = ConversationRef("bench", key)
+    conversation_id = await bot.store.conversation_id(ref)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    rows: list[dict[str, Any]] = []
+    async with bot.database.engine.begin() as conn:
+        for n in range(count):
+            inbound = n % 2 == 0
+            last = n == count - 1
+            rows.append(
+                {
+                    "conversation_id": conversation_id,
+                    "channel": "bench",
+                    "direction": "in" if inbound else "out",
+                    "external_id": f"{key}-{n}" if inbound else None,
+                    "sender_id": "user-1" if inbound else None,
+                    "sender_name": "Bench User" if inbound else None,
+                    "text": f"Turn {n}: a sentence or two of chat, about as long as people write.",
+                    "markup": "plain" if inbound else "markdown",
+                    "status": ("processing" if last else "done") if inbound else "delivered",
+                    "attempts": 0,
+                    "created_at": start + timedelta(seconds=n),
+                    "updated_at": start + timedelta(seconds=n),
+                }
+            )
+            if len(rows) == 5000 or last:
+                await conn.execute(insert(_messages), rows)
+                rows = []
+        newest = (
+            await conn.execute(
+                select(func.max(_messages.c.id)).where(
+                    _messages.c.conversation_id == conversation_id
+                )
+            )
+        ).scalar_one()
+    return conversation_id, int(newest)
+
+
+async def _respond_time(bot: Any, key: str, conversation_id: int, message_id: int) -> float:
+    message = Message(
+        conversation=ConversationRef("bench", key),
+        sender=Sender("user-1", "Bench User"),
+        text="The newest turn.",
+        external_id=f"{key}-newest",
+        id=message_id,
+    )
+    ctx = Context(bot.runtime, message, conversation_id)
+    started = time.perf_counter()
+    await ctx.llm.respond(stream=False)
+    return time.perf_counter() - started
+
+
+@asynccontextmanager
+async def _database(backend: str, opts: Options) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        yield sqlite_url(opts.workdir, "history")
+        return
+    why = await postgres_reachable(opts.postgres_url)
+    if why is not None:
+        raise Skipped(why)
+    assert opts.postgres_url is not None
+    async with postgres_database(opts.postgres_url, "history") as url:
+        yield url
+
+
+async def measure(backend: str, opts: Options) -> str:
+    """Fill both conversations, then time ``respond`` on each, alternately."""
+    repeats = 10 if opts.quick else 40
+    model = InstantModel()
+    async with _database(backend, opts) as url:
+        tables: dict[str, Any] = {
+            "database": {"url": url, "auto_migrate": True},
+            # both prompts carry the same 100 turns, so only the stored length differs
+            "bot": {"history_limit": SHORT},
+            "plugins": {"chat": {}},
+        }
+        bot = make_bot(tables, BenchAdapter(), model=model)
+        await bot.start()
+        try:
+            started = time.monotonic()
+            long_ids = await _fill(bot, "long", LONG)
+            short_ids = await _fill(bot, "short", SHORT)
+            filled = time.monotonic() - started
+            times: dict[str, list[float]] = {"long": [], "short": []}
+            for _ in range(3):  # warm-up: compiled statements, the tokenizer
+                await _respond_time(bot, "long", *long_ids)
+                await _respond_time(bot, "short", *short_ids)
+            model.sent.clear()
+            for i in range(repeats):
+                order = [("long", long_ids), ("short", short_ids)]
+                for key, ids in order if i % 2 == 0 else order[::-1]:
+                    times[key].append(await _respond_time(bot, key, *ids))
+        finally:
+            await bot.stop()
+    long_t, short_t = median(times["long"]), median(times["short"])
+    spread = (percentile(times["short"], 75) - percentile(times["short"], 25)) / short_t
+    sent = max(model.sent)
+    return (
+        f"prompt for {LONG:,} stored messages {ms(long_t)} vs {SHORT} messages {ms(short_t)} "
+        f"= {long_t / short_t:.2f}x (target: the same within noise; the short one's "
+        f"interquartile spread is {spread:.0%})  at most {sent} messages sent to the "
+        f"model  [{LONG + SHORT:,} rows written in {filled:.1f} s, untimed]"
+    )
+
+
+async def run_sqlite(opts: Options) -> str:
+    """``history/sqlite``."""
+    return await measure("sqlite", opts)
+
+
+async def run_postgres(opts: Options) -> str:
+    """``history/postgres``."""
+    return await measure("postgres", opts)

@@ -1,0 +1,170 @@
+"""Scenario 1: what botkit adds per message, against a hand-written pipeline.
+
+Messages go through the in-memory channel to a model that answers at once (the fake
+OpenAI server, echo, in its own process). Two phases, each run on botkit and on the
+minimal pipeline, alternating, in the same run:
+
+- latency: one user, messages one after another over ten conversations; p50 and p99
+  from hand-over to delivery of the reply (which is after the reply was stored);
+- throughput: 32 users at once (the bot's default ``max_in_flight``), each sending its
+  next message as soon as the last one was answered; messages per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from bench._pipelines import BotkitPipeline, MinimalPipeline, Pipeline
+from bench._util import (
+    ModelServer,
+    Options,
+    Skipped,
+    ms,
+    percentile,
+    postgres_database,
+    postgres_reachable,
+    sqlite_url,
+)
+
+TARGET_P50 = {"sqlite": 0.002, "postgres": 0.005}
+TARGET_THROUGHPUT = 0.7
+CONVERSATIONS = 10
+USERS = 32
+
+
+@dataclass(slots=True)
+class Sizes:
+    """How much to send."""
+
+    warmup: int
+    latency: int
+    per_user: int
+    rounds: int
+
+
+@dataclass(slots=True)
+class Figures:
+    """What one pipeline measured over all rounds."""
+
+    latencies: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+
+
+def sizes(quick: bool) -> Sizes:
+    """Full runs send a few thousand messages; quick ones a few hundred."""
+    if quick:
+        return Sizes(warmup=10, latency=30, per_user=2, rounds=1)
+    return Sizes(warmup=40, latency=300, per_user=12, rounds=3)
+
+
+_ids = itertools.count(1)
+
+
+def _text(n: int) -> str:
+    return f"Message {n}: what would you pack for three days of hiking in the Alps in May?"
+
+
+async def latency_phase(pipeline: Pipeline, tag: str, count: int) -> list[float]:
+    """``count`` messages one after another over ten conversations; their latencies."""
+    latencies = []
+    for i in range(count):
+        n = next(_ids)
+        conversation = f"{tag}-lat-{i % CONVERSATIONS}"
+        latencies.append(await pipeline.one(conversation, _text(n), f"m{n}"))
+    return latencies
+
+
+async def throughput_phase(
+    pipeline: Pipeline, tag: str, users: int, per_user: int
+) -> tuple[float, list[float]]:
+    """``users`` conversations sending at once, closed loop; messages per second."""
+
+    async def user(index: int) -> list[float]:
+        conversation = f"{tag}-thr-{index}"
+        out = []
+        for _ in range(per_user):
+            n = next(_ids)
+            out.append(await pipeline.one(conversation, _text(n), f"m{n}"))
+        return out
+
+    started = time.monotonic()
+    results = await asyncio.gather(*(user(i) for i in range(users)))
+    elapsed = time.monotonic() - started
+    return users * per_user / elapsed, [x for r in results for x in r]
+
+
+@asynccontextmanager
+async def _databases(backend: str, opts: Options) -> AsyncIterator[tuple[str, str]]:
+    if backend == "sqlite":
+        yield sqlite_url(opts.workdir, "botkit"), sqlite_url(opts.workdir, "minimal")
+        return
+    why = await postgres_reachable(opts.postgres_url)
+    if why is not None:
+        raise Skipped(why)
+    assert opts.postgres_url is not None
+    async with (
+        postgres_database(opts.postgres_url, "botkit") as botkit_url,
+        postgres_database(opts.postgres_url, "minimal") as minimal_url,
+    ):
+        yield botkit_url, minimal_url
+
+
+async def measure(backend: str, opts: Options) -> dict[str, Figures]:
+    """Run both pipelines, alternating, and return their figures."""
+    size = sizes(opts.quick)
+    figures = {"botkit": Figures(), "minimal": Figures()}
+    async with ModelServer() as model, _databases(backend, opts) as (botkit_url, minimal_url):
+        botkit = BotkitPipeline(botkit_url, model.url)
+        minimal = MinimalPipeline(minimal_url, model.url)
+        await botkit.start()
+        await minimal.start()
+        try:
+            pipelines: list[Pipeline] = [botkit, minimal]
+            for pipeline in pipelines:  # caches, pools, the tokenizer: loaded before timing
+                await latency_phase(pipeline, f"warm-{pipeline.name}", size.warmup)
+            for round_ in range(size.rounds):
+                order = pipelines if round_ % 2 == 0 else pipelines[::-1]
+                for pipeline in order:
+                    tag = f"r{round_}-{pipeline.name}"
+                    figures[pipeline.name].latencies += await latency_phase(
+                        pipeline, tag, size.latency
+                    )
+                for pipeline in order:
+                    tag = f"r{round_}-{pipeline.name}"
+                    rate, _ = await throughput_phase(pipeline, tag, USERS, size.per_user)
+                    figures[pipeline.name].rates.append(rate)
+        finally:
+            await botkit.close()
+            await minimal.close()
+    return figures
+
+
+def line(backend: str, figures: dict[str, Figures]) -> str:
+    """The result line."""
+    b, m = figures["botkit"], figures["minimal"]
+    b50, m50 = percentile(b.latencies, 50), percentile(m.latencies, 50)
+    b99, m99 = percentile(b.latencies, 99), percentile(m.latencies, 99)
+    b_rate, m_rate = max(b.rates), max(m.rates)
+    over = b50 - m50
+    target = TARGET_P50[backend]
+    return (
+        f"p50 {ms(over)} over minimal ({ms(b50)} vs {ms(m50)}; target <= {ms(target)})  "
+        f"p99 {ms(b99)} vs {ms(m99)}  "
+        f"throughput {b_rate / m_rate:.2f}x minimal ({b_rate:.0f} vs {m_rate:.0f} msg/s; "
+        f"target >= {TARGET_THROUGHPUT}x)"
+    )
+
+
+async def run_sqlite(opts: Options) -> str:
+    """``overhead/sqlite``."""
+    return line("sqlite", await measure("sqlite", opts))
+
+
+async def run_postgres(opts: Options) -> str:
+    """``overhead/postgres``."""
+    return line("postgres", await measure("postgres", opts))

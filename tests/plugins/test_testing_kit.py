@@ -1,0 +1,139 @@
+"""The plugin test kit: FakeModel, InMemoryChannel, run_bot and bot_fixture."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from botkit import (
+    ChatRequest,
+    ConfigError,
+    Context,
+    InvalidResponseError,
+    JsonSchema,
+    Message,
+    Plugin,
+    RateLimitError,
+    RequestRejectedError,
+)
+from botkit.testing import FakeModel, InMemoryChannel, TestBot, bot_fixture, run_bot
+from botkit_chat import plugin as chat
+from tests.plugins.conftest import StartBot
+
+echo = Plugin("echo")
+
+
+@echo.on_command("echo")
+async def say_back(message: Message, ctx: Context) -> str:
+    return ctx.args or "nothing"
+
+
+testbot = bot_fixture(plugins=[echo, chat], config={"bot": {"stream": False}})
+
+
+async def test_the_fixture_runs_a_bot_that_answers_commands_and_chat(testbot: TestBot) -> None:
+    assert await testbot.ask("/echo hello") == "hello"
+    testbot.model.reply("Hi there!")
+    assert await testbot.ask("hi") == "Hi there!"
+    assert testbot.model.requests[-1].messages[-1] == {"role": "user", "content": "hi"}
+
+
+async def test_fake_model_takes_replies_per_purpose_before_general_ones() -> None:
+    model = FakeModel().reply("general").reply("for summaries", purpose="summary")
+    ask = ChatRequest([{"role": "user", "content": "x"}], purpose="summary")
+    assert (await model.complete(ask)).content == "for summaries"
+    assert (await model.complete(ask)).content == "general"
+    assert (await model.complete(ask)).content == "echo: x"
+    assert len(model.requests_for("summary")) == 3
+
+
+async def test_fake_model_checks_json_like_the_real_client() -> None:
+    model = FakeModel().reply("not json at all")
+    schema = JsonSchema(
+        "s",
+        {
+            "type": "object",
+            "properties": {"n": {"type": "integer"}},
+            "required": ["n"],
+            "additionalProperties": False,
+        },
+    )
+    request = ChatRequest([{"role": "user", "content": "x"}], response_format=schema)
+    with pytest.raises(InvalidResponseError, match="not valid JSON"):
+        await model.complete(request)
+    model.reply_json({"n": "three"})
+    with pytest.raises(InvalidResponseError, match="does not match schema"):
+        await model.complete(request)
+    # unscripted: the simplest valid document
+    assert (await model.complete(request)).parsed == {"n": 0}
+    # JSON mode without the word JSON is refused before it reaches the model
+    with pytest.raises(RequestRejectedError, match="JSON"):
+        await model.complete(
+            ChatRequest([{"role": "user", "content": "x"}], response_format="json_object")
+        )
+    assert len(model.requests) == 3
+
+
+async def test_fake_model_streams_and_calls_tools_and_fails_on_demand() -> None:
+    model = (
+        FakeModel().reply("two words").call_tool("f", {"a": 1}).fail(RateLimitError("llm", "slow"))
+    )
+    request = ChatRequest([{"role": "user", "content": "x"}])
+    pieces = [event async for event in model.stream(request)]
+    assert [getattr(p, "text", None) for p in pieces[:-1]] == ["two ", "words"]
+    call = (await model.complete(request)).tool_calls[0]
+    assert (call.name, call.parsed_arguments()) == ("f", {"a": 1})
+    with pytest.raises(RateLimitError):
+        await model.complete(request)
+
+
+async def test_usage_of_the_fake_model_is_recorded_with_its_price(start_bot: StartBot) -> None:
+    model = FakeModel(input_price_per_1k="1", output_price_per_1k="2").reply(
+        "ok", usage=(1000, 500)
+    )
+    async with start_bot(plugins=[chat], model=model, config={"bot": {"stream": False}}) as bot:
+        assert await bot.ask("hi", user="ann") == "ok"
+        [row] = await bot.store.usage()
+    assert (row.user, row.prompt_tokens, row.completion_tokens) == ("ann", 1000, 500)
+    assert Decimal(row.cost_nanos) / 10**9 == Decimal("2")
+
+
+async def test_send_returns_only_replies_in_that_conversation(start_bot: StartBot) -> None:
+    notify = Plugin("notify")
+
+    @notify.on_message()
+    async def tell_ops(message: Message, ctx: Context) -> str:
+        from botkit import ConversationRef
+
+        await ctx.send(ConversationRef("ops", "room"), f"{message.sender.id} wrote")
+        return "noted"
+
+    async with start_bot(plugins=[notify], channels=["test", "ops"]) as bot:
+        assert await bot.send("hello", user="bob") == ["noted"]
+        assert [s.text for s in bot.channels["ops"].sent] == ["bob wrote"]
+        assert (await bot.stored()).status == "done"
+
+
+async def test_settings_are_parsed_and_checked_like_the_config_file() -> None:
+    from botkit_spam import SpamSettings
+    from botkit_spam import plugin as spam
+
+    with pytest.raises(ConfigError, match=r"plugins\.spam\.max_links: must be an integer"):
+        async with run_bot(plugins=[spam], settings={"spam": {"max_links": "many"}}):
+            pass
+    async with run_bot(plugins=[spam], settings={"spam": SpamSettings(max_links=9)}) as bot:
+        assert bot.bot.runtime.plugin_settings["spam"].max_links == 9
+    with pytest.raises(ValueError, match="not among the plugins"):
+        async with run_bot(plugins=[chat], settings={"spam": {}}):
+            pass
+
+
+async def test_in_memory_channel_can_show_streaming_edits(start_bot: StartBot) -> None:
+    from botkit import Capabilities
+
+    channel = InMemoryChannel("live", capabilities=Capabilities(edits=True, edit_interval=0))
+    model = FakeModel().reply("a streamed answer")
+    async with start_bot(plugins=[chat], model=model, channels=[channel]) as bot:
+        assert await bot.send("go") == ["a streamed answer"]
+    assert channel.sent[0].edits[-1] == "a streamed answer"
