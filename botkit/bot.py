@@ -56,6 +56,7 @@ def build_model(config: Config) -> ChatModel:
         stream_idle_timeout=llm.stream_idle_timeout,
         max_retries=llm.max_retries,
         organization=llm.organization,
+        connections=max(config.bot.max_in_flight, 10),
     )
 
 
@@ -203,6 +204,7 @@ class Bot:
             )
             self.web.add_routes(routes)
             await self.web.start()
+        await asyncio.to_thread(self.runtime.tokens.warm)
         await self.outbox.resume()
         await self.dispatcher.resume()
         self._maintenance = asyncio.create_task(self._maintain(), name="botkit-claims")

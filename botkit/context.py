@@ -16,7 +16,7 @@ from botkit.inbox import KeyValueState
 from botkit.messages import ConversationRef, Markup, Message, Reply, SentMessage
 from botkit.plugin import CommandHandler
 from botkit.runtime import Runtime
-from botkit.store import OutboundDraft, Store, StoredMessage
+from botkit.store import CallRow, OutboundDraft, Store, StoredMessage
 
 if TYPE_CHECKING:
     from botkit.conversation import ConversationLLM
@@ -99,6 +99,8 @@ class _Turn:
 
     annotations: dict[str, Any]
     replied: bool = False
+    # model calls kept until the message is finished, then stored in that transaction
+    calls: list[CallRow] | None = None
 
 
 class Context(PluginRuntime):
@@ -143,6 +145,16 @@ class Context(PluginRuntime):
         )
         ctx._turn = self._turn  # one message: one record of replies and facts
         return ctx
+
+    @property
+    def deferred_calls(self) -> list[CallRow] | None:
+        """Model calls made for this message, when the dispatcher stores them together
+        with the message's outcome (one transaction fewer per message); else ``None``."""
+        return self._turn.calls
+
+    def defer_calls(self) -> None:
+        """Keep this message's model calls for :attr:`deferred_calls` (the dispatcher)."""
+        self._turn.calls = []
 
     @property
     def replied(self) -> bool:

@@ -137,12 +137,10 @@ class ConversationLLM:
         # the tool definitions travel with every request: keep room for them
         tool_tokens = self._runtime.tokens.count(repr(definitions)) if offered else 0
         budget = max(info.context_window - reserve - tool_tokens, 1)
-        summary = await self._runtime.store.summary(self._conversation_id)
-        rows = await self._runtime.store.history(
+        summary, rows = await self._runtime.store.conversation_context(
             self._conversation_id,
             before_id=(ctx.message.id or 0) + 1 if ctx.message.id is not None else None,
             limit=settings.history_limit,
-            after_id=summary[1] if summary else 0,
         )
         history = _as_chat(rows)
         system = _system(system_prompt or settings.system_prompt, summary)
@@ -216,23 +214,26 @@ class ConversationLLM:
 
     async def _record(self, record: CallRecord) -> None:
         message = self._ctx.message if self._ctx is not None else None
-        await self._runtime.store.record_call(
-            CallRow(
-                purpose=record.purpose,
-                model=record.model,
-                prompt_tokens=record.prompt_tokens,
-                completion_tokens=record.completion_tokens,
-                cost_nanos=nanos(record.cost),
-                latency_ms=record.latency_s * 1000,
-                ok=record.ok,
-                error=record.error,
-                attempt=record.attempt,
-                message_id=self._message_id,
-                conversation_id=self._conversation_id,
-                channel=message.channel if message is not None else None,
-                user_id=message.sender.id if message is not None else None,
-            )
+        row = CallRow(
+            purpose=record.purpose,
+            model=record.model,
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            cost_nanos=nanos(record.cost),
+            latency_ms=record.latency_s * 1000,
+            ok=record.ok,
+            error=record.error,
+            attempt=record.attempt,
+            message_id=self._message_id,
+            conversation_id=self._conversation_id,
+            channel=message.channel if message is not None else None,
+            user_id=message.sender.id if message is not None else None,
         )
+        deferred = self._ctx.deferred_calls if self._ctx is not None else None
+        if deferred is not None:
+            deferred.append(row)  # stored with the message's outcome, in one transaction
+        else:
+            await self._runtime.store.record_call(row)
         metrics = self._runtime.metrics
         metrics.model_latency.labels(record.model).observe(record.latency_s)
         if record.prompt_tokens:

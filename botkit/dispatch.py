@@ -9,7 +9,9 @@ together, once. After a crash, ``resume()`` picks up everything accepted but not
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from collections import deque
 from typing import Literal
 
@@ -49,13 +51,26 @@ class Dispatcher:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._known: set[int] = set()
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self._fresh: dict[int, tuple[Message, float]] = {}
         self._accepting = True
 
-    def submit(self, message_id: int, conversation_id: int) -> None:
-        """Queue an accepted message for its conversation's worker."""
+    def submit(
+        self, message_id: int, conversation_id: int, message: Message | None = None
+    ) -> None:
+        """Queue an accepted message for its conversation's worker.
+
+        Args:
+            message_id: its store id.
+            conversation_id: its conversation's store id.
+            message: the message itself, when this process just accepted (and so
+                claimed) it: it is then handled without reading it back or claiming it
+                again while that claim is surely live.
+        """
         if message_id in self._known or not self._accepting:
             return
         self._known.add(message_id)
+        if message is not None:
+            self._fresh[message_id] = (message, time.monotonic() + self._runtime.lease / 2)
         self._queues.setdefault(conversation_id, deque()).append(message_id)
         self._runtime.metrics.queue_depth.inc()
         if conversation_id not in self._workers:
@@ -131,6 +146,7 @@ class Dispatcher:
     def _finish(self, batch: list[int]) -> None:
         for message_id in batch:
             self._known.discard(message_id)
+            self._fresh.pop(message_id, None)
             self._runtime.metrics.queue_depth.dec()
             for future in self._waiters.pop(message_id, []):
                 if not future.done():
@@ -138,19 +154,27 @@ class Dispatcher:
 
     async def _process(self, conversation_id: int, batch: list[int]) -> None:
         store = self._runtime.store
-        # another live process may hold some of them: take only what is free
-        ids = await store.claim(
-            batch, self._runtime.claim(), status="processing", from_statuses=UNFINISHED
-        )
-        if not ids:
-            return
-        rows = await store.messages(ids)
-        message = _message_of(rows)
+        now = time.monotonic()
+        fresh = [self._fresh.get(i) for i in batch]
+        if all(f is not None and f[1] > now for f in fresh):
+            # accepted by this process moments ago: our claim on them is live
+            ids = batch
+            message = _combine([f[0] for f in fresh if f is not None])
+        else:
+            # resumed work: another live process may hold some of it; take what is free
+            ids = await store.claim(
+                batch, self._runtime.claim(), status="processing", from_statuses=UNFINISHED
+            )
+            if not ids:
+                return
+            message = _message_of(await store.messages(ids))
         if message.metadata.get("addressed") is False:
             # group chatter an adapter passes on as context: kept for history, not answered
             await store.set_inbound_status(ids, "context")
             return
+        error: str | None = None
         ctx = Context(self._runtime, message, conversation_id)
+        ctx.defer_calls()
         try:
             result = await self._pipeline.handle(message, ctx)
         except asyncio.CancelledError:
@@ -162,23 +186,65 @@ class Dispatcher:
             if isinstance(exc, QuotaExceededError):
                 text = f"Sorry, I can't answer right now: {exc.reason}"
             draft = draft_of(conversation_id, message.channel, reply_of(text, message), message)
-            await store.finish_inbound(
-                ids, "failed", [_plain(draft)], error=f"{type(exc).__name__}: {exc}"[:2000]
-            )
+            status, drafts, error = "failed", [_plain(draft)], f"{type(exc).__name__}: {exc}"
         else:
             drafts = []
             if result is not None:
                 reply = reply_of(result, message)
                 if reply.text.strip():
                     drafts.append(draft_of(conversation_id, message.channel, reply, message))
-            status = "done" if drafts or ctx.replied else "skipped"
-            await store.finish_inbound(ids, status, drafts)
-        await self._runtime.outbox.flush(conversation_id)
+            status, error = ("done" if drafts or ctx.replied else "skipped"), None
+        finished = await store.finish_inbound(
+            ids,
+            status,
+            drafts,
+            error=error[:2000] if error else None,
+            claim=self._runtime.claim(),
+            calls=ctx.deferred_calls or (),
+        )
+        outbox = self._runtime.outbox
+        if finished.claimed:  # nothing else waits: send these now, already claimed
+            await outbox.send_claimed(
+                conversation_id,
+                [_outgoing(i, d, message) for i, d in zip(finished.out_ids, drafts, strict=True)],
+            )
+        else:
+            await outbox.flush(conversation_id)
 
 
 def _plain(draft: OutboundDraft) -> OutboundDraft:
     return OutboundDraft(
         draft.conversation_id, draft.channel, draft.text, "plain", draft.reply_to_id, draft.meta
+    )
+
+
+def _outgoing(outbound_id: int, draft: OutboundDraft, message: Message) -> StoredMessage:
+    """A reply just stored (claimed, first attempt counted), as the outbox sees it."""
+    return StoredMessage(
+        id=outbound_id,
+        conversation_id=draft.conversation_id,
+        conversation=message.conversation,
+        direction="out",
+        text=draft.text,
+        status="sending",
+        markup=draft.markup,
+        reply_to_id=draft.reply_to_id,
+        attempts=1,
+        meta=dict(draft.meta),
+    )
+
+
+def _combine(messages: list[Message]) -> Message:
+    """One message for handlers; a coalesced burst reads as its last message with the
+    texts and attachments of all."""
+    last = messages[-1]
+    if len(messages) == 1:
+        return last
+    return dataclasses.replace(
+        last,
+        text="\n".join(m.text for m in messages if m.text),
+        attachments=tuple(a for m in messages for a in m.attachments),
+        metadata={**last.metadata, "coalesced": len(messages)},
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ class Inbox:
     def __init__(
         self,
         store: Store,
-        submit: Callable[[int, int], None],
+        submit: Callable[[int, int, Message], None],
         waiter: Callable[[int], Awaitable[None]],
         metrics: Metrics,
         claim: Callable[[], Claim] | None = None,
@@ -110,7 +111,12 @@ class Inbox:
             )
         else:
             self._metrics.messages_in.labels(message.channel).inc()
-            self._submit(accepted.message_id, conversation_id)
+            # handed over in memory: the dispatcher need not read it back
+            self._submit(
+                accepted.message_id,
+                conversation_id,
+                dataclasses.replace(message, id=accepted.message_id),
+            )
         return accepted
 
     def state(self, namespace: str) -> KeyValueState:

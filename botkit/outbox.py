@@ -86,6 +86,14 @@ class Outbox:
         """The lock held while a conversation's replies are sent (streaming holds it too)."""
         return self._locks.setdefault(conversation_id, asyncio.Lock())
 
+    async def send_claimed(self, conversation_id: int, rows: list[StoredMessage]) -> None:
+        """Send replies just stored already claimed by this process (the dispatcher's
+        fast path: nothing earlier of the conversation was waiting)."""
+        async with self.lock(conversation_id):
+            for row in rows:
+                if not await self._deliver(row, claimed=True):
+                    return
+
     async def flush(self, conversation_id: int) -> None:
         """Send every due reply of a conversation, oldest first, stopping at one that waits."""
         async with self.lock(conversation_id):
@@ -105,23 +113,31 @@ class Outbox:
             if not await self._deliver(row):
                 return
 
-    async def _deliver(self, row: StoredMessage) -> bool:
-        """Send one reply with retries; False when it must wait (later rows wait too)."""
+    async def _deliver(self, row: StoredMessage, *, claimed: bool = False) -> bool:
+        """Send one reply with retries; False when it must wait (later rows wait too).
+
+        ``claimed``: the row is already claimed by this process with its first attempt
+        counted, so the first try goes straight to the channel.
+        """
         adapter = self._adapters.get(row.conversation.channel)
         if adapter is None:
             log.warning(
                 "no adapter %r is running; reply %d waits", row.conversation.channel, row.id
             )
             return False
-        attempts = row.attempts
+        attempts = row.attempts if claimed else row.attempts + 1
         while True:
-            attempts += 1
-            taken = await self._store.claim(
-                [row.id], self._claim(), status="sending", from_statuses=("pending", "sending")
-            )
-            if not taken:
-                return False  # another live process is sending it; later rows wait
-            await self._store.update_outbound(row.id, attempts=attempts)
+            if not claimed:
+                taken = await self._store.claim(
+                    [row.id],
+                    self._claim(),
+                    status="sending",
+                    from_statuses=("pending", "sending"),
+                    count_attempt=True,
+                )
+                if not taken:
+                    return False  # another live process is sending it; later rows wait
+            claimed = False
             reply = Reply(
                 text=row.text,
                 markup="plain" if row.markup == "plain" else "markdown",
@@ -147,6 +163,7 @@ class Outbox:
                     return False
                 log.info("reply %d: attempt %d failed (%s); retrying", row.id, attempts, exc)
                 await asyncio.sleep(delay)
+                attempts += 1
                 continue
             except Exception as exc:  # a bug in an adapter must not wedge the conversation
                 log.exception("adapter %r crashed sending reply %d", adapter.name, row.id)

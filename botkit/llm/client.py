@@ -63,6 +63,8 @@ class OpenAIChatClient:
             client makes its own on first use.
         organization: sent as ``OpenAI-Organization``.
         sleep: waits between attempts; tests pass a fake.
+        connections: the most connections open to the server at once (the bot passes
+            ``bot.max_in_flight``); ignored when ``session`` is given.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class OpenAIChatClient:
         session: aiohttp.ClientSession | None = None,
         organization: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        connections: int = 100,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must not be negative")
@@ -95,6 +98,7 @@ class OpenAIChatClient:
         self._owns_session = session is None
         self._organization = organization
         self._sleep = sleep
+        self._connections = connections
 
     def model_info(self, model: str | None = None) -> ModelInfo:
         """Limits and prices of ``model`` (default: the client's model)."""
@@ -306,7 +310,9 @@ class OpenAIChatClient:
     def _get_session(self) -> aiohttp.ClientSession:
         """The session, made on first use (it must be made inside the event loop)."""
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # as many connections as requests the bot may have in flight at once
+            connector = aiohttp.TCPConnector(limit=self._connections)
+            self._session = aiohttp.ClientSession(connector=connector)
             self._owns_session = True
         return self._session
 

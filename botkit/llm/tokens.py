@@ -156,6 +156,11 @@ class TokenCounter:
             len(encoder.encode_ordinary(piece)) for piece in _pieces(text, self._chunk_chars)
         )
 
+    def warm(self) -> None:
+        """Load the encoding now (it takes up to a second the first time in a process),
+        so the first message after a start is not the one that waits for it."""
+        self._load()
+
     def _load(self) -> Any:
         """The encoder, loaded on first use."""
         if self._encoder is None:

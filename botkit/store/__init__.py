@@ -5,6 +5,7 @@ from botkit.store.records import StoredMessage, UsageRow
 from botkit.store.repository import (
     CallRow,
     Claim,
+    Finished,
     NamespaceState,
     OutboundDraft,
     Store,
@@ -16,6 +17,7 @@ __all__ = [
     "CallRow",
     "Claim",
     "Database",
+    "Finished",
     "NamespaceState",
     "OutboundDraft",
     "Store",

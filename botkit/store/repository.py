@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,13 +27,16 @@ from botkit.store.models import (
 )
 from botkit.store.records import StoredMessage, UsageRow
 
-__all__ = ["NANOS_PER_DOLLAR", "Claim", "NamespaceState", "Store"]
+__all__ = ["NANOS_PER_DOLLAR", "Claim", "Finished", "NamespaceState", "Store"]
 
 NANOS_PER_DOLLAR = 1_000_000_000
 UNFINISHED_IN = ("pending", "processing")
+_CONVERSATION_CACHE = 100_000
 UNDELIVERED_OUT = ("pending", "sending")
 # inbound turns the model sees: answered, being answered, or kept as passive context
-HISTORY_IN = ("done", "processing", "context")
+# (a pending one is the message being answered, or one of its coalesced burst: later
+# pending messages are excluded by the ``before_id`` every history read gives)
+HISTORY_IN = ("pending", "processing", "done", "context")
 
 
 class Store:
@@ -45,6 +48,8 @@ class Store:
 
     def __init__(self, database: Database) -> None:
         self.db = database
+        # conversation key -> id; rows are never deleted or re-keyed, so it never goes stale
+        self._conversation_ids: dict[str, int] = {}
 
     # -- inbox ---------------------------------------------------------------------------
 
@@ -112,6 +117,18 @@ class Store:
             return await self._conversation_id(session, ref)
 
     async def _conversation_id(self, session: AsyncSession, ref: ConversationRef) -> int:
+        known = self._conversation_ids.get(ref.key)
+        if known is not None:
+            return known
+        found = await self._find_or_create_conversation(session, ref)
+        if len(self._conversation_ids) >= _CONVERSATION_CACHE:
+            self._conversation_ids.clear()  # crude bound; refilled on demand
+        self._conversation_ids[ref.key] = found
+        return found
+
+    async def _find_or_create_conversation(
+        self, session: AsyncSession, ref: ConversationRef
+    ) -> int:
         found = await session.scalar(
             select(ConversationRow.id).where(ConversationRow.key == ref.key)
         )
@@ -152,15 +169,21 @@ class Store:
             conditions.append(_claim_free(now))
         async with self._read("list unfinished messages") as session:
             rows = await session.execute(
-                select(MessageRow, ConversationRow)
+                select(*_SNAPSHOT)
                 .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
                 .where(*conditions)
                 .order_by(MessageRow.id)
             )
-            return [_snapshot(m, c) for m, c in rows.all()]
+            return [_snapshot(r) for r in rows.all()]
 
     async def claim(
-        self, ids: Sequence[int], claim: Claim, *, status: str, from_statuses: Sequence[str]
+        self,
+        ids: Sequence[int],
+        claim: Claim,
+        *,
+        status: str,
+        from_statuses: Sequence[str],
+        count_attempt: bool = False,
     ) -> list[int]:
         """Take messages for processing or delivery, unless another live process holds them.
 
@@ -184,6 +207,7 @@ class Store:
                     claimed_by=claim.owner,
                     claimed_until=claim.until,
                     updated_at=now,
+                    **({"attempts": MessageRow.attempts + 1} if count_attempt else {}),
                 )
                 .returning(MessageRow.id)
             )
@@ -217,12 +241,12 @@ class Store:
         """The messages with these ids, in id order."""
         async with self._read("load messages") as session:
             rows = await session.execute(
-                select(MessageRow, ConversationRow)
+                select(*_SNAPSHOT)
                 .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
                 .where(MessageRow.id.in_(list(ids)))
                 .order_by(MessageRow.id)
             )
-            return [_snapshot(m, c) for m, c in rows.all()]
+            return [_snapshot(r) for r in rows.all()]
 
     async def set_inbound_status(
         self, ids: Sequence[int], status: str, *, error: str | None = None
@@ -257,23 +281,49 @@ class Store:
         replies: Sequence[OutboundDraft],
         *,
         error: str | None = None,
-    ) -> list[int]:
+        claim: Claim | None = None,
+        calls: Sequence[CallRow] = (),
+    ) -> Finished:
         """Mark inbound messages finished and queue their replies, in one transaction.
 
         Either both happen or neither: a crash cannot leave a message answered but not
         marked, or marked but with its reply lost.
 
+        With ``claim``, when nothing earlier of the conversation waits in the outbox, the
+        replies are stored already claimed for sending (first attempt counted), so the
+        caller can send them at once without another round trip.
+
+        ``calls`` (the model calls made answering it) are stored in the same transaction.
+
         Returns:
-            The outbox ids of the queued replies, in order.
+            The outbox ids of the replies, in order, and whether they are claimed.
         """
         async with self._write("finish message") as session:
-            out_ids = [await self._add_outbound(session, draft) for draft in replies]
+            session.add_all(
+                ModelCallRow(**dataclasses.asdict(call), created_at=utcnow()) for call in calls
+            )
+            claimed = False
+            if claim is not None and replies:
+                waiting = await session.scalar(
+                    select(MessageRow.id)
+                    .where(
+                        MessageRow.conversation_id == replies[0].conversation_id,
+                        MessageRow.direction == "out",
+                        MessageRow.status.in_((*UNDELIVERED_OUT, "streaming")),
+                    )
+                    .limit(1)
+                )
+                claimed = waiting is None
+            out_ids = [
+                await self._add_outbound(session, draft, claim if claimed else None)
+                for draft in replies
+            ]
             await session.execute(
                 update(MessageRow)
                 .where(MessageRow.id.in_(list(ids)))
                 .values(status=status, error=error, updated_at=utcnow())
             )
-            return out_ids
+            return Finished(out_ids, claimed)
 
     # -- outbox --------------------------------------------------------------------------
 
@@ -285,30 +335,36 @@ class Store:
     async def _add_outbound(
         self, session: AsyncSession, draft: OutboundDraft, claim: Claim | None = None
     ) -> int:
-        row = MessageRow(
-            conversation_id=draft.conversation_id,
-            channel=draft.channel,
-            direction="out",
-            text=draft.text,
-            markup=draft.markup,
-            status=draft.status,
-            reply_to_id=draft.reply_to_id,
-            meta=_jsonable(dict(draft.meta)) or None,
-            attempts=0,
-            created_at=utcnow(),
-            updated_at=utcnow(),
-            claimed_by=claim.owner if claim else None,
-            claimed_until=claim.until if claim else None,
+        sending = claim is not None and draft.status == "pending"  # sent right away
+        now = utcnow()
+        inserted = await session.scalar(
+            insert(MessageRow)
+            .values(
+                conversation_id=draft.conversation_id,
+                channel=draft.channel,
+                direction="out",
+                text=draft.text,
+                markup=draft.markup,
+                status="sending" if sending else draft.status,
+                reply_to_id=draft.reply_to_id,
+                meta=_jsonable(dict(draft.meta)) or None,
+                attempts=1 if sending else 0,
+                created_at=now,
+                updated_at=now,
+                claimed_by=claim.owner if claim else None,
+                claimed_until=claim.until if claim else None,
+            )
+            .returning(MessageRow.id)
         )
-        session.add(row)
-        await session.flush()
-        return row.id
+        if inserted is None:  # pragma: no cover - an insert always returns its id
+            raise StoreError("the reply was not stored")
+        return int(inserted)
 
     async def pending_outbound(self, conversation_id: int) -> list[StoredMessage]:
         """Undelivered replies of one conversation, oldest first."""
         async with self._read("list outbox") as session:
             rows = await session.execute(
-                select(MessageRow, ConversationRow)
+                select(*_SNAPSHOT)
                 .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
                 .where(
                     MessageRow.conversation_id == conversation_id,
@@ -317,7 +373,7 @@ class Store:
                 )
                 .order_by(MessageRow.id)
             )
-            return [_snapshot(m, c) for m, c in rows.all()]
+            return [_snapshot(r) for r in rows.all()]
 
     async def conversations_with_undelivered(self, *, now: datetime | None = None) -> list[int]:
         """Conversations that have replies waiting in the outbox (crash recovery).
@@ -377,24 +433,39 @@ class Store:
                     ConversationRow.id == conversation_id
                 )
             )
-            conditions = [
-                MessageRow.conversation_id == conversation_id,
-                MessageRow.id > max(start or 0, after_id),
-                or_(
-                    and_(MessageRow.direction == "in", MessageRow.status.in_(HISTORY_IN)),
-                    and_(MessageRow.direction == "out", MessageRow.status != "failed"),
-                ),
-            ]
-            if before_id is not None:
-                conditions.append(MessageRow.id < before_id)
-            rows = await session.execute(
-                select(MessageRow, ConversationRow)
-                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-                .where(*conditions)
-                .order_by(MessageRow.id.desc())
-                .limit(limit)
+            return await _history_rows(
+                session, conversation_id, max(start or 0, after_id), before_id, limit
             )
-            return [_snapshot(m, c) for m, c in reversed(list(rows.all()))]
+
+    async def conversation_context(
+        self, conversation_id: int, *, before_id: int | None, limit: int
+    ) -> tuple[tuple[str, int] | None, list[StoredMessage]]:
+        """The running summary and the newest turns it does not cover, in one read.
+
+        Returns:
+            ``(summary text, newest id it covers)`` or ``None``, and the turns after it
+            (as :meth:`history`, at most ``limit``).
+        """
+        async with self._read("load conversation") as session:
+            found = (
+                await session.execute(
+                    select(
+                        ConversationRow.history_start_id,
+                        ConversationSummaryRow.text,
+                        ConversationSummaryRow.covers_through_id,
+                    )
+                    .outerjoin(
+                        ConversationSummaryRow,
+                        ConversationSummaryRow.conversation_id == ConversationRow.id,
+                    )
+                    .where(ConversationRow.id == conversation_id)
+                )
+            ).one_or_none()
+            start, text, covers = found if found is not None else (0, None, None)
+            summary = (text, int(covers)) if text is not None and covers is not None else None
+            after = max(start or 0, summary[1] if summary else 0)
+            rows = await _history_rows(session, conversation_id, after, before_id, limit)
+            return summary, rows
 
     async def reset_conversation(self, conversation_id: int, *, through_id: int) -> None:
         """Start the conversation afresh: history begins after message ``through_id``."""
@@ -530,6 +601,37 @@ class Store:
         return _Guarded(self.db, what, write=True)
 
 
+async def _history_rows(
+    session: AsyncSession, conversation_id: int, after_id: int, before_id: int | None, limit: int
+) -> list[StoredMessage]:
+    conditions = [
+        MessageRow.conversation_id == conversation_id,
+        MessageRow.id > after_id,
+        or_(
+            and_(MessageRow.direction == "in", MessageRow.status.in_(HISTORY_IN)),
+            and_(MessageRow.direction == "out", MessageRow.status != "failed"),
+        ),
+    ]
+    if before_id is not None:
+        conditions.append(MessageRow.id < before_id)
+    rows = await session.execute(
+        select(*_SNAPSHOT)
+        .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+        .where(*conditions)
+        .order_by(MessageRow.id.desc())
+        .limit(limit)
+    )
+    return [_snapshot(r) for r in reversed(rows.all())]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finished:
+    """What :meth:`Store.finish_inbound` stored: reply ids, and whether they are claimed."""
+
+    out_ids: list[int]
+    claimed: bool
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Claim:
     """A process's claim on work: who, and until when unless renewed."""
@@ -628,25 +730,55 @@ def nanos(cost: Decimal | None) -> int | None:
     return int((cost * NANOS_PER_DOLLAR).to_integral_value(rounding="ROUND_HALF_UP"))
 
 
-def _snapshot(m: MessageRow, c: ConversationRow) -> StoredMessage:
+# Plain columns rather than ORM entities: history is read for every answer, and rows
+# without identity-map bookkeeping come back several times faster.
+_SNAPSHOT = (
+    MessageRow.id,
+    MessageRow.conversation_id,
+    ConversationRow.channel,
+    ConversationRow.chat_id,
+    ConversationRow.thread_id,
+    MessageRow.direction,
+    MessageRow.text,
+    MessageRow.status,
+    MessageRow.external_id,
+    MessageRow.sender_id,
+    MessageRow.sender_name,
+    MessageRow.markup,
+    MessageRow.reply_to_id,
+    MessageRow.attempts,
+    MessageRow.next_attempt_at,
+    MessageRow.error,
+    MessageRow.meta,
+    MessageRow.attachments,
+    MessageRow.created_at,
+)
+
+
+def _snapshot(r: Any) -> StoredMessage:
+    (
+        id_, conversation_id, channel, chat_id, thread_id, direction, text, status,
+        external_id, sender_id, sender_name, markup, reply_to_id, attempts, next_attempt_at,
+        error, meta, attachments, created_at,
+    ) = r  # fmt: skip
     return StoredMessage(
-        id=m.id,
-        conversation_id=m.conversation_id,
-        conversation=ConversationRef(c.channel, c.chat_id, c.thread_id),
-        direction=m.direction,
-        text=m.text,
-        status=m.status,
-        external_id=m.external_id,
-        sender_id=m.sender_id,
-        sender_name=m.sender_name,
-        markup=m.markup,
-        reply_to_id=m.reply_to_id,
-        attempts=m.attempts,
-        next_attempt_at=m.next_attempt_at,
-        error=m.error,
-        meta=dict(m.meta or {}),
-        attachments=list(m.attachments or []),
-        created_at=m.created_at,
+        id=id_,
+        conversation_id=conversation_id,
+        conversation=ConversationRef(channel, chat_id, thread_id),
+        direction=direction,
+        text=text,
+        status=status,
+        external_id=external_id,
+        sender_id=sender_id,
+        sender_name=sender_name,
+        markup=markup,
+        reply_to_id=reply_to_id,
+        attempts=attempts,
+        next_attempt_at=next_attempt_at,
+        error=error,
+        meta=dict(meta or {}),
+        attachments=list(attachments or []),
+        created_at=created_at,
     )
 
 

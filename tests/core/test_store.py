@@ -56,9 +56,9 @@ async def test_history_returns_newest_turns_in_order_and_respects_reset(store: S
 
 async def test_history_excludes_failed_replies_and_later_messages(store: Store) -> None:
     a, conv = await store.accept(_msg("first", "e1"))
-    [out] = await store.finish_inbound(
-        [a.message_id], "done", [OutboundDraft(conv, "test", "bad")]
-    )
+    [out] = (
+        await store.finish_inbound([a.message_id], "done", [OutboundDraft(conv, "test", "bad")])
+    ).out_ids
     await store.update_outbound(out, status="failed")
     b, _ = await store.accept(_msg("second", "e2"))
     await store.accept(_msg("third", "e3"))
@@ -69,11 +69,12 @@ async def test_history_excludes_failed_replies_and_later_messages(store: Store) 
 
 async def test_outbox_lists_undelivered_replies_oldest_first(store: Store) -> None:
     a, conv = await store.accept(_msg("q", "e1"))
-    out_ids = await store.finish_inbound(
+    finished = await store.finish_inbound(
         [a.message_id],
         "done",
         [OutboundDraft(conv, "test", "one"), OutboundDraft(conv, "test", "two")],
     )
+    out_ids = finished.out_ids
     assert [r.text for r in await store.pending_outbound(conv)] == ["one", "two"]
     await store.update_outbound(out_ids[0], status="delivered", external_id="x")
     assert [r.text for r in await store.pending_outbound(conv)] == ["two"]
@@ -251,3 +252,45 @@ async def test_claims_keep_work_with_one_live_process(store: Store) -> None:
     assert taken == [a.message_id]
     assert await store.release_claims("B") == 1
     assert len(await store.unfinished_inbound(now=datetime.now(UTC))) == 1
+
+
+async def test_replies_are_claimed_for_sending_at_once_only_when_nothing_waits(
+    store: Store,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from botkit.store import Claim
+
+    claim = Claim("me", datetime.now(UTC) + timedelta(seconds=30))
+    a, conv = await store.accept(_msg("q1", "e1"))
+    first = await store.finish_inbound(
+        [a.message_id], "done", [OutboundDraft(conv, "test", "r1")], claim=claim
+    )
+    assert first.claimed
+    [row] = await store.messages(first.out_ids)
+    assert (row.status, row.attempts) == ("sending", 1)
+    b, _ = await store.accept(_msg("q2", "e2"))
+    second = await store.finish_inbound(
+        [b.message_id], "done", [OutboundDraft(conv, "test", "r2")], claim=claim
+    )
+    assert not second.claimed  # r1 is still on its way: r2 must wait its turn
+    [row] = await store.messages(second.out_ids)
+    assert (row.status, row.attempts) == ("pending", 0)
+
+
+async def test_conversation_context_reads_summary_and_uncovered_turns_together(
+    store: Store,
+) -> None:
+    ids = []
+    for i in range(4):
+        accepted, conv = await store.accept(_msg(f"m{i}", f"e{i}"))
+        ids.append(accepted.message_id)
+        await store.set_inbound_status([accepted.message_id], "done")
+    assert await store.conversation_context(conv, before_id=None, limit=10) == (
+        None,
+        await store.history(conv, before_id=None, limit=10),
+    )
+    await store.save_summary(conv, "the first two", ids[1])
+    summary, rows = await store.conversation_context(conv, before_id=None, limit=10)
+    assert summary == ("the first two", ids[1])
+    assert [r.text for r in rows] == ["m2", "m3"]
