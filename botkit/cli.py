@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     usage = sub.add_parser("usage", help="model spend and tokens by day, model, channel, user")
     usage.add_argument("--days", type=int, default=30, help="how many days back (default 30)")
     usage.add_argument("--json", action="store_true", help="print JSON for machines")
+    usage.add_argument(
+        "--annotation",
+        metavar="KEY",
+        help="instead of spend: how often each value of a message annotation a plugin "
+        "stores (sentiment, spam...) occurred, by day and channel",
+    )
     usage.set_defaults(handler=_usage)
     check = sub.add_parser("check-config", help="load and check the configuration, then exit")
     check.set_defaults(handler=_check_config)
@@ -116,6 +122,9 @@ async def _usage(config: Config, args: argparse.Namespace) -> int:
     try:
         await database.upgrade() if database.sqlite else None
         since = datetime.now(UTC) - timedelta(days=args.days)
+        if args.annotation:
+            counts = await Store(database).annotation_counts(args.annotation, since=since)
+            return _print_annotations(args.annotation, counts, as_json=args.json)
         rows = await Store(database).usage(since=since)
     finally:
         await database.close()
@@ -139,6 +148,21 @@ async def _usage(config: Config, args: argparse.Namespace) -> int:
             f"{r.prompt_tokens:>9} {r.completion_tokens:>9} {cost:>12.6f}{unknown}"
         )
     print(f"total: ${total:.6f}")
+    return 0
+
+
+def _print_annotations(key: str, counts: list[tuple[str, str, str, int]], *, as_json: bool) -> int:
+    if as_json:
+        print(
+            json.dumps([{"day": d, "channel": c, key: v, "messages": n} for d, c, v, n in counts])
+        )
+        return 0
+    if not counts:
+        print(f"no messages annotated with {key!r}")
+        return 0
+    print(f"{'day':10}  {'channel':12} {key[:16]:16} {'messages':>8}")
+    for day, channel, value, count in counts:
+        print(f"{day:10}  {channel[:12]:12} {value[:16]:16} {count:>8}")
     return 0
 
 

@@ -467,6 +467,47 @@ class Store:
             rows = await _history_rows(session, conversation_id, after, before_id, limit)
             return summary, rows
 
+    async def chat_messages_since(
+        self, channel: str, chat_id: str, *, since: datetime, limit: int
+    ) -> list[StoredMessage]:
+        """The newest ``limit`` messages of every conversation in one chat since
+        ``since``, oldest first: all threads of a mailbox, all topics of a group (for a
+        digest). Failed replies are left out."""
+        async with self._read("load chat messages") as session:
+            rows = await session.execute(
+                select(*_SNAPSHOT)
+                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+                .where(
+                    ConversationRow.channel == channel,
+                    ConversationRow.chat_id == chat_id,
+                    MessageRow.created_at >= since,
+                    MessageRow.status != "failed",
+                )
+                .order_by(MessageRow.id.desc())
+                .limit(limit)
+            )
+            return [_snapshot(r) for r in reversed(rows.all())]
+
+    async def annotation_counts(
+        self, key: str, *, since: datetime | None = None
+    ) -> list[tuple[str, str, str, int]]:
+        """How often each value of one annotation (``sentiment``, ``spam``...) was
+        stored with inbound messages: ``(day, channel, value, count)``, newest day first."""
+        value = MessageRow.meta[key].as_string()
+        day = func.substr(func.cast(MessageRow.created_at, _text_type()), 1, 10)
+        query = (
+            select(day.label("day"), MessageRow.channel, value.label("value"), func.count())
+            .where(MessageRow.direction == "in", value.is_not(None))
+            .group_by("day", MessageRow.channel, "value")
+            .order_by(day.desc(), MessageRow.channel, "value")
+        )
+        if since is not None:
+            query = query.where(MessageRow.created_at >= since)
+        async with self._read("count annotations") as session:
+            return [
+                (str(d), c, str(v), int(n)) for d, c, v, n in (await session.execute(query)).all()
+            ]
+
     async def reset_conversation(self, conversation_id: int, *, through_id: int) -> None:
         """Start the conversation afresh: history begins after message ``through_id``."""
         async with self._write("reset conversation") as session:

@@ -62,6 +62,8 @@ class Digest:
         name: names the digest in logs and its header.
         source: the conversation to summarise. On channels that can read their
             history (Slack) everything said there counts; elsewhere, what the bot saw.
+            Without a ``thread_id`` it is the whole chat: every thread of a mailbox,
+            every topic of a group.
         to: where the digest is sent.
         cron: when, as a five-field cron expression in ``timezone``.
         timezone: the cron's time zone (IANA name).
@@ -205,6 +207,12 @@ async def _lines_since(
         pass
     else:
         return [_line(m.sender.display_name, "in", m.text) for m in messages[-limit:]]
+    if where.thread_id is None:
+        # the whole chat: every thread of a mailbox, every topic of a group
+        rows = await runtime.store.chat_messages_since(
+            where.channel, where.chat_id, since=since, limit=limit
+        )
+        return [_line(r.sender_name or r.sender_id, r.direction, r.text) for r in rows]
     conversation_id = await runtime.store.conversation_id(where)
     rows = await runtime.store.history(conversation_id, before_id=None, limit=limit)
     return [

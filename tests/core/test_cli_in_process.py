@@ -66,3 +66,36 @@ def test_a_password_in_the_database_url_is_hidden(
     out = capsys.readouterr().out
     assert "hunter2" not in out
     assert "postgresql://bot:***@127.0.0.1:9/db" in out
+
+
+async def _annotated_database(url: str) -> None:
+    from botkit import ConversationRef, Message, Sender
+    from botkit.store import Database, Store
+
+    database = Database(url)
+    await database.upgrade()
+    store = Store(database)
+    for i, label in enumerate(["negative", "negative", "positive"]):
+        accepted, _ = await store.accept(
+            Message(ConversationRef("slack", "C1"), Sender("u"), f"m{i}", f"e{i}")
+        )
+        await store.annotate(accepted.message_id, {"sentiment": label})
+    await database.close()
+
+
+def test_usage_reports_how_often_each_annotation_value_occurred(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    asyncio.run(_annotated_database(f"sqlite:///{workdir / 'cli.db'}"))
+    assert main(["usage", "--annotation", "sentiment", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted((r["sentiment"], r["messages"], r["channel"]) for r in rows) == [
+        ("negative", 2, "slack"),
+        ("positive", 1, "slack"),
+    ]
+    assert main(["usage", "--annotation", "sentiment"]) == 0
+    assert "negative" in capsys.readouterr().out
+    assert main(["usage", "--annotation", "mood"]) == 0
+    assert "no messages annotated with 'mood'" in capsys.readouterr().out

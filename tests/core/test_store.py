@@ -294,3 +294,46 @@ async def test_conversation_context_reads_summary_and_uncovered_turns_together(
     summary, rows = await store.conversation_context(conv, before_id=None, limit=10)
     assert summary == ("the first two", ids[1])
     assert [r.text for r in rows] == ["m2", "m3"]
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from sqlalchemy import text
+
+    from botkit.store import Database
+
+    database = Database(f"sqlite:///{Path(str(tmp_path)) / 'wal.db'}", busy_timeout=7)
+    try:
+        async with database.read() as session:
+            mode = await session.scalar(text("PRAGMA journal_mode"))
+            timeout = await session.scalar(text("PRAGMA busy_timeout"))
+    finally:
+        await database.close()
+    assert mode == "wal"
+    assert timeout == 7000
+
+
+async def test_chat_messages_and_annotation_counts_span_every_thread(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    mail = [
+        Message(ConversationRef("mail", "box", thread), Sender("u"), text, eid)
+        for thread, text, eid in (("t1", "a", "e1"), ("t2", "b", "e2"), ("t3", "c", "e3"))
+    ]
+    ids = [(await store.accept(m))[0].message_id for m in mail]
+    await store.accept(Message(ConversationRef("mail", "other"), Sender("u"), "x", "e4"))
+    await store.annotate(ids[0], {"sentiment": "negative"})
+    await store.annotate(ids[1], {"sentiment": "negative"})
+    await store.annotate(ids[2], {"sentiment": "positive"})
+    since = datetime.now(UTC) - timedelta(hours=1)
+    rows = await store.chat_messages_since("mail", "box", since=since, limit=10)
+    assert [r.text for r in rows] == ["a", "b", "c"]
+    assert [
+        r.text for r in await store.chat_messages_since("mail", "box", since=since, limit=2)
+    ] == [
+        "b",
+        "c",
+    ]
+    counts = {(c, v): n for _, c, v, n in await store.annotation_counts("sentiment")}
+    assert counts == {("mail", "negative"): 2, ("mail", "positive"): 1}

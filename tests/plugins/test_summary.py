@@ -205,3 +205,25 @@ async def test_a_digest_with_a_bad_cron_stops_the_bot_at_start(start_bot: StartB
     with pytest.raises(ConfigError, match=r"plugins\.summary\.digests\[0\]\.cron"):
         async with start_bot(plugins=[summary], settings=bad):
             pass
+
+
+async def test_a_digest_of_a_whole_mailbox_covers_every_thread(start_bot: StartBot) -> None:
+    model = FakeModel().reply("Two customers wrote.", purpose="summary")
+    async with start_bot(
+        plugins=[summary, notes], model=model, settings=DIGEST, channels=["test", "ops"]
+    ) as bot:
+        await bot.send("refund please", chat="chat", thread="<a@mail>", user="ann")
+        await bot.send("where is my parcel", chat="chat", thread="<b@mail>", user="bob")
+        await bot.send("elsewhere", chat="other", user="cy")
+        state = bot.store.state("plugin:summary")
+        await state.set(
+            "digest:Daily digest:last",
+            (datetime.now(UTC) - timedelta(days=1, minutes=1)).isoformat(),
+        )
+        await bot.run_job("summary")
+        [digest] = [s.text for s in bot.channels["ops"].sent]
+    assert digest.endswith("Two customers wrote.")
+    transcript = model.requests[0].messages[1]["content"]
+    assert "ann: refund please" in transcript
+    assert "bob: where is my parcel" in transcript
+    assert "elsewhere" not in transcript
