@@ -82,6 +82,8 @@ async def stream_reply(
         pieces = split_text(text, caps.max_length)
         first = pieces[0] if pieces else text
         if first != shown:
+            # the last edit keeps the channel's pace too
+            await asyncio.sleep(max(0.0, caps.edit_interval - (time.monotonic() - last_edit)))
             sent = await edit_with_retry(runtime, sent, first) or sent
         rest = "\n\n".join(pieces[1:])
         if rest:

@@ -449,3 +449,27 @@ async def test_a_message_accepted_with_a_skip_reason_is_stored_but_never_handled
     assert handled == []
     assert row.status == "skipped"
     assert row.error == "bounce: empty Return-Path"
+
+
+async def test_streamed_edits_including_the_last_keep_the_channels_pace(
+    database_url: str,
+) -> None:
+    plugin = Plugin("fast")
+
+    async def fragments() -> object:
+        for i in range(30):
+            await asyncio.sleep(0.01)
+            yield f"w{i} "
+
+    @plugin.on_message()
+    async def answer(message: Message, ctx: Context) -> None:
+        await ctx.stream(fragments())  # type: ignore[arg-type]
+
+    adapter = RecordingAdapter(capabilities=Capabilities(edits=True, edit_interval=0.1))
+    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
+        await adapter.ask("go")
+    [sent] = adapter.sent
+    assert sent.text.split() == [f"w{i}" for i in range(30)]
+    gaps = [b - a for a, b in zip(adapter.change_times, adapter.change_times[1:], strict=False)]
+    assert len(gaps) >= 2
+    assert min(gaps) >= 0.095  # no two changes of the message closer than edit_interval

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -51,6 +52,7 @@ class RecordingAdapter(Adapter):
         self.fail_edits: list[ServiceError] = []
         self.commands: list[CommandInfo] = []
         self.typing_calls = 0
+        self.change_times: list[float] = []  # monotonic time of every send and edit
         self.delivered = asyncio.Event()
         self._ids = itertools.count(1)
 
@@ -94,6 +96,7 @@ class RecordingAdapter(Adapter):
         self, conversation: ConversationRef, reply: Reply, *, delivery_id: str
     ) -> SentMessage:
         self.send_attempts += 1
+        self.change_times.append(time.monotonic())
         if self.fail_next:
             raise self.fail_next.pop(0)
         # like a real channel, split what is longer than one message
@@ -106,6 +109,7 @@ class RecordingAdapter(Adapter):
 
     async def edit(self, sent: SentMessage, text: str) -> SentMessage:
         self.edit_attempts += 1
+        self.change_times.append(time.monotonic())
         if self.fail_edits:
             raise self.fail_edits.pop(0)
         for record in self.sent:
