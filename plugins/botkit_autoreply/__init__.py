@@ -7,6 +7,6 @@ not to be answered (RFC 3834: auto-submitted, lists, bounces...) is never answer
 """
 
 from botkit_autoreply.plugin import plugin
-from botkit_autoreply.rules import Address, AutoreplySettings, DateRange, Rule, matches
+from botkit_autoreply.rules import AutoreplySettings, DateRange, Rule, matches
 
-__all__ = ["Address", "AutoreplySettings", "DateRange", "Rule", "matches", "plugin"]
+__all__ = ["AutoreplySettings", "DateRange", "Rule", "matches", "plugin"]

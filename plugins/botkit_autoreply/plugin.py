@@ -162,7 +162,7 @@ async def _hand_off(ctx: Context, rule: Rule, message: Message, reason: str) -> 
         f"{f'; {reason}' if reason else ''}:\n> {excerpt}"
     )
     try:
-        await ctx.send(rule.handoff_to.ref, Reply(notice, markup="plain"))
+        await ctx.send(rule.handoff_to, Reply(notice, markup="plain"))
     except ServiceError as exc:
         log.warning("autoreply rule %r could not hand off: %s", rule.name, exc)
 

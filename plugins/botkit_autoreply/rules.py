@@ -13,7 +13,6 @@ from botkit import ConfigError, ConversationRef, Message
 
 __all__ = [
     "DAYS",
-    "Address",
     "AutoreplySettings",
     "DateRange",
     "Rule",
@@ -24,26 +23,6 @@ __all__ = [
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-4]):([0-5]\d)$")
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    """A conversation to write to.
-
-    Attributes:
-        channel: the channel's name in the config (``"slack"``).
-        chat_id: the chat, channel or mailbox on it.
-        thread_id: a thread inside it, if any.
-    """
-
-    channel: str
-    chat_id: str
-    thread_id: str | None = None
-
-    @property
-    def ref(self) -> ConversationRef:
-        """As a ``ConversationRef``."""
-        return ConversationRef(self.channel, self.chat_id, self.thread_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +75,7 @@ class Rule:
     reply: str | None = None
     instruction: str | None = None
     classify: str | None = None
-    handoff_to: Address | None = None
+    handoff_to: ConversationRef | None = None
     handoff_reply: str = "Thank you. A person will get back to you soon."
     on_error: Literal["answer", "handoff", "ignore", "pass"] = "handoff"
     cooldown_minutes: float = 0

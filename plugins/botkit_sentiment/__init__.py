@@ -9,11 +9,10 @@ Strongly negative messages can be escalated to a person; ``/sentiment`` reports.
 
 from botkit_sentiment.plugin import (
     LABELS,
-    Address,
     SentimentReport,
     SentimentSettings,
     plugin,
     report_of,
 )
 
-__all__ = ["LABELS", "Address", "SentimentReport", "SentimentSettings", "plugin", "report_of"]
+__all__ = ["LABELS", "SentimentReport", "SentimentSettings", "plugin", "report_of"]

@@ -23,7 +23,7 @@ from botkit import (
     ServiceError,
 )
 
-__all__ = ["LABELS", "Address", "SentimentReport", "SentimentSettings", "plugin", "report_of"]
+__all__ = ["LABELS", "SentimentReport", "SentimentSettings", "plugin", "report_of"]
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +48,6 @@ SCHEMA = JsonSchema(
 
 
 @dataclass(frozen=True, slots=True)
-class Address:
-    """A conversation to write to.
-
-    Attributes:
-        channel: the channel's name in the config (``"slack"``).
-        chat_id: the chat, channel or mailbox on it.
-        thread_id: a thread inside it, if any.
-    """
-
-    channel: str
-    chat_id: str
-    thread_id: str | None = None
-
-    @property
-    def ref(self) -> ConversationRef:
-        """As a ``ConversationRef``."""
-        return ConversationRef(self.channel, self.chat_id, self.thread_id)
-
-
-@dataclass(frozen=True, slots=True)
 class SentimentSettings:
     """``[plugins.sentiment]``.
 
@@ -84,7 +64,7 @@ class SentimentSettings:
     channels: tuple[str, ...] = ()
     min_chars: int = 3
     instruction: str = DEFAULT_INSTRUCTION
-    escalate_to: Address | None = None
+    escalate_to: ConversationRef | None = None
     escalate_below: float = -0.6
     report_messages: int = 100
 
@@ -170,14 +150,14 @@ async def _classify(
     return label, round(score, 3)
 
 
-async def _escalate(message: Message, ctx: Context, to: Address, score: float) -> None:
+async def _escalate(message: Message, ctx: Context, to: ConversationRef, score: float) -> None:
     excerpt = " ".join(message.text.split())[:300]
     notice = (
         f"Strongly negative message ({score:+.2f}) from {message.sender.display_name} "
         f"in {message.conversation.key} (message {message.id}):\n> {excerpt}"
     )
     try:
-        await ctx.send(to.ref, Reply(notice, markup="plain"))
+        await ctx.send(to, Reply(notice, markup="plain"))
         await ctx.annotate(sentiment_escalated=True)
     except ServiceError as exc:
         log.warning("could not escalate message %s: %s", message.id, exc)

@@ -6,6 +6,6 @@ its verdict and reason, never answered. ``/release <id>`` lets an admin pass a f
 positive on. List ``spam`` first among the plugins: middlewares run in plugin order.
 """
 
-from botkit_spam.plugin import Address, SpamSettings, Verdict, plugin, score_text
+from botkit_spam.plugin import SpamSettings, Verdict, plugin, score_text
 
-__all__ = ["Address", "SpamSettings", "Verdict", "plugin", "score_text"]
+__all__ = ["SpamSettings", "Verdict", "plugin", "score_text"]

@@ -21,7 +21,7 @@ from botkit import (
     ServiceError,
 )
 
-__all__ = ["Address", "SpamSettings", "Verdict", "plugin", "score_text"]
+__all__ = ["SpamSettings", "Verdict", "plugin", "score_text"]
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +50,6 @@ _VERDICT = JsonSchema(
         "additionalProperties": False,
     },
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    """A conversation to write to.
-
-    Attributes:
-        channel: the channel's name in the config (``"slack"``).
-        chat_id: the chat, channel or mailbox on it.
-        thread_id: a thread inside it, if any.
-    """
-
-    channel: str
-    chat_id: str
-    thread_id: str | None = None
-
-    @property
-    def ref(self) -> ConversationRef:
-        """As a ``ConversationRef``."""
-        return ConversationRef(self.channel, self.chat_id, self.thread_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +90,7 @@ class SpamSettings:
     unsure_score: float = 0.4
     use_model: bool = True
     instruction: str = DEFAULT_INSTRUCTION
-    notify: Address | None = None
+    notify: ConversationRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +254,7 @@ async def _hold(
             f"> {excerpt}\nRelease it with /release {message.id}"
         )
         try:
-            await ctx.send(settings.notify.ref, Reply(notice, markup="plain"))
+            await ctx.send(settings.notify, Reply(notice, markup="plain"))
         except ServiceError as exc:
             log.warning("could not report held message %s: %s", message.id, exc)
 

@@ -6,10 +6,9 @@ combined, as many levels as needed. Every call is recorded with purpose ``"summa
 """
 
 from botkit_summary.mapreduce import chunk_lines, summarize
-from botkit_summary.plugin import Address, Digest, SummarySettings, parse_hours, plugin
+from botkit_summary.plugin import Digest, SummarySettings, parse_hours, plugin
 
 __all__ = [
-    "Address",
     "Digest",
     "SummarySettings",
     "chunk_lines",

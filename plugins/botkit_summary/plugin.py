@@ -22,7 +22,7 @@ from botkit import (
 )
 from botkit_summary.mapreduce import summarize
 
-__all__ = ["Address", "Digest", "SummarySettings", "parse_hours", "plugin"]
+__all__ = ["Digest", "SummarySettings", "parse_hours", "plugin"]
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +32,6 @@ DEFAULT_INSTRUCTION = (
     "conversation's language."
 )
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|min|minutes?|h|hours?|d|days?)?$", re.I)
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    """A conversation, as the config names it.
-
-    Attributes:
-        channel: the channel's name in the config (``"slack"``).
-        chat_id: the chat, channel or mailbox on it (``"C0123ABC"``).
-        thread_id: a thread inside it, if any.
-    """
-
-    channel: str
-    chat_id: str
-    thread_id: str | None = None
-
-    @property
-    def ref(self) -> ConversationRef:
-        """As a ``ConversationRef``."""
-        return ConversationRef(self.channel, self.chat_id, self.thread_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +52,8 @@ class Digest:
     """
 
     name: str
-    source: Address
-    to: Address
+    source: ConversationRef
+    to: ConversationRef
     cron: str = "0 8 * * *"
     timezone: str = "UTC"
     hours: float = 24
@@ -260,15 +240,15 @@ async def _maybe_send(job: PluginRuntime, digest: Digest, now: datetime | None =
     since = moment - timedelta(hours=digest.hours)
     lines = [
         line
-        for line in await _lines_since(job, digest.source.ref, since, settings.max_messages)
+        for line in await _lines_since(job, digest.source, since, settings.max_messages)
         if line
     ]
     if not lines and digest.skip_empty:
         log.info("digest %r: nothing said in the last %g hours", digest.name, digest.hours)
         return True
     text = await _summarize(job, settings, lines) if lines else "Nothing was said."
-    header = f"{digest.name}: the last {digest.hours:g} hours in {digest.source.ref.key}"
-    await job.send(digest.to.ref, Reply(f"{header}\n\n{text}"))
+    header = f"{digest.name}: the last {digest.hours:g} hours in {digest.source.key}"
+    await job.send(digest.to, Reply(f"{header}\n\n{text}"))
     return True
 
 
