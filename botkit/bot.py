@@ -124,6 +124,11 @@ class Bot:
             loaded, parsed = build_plugins(config)
         else:
             loaded, parsed = list(plugins), dict(plugin_settings or {})
+            for plugin in loaded:  # a plugin given no settings gets its defaults
+                if plugin.settings_class is not None and plugin.name not in parsed:
+                    parsed[plugin.name] = parse_settings(
+                        plugin.settings_class, {}, prefix=f"plugins.{plugin.name}", environ={}
+                    )
         self.plugins = loaded
         self.pipeline = Pipeline(self.plugins)
         self.adapters = dict(adapters) if adapters is not None else build_adapters(config)
