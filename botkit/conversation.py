@@ -232,6 +232,7 @@ class ConversationLLM:
         deferred = self._ctx.deferred_calls if self._ctx is not None else None
         if deferred is not None:
             deferred.append(row)  # stored with the message's outcome, in one transaction
+            self._runtime.store.note_unsaved(row)  # budgets count it meanwhile
         else:
             await self._runtime.store.record_call(row)
         metrics = self._runtime.metrics

@@ -9,6 +9,7 @@ together, once. After a crash, ``resume()`` picks up everything accepted but not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -111,7 +112,8 @@ class Dispatcher:
         """
         self._accepting = False
         for queue in self._queues.values():
-            queue.clear()  # not started: stays "pending" in the store
+            self._finish(list(queue))  # not started: stays "pending" in the store
+            queue.clear()
         workers = list(self._workers.values())
         if not workers:
             return
@@ -136,6 +138,12 @@ class Dispatcher:
                 async with self._slots:
                     try:
                         await self._process(conversation_id, batch)
+                    except Exception:
+                        # a store failure (say): hand the work back so a sweep retries it
+                        log.exception("messages %s could not be handled; released", batch)
+                        self._runtime.metrics.failures.labels("dispatch").inc()
+                        with contextlib.suppress(Exception):
+                            await self._runtime.store.release(batch, self._runtime.owner)
                     finally:
                         self._finish(batch)
         finally:
@@ -158,8 +166,7 @@ class Dispatcher:
         fresh = [self._fresh.get(i) for i in batch]
         if all(f is not None and f[1] > now for f in fresh):
             # accepted by this process moments ago: our claim on them is live
-            ids = batch
-            message = _combine([f[0] for f in fresh if f is not None])
+            messages = [f[0] for f in fresh if f is not None]
         else:
             # resumed work: another live process may hold some of it; take what is free
             ids = await store.claim(
@@ -167,18 +174,27 @@ class Dispatcher:
             )
             if not ids:
                 return
-            message = _message_of(await store.messages(ids))
-        if message.metadata.get("addressed") is False:
-            # group chatter an adapter passes on as context: kept for history, not answered
-            await store.set_inbound_status(ids, "context")
-            return
+            messages = [_message_of([row]) for row in await store.messages(ids)]
+        # group chatter an adapter passes on as context: kept for history, not answered
+        chatter = [m.id for m in messages if m.metadata.get("addressed") is False]
+        if chatter:
+            await store.set_inbound_status([i for i in chatter if i is not None], "context")
+            messages = [m for m in messages if m.metadata.get("addressed") is not False]
+            if not messages:
+                return
+        ids = [m.id for m in messages if m.id is not None]
+        message = _combine(messages)
         error: str | None = None
         ctx = Context(self._runtime, message, conversation_id)
         ctx.defer_calls()
         try:
             result = await self._pipeline.handle(message, ctx)
         except asyncio.CancelledError:
-            raise  # stays "processing": answered after the next start
+            # stays unfinished: answered after the next start; the calls made are paid for
+            calls = ctx.deferred_calls or []
+            with contextlib.suppress(Exception):
+                await asyncio.shield(store.record_calls(calls))
+            raise
         except Exception as exc:
             log.exception("handling message %s failed", ids)
             self._runtime.metrics.failures.labels("handle").inc()
@@ -194,14 +210,20 @@ class Dispatcher:
                 if reply.text.strip():
                     drafts.append(draft_of(conversation_id, message.channel, reply, message))
             status, error = ("done" if drafts or ctx.replied else "skipped"), None
-        finished = await store.finish_inbound(
-            ids,
-            status,
-            drafts,
-            error=error[:2000] if error else None,
-            claim=self._runtime.claim(),
-            calls=ctx.deferred_calls or (),
-        )
+        calls = ctx.deferred_calls or []
+        try:
+            finished = await store.finish_inbound(
+                ids,
+                status,
+                drafts,
+                error=error[:2000] if error else None,
+                claim=self._runtime.claim(),
+                calls=calls,
+            )
+        except Exception:
+            with contextlib.suppress(Exception):  # the calls were paid for all the same
+                await store.record_calls(calls)
+            raise
         outbox = self._runtime.outbox
         if finished.claimed:  # nothing else waits: send these now, already claimed
             await outbox.send_claimed(

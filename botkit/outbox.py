@@ -8,6 +8,7 @@ scheduled so no worker sits idle; a restart sends whatever was left undelivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -90,28 +91,49 @@ class Outbox:
         """Send replies just stored already claimed by this process (the dispatcher's
         fast path: nothing earlier of the conversation was waiting)."""
         async with self.lock(conversation_id):
-            for row in rows:
-                if not await self._deliver(row, claimed=True):
-                    return
+            try:
+                for row in rows:
+                    if not await self._deliver(row, claimed=True):
+                        return
+            except Exception:
+                await self._hand_back(conversation_id)
+                raise
 
     async def flush(self, conversation_id: int) -> None:
         """Send every due reply of a conversation, oldest first, stopping at one that waits."""
         async with self.lock(conversation_id):
-            await self.flush_locked(conversation_id)
+            try:
+                await self.flush_locked(conversation_id)
+            except Exception:
+                await self._hand_back(conversation_id)
+                raise
 
-    async def flush_locked(self, conversation_id: int) -> None:
-        """:meth:`flush` for a caller that already holds :meth:`lock`."""
+    async def flush_locked(self, conversation_id: int) -> bool:
+        """:meth:`flush` for a caller that already holds :meth:`lock`.
+
+        Returns:
+            True when nothing of the conversation is left waiting.
+        """
+        owner = self._claim().owner
         for row in await self._store.pending_outbound(conversation_id):
+            if row.status == "sending" and row.claimed_by == owner:
+                return False  # this process is sending it right now (the dispatcher)
             if row.status == "sending":
-                log.warning(
-                    "reply %d was being sent when the bot stopped; sending it again", row.id
-                )
+                log.warning("reply %d was being sent when its process stopped; resending", row.id)
             now = utcnow()
             if row.next_attempt_at is not None and row.next_attempt_at > now:
                 self._schedule(conversation_id, (row.next_attempt_at - now).total_seconds())
-                return
+                return False
             if not await self._deliver(row):
-                return
+                return False
+        return True
+
+    async def _hand_back(self, conversation_id: int) -> None:
+        """After an unexpected failure (the store), release this process's claims on the
+        conversation's replies, so the periodic sweep sends them instead of no one."""
+        log.exception("sending replies of conversation %d failed; handed back", conversation_id)
+        with contextlib.suppress(Exception):
+            await self._store.release_conversation(conversation_id, self._claim().owner)
 
     async def _deliver(self, row: StoredMessage, *, claimed: bool = False) -> bool:
         """Send one reply with retries; False when it must wait (later rows wait too).
@@ -124,6 +146,10 @@ class Outbox:
             log.warning(
                 "no adapter %r is running; reply %d waits", row.conversation.channel, row.id
             )
+            if claimed:  # leave it to whichever process runs that channel
+                await self._store.update_outbound(
+                    row.id, status="pending", claimed_by=None, claimed_until=None
+                )
             return False
         attempts = row.attempts if claimed else row.attempts + 1
         while True:
@@ -214,9 +240,14 @@ class Outbox:
     def _spawn(self, conversation_id: int) -> None:
         if self._closed:
             return
-        task = asyncio.create_task(self.flush(conversation_id))
+        task = asyncio.create_task(self._flush_quietly(conversation_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _flush_quietly(self, conversation_id: int) -> None:
+        """A background flush: its failure is logged and handed back, never lost."""
+        with contextlib.suppress(Exception):
+            await self.flush(conversation_id)
 
     async def close(self) -> None:
         """Stop scheduling; wait for sends under way (undelivered replies stay stored)."""

@@ -38,9 +38,19 @@ async def stream_reply(
     caps = adapter.capabilities
     store = runtime.store
     base = reply_of(Reply("", markup), message)
-    async with runtime.outbox.lock(ctx.conversation_id):
-        await runtime.outbox.flush_locked(ctx.conversation_id)  # earlier replies go first
-        draft = draft_of(ctx.conversation_id, message.channel, base, message)
+    conversation_id = ctx.conversation_id
+    async with runtime.outbox.lock(conversation_id):
+        if not await runtime.outbox.flush_locked(conversation_id):  # earlier replies first
+            # one of them waits (a retry later): streaming now would overtake it, so the
+            # answer is collected and queued behind it
+            text = "".join([chunk async for chunk in chunks])
+            if text.strip():
+                reply = Reply(text, markup, base.reply_to, base.metadata)
+                await store.add_outbound(
+                    draft_of(conversation_id, message.channel, reply, message)
+                )
+            return text
+        draft = draft_of(conversation_id, message.channel, base, message)
         out_id = await store.add_outbound(
             dataclasses.replace(draft, status="streaming"), claim=runtime.claim()
         )
@@ -79,22 +89,48 @@ async def stream_reply(
         if sent is None:
             await store.update_outbound(out_id, status="failed", error="the reply was empty")
             return text
-        pieces = split_text(text, caps.max_length)
-        first = pieces[0] if pieces else text
-        if first != shown:
-            # the last edit keeps the channel's pace too
-            await asyncio.sleep(max(0.0, caps.edit_interval - (time.monotonic() - last_edit)))
-            sent = await edit_with_retry(runtime, sent, first) or sent
-        rest = "\n\n".join(pieces[1:])
-        if rest:
-            sent = await adapter.send(
-                message.conversation,
-                Reply(rest, markup, base.reply_to, base.metadata),
-                delivery_id=f"{delivery_id(out_id)}-rest",
-            )
-        await store.update_outbound(out_id, text=text)
-        await runtime.outbox.mark_delivered(out_id, sent)
+        delivered = False
+        try:
+            pieces = split_text(text, caps.max_length)
+            first = pieces[0] if pieces else text
+            if first != shown:
+                # the last edit keeps the channel's pace too
+                await asyncio.sleep(max(0.0, caps.edit_interval - (time.monotonic() - last_edit)))
+                edited = await edit_with_retry(runtime, sent, first)
+                if edited is None:
+                    # the message shows only part of the answer: record what it shows as
+                    # failed, and send the whole answer as a reply of its own
+                    await store.update_outbound(
+                        out_id, status="failed", text=shown, error="the last edit failed"
+                    )
+                    delivered = True
+                    await _queue(runtime, ctx, Reply(text, markup, base.reply_to, base.metadata))
+                    return text
+                sent = edited
+            await store.update_outbound(out_id, text=first)  # what this message shows
+            await runtime.outbox.mark_delivered(out_id, sent)
+            delivered = True
+            rest = "\n\n".join(pieces[1:])
+            if rest:  # past one message: the rest goes through the outbox, with retries
+                await _queue(runtime, ctx, Reply(rest, markup, base.reply_to, base.metadata))
+        except BaseException as exc:
+            if not delivered:
+                await store.update_outbound(
+                    out_id, status="failed", text=text, error=f"stream broke off: {exc}"[:2000]
+                )
+            raise
         return text
+
+
+async def _queue(runtime: Runtime, ctx: Context, reply: Reply) -> None:
+    """Store a reply in the outbox and send what is due (the caller holds the lock)."""
+    from botkit.context import draft_of
+
+    message = ctx.message
+    await runtime.store.add_outbound(
+        draft_of(ctx.conversation_id, message.channel, reply, message)
+    )
+    await runtime.outbox.flush_locked(ctx.conversation_id)
 
 
 def _preview(text: str, limit: int) -> str:

@@ -32,6 +32,7 @@ class StoredMessage:
     meta: dict[str, Any] = field(default_factory=dict)
     attachments: list[dict[str, Any]] = field(default_factory=list)
     created_at: datetime | None = None
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ class Store:
         self.db = database
         # conversation key -> id; rows are never deleted or re-keyed, so it never goes stale
         self._conversation_ids: dict[str, int] = {}
+        self._unsaved: dict[int, CallRow] = {}
 
     # -- inbox ---------------------------------------------------------------------------
 
@@ -120,20 +121,22 @@ class Store:
         known = self._conversation_ids.get(ref.key)
         if known is not None:
             return known
-        found = await self._find_or_create_conversation(session, ref)
-        if len(self._conversation_ids) >= _CONVERSATION_CACHE:
-            self._conversation_ids.clear()  # crude bound; refilled on demand
-        self._conversation_ids[ref.key] = found
+        found, created = await self._find_or_create_conversation(session, ref)
+        if not created:  # a row this transaction made may yet be rolled back: not cached
+            if len(self._conversation_ids) >= _CONVERSATION_CACHE:
+                self._conversation_ids.clear()  # crude bound; refilled on demand
+            self._conversation_ids[ref.key] = found
         return found
 
     async def _find_or_create_conversation(
         self, session: AsyncSession, ref: ConversationRef
-    ) -> int:
+    ) -> tuple[int, bool]:
+        """The conversation's id, and whether this transaction created it."""
         found = await session.scalar(
             select(ConversationRow.id).where(ConversationRow.key == ref.key)
         )
         if found is not None:
-            return int(found)
+            return int(found), False
         values = {
             "key": ref.key,
             "channel": ref.channel,
@@ -145,13 +148,20 @@ class Store:
         }
         inserted = await session.scalar(self._insert_ignore(ConversationRow, values, ["key"]))
         if inserted is not None:
-            return int(inserted)
+            return int(inserted), True
         found = await session.scalar(
             select(ConversationRow.id).where(ConversationRow.key == ref.key)
         )
         if found is None:  # pragma: no cover
             raise StoreError("conversation vanished while it was being created")
-        return int(found)
+        return int(found), False
+
+    def _utc_day(self, column: Any) -> Any:
+        """SQL for a timestamp's UTC date as YYYY-MM-DD (PostgreSQL would otherwise
+        render it in the session's time zone)."""
+        if self.db.sqlite:  # stored as UTC text
+            return func.substr(func.cast(column, _text_type()), 1, 10)
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
 
     def _insert_ignore(self, model: Any, values: dict[str, Any], keys: list[str]) -> Any:
         dialect = postgresql if not self.db.sqlite else sqlite
@@ -220,6 +230,32 @@ class Store:
             result = await session.execute(
                 update(MessageRow)
                 .where(MessageRow.claimed_by == owner)
+                .values(claimed_by=None, claimed_until=None)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def release(self, ids: Sequence[int], owner: str) -> int:
+        """Give up ``owner``'s claims on these messages (work it could not finish), so
+        the next sweep takes them up again."""
+        async with self._write("release claims") as session:
+            result = await session.execute(
+                update(MessageRow)
+                .where(MessageRow.id.in_(list(ids)), MessageRow.claimed_by == owner)
+                .values(claimed_by=None, claimed_until=None)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def release_conversation(self, conversation_id: int, owner: str) -> int:
+        """Give up ``owner``'s claims on a conversation's undelivered replies."""
+        async with self._write("release claims") as session:
+            result = await session.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.conversation_id == conversation_id,
+                    MessageRow.direction == "out",
+                    MessageRow.claimed_by == owner,
+                    MessageRow.status.in_(UNDELIVERED_OUT),
+                )
                 .values(claimed_by=None, claimed_until=None)
             )
             return int(getattr(result, "rowcount", 0) or 0)
@@ -323,7 +359,8 @@ class Store:
                 .where(MessageRow.id.in_(list(ids)))
                 .values(status=status, error=error, updated_at=utcnow())
             )
-            return Finished(out_ids, claimed)
+        self.forget_unsaved(calls)
+        return Finished(out_ids, claimed)
 
     # -- outbox --------------------------------------------------------------------------
 
@@ -494,7 +531,7 @@ class Store:
         """How often each value of one annotation (``sentiment``, ``spam``...) was
         stored with inbound messages: ``(day, channel, value, count)``, newest day first."""
         value = MessageRow.meta[key].as_string()
-        day = func.substr(func.cast(MessageRow.created_at, _text_type()), 1, 10)
+        day = self._utc_day(MessageRow.created_at)
         query = (
             select(day.label("day"), MessageRow.channel, value.label("value"), func.count())
             .where(MessageRow.direction == "in", value.is_not(None))
@@ -546,12 +583,31 @@ class Store:
 
     async def record_call(self, call: CallRow) -> None:
         """Store one model call with its usage and cost."""
-        async with self._write("record model call") as session:
-            session.add(ModelCallRow(**dataclasses.asdict(call), created_at=utcnow()))
+        await self.record_calls([call])
+
+    async def record_calls(self, calls: Sequence[CallRow]) -> None:
+        """Store model calls with their usage and cost, in one transaction."""
+        if not calls:
+            return
+        async with self._write("record model calls") as session:
+            session.add_all(
+                ModelCallRow(**dataclasses.asdict(call), created_at=utcnow()) for call in calls
+            )
+        self.forget_unsaved(calls)
+
+    def note_unsaved(self, call: CallRow) -> None:
+        """A model call made but stored later (with its message's outcome): until then
+        :meth:`spend` counts it from memory, so budgets see it."""
+        self._unsaved[id(call)] = call
+
+    def forget_unsaved(self, calls: Sequence[CallRow]) -> None:
+        """The calls were stored (or given up on): stop counting them from memory."""
+        for call in calls:
+            self._unsaved.pop(id(call), None)
 
     async def usage(self, *, since: datetime | None = None) -> list[UsageRow]:
         """Spend and tokens grouped by day, model, channel and user, newest day first."""
-        day = func.substr(func.cast(ModelCallRow.created_at, _text_type()), 1, 10)
+        day = self._utc_day(ModelCallRow.created_at)
         async with self._read("usage report") as session:
             query = select(
                 day.label("day"),
@@ -600,8 +656,15 @@ class Store:
                 query = query.where(ModelCallRow.user_id == user_id)
             if channel is not None:
                 query = query.where(ModelCallRow.channel == channel)
-            tokens, cost = (await session.execute(query)).one()
-            return int(tokens or 0), int(cost or 0)
+            stored_tokens, stored_cost = (await session.execute(query)).one()
+        tokens, cost = int(stored_tokens or 0), int(stored_cost or 0)
+        for call in self._unsaved.values():  # made just now, stored with their message later
+            if (user_id is None or call.user_id == user_id) and (
+                channel is None or call.channel == channel
+            ):
+                tokens += (call.prompt_tokens or 0) + (call.completion_tokens or 0)
+                cost += call.cost_nanos or 0
+        return tokens, cost
 
     # -- state ---------------------------------------------------------------------------
 
@@ -793,6 +856,7 @@ _SNAPSHOT = (
     MessageRow.meta,
     MessageRow.attachments,
     MessageRow.created_at,
+    MessageRow.claimed_by,
 )
 
 
@@ -800,7 +864,7 @@ def _snapshot(r: Any) -> StoredMessage:
     (
         id_, conversation_id, channel, chat_id, thread_id, direction, text, status,
         external_id, sender_id, sender_name, markup, reply_to_id, attempts, next_attempt_at,
-        error, meta, attachments, created_at,
+        error, meta, attachments, created_at, claimed_by,
     ) = r  # fmt: skip
     return StoredMessage(
         id=id_,
@@ -820,6 +884,7 @@ def _snapshot(r: Any) -> StoredMessage:
         meta=dict(meta or {}),
         attachments=list(attachments or []),
         created_at=created_at,
+        claimed_by=claimed_by,
     )
 
 
