@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -29,6 +30,17 @@ log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "botkit_write"
+
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True, eq=False)
+class _Write(Generic[T]):
+    """A write waiting for the next group commit, and where its result goes."""
+
+    op: Callable[[AsyncSession], Awaitable[T]]
+    future: asyncio.Future[T]
 
 
 def is_sqlite(url: str) -> bool:
@@ -69,6 +81,7 @@ class Database:
         if self.sqlite:
             _tune_sqlite(self.engine, busy_timeout)
         self._write_queue = asyncio.Lock() if self.sqlite else None
+        self._pending: list[_Write[Any]] = []
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
@@ -94,6 +107,58 @@ class Database:
             return
         async with self._write_queue, self._writer() as session, session.begin():
             yield session
+
+    async def run_write(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``op`` in a write transaction; on SQLite, together with the other writes
+        waiting at that moment (group commit).
+
+        SQLite commits one transaction at a time, so under a burst (hundreds of
+        conversations at once) the commits, not the work, are the cost: the writes that
+        queue up while one transaction runs all go into the next. Should that shared
+        transaction fail, each write is retried in a transaction of its own, so one bad
+        write fails alone. On PostgreSQL every write keeps its own transaction.
+        """
+        if self._write_queue is None:
+            async with self._writer() as session, session.begin():
+                return await op(session)
+        entry: _Write[T] = _Write(op, asyncio.get_running_loop().create_future())
+        self._pending.append(entry)
+        try:
+            async with self._write_queue:
+                if not entry.future.done():  # nobody ran it yet: lead the next batch
+                    batch, self._pending = self._pending, []
+                    await self._run_batch(batch, entry)
+        except asyncio.CancelledError:
+            if entry in self._pending:  # given up before it ran: it never will
+                self._pending.remove(entry)
+            raise
+        return await entry.future
+
+    async def _run_batch(self, batch: list[_Write[Any]], leader: _Write[Any]) -> None:
+        try:
+            try:
+                async with self._writer() as session, session.begin():
+                    results = [await item.op(session) for item in batch]
+            except Exception as exc:
+                if len(batch) == 1:
+                    leader.future.set_exception(exc)
+                    return
+                for item in batch:  # find the write that failed; the rest succeed alone
+                    try:
+                        async with self._writer() as session, session.begin():
+                            result = await item.op(session)
+                    except Exception as alone:
+                        item.future.set_exception(alone)
+                    else:
+                        item.future.set_result(result)
+                return
+            for item, result in zip(batch, results, strict=True):
+                item.future.set_result(result)
+        except asyncio.CancelledError:
+            # the leader was cancelled: what it had not finished goes back to the head of
+            # the line, for the next writer to take
+            self._pending[:0] = [i for i in batch if i is not leader and not i.future.done()]
+            raise
 
     async def upgrade(self) -> None:
         """Apply every Alembic migration not yet applied (``botkit db upgrade``)."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +29,7 @@ from botkit.store.records import StoredMessage, UsageRow
 
 __all__ = ["NANOS_PER_DOLLAR", "Claim", "Finished", "NamespaceState", "Store"]
 
+T = TypeVar("T")
 NANOS_PER_DOLLAR = 1_000_000_000
 UNFINISHED_IN = ("pending", "processing")
 _CONVERSATION_CACHE = 100_000
@@ -69,64 +70,69 @@ class Store:
         Returns:
             What happened, and the id of the message's conversation.
         """
-        try:
-            async with self.db.write() as session:
-                conversation_id = await self._conversation_id(session, message.conversation)
-                values = {
-                    "conversation_id": conversation_id,
-                    "channel": message.channel,
-                    "direction": "in",
-                    "external_id": message.external_id,
-                    "sender_id": message.sender.id,
-                    "sender_name": message.sender.name,
-                    "text": message.text,
-                    "markup": "plain",
-                    "status": "pending" if skip is None else "skipped",
-                    "error": skip,
-                    "attachments": [_attachment_json(a) for a in message.attachments] or None,
-                    "meta": _jsonable(dict(message.metadata)) or None,
-                    "raw": _jsonable(dict(message.raw)) if message.raw is not None else None,
-                    "attempts": 0,
-                    "created_at": message.received_at,
-                    "updated_at": utcnow(),
-                    "claimed_by": claim.owner if claim else None,
-                    "claimed_until": claim.until if claim else None,
-                }
-                inserted = await session.scalar(
-                    self._insert_ignore(
-                        MessageRow, values, ["channel", "direction", "external_id"]
-                    )
+
+        async def op(session: AsyncSession) -> tuple[Accepted, int]:
+            conversation_id = await self._conversation_id(session, message.conversation)
+            values = {
+                "conversation_id": conversation_id,
+                "channel": message.channel,
+                "direction": "in",
+                "external_id": message.external_id,
+                "sender_id": message.sender.id,
+                "sender_name": message.sender.name,
+                "text": message.text,
+                "markup": "plain",
+                "status": "pending" if skip is None else "skipped",
+                "error": skip,
+                "attachments": [_attachment_json(a) for a in message.attachments] or None,
+                "meta": _jsonable(dict(message.metadata)) or None,
+                "raw": _jsonable(dict(message.raw)) if message.raw is not None else None,
+                "attempts": 0,
+                "created_at": message.received_at,
+                "updated_at": utcnow(),
+                "claimed_by": claim.owner if claim else None,
+                "claimed_until": claim.until if claim else None,
+            }
+            inserted = await session.scalar(
+                self._insert_ignore(MessageRow, values, ["channel", "direction", "external_id"])
+            )
+            if inserted is not None:
+                return Accepted(message_id=int(inserted), duplicate=False), conversation_id
+            existing = await session.scalar(
+                select(MessageRow.id).where(
+                    MessageRow.channel == message.channel,
+                    MessageRow.direction == "in",
+                    MessageRow.external_id == message.external_id,
                 )
-                if inserted is not None:
-                    return Accepted(message_id=int(inserted), duplicate=False), conversation_id
-                existing = await session.scalar(
-                    select(MessageRow.id).where(
-                        MessageRow.channel == message.channel,
-                        MessageRow.direction == "in",
-                        MessageRow.external_id == message.external_id,
-                    )
-                )
-                if existing is None:  # pragma: no cover - the insert only skips on conflict
-                    raise StoreError("a duplicate message vanished while it was being accepted")
-                return Accepted(message_id=existing, duplicate=True), conversation_id
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not accept message: {_short(exc)}") from exc
+            )
+            if existing is None:  # pragma: no cover - the insert only skips on conflict
+                raise StoreError("a duplicate message vanished while it was being accepted")
+            return Accepted(message_id=existing, duplicate=True), conversation_id
+
+        accepted, conversation_id = await self._run_write("accept message", op)
+        self._remember(message.conversation, conversation_id)
+        return accepted, conversation_id
 
     async def conversation_id(self, ref: ConversationRef) -> int:
         """The id of the conversation at ``ref``, created when new."""
         async with self._write("find conversation") as session:
-            return await self._conversation_id(session, ref)
+            found = await self._conversation_id(session, ref)
+        self._remember(ref, found)
+        return found
 
     async def _conversation_id(self, session: AsyncSession, ref: ConversationRef) -> int:
         known = self._conversation_ids.get(ref.key)
         if known is not None:
             return known
-        found, created = await self._find_or_create_conversation(session, ref)
-        if not created:  # a row this transaction made may yet be rolled back: not cached
-            if len(self._conversation_ids) >= _CONVERSATION_CACHE:
-                self._conversation_ids.clear()  # crude bound; refilled on demand
-            self._conversation_ids[ref.key] = found
+        found, _created = await self._find_or_create_conversation(session, ref)
         return found
+
+    def _remember(self, ref: ConversationRef, conversation_id: int) -> None:
+        """Cache a conversation's id, once the transaction that found or made it has
+        committed (a rolled-back row's id may be given to another conversation)."""
+        if len(self._conversation_ids) >= _CONVERSATION_CACHE:
+            self._conversation_ids.clear()  # crude bound; refilled on demand
+        self._conversation_ids[ref.key] = conversation_id
 
     async def _find_or_create_conversation(
         self, session: AsyncSession, ref: ConversationRef
@@ -334,7 +340,8 @@ class Store:
         Returns:
             The outbox ids of the replies, in order, and whether they are claimed.
         """
-        async with self._write("finish message") as session:
+
+        async def op(session: AsyncSession) -> Finished:
             session.add_all(
                 ModelCallRow(**dataclasses.asdict(call), created_at=utcnow()) for call in calls
             )
@@ -359,8 +366,12 @@ class Store:
                 .where(MessageRow.id.in_(list(ids)))
                 .values(status=status, error=error, updated_at=utcnow())
             )
+            await session.flush()  # the calls, before a batch-mate's query sees the session
+            return Finished(out_ids, claimed)
+
+        finished = await self._run_write("finish message", op)
         self.forget_unsaved(calls)
-        return Finished(out_ids, claimed)
+        return finished
 
     # -- outbox --------------------------------------------------------------------------
 
@@ -447,10 +458,13 @@ class Store:
     async def update_outbound(self, outbound_id: int, **values: Any) -> None:
         """Set delivery fields of an outbox entry (status, attempts, external id...)."""
         values["updated_at"] = utcnow()
-        async with self._write("update outbox") as session:
+
+        async def op(session: AsyncSession) -> None:
             await session.execute(
                 update(MessageRow).where(MessageRow.id == outbound_id).values(**values)
             )
+
+        await self._run_write("update outbox", op)
 
     # -- history -------------------------------------------------------------------------
 
@@ -703,6 +717,13 @@ class Store:
 
     def _write(self, what: str) -> _Guarded:
         return _Guarded(self.db, what, write=True)
+
+    async def _run_write(self, what: str, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``op`` in a (group-committed, on SQLite) write transaction."""
+        try:
+            return await self.db.run_write(op)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not {what}: {_short(exc)}") from exc
 
 
 async def _history_rows(

@@ -337,3 +337,66 @@ async def test_chat_messages_and_annotation_counts_span_every_thread(store: Stor
     ]
     counts = {(c, v): n for _, c, v, n in await store.annotation_counts("sentiment")}
     assert counts == {("mail", "negative"): 2, ("mail", "positive"): 1}
+
+
+async def test_concurrent_writes_commit_together_and_one_failure_fails_alone(
+    store: Store,
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from botkit.store.models import StateRow, utcnow
+
+    def put(key: str, fail: bool = False):  # type: ignore[no-untyped-def]
+        async def op(session: AsyncSession) -> str:
+            session.add(StateRow(namespace="t", key=key, value=key, updated_at=utcnow()))
+            await session.flush()
+            if fail:
+                raise ValueError(f"bad write {key}")
+            return key
+
+        return op
+
+    results = await asyncio.gather(
+        *(store.db.run_write(put(f"k{i}", fail=i == 7)) for i in range(20)),
+        return_exceptions=True,
+    )
+    assert [r for r in results if isinstance(r, Exception)].__len__() == 1
+    assert isinstance(results[7], ValueError)
+    assert [r for i, r in enumerate(results) if i != 7] == [f"k{i}" for i in range(20) if i != 7]
+    state = store.state("t")
+    assert [await state.get(f"k{i}") for i in (0, 7, 19)] == ["k0", None, "k19"]
+
+
+async def test_a_cancelled_writer_does_not_strand_the_writes_queued_behind_it(
+    store: Store,
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from botkit.store.models import StateRow, utcnow
+
+    started = asyncio.Event()
+
+    async def slow(session: AsyncSession) -> None:
+        started.set()
+        await asyncio.sleep(10)
+
+    def put(key: str):  # type: ignore[no-untyped-def]
+        async def op(session: AsyncSession) -> str:
+            session.add(StateRow(namespace="c", key=key, value=key, updated_at=utcnow()))
+            return key
+
+        return op
+
+    async def brief(session: AsyncSession) -> None:
+        await asyncio.sleep(0.1)
+
+    first = asyncio.create_task(store.db.run_write(brief))  # holds the line a moment
+    await asyncio.sleep(0.01)
+    # on SQLite these all queue behind it and go into one batch, led by the slow one
+    leader = asyncio.create_task(store.db.run_write(slow))
+    followers = [asyncio.create_task(store.db.run_write(put(f"k{i}"))) for i in range(5)]
+    await started.wait()
+    leader.cancel()
+    await first
+    assert await asyncio.wait_for(asyncio.gather(*followers), 10) == [f"k{i}" for i in range(5)]
+    assert await store.state("c").get("k4") == "k4"
