@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-import pytest_asyncio
 from aiohttp import web
 
 from botkit.exceptions import (
@@ -25,7 +23,6 @@ from botkit.exceptions import (
 )
 from botkit.llm import ChatRequest, ModelTable, OpenAIChatClient
 from botkit.llm._errors import error_from_response, retry_after_from
-from botkit.secrets import Secret
 from tests.core import conftest_llm
 from tests.core.conftest_llm import KEY, Records, Sleeps
 from tests.fakes.openai_server import (
@@ -44,29 +41,11 @@ from tests.fakes.openai_server import (
 )
 
 fake_openai = conftest_llm.fake_openai
+sleeps = conftest_llm.sleeps
+make_client = conftest_llm.make_client
+MakeClient = conftest_llm.MakeClient
 
 HELLO = [{"role": "user", "content": "hello"}]
-MakeClient = Callable[..., OpenAIChatClient]
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest_asyncio.fixture
-async def make_client(fake_openai: FakeOpenAI, sleeps: Sleeps) -> AsyncIterator[MakeClient]:
-    made: list[OpenAIChatClient] = []
-
-    def make(**options: object) -> OpenAIChatClient:
-        settings: dict[str, object] = {"models": ModelTable(), "sleep": sleeps, **options}
-        client = OpenAIChatClient(fake_openai.url, Secret(KEY), "gpt-4-turbo", **settings)  # type: ignore[arg-type]
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.close()
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
-import pytest_asyncio
 
 from botkit.exceptions import (
     ContextLengthError,
@@ -17,37 +15,18 @@ from botkit.exceptions import (
     RequestRejectedError,
     ServiceUnavailableError,
 )
-from botkit.llm import ChatRequest, Completion, ModelTable, OpenAIChatClient, TextDelta
-from botkit.secrets import Secret
+from botkit.llm import ChatRequest, Completion, OpenAIChatClient, TextDelta
 from tests.core import conftest_llm
-from tests.core.conftest_llm import KEY, Records, Sleeps
+from tests.core.conftest_llm import Records, Sleeps
 from tests.fakes.openai_server import FakeOpenAI, completion, rate_limited, raw, stream
 
 fake_openai = conftest_llm.fake_openai
+sleeps = conftest_llm.sleeps
+make_client = conftest_llm.make_client
+MakeClient = conftest_llm.MakeClient
 
 HELLO = [{"role": "user", "content": "hello"}]
 PIECES = ["Grüße", " aus", " Köln", " 🎉🎉", " — ça", " va?"]
-MakeClient = Callable[..., OpenAIChatClient]
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest_asyncio.fixture
-async def make_client(fake_openai: FakeOpenAI, sleeps: Sleeps) -> AsyncIterator[MakeClient]:
-    made: list[OpenAIChatClient] = []
-
-    def make(**options: object) -> OpenAIChatClient:
-        settings: dict[str, object] = {"models": ModelTable(), "sleep": sleeps, **options}
-        client = OpenAIChatClient(fake_openai.url, Secret(KEY), "gpt-4-turbo", **settings)  # type: ignore[arg-type]
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.close()
 
 
 async def collect(
