@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from botkit.exceptions import ContextLengthError
 from botkit.llm.tokens import TokenCounter
-from botkit.llm.types import ChatMessage
+from botkit.llm.types import ChatMessage, message_text
 
 __all__ = ["TRUNCATION_MARKER", "FitResult", "fit_messages"]
 
@@ -159,20 +159,6 @@ def _units(history: Sequence[ChatMessage]) -> tuple[list[list[int]], set[int]]:
     return [u for u in units if not orphans.intersection(u)], orphans
 
 
-def _text_of(message: ChatMessage) -> str:
-    """The message's text: its content, or its text parts joined."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
-        )
-    return ""
-
-
 def _truncate(message: ChatMessage, counter: TokenCounter, room: int) -> tuple[ChatMessage, int]:
     """Cut ``message``'s text from the front so the message takes at most ``room`` tokens.
 
@@ -182,7 +168,7 @@ def _truncate(message: ChatMessage, counter: TokenCounter, room: int) -> tuple[C
     Raises:
         ContextLengthError: not even the marker alone fits.
     """
-    text = _text_of(message)
+    text = message_text(message)
     empty = {**message, "content": TRUNCATION_MARKER}
     floor = counter.count_message(empty)
     if floor > room:

@@ -24,12 +24,12 @@ from botkit.llm.tokens import TokenCounter
 from botkit.llm.types import (
     CallRecord,
     CallRecorder,
-    ChatMessage,
     ChatRequest,
     Completion,
     JsonSchema,
     TextDelta,
     Usage,
+    message_text,
 )
 
 __all__ = ["STAND_IN_PREFIX", "StandInModel"]
@@ -134,21 +134,7 @@ def _last_user_text(messages: Any) -> str:
     """The text of the newest user message, or ``""``."""
     for message in reversed(messages):
         if message.get("role") == "user":
-            return _text(message)
-    return ""
-
-
-def _text(message: ChatMessage) -> str:
-    """A message's text: string content or its text parts joined."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
-        )
+            return message_text(message, separator=" ")
     return ""
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "TextDelta",
     "ToolCall",
     "Usage",
+    "message_text",
 ]
 
 ChatMessage = dict[str, Any]
@@ -38,6 +39,21 @@ ChatMessage = dict[str, Any]
 "tool_calls": [...], "tool_call_id": ...}``; ``content`` is a string, ``None`` (an
 assistant turn that only calls tools) or a list of parts (``{"type": "text", ...}``).
 """
+
+
+def message_text(message: ChatMessage, *, separator: str = "\n") -> str:
+    """A message's text: its string content, or its text parts joined by ``separator``
+    (image and other parts are left out); ``""`` when it has none."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return separator.join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
