@@ -84,6 +84,14 @@ class PluginRuntime:
             raise NotImplementedError(f"no adapter named {conversation.channel!r} is running")
         return await adapter.history(conversation, since=since)
 
+    async def notify(self, conversation: ConversationRef, text: str) -> None:
+        """Send a plain-text notice to any conversation (a hand-off, an escalation).
+
+        Like every reply it goes through the outbox: a channel's failure is retried and
+        recorded there, never raised here.
+        """
+        await self.send(conversation, Reply(text, markup="plain"))
+
     async def send(self, conversation: ConversationRef, reply: Reply | str) -> None:
         """Send a message to any conversation (digests, notifications), through the outbox."""
         conversation_id = await self._runtime.store.conversation_id(conversation)

@@ -161,10 +161,7 @@ async def _hand_off(ctx: Context, rule: Rule, message: Message, reason: str) -> 
         f"{message.conversation.key} (message {message.id})"
         f"{f'; {reason}' if reason else ''}:\n> {excerpt}"
     )
-    try:
-        await ctx.send(rule.handoff_to, Reply(notice, markup="plain"))
-    except ServiceError as exc:
-        log.warning("autoreply rule %r could not hand off: %s", rule.name, exc)
+    await ctx.notify(rule.handoff_to, notice)
 
 
 def _quoted(message: Message) -> str:

@@ -156,11 +156,8 @@ async def _escalate(message: Message, ctx: Context, to: ConversationRef, score: 
         f"Strongly negative message ({score:+.2f}) from {message.sender.display_name} "
         f"in {message.conversation.key} (message {message.id}):\n> {excerpt}"
     )
-    try:
-        await ctx.send(to, Reply(notice, markup="plain"))
-        await ctx.annotate(sentiment_escalated=True)
-    except ServiceError as exc:
-        log.warning("could not escalate message %s: %s", message.id, exc)
+    await ctx.notify(to, notice)
+    await ctx.annotate(sentiment_escalated=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from botkit import (
     Next,
     Plugin,
     PluginRuntime,
-    Reply,
     ServiceError,
 )
 
@@ -253,10 +252,7 @@ async def _hold(
             f"{message.sender.display_name} in {message.conversation.key}: {reason}.\n"
             f"> {excerpt}\nRelease it with /release {message.id}"
         )
-        try:
-            await ctx.send(settings.notify, Reply(notice, markup="plain"))
-        except ServiceError as exc:
-            log.warning("could not report held message %s: %s", message.id, exc)
+        await ctx.notify(settings.notify, notice)
 
 
 @plugin.on_command("release", description="Release a message held as spam (admins)")
