@@ -306,8 +306,7 @@ class Bot:
 
     async def _healthy(self) -> bool:
         try:
-            async with self.database.read() as session:
-                await session.execute(text("SELECT 1"))
+            await self.database.read(lambda conn: conn.execute(text("SELECT 1")))
         except Exception:
             return False
         return True

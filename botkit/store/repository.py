@@ -1,30 +1,41 @@
-"""Every query botkit runs, behind one ``Store`` object the rest of the core uses."""
+"""Every query botkit runs, behind one ``Store`` object the rest of the core uses.
+
+Queries are SQLAlchemy Core on the tables of ``botkit.store.models``, run as operations of
+``Database`` (plain functions of a connection, one transaction each). The statements of
+the per-message path are built once: building a statement costs more than running it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from botkit.exceptions import StoreError
 from botkit.inbox import Accepted
 from botkit.messages import Attachment, ConversationRef, Message
 from botkit.store.engine import Database
-from botkit.store.models import (
-    ConversationRow,
-    ConversationSummaryRow,
-    MessageRow,
-    ModelCallRow,
-    StateRow,
-    utcnow,
-)
+from botkit.store.models import Base, utcnow
 from botkit.store.records import StoredMessage, UsageRow
 
 __all__ = ["NANOS_PER_DOLLAR", "Claim", "Finished", "NamespaceState", "Store"]
@@ -39,19 +50,31 @@ UNDELIVERED_OUT = ("pending", "sending")
 # pending messages are excluded by the ``before_id`` every history read gives)
 HISTORY_IN = ("pending", "processing", "done", "context")
 
+_conversations = Base.metadata.tables["conversations"]
+_messages = Base.metadata.tables["messages"]
+_calls = Base.metadata.tables["model_calls"]
+_state = Base.metadata.tables["state"]
+_summaries = Base.metadata.tables["conversation_summaries"]
+
 
 class Store:
     """The conversation store: inbox, outbox, history, usage, state and summaries.
 
-    Every method runs in its own transaction and raises ``StoreError`` (with the driver's
-    error as its cause) when the database fails.
+    Every method runs in its own transaction (an operation of ``Database``) and raises
+    ``StoreError`` (with the driver's error as its cause) when the database fails.
     """
 
     def __init__(self, database: Database) -> None:
         self.db = database
+        self._dialect: Any = sqlite if database.sqlite else postgresql
         # conversation key -> id; rows are never deleted or re-keyed, so it never goes stale
         self._conversation_ids: dict[str, int] = {}
         self._unsaved: dict[int, CallRow] = {}
+        # the hot statements, built once (building one costs more than running it)
+        self._insert_message = self._insert_ignore(
+            _messages, ["channel", "direction", "external_id"]
+        )
+        self._insert_conversation = self._insert_ignore(_conversations, ["key"])
 
     # -- inbox ---------------------------------------------------------------------------
 
@@ -70,62 +93,78 @@ class Store:
         Returns:
             What happened, and the id of the message's conversation.
         """
+        now = utcnow()
+        values = {
+            "channel": message.channel,
+            "direction": "in",
+            "external_id": message.external_id,
+            "sender_id": message.sender.id,
+            "sender_name": message.sender.name,
+            "text": message.text,
+            "markup": "plain",
+            "status": "pending" if skip is None else "skipped",
+            "error": skip,
+            "attachments": [_attachment_json(a) for a in message.attachments] or None,
+            "meta": _jsonable(dict(message.metadata)) or None,
+            "raw": _jsonable(dict(message.raw)) if message.raw is not None else None,
+            "attempts": 0,
+            "created_at": message.received_at,
+            "updated_at": now,
+            "claimed_by": claim.owner if claim else None,
+            "claimed_until": claim.until if claim else None,
+        }
 
-        async def op(session: AsyncSession) -> tuple[Accepted, int]:
-            conversation_id = await self._conversation_id(session, message.conversation)
-            values = {
-                "conversation_id": conversation_id,
-                "channel": message.channel,
-                "direction": "in",
-                "external_id": message.external_id,
-                "sender_id": message.sender.id,
-                "sender_name": message.sender.name,
-                "text": message.text,
-                "markup": "plain",
-                "status": "pending" if skip is None else "skipped",
-                "error": skip,
-                "attachments": [_attachment_json(a) for a in message.attachments] or None,
-                "meta": _jsonable(dict(message.metadata)) or None,
-                "raw": _jsonable(dict(message.raw)) if message.raw is not None else None,
-                "attempts": 0,
-                "created_at": message.received_at,
-                "updated_at": utcnow(),
-                "claimed_by": claim.owner if claim else None,
-                "claimed_until": claim.until if claim else None,
-            }
-            inserted = await session.scalar(
-                self._insert_ignore(MessageRow, values, ["channel", "direction", "external_id"])
-            )
+        def op(conn: Connection) -> tuple[Accepted, int]:
+            conversation_id = self._conversation_id(conn, message.conversation)
+            inserted = conn.execute(
+                self._insert_message, {**values, "conversation_id": conversation_id}
+            ).scalar()
             if inserted is not None:
                 return Accepted(message_id=int(inserted), duplicate=False), conversation_id
-            existing = await session.scalar(
-                select(MessageRow.id).where(
-                    MessageRow.channel == message.channel,
-                    MessageRow.direction == "in",
-                    MessageRow.external_id == message.external_id,
-                )
-            )
+            existing = conn.execute(
+                _FIND_MESSAGE,
+                {"b_channel": message.channel, "b_external_id": message.external_id},
+            ).scalar()
             if existing is None:  # pragma: no cover - the insert only skips on conflict
                 raise StoreError("a duplicate message vanished while it was being accepted")
-            return Accepted(message_id=existing, duplicate=True), conversation_id
+            return Accepted(message_id=int(existing), duplicate=True), conversation_id
 
-        accepted, conversation_id = await self._run_write("accept message", op)
+        accepted, conversation_id = await self._write("accept message", op)
         self._remember(message.conversation, conversation_id)
         return accepted, conversation_id
 
     async def conversation_id(self, ref: ConversationRef) -> int:
         """The id of the conversation at ``ref``, created when new."""
-        async with self._write("find conversation") as session:
-            found = await self._conversation_id(session, ref)
+        found = await self._write(
+            "find conversation", lambda conn: self._conversation_id(conn, ref)
+        )
         self._remember(ref, found)
         return found
 
-    async def _conversation_id(self, session: AsyncSession, ref: ConversationRef) -> int:
+    def _conversation_id(self, conn: Connection, ref: ConversationRef) -> int:
         known = self._conversation_ids.get(ref.key)
         if known is not None:
             return known
-        found, _created = await self._find_or_create_conversation(session, ref)
-        return found
+        found = conn.execute(_FIND_CONVERSATION, {"b_key": ref.key}).scalar()
+        if found is not None:
+            return int(found)
+        now = utcnow()
+        values = {
+            "key": ref.key,
+            "channel": ref.channel,
+            "chat_id": ref.chat_id,
+            "thread_id": ref.thread_id,
+            "history_start_id": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        inserted = conn.execute(self._insert_conversation, values).scalar()
+        if inserted is not None:
+            return int(inserted)
+        found = conn.execute(_FIND_CONVERSATION, {"b_key": ref.key}).scalar()
+        if found is None:  # pragma: no cover
+            raise StoreError("conversation vanished while it was being created")
+        return int(found)
 
     def _remember(self, ref: ConversationRef, conversation_id: int) -> None:
         """Cache a conversation's id, once the transaction that found or made it has
@@ -134,45 +173,17 @@ class Store:
             self._conversation_ids.clear()  # crude bound; refilled on demand
         self._conversation_ids[ref.key] = conversation_id
 
-    async def _find_or_create_conversation(
-        self, session: AsyncSession, ref: ConversationRef
-    ) -> tuple[int, bool]:
-        """The conversation's id, and whether this transaction created it."""
-        found = await session.scalar(
-            select(ConversationRow.id).where(ConversationRow.key == ref.key)
-        )
-        if found is not None:
-            return int(found), False
-        values = {
-            "key": ref.key,
-            "channel": ref.channel,
-            "chat_id": ref.chat_id,
-            "thread_id": ref.thread_id,
-            "history_start_id": 0,
-            "created_at": utcnow(),
-            "updated_at": utcnow(),
-        }
-        inserted = await session.scalar(self._insert_ignore(ConversationRow, values, ["key"]))
-        if inserted is not None:
-            return int(inserted), True
-        found = await session.scalar(
-            select(ConversationRow.id).where(ConversationRow.key == ref.key)
-        )
-        if found is None:  # pragma: no cover
-            raise StoreError("conversation vanished while it was being created")
-        return int(found), False
-
     def _utc_day(self, column: Any) -> Any:
         """SQL for a timestamp's UTC date as YYYY-MM-DD (PostgreSQL would otherwise
         render it in the session's time zone)."""
         if self.db.sqlite:  # stored as UTC text
-            return func.substr(func.cast(column, _text_type()), 1, 10)
+            return func.substr(func.cast(column, String()), 1, 10)
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
 
-    def _insert_ignore(self, model: Any, values: dict[str, Any], keys: list[str]) -> Any:
-        dialect = postgresql if not self.db.sqlite else sqlite
-        statement = dialect.insert(model).values(**values)
-        return statement.on_conflict_do_nothing(index_elements=keys).returning(model.id)
+    def _insert_ignore(self, table: Table, keys: list[str]) -> Any:
+        """``INSERT ... ON CONFLICT (keys) DO NOTHING RETURNING id``, values given at run."""
+        statement = self._dialect.insert(table)
+        return statement.on_conflict_do_nothing(index_elements=keys).returning(table.c.id)
 
     async def unfinished_inbound(self, *, now: datetime | None = None) -> list[StoredMessage]:
         """Inbound messages accepted but not yet answered, oldest first (crash recovery).
@@ -180,17 +191,11 @@ class Store:
         With ``now``, only those no live process has claimed: unclaimed, or whose claim
         lapsed before ``now``.
         """
-        conditions = [MessageRow.direction == "in", MessageRow.status.in_(UNFINISHED_IN)]
+        conditions = [_messages.c.direction == "in", _messages.c.status.in_(UNFINISHED_IN)]
         if now is not None:
             conditions.append(_claim_free(now))
-        async with self._read("list unfinished messages") as session:
-            rows = await session.execute(
-                select(*_SNAPSHOT)
-                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-                .where(*conditions)
-                .order_by(MessageRow.id)
-            )
-            return [_snapshot(r) for r in rows.all()]
+        query = _SNAPSHOT_QUERY.where(*conditions).order_by(_messages.c.id)
+        return await self._read("list unfinished messages", _snapshots(query))
 
     async def claim(
         self,
@@ -210,96 +215,88 @@ class Store:
             The ids taken (their status is now ``status``), in id order.
         """
         now = utcnow()
-        async with self._write("claim messages") as session:
-            taken = await session.scalars(
-                update(MessageRow)
-                .where(
-                    MessageRow.id.in_(list(ids)),
-                    MessageRow.status.in_(list(from_statuses)),
-                    or_(_claim_free(now), MessageRow.claimed_by == claim.owner),
-                )
-                .values(
-                    status=status,
-                    claimed_by=claim.owner,
-                    claimed_until=claim.until,
-                    updated_at=now,
-                    **({"attempts": MessageRow.attempts + 1} if count_attempt else {}),
-                )
-                .returning(MessageRow.id)
+        query = (
+            update(_messages)
+            .where(
+                _messages.c.id.in_(list(ids)),
+                _messages.c.status.in_(list(from_statuses)),
+                or_(_claim_free(now), _messages.c.claimed_by == claim.owner),
             )
-            return sorted(taken)
+            .values(
+                status=status,
+                claimed_by=claim.owner,
+                claimed_until=claim.until,
+                updated_at=now,
+                **({"attempts": _messages.c.attempts + 1} if count_attempt else {}),
+            )
+            .returning(_messages.c.id)
+        )
+        taken = await self._write(
+            "claim messages", lambda conn: [int(i) for i in conn.execute(query).scalars()]
+        )
+        return sorted(taken)
 
     async def release_claims(self, owner: str) -> int:
         """Give up every claim ``owner`` holds (a clean stop): the next process to look
         takes the work over at once instead of waiting for the claims to lapse."""
-        async with self._write("release claims") as session:
-            result = await session.execute(
-                update(MessageRow)
-                .where(MessageRow.claimed_by == owner)
-                .values(claimed_by=None, claimed_until=None)
-            )
-            return int(getattr(result, "rowcount", 0) or 0)
+        query = (
+            update(_messages)
+            .where(_messages.c.claimed_by == owner)
+            .values(claimed_by=None, claimed_until=None)
+        )
+        return await self._write("release claims", _rowcount(query))
 
     async def release(self, ids: Sequence[int], owner: str) -> int:
         """Give up ``owner``'s claims on these messages (work it could not finish), so
         the next sweep takes them up again."""
-        async with self._write("release claims") as session:
-            result = await session.execute(
-                update(MessageRow)
-                .where(MessageRow.id.in_(list(ids)), MessageRow.claimed_by == owner)
-                .values(claimed_by=None, claimed_until=None)
-            )
-            return int(getattr(result, "rowcount", 0) or 0)
+        query = (
+            update(_messages)
+            .where(_messages.c.id.in_(list(ids)), _messages.c.claimed_by == owner)
+            .values(claimed_by=None, claimed_until=None)
+        )
+        return await self._write("release claims", _rowcount(query))
 
     async def release_conversation(self, conversation_id: int, owner: str) -> int:
         """Give up ``owner``'s claims on a conversation's undelivered replies."""
-        async with self._write("release claims") as session:
-            result = await session.execute(
-                update(MessageRow)
-                .where(
-                    MessageRow.conversation_id == conversation_id,
-                    MessageRow.direction == "out",
-                    MessageRow.claimed_by == owner,
-                    MessageRow.status.in_(UNDELIVERED_OUT),
-                )
-                .values(claimed_by=None, claimed_until=None)
+        query = (
+            update(_messages)
+            .where(
+                _messages.c.conversation_id == conversation_id,
+                _messages.c.direction == "out",
+                _messages.c.claimed_by == owner,
+                _messages.c.status.in_(UNDELIVERED_OUT),
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+            .values(claimed_by=None, claimed_until=None)
+        )
+        return await self._write("release claims", _rowcount(query))
 
     async def renew_claims(self, claim: Claim) -> int:
         """Extend every claim ``claim.owner`` holds on unfinished work; returns how many."""
-        async with self._write("renew claims") as session:
-            result = await session.execute(
-                update(MessageRow)
-                .where(
-                    MessageRow.claimed_by == claim.owner,
-                    MessageRow.status.in_((*UNFINISHED_IN, *UNDELIVERED_OUT, "streaming")),
-                )
-                .values(claimed_until=claim.until)
+        query = (
+            update(_messages)
+            .where(
+                _messages.c.claimed_by == claim.owner,
+                _messages.c.status.in_((*UNFINISHED_IN, *UNDELIVERED_OUT, "streaming")),
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+            .values(claimed_until=claim.until)
+        )
+        return await self._write("renew claims", _rowcount(query))
 
     async def messages(self, ids: Sequence[int]) -> list[StoredMessage]:
         """The messages with these ids, in id order."""
-        async with self._read("load messages") as session:
-            rows = await session.execute(
-                select(*_SNAPSHOT)
-                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-                .where(MessageRow.id.in_(list(ids)))
-                .order_by(MessageRow.id)
-            )
-            return [_snapshot(r) for r in rows.all()]
+        query = _SNAPSHOT_QUERY.where(_messages.c.id.in_(list(ids))).order_by(_messages.c.id)
+        return await self._read("load messages", _snapshots(query))
 
     async def set_inbound_status(
         self, ids: Sequence[int], status: str, *, error: str | None = None
     ) -> None:
         """Move inbound messages to ``status`` (``processing``, ``done``, ``failed``...)."""
-        async with self._write("update message status") as session:
-            await session.execute(
-                update(MessageRow)
-                .where(MessageRow.id.in_(list(ids)))
-                .values(status=status, error=error, updated_at=utcnow())
-            )
+        query = (
+            update(_messages)
+            .where(_messages.c.id.in_(list(ids)))
+            .values(status=status, error=error, updated_at=utcnow())
+        )
+        await self._write("update message status", _rowcount(query))
 
     async def annotate(self, message_id: int, values: dict[str, Any]) -> dict[str, Any]:
         """Merge ``values`` into a message's metadata (a plugin's verdict, a label).
@@ -307,14 +304,23 @@ class Store:
         Returns:
             The metadata after the merge.
         """
-        async with self._write("annotate message") as session:
-            row = await session.get(MessageRow, message_id)
-            if row is None:
+        added = _jsonable(values)
+
+        def op(conn: Connection) -> dict[str, Any]:
+            found = conn.execute(
+                select(_messages.c.meta).where(_messages.c.id == message_id)
+            ).one_or_none()
+            if found is None:
                 raise StoreError(f"no message {message_id}")
-            meta = {**(row.meta or {}), **_jsonable(values)}
-            row.meta = meta
-            row.updated_at = utcnow()
+            meta: dict[str, Any] = {**(found[0] or {}), **added}
+            conn.execute(
+                update(_messages)
+                .where(_messages.c.id == message_id)
+                .values(meta=meta, updated_at=utcnow())
+            )
             return meta
+
+        return await self._write("annotate message", op)
 
     async def finish_inbound(
         self,
@@ -340,36 +346,26 @@ class Store:
         Returns:
             The outbox ids of the replies, in order, and whether they are claimed.
         """
+        now = utcnow()
+        call_values = [_call_values(call, now) for call in calls]
+        done = {"b_ids": list(ids), "status": status, "error": error, "updated_at": now}
 
-        async def op(session: AsyncSession) -> Finished:
-            session.add_all(
-                ModelCallRow(**dataclasses.asdict(call), created_at=utcnow()) for call in calls
-            )
+        def op(conn: Connection) -> Finished:
+            if call_values:
+                conn.execute(_INSERT_CALL, call_values)
             claimed = False
             if claim is not None and replies:
-                waiting = await session.scalar(
-                    select(MessageRow.id)
-                    .where(
-                        MessageRow.conversation_id == replies[0].conversation_id,
-                        MessageRow.direction == "out",
-                        MessageRow.status.in_((*UNDELIVERED_OUT, "streaming")),
-                    )
-                    .limit(1)
-                )
+                waiting = conn.execute(
+                    _WAITING_REPLY, {"b_conversation_id": replies[0].conversation_id}
+                ).first()
                 claimed = waiting is None
             out_ids = [
-                await self._add_outbound(session, draft, claim if claimed else None)
-                for draft in replies
+                _add_outbound(conn, draft, claim if claimed else None, now) for draft in replies
             ]
-            await session.execute(
-                update(MessageRow)
-                .where(MessageRow.id.in_(list(ids)))
-                .values(status=status, error=error, updated_at=utcnow())
-            )
-            await session.flush()  # the calls, before a batch-mate's query sees the session
+            conn.execute(_SET_STATUS, done)
             return Finished(out_ids, claimed)
 
-        finished = await self._run_write("finish message", op)
+        finished = await self._write("finish message", op)
         self.forget_unsaved(calls)
         return finished
 
@@ -377,51 +373,19 @@ class Store:
 
     async def add_outbound(self, draft: OutboundDraft, *, claim: Claim | None = None) -> int:
         """Queue one reply in the outbox (claimed by ``claim``, if given); returns its id."""
-        async with self._write("queue reply") as session:
-            return await self._add_outbound(session, draft, claim)
-
-    async def _add_outbound(
-        self, session: AsyncSession, draft: OutboundDraft, claim: Claim | None = None
-    ) -> int:
-        sending = claim is not None and draft.status == "pending"  # sent right away
         now = utcnow()
-        inserted = await session.scalar(
-            insert(MessageRow)
-            .values(
-                conversation_id=draft.conversation_id,
-                channel=draft.channel,
-                direction="out",
-                text=draft.text,
-                markup=draft.markup,
-                status="sending" if sending else draft.status,
-                reply_to_id=draft.reply_to_id,
-                meta=_jsonable(dict(draft.meta)) or None,
-                attempts=1 if sending else 0,
-                created_at=now,
-                updated_at=now,
-                claimed_by=claim.owner if claim else None,
-                claimed_until=claim.until if claim else None,
-            )
-            .returning(MessageRow.id)
+        return await self._write(
+            "queue reply", lambda conn: _add_outbound(conn, draft, claim, now)
         )
-        if inserted is None:  # pragma: no cover - an insert always returns its id
-            raise StoreError("the reply was not stored")
-        return int(inserted)
 
     async def pending_outbound(self, conversation_id: int) -> list[StoredMessage]:
         """Undelivered replies of one conversation, oldest first."""
-        async with self._read("list outbox") as session:
-            rows = await session.execute(
-                select(*_SNAPSHOT)
-                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-                .where(
-                    MessageRow.conversation_id == conversation_id,
-                    MessageRow.direction == "out",
-                    MessageRow.status.in_(UNDELIVERED_OUT),
-                )
-                .order_by(MessageRow.id)
-            )
-            return [_snapshot(r) for r in rows.all()]
+        query = _SNAPSHOT_QUERY.where(
+            _messages.c.conversation_id == conversation_id,
+            _messages.c.direction == "out",
+            _messages.c.status.in_(UNDELIVERED_OUT),
+        ).order_by(_messages.c.id)
+        return await self._read("list outbox", _snapshots(query))
 
     async def conversations_with_undelivered(self, *, now: datetime | None = None) -> list[int]:
         """Conversations that have replies waiting in the outbox (crash recovery).
@@ -429,42 +393,35 @@ class Store:
         With ``now``, only those with a reply that is due (no later retry time) and that
         no live process has claimed.
         """
-        conditions = [MessageRow.direction == "out", MessageRow.status.in_(UNDELIVERED_OUT)]
+        conditions = [_messages.c.direction == "out", _messages.c.status.in_(UNDELIVERED_OUT)]
         if now is not None:
             conditions.append(_claim_free(now))
             conditions.append(
-                or_(MessageRow.next_attempt_at.is_(None), MessageRow.next_attempt_at <= now)
+                or_(_messages.c.next_attempt_at.is_(None), _messages.c.next_attempt_at <= now)
             )
-        async with self._read("list outbox") as session:
-            rows = await session.scalars(
-                select(MessageRow.conversation_id).where(*conditions).distinct()
-            )
-            return sorted(rows)
+        query = select(_messages.c.conversation_id).where(*conditions).distinct()
+        found = await self._read(
+            "list outbox", lambda conn: [int(i) for i in conn.execute(query).scalars()]
+        )
+        return sorted(found)
 
     async def interrupt_streams(self) -> int:
         """Mark replies that were streaming when their process died as failed."""
-        async with self._write("close interrupted streams") as session:
-            result = await session.execute(
-                update(MessageRow)
-                .where(
-                    MessageRow.direction == "out",
-                    MessageRow.status == "streaming",
-                    _claim_free(utcnow()),
-                )
-                .values(status="failed", error="interrupted by a restart", updated_at=utcnow())
+        query = (
+            update(_messages)
+            .where(
+                _messages.c.direction == "out",
+                _messages.c.status == "streaming",
+                _claim_free(utcnow()),
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+            .values(status="failed", error="interrupted by a restart", updated_at=utcnow())
+        )
+        return await self._write("close interrupted streams", _rowcount(query))
 
     async def update_outbound(self, outbound_id: int, **values: Any) -> None:
         """Set delivery fields of an outbox entry (status, attempts, external id...)."""
-        values["updated_at"] = utcnow()
-
-        async def op(session: AsyncSession) -> None:
-            await session.execute(
-                update(MessageRow).where(MessageRow.id == outbound_id).values(**values)
-            )
-
-        await self._run_write("update outbox", op)
+        params = {**values, "updated_at": utcnow(), "b_id": outbound_id}
+        await self._write("update outbox", lambda conn: conn.execute(_UPDATE_MESSAGE, params))
 
     # -- history -------------------------------------------------------------------------
 
@@ -478,15 +435,18 @@ class Store:
         at most ``limit`` rows through the (conversation, id) index, however long the
         conversation is.
         """
-        async with self._read("load history") as session:
-            start = await session.scalar(
-                select(ConversationRow.history_start_id).where(
-                    ConversationRow.id == conversation_id
+
+        def op(conn: Connection) -> list[StoredMessage]:
+            start = conn.execute(
+                select(_conversations.c.history_start_id).where(
+                    _conversations.c.id == conversation_id
                 )
+            ).scalar()
+            return _history_rows(
+                conn, conversation_id, max(start or 0, after_id), before_id, limit
             )
-            return await _history_rows(
-                session, conversation_id, max(start or 0, after_id), before_id, limit
-            )
+
+        return await self._read("load history", op)
 
     async def conversation_context(
         self, conversation_id: int, *, before_id: int | None, limit: int
@@ -497,26 +457,17 @@ class Store:
             ``(summary text, newest id it covers)`` or ``None``, and the turns after it
             (as :meth:`history`, at most ``limit``).
         """
-        async with self._read("load conversation") as session:
-            found = (
-                await session.execute(
-                    select(
-                        ConversationRow.history_start_id,
-                        ConversationSummaryRow.text,
-                        ConversationSummaryRow.covers_through_id,
-                    )
-                    .outerjoin(
-                        ConversationSummaryRow,
-                        ConversationSummaryRow.conversation_id == ConversationRow.id,
-                    )
-                    .where(ConversationRow.id == conversation_id)
-                )
-            ).one_or_none()
+
+        def op(
+            conn: Connection,
+        ) -> tuple[tuple[str, int] | None, list[StoredMessage]]:
+            found = conn.execute(_CONTEXT, {"b_conversation_id": conversation_id}).first()
             start, text, covers = found if found is not None else (0, None, None)
             summary = (text, int(covers)) if text is not None and covers is not None else None
             after = max(start or 0, summary[1] if summary else 0)
-            rows = await _history_rows(session, conversation_id, after, before_id, limit)
-            return summary, rows
+            return summary, _history_rows(conn, conversation_id, after, before_id, limit)
+
+        return await self._read("load conversation", op)
 
     async def chat_messages_since(
         self, channel: str, chat_id: str, *, since: datetime, limit: int
@@ -524,74 +475,74 @@ class Store:
         """The newest ``limit`` messages of every conversation in one chat since
         ``since``, oldest first: all threads of a mailbox, all topics of a group (for a
         digest). Failed replies are left out."""
-        async with self._read("load chat messages") as session:
-            rows = await session.execute(
-                select(*_SNAPSHOT)
-                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-                .where(
-                    ConversationRow.channel == channel,
-                    ConversationRow.chat_id == chat_id,
-                    MessageRow.created_at >= since,
-                    MessageRow.status != "failed",
-                )
-                .order_by(MessageRow.id.desc())
-                .limit(limit)
+        query = (
+            _SNAPSHOT_QUERY.where(
+                _conversations.c.channel == channel,
+                _conversations.c.chat_id == chat_id,
+                _messages.c.created_at >= since,
+                _messages.c.status != "failed",
             )
-            return [_snapshot(r) for r in reversed(rows.all())]
+            .order_by(_messages.c.id.desc())
+            .limit(limit)
+        )
+        rows = await self._read("load chat messages", _snapshots(query))
+        return rows[::-1]
 
     async def annotation_counts(
         self, key: str, *, since: datetime | None = None
     ) -> list[tuple[str, str, str, int]]:
         """How often each value of one annotation (``sentiment``, ``spam``...) was
         stored with inbound messages: ``(day, channel, value, count)``, newest day first."""
-        value = MessageRow.meta[key].as_string()
-        day = self._utc_day(MessageRow.created_at)
+        value = _messages.c.meta[key].as_string()
+        day = self._utc_day(_messages.c.created_at)
         query = (
-            select(day.label("day"), MessageRow.channel, value.label("value"), func.count())
-            .where(MessageRow.direction == "in", value.is_not(None))
-            .group_by("day", MessageRow.channel, "value")
-            .order_by(day.desc(), MessageRow.channel, "value")
+            select(day.label("day"), _messages.c.channel, value.label("value"), func.count())
+            .where(_messages.c.direction == "in", value.is_not(None))
+            .group_by("day", _messages.c.channel, "value")
+            .order_by(day.desc(), _messages.c.channel, "value")
         )
         if since is not None:
-            query = query.where(MessageRow.created_at >= since)
-        async with self._read("count annotations") as session:
-            return [
-                (str(d), c, str(v), int(n)) for d, c, v, n in (await session.execute(query)).all()
-            ]
+            query = query.where(_messages.c.created_at >= since)
+
+        def op(conn: Connection) -> list[tuple[str, str, str, int]]:
+            return [(str(d), c, str(v), int(n)) for d, c, v, n in conn.execute(query).all()]
+
+        return await self._read("count annotations", op)
 
     async def reset_conversation(self, conversation_id: int, *, through_id: int) -> None:
         """Start the conversation afresh: history begins after message ``through_id``."""
-        async with self._write("reset conversation") as session:
-            await session.execute(
-                update(ConversationRow)
-                .where(ConversationRow.id == conversation_id)
+
+        def op(conn: Connection) -> None:
+            conn.execute(
+                update(_conversations)
+                .where(_conversations.c.id == conversation_id)
                 .values(history_start_id=through_id, updated_at=utcnow())
             )
-            summary = await session.get(ConversationSummaryRow, conversation_id)
-            if summary is not None:
-                await session.delete(summary)
+            conn.execute(delete(_summaries).where(_summaries.c.conversation_id == conversation_id))
+
+        await self._write("reset conversation", op)
 
     async def summary(self, conversation_id: int) -> tuple[str, int] | None:
         """The running summary and the newest message id it covers, if there is one."""
-        async with self._read("load summary") as session:
-            row = await session.get(ConversationSummaryRow, conversation_id)
-            return None if row is None else (row.text, row.covers_through_id)
+        query = select(_summaries.c.text, _summaries.c.covers_through_id).where(
+            _summaries.c.conversation_id == conversation_id
+        )
+
+        def op(conn: Connection) -> tuple[str, int] | None:
+            row = conn.execute(query).first()
+            return None if row is None else (str(row[0]), int(row[1]))
+
+        return await self._read("load summary", op)
 
     async def save_summary(self, conversation_id: int, text: str, covers_through_id: int) -> None:
         """Replace the running summary of a conversation."""
-        async with self._write("save summary") as session:
-            row = await session.get(ConversationSummaryRow, conversation_id)
-            if row is None:
-                session.add(
-                    ConversationSummaryRow(
-                        conversation_id=conversation_id,
-                        text=text,
-                        covers_through_id=covers_through_id,
-                        updated_at=utcnow(),
-                    )
-                )
-            else:
-                row.text, row.covers_through_id, row.updated_at = text, covers_through_id, utcnow()
+        values = {"text": text, "covers_through_id": covers_through_id, "updated_at": utcnow()}
+        query = (
+            self._dialect.insert(_summaries)
+            .values(conversation_id=conversation_id, **values)
+            .on_conflict_do_update(index_elements=["conversation_id"], set_=values)
+        )
+        await self._write("save summary", lambda conn: conn.execute(query))
 
     # -- usage ---------------------------------------------------------------------------
 
@@ -603,10 +554,9 @@ class Store:
         """Store model calls with their usage and cost, in one transaction."""
         if not calls:
             return
-        async with self._write("record model calls") as session:
-            session.add_all(
-                ModelCallRow(**dataclasses.asdict(call), created_at=utcnow()) for call in calls
-            )
+        now = utcnow()
+        values = [_call_values(call, now) for call in calls]
+        await self._write("record model calls", lambda conn: conn.execute(_INSERT_CALL, values))
         self.forget_unsaved(calls)
 
     def note_unsaved(self, call: CallRow) -> None:
@@ -621,31 +571,30 @@ class Store:
 
     async def usage(self, *, since: datetime | None = None) -> list[UsageRow]:
         """Spend and tokens grouped by day, model, channel and user, newest day first."""
-        day = self._utc_day(ModelCallRow.created_at)
-        async with self._read("usage report") as session:
-            query = select(
-                day.label("day"),
-                ModelCallRow.model,
-                func.coalesce(ModelCallRow.channel, "").label("channel"),
-                func.coalesce(ModelCallRow.user_id, "").label("user"),
-                func.count(ModelCallRow.id),
-                func.coalesce(func.sum(ModelCallRow.prompt_tokens), 0),
-                func.coalesce(func.sum(ModelCallRow.completion_tokens), 0),
-                func.coalesce(func.sum(ModelCallRow.cost_nanos), 0),
-                func.sum(
-                    func.cast(
-                        and_(ModelCallRow.cost_nanos.is_(None), ModelCallRow.ok.is_(True)),
-                        _int_type(),
-                    )
-                ),
-            ).group_by("day", ModelCallRow.model, "channel", "user")
-            if since is not None:
-                query = query.where(ModelCallRow.created_at >= since)
-            rows = await session.execute(query.order_by(day.desc(), ModelCallRow.model))
+        calls = _calls.c
+        day = self._utc_day(calls.created_at)
+        query = select(
+            day.label("day"),
+            calls.model,
+            func.coalesce(calls.channel, "").label("channel"),
+            func.coalesce(calls.user_id, "").label("user"),
+            func.count(calls.id),
+            func.coalesce(func.sum(calls.prompt_tokens), 0),
+            func.coalesce(func.sum(calls.completion_tokens), 0),
+            func.coalesce(func.sum(calls.cost_nanos), 0),
+            func.sum(func.cast(and_(calls.cost_nanos.is_(None), calls.ok.is_(True)), Integer())),
+        ).group_by("day", calls.model, "channel", "user")
+        if since is not None:
+            query = query.where(calls.created_at >= since)
+        query = query.order_by(day.desc(), calls.model)
+
+        def op(conn: Connection) -> list[UsageRow]:
             return [
                 UsageRow(str(d), m, c, u, int(n), int(p), int(o), int(cost), int(unpriced or 0))
-                for d, m, c, u, n, p, o, cost, unpriced in rows.all()
+                for d, m, c, u, n, p, o, cost, unpriced in conn.execute(query).all()
             ]
+
+        return await self._read("usage report", op)
 
     async def spend(
         self,
@@ -659,19 +608,21 @@ class Store:
         Narrowed to one user and/or channel when given; for budgets checked before each
         model call, so it is one indexed aggregate query.
         """
-        async with self._read("sum spend") as session:
-            query = select(
-                func.coalesce(
-                    func.sum(ModelCallRow.prompt_tokens + ModelCallRow.completion_tokens), 0
-                ),
-                func.coalesce(func.sum(ModelCallRow.cost_nanos), 0),
-            ).where(ModelCallRow.created_at >= since)
-            if user_id is not None:
-                query = query.where(ModelCallRow.user_id == user_id)
-            if channel is not None:
-                query = query.where(ModelCallRow.channel == channel)
-            stored_tokens, stored_cost = (await session.execute(query)).one()
-        tokens, cost = int(stored_tokens or 0), int(stored_cost or 0)
+        calls = _calls.c
+        query = select(
+            func.coalesce(func.sum(calls.prompt_tokens + calls.completion_tokens), 0),
+            func.coalesce(func.sum(calls.cost_nanos), 0),
+        ).where(calls.created_at >= since)
+        if user_id is not None:
+            query = query.where(calls.user_id == user_id)
+        if channel is not None:
+            query = query.where(calls.channel == channel)
+
+        def op(conn: Connection) -> tuple[int, int]:
+            stored_tokens, stored_cost = conn.execute(query).one()
+            return int(stored_tokens or 0), int(stored_cost or 0)
+
+        tokens, cost = await self._read("sum spend", op)
         for call in self._unsaved.values():  # made just now, stored with their message later
             if (user_id is None or call.user_id == user_id) and (
                 channel is None or call.channel == channel
@@ -688,65 +639,118 @@ class Store:
 
     async def get_state(self, namespace: str, key: str) -> tuple[bool, Any]:
         """Whether ``key`` is set in ``namespace``, and its value."""
-        async with self._read("read state") as session:
-            row = await session.get(StateRow, (namespace, key))
-            return (False, None) if row is None else (True, row.value)
+        query = select(_state.c.value).where(_state.c.namespace == namespace, _state.c.key == key)
+
+        def op(conn: Connection) -> tuple[bool, Any]:
+            row = conn.execute(query).first()
+            return (False, None) if row is None else (True, row[0])
+
+        return await self._read("read state", op)
 
     async def set_state(self, namespace: str, key: str, value: Any) -> None:
         """Store a JSON-serialisable value."""
-        async with self._write("write state") as session:
-            row = await session.get(StateRow, (namespace, key))
-            if row is None:
-                session.add(
-                    StateRow(namespace=namespace, key=key, value=value, updated_at=utcnow())
-                )
-            else:
-                row.value, row.updated_at = value, utcnow()
+        now = utcnow()
+        query = (
+            self._dialect.insert(_state)
+            .values(namespace=namespace, key=key, value=value, updated_at=now)
+            .on_conflict_do_update(
+                index_elements=["namespace", "key"], set_={"value": value, "updated_at": now}
+            )
+        )
+        await self._write("write state", lambda conn: conn.execute(query))
 
     async def delete_state(self, namespace: str, key: str) -> None:
         """Forget a key; no error when it was not set."""
-        async with self._write("delete state") as session:
-            row = await session.get(StateRow, (namespace, key))
-            if row is not None:
-                await session.delete(row)
+        query = delete(_state).where(_state.c.namespace == namespace, _state.c.key == key)
+        await self._write("delete state", lambda conn: conn.execute(query))
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _read(self, what: str) -> _Guarded:
-        return _Guarded(self.db, what, write=False)
+    async def _read(self, what: str, op: Callable[[Connection], T]) -> T:
+        """Run ``op`` in a read transaction; a driver error becomes a ``StoreError``."""
+        try:
+            return await self.db.read(op)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not {what}: {_short(exc)}") from exc
 
-    def _write(self, what: str) -> _Guarded:
-        return _Guarded(self.db, what, write=True)
-
-    async def _run_write(self, what: str, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def _write(self, what: str, op: Callable[[Connection], T]) -> T:
         """Run ``op`` in a (group-committed, on SQLite) write transaction."""
         try:
-            return await self.db.run_write(op)
+            return await self.db.write(op)
         except SQLAlchemyError as exc:
             raise StoreError(f"could not {what}: {_short(exc)}") from exc
 
 
-async def _history_rows(
-    session: AsyncSession, conversation_id: int, after_id: int, before_id: int | None, limit: int
-) -> list[StoredMessage]:
+def _history_query(*, bounded: bool) -> Select[Any]:
+    """The newest turns of a conversation after one id (and before another, if
+    ``bounded``), newest first, through the (conversation, id) index."""
     conditions = [
-        MessageRow.conversation_id == conversation_id,
-        MessageRow.id > after_id,
+        _messages.c.conversation_id == bindparam("b_conversation_id"),
+        _messages.c.id > bindparam("b_after_id"),
         or_(
-            and_(MessageRow.direction == "in", MessageRow.status.in_(HISTORY_IN)),
-            and_(MessageRow.direction == "out", MessageRow.status != "failed"),
+            and_(_messages.c.direction == "in", _messages.c.status.in_(HISTORY_IN)),
+            and_(_messages.c.direction == "out", _messages.c.status != "failed"),
         ),
     ]
-    if before_id is not None:
-        conditions.append(MessageRow.id < before_id)
-    rows = await session.execute(
-        select(*_SNAPSHOT)
-        .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-        .where(*conditions)
-        .order_by(MessageRow.id.desc())
-        .limit(limit)
+    if bounded:
+        conditions.append(_messages.c.id < bindparam("b_before_id"))
+    return (
+        _SNAPSHOT_QUERY.where(*conditions)
+        .order_by(_messages.c.id.desc())
+        .limit(bindparam("b_limit", type_=Integer()))
     )
-    return [_snapshot(r) for r in reversed(rows.all())]
+
+
+def _history_rows(
+    conn: Connection, conversation_id: int, after_id: int, before_id: int | None, limit: int
+) -> list[StoredMessage]:
+    params = {"b_conversation_id": conversation_id, "b_after_id": after_id, "b_limit": limit}
+    if before_id is None:
+        rows = conn.execute(_HISTORY, params).all()
+    else:
+        rows = conn.execute(_HISTORY_BEFORE, {**params, "b_before_id": before_id}).all()
+    return [_snapshot(r) for r in reversed(rows)]
+
+
+def _snapshots(query: Select[Any]) -> Callable[[Connection], list[StoredMessage]]:
+    """An operation reading ``query`` (over ``_SNAPSHOT_QUERY``) as snapshots."""
+    return lambda conn: [_snapshot(r) for r in conn.execute(query).all()]
+
+
+def _rowcount(query: Any) -> Callable[[Connection], int]:
+    """An operation running an UPDATE or DELETE and saying how many rows it touched."""
+    return lambda conn: int(getattr(conn.execute(query), "rowcount", 0) or 0)
+
+
+def _add_outbound(
+    conn: Connection, draft: OutboundDraft, claim: Claim | None, now: datetime
+) -> int:
+    sending = claim is not None and draft.status == "pending"  # sent right away
+    inserted = conn.execute(
+        _INSERT_REPLY,
+        {
+            "conversation_id": draft.conversation_id,
+            "channel": draft.channel,
+            "direction": "out",
+            "text": draft.text,
+            "markup": draft.markup,
+            "status": "sending" if sending else draft.status,
+            "reply_to_id": draft.reply_to_id,
+            "meta": _jsonable(dict(draft.meta)) or None,
+            "attempts": 1 if sending else 0,
+            "created_at": now,
+            "updated_at": now,
+            "claimed_by": claim.owner if claim else None,
+            "claimed_until": claim.until if claim else None,
+        },
+    ).scalar()
+    if inserted is None:  # pragma: no cover - an insert always returns its id
+        raise StoreError("the reply was not stored")
+    return int(inserted)
+
+
+def _call_values(call: CallRow, now: datetime) -> dict[str, Any]:
+    return {**dataclasses.asdict(call), "created_at": now}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -767,7 +771,7 @@ class Claim:
 
 def _claim_free(now: datetime) -> Any:
     """SQL: the row is unclaimed, or its claim lapsed before ``now``."""
-    return or_(MessageRow.claimed_by.is_(None), MessageRow.claimed_until < now)
+    return or_(_messages.c.claimed_by.is_(None), _messages.c.claimed_until < now)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -823,26 +827,6 @@ class NamespaceState:
         await self._store.delete_state(self.namespace, key)
 
 
-class _Guarded:
-    """A read or write session whose driver errors come out as ``StoreError``."""
-
-    def __init__(self, db: Database, what: str, *, write: bool) -> None:
-        self._cm = db.write() if write else db.read()
-        self._what = what
-
-    async def __aenter__(self) -> AsyncSession:
-        try:
-            return await self._cm.__aenter__()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not {self._what}: {_short(exc)}") from exc
-
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        try:
-            return await self._cm.__aexit__(*exc_info)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not {self._what}: {_short(exc)}") from exc
-
-
 def dollars(nanos: int | None) -> Decimal | None:
     """Nano-dollars as a Decimal dollar amount."""
     return None if nanos is None else Decimal(nanos) / NANOS_PER_DOLLAR
@@ -858,27 +842,65 @@ def nanos(cost: Decimal | None) -> int | None:
 # Plain columns rather than ORM entities: history is read for every answer, and rows
 # without identity-map bookkeeping come back several times faster.
 _SNAPSHOT = (
-    MessageRow.id,
-    MessageRow.conversation_id,
-    ConversationRow.channel,
-    ConversationRow.chat_id,
-    ConversationRow.thread_id,
-    MessageRow.direction,
-    MessageRow.text,
-    MessageRow.status,
-    MessageRow.external_id,
-    MessageRow.sender_id,
-    MessageRow.sender_name,
-    MessageRow.markup,
-    MessageRow.reply_to_id,
-    MessageRow.attempts,
-    MessageRow.next_attempt_at,
-    MessageRow.error,
-    MessageRow.meta,
-    MessageRow.attachments,
-    MessageRow.created_at,
-    MessageRow.claimed_by,
+    _messages.c.id,
+    _messages.c.conversation_id,
+    _conversations.c.channel,
+    _conversations.c.chat_id,
+    _conversations.c.thread_id,
+    _messages.c.direction,
+    _messages.c.text,
+    _messages.c.status,
+    _messages.c.external_id,
+    _messages.c.sender_id,
+    _messages.c.sender_name,
+    _messages.c.markup,
+    _messages.c.reply_to_id,
+    _messages.c.attempts,
+    _messages.c.next_attempt_at,
+    _messages.c.error,
+    _messages.c.meta,
+    _messages.c.attachments,
+    _messages.c.created_at,
+    _messages.c.claimed_by,
 )
+
+
+_SNAPSHOT_QUERY = select(*_SNAPSHOT).select_from(
+    _messages.join(_conversations, _messages.c.conversation_id == _conversations.c.id)
+)
+_HISTORY = _history_query(bounded=False)
+_HISTORY_BEFORE = _history_query(bounded=True)
+# the running summary and where history starts, for conversation_context
+_CONTEXT = (
+    select(
+        _conversations.c.history_start_id,
+        _summaries.c.text,
+        _summaries.c.covers_through_id,
+    )
+    .outerjoin(_summaries, _summaries.c.conversation_id == _conversations.c.id)
+    .where(_conversations.c.id == bindparam("b_conversation_id"))
+)
+_FIND_CONVERSATION = select(_conversations.c.id).where(_conversations.c.key == bindparam("b_key"))
+_FIND_MESSAGE = select(_messages.c.id).where(
+    _messages.c.channel == bindparam("b_channel"),
+    _messages.c.direction == "in",
+    _messages.c.external_id == bindparam("b_external_id"),
+)
+_INSERT_CALL = insert(_calls)
+_INSERT_REPLY = insert(_messages).returning(_messages.c.id)
+# an earlier reply of the conversation still waiting to go out (or streaming)
+_WAITING_REPLY = (
+    select(_messages.c.id)
+    .where(
+        _messages.c.conversation_id == bindparam("b_conversation_id"),
+        _messages.c.direction == "out",
+        _messages.c.status.in_((*UNDELIVERED_OUT, "streaming")),
+    )
+    .limit(1)
+)
+# SET takes the columns named in the parameters
+_SET_STATUS = update(_messages).where(_messages.c.id.in_(bindparam("b_ids", expanding=True)))
+_UPDATE_MESSAGE = update(_messages).where(_messages.c.id == bindparam("b_id"))
 
 
 def _snapshot(r: Any) -> StoredMessage:
@@ -931,18 +953,6 @@ def _jsonable(value: Any) -> Any:
 def _short(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
     return text[:300]
-
-
-def _text_type() -> Any:
-    from sqlalchemy import String
-
-    return String()
-
-
-def _int_type() -> Any:
-    from sqlalchemy import Integer
-
-    return Integer()
 
 
 def ids_of(rows: Iterable[StoredMessage]) -> list[int]:

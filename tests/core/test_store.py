@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Connection
 
 from botkit import ConversationRef, Message, Sender
 from botkit.store import CallRow, OutboundDraft, Store, dollars, nanos
@@ -205,10 +209,9 @@ def test_money_is_exact_in_nano_dollars() -> None:
 
 
 async def test_migrations_build_exactly_the_models_schema(store: Store) -> None:
-    async with store.db.engine.connect() as conn:
-        diff = await conn.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-        )
+    diff = await store.db.read(
+        lambda conn: compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    )
     assert diff == []
 
 
@@ -305,9 +308,12 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> 
 
     database = Database(f"sqlite:///{Path(str(tmp_path)) / 'wal.db'}", busy_timeout=7)
     try:
-        async with database.read() as session:
-            mode = await session.scalar(text("PRAGMA journal_mode"))
-            timeout = await session.scalar(text("PRAGMA busy_timeout"))
+        mode, timeout = await database.read(
+            lambda conn: (
+                conn.execute(text("PRAGMA journal_mode")).scalar(),
+                conn.execute(text("PRAGMA busy_timeout")).scalar(),
+            )
+        )
     finally:
         await database.close()
     assert mode == "wal"
@@ -339,25 +345,30 @@ async def test_chat_messages_and_annotation_counts_span_every_thread(store: Stor
     assert counts == {("mail", "negative"): 2, ("mail", "positive"): 1}
 
 
-async def test_concurrent_writes_commit_together_and_one_failure_fails_alone(
-    store: Store,
-) -> None:
-    from sqlalchemy.ext.asyncio import AsyncSession
+def _put(key: str, *, fail: bool = False, gate: threading.Event | None = None) -> Any:
+    """A write operation storing ``key`` in the state table (after ``gate`` opens)."""
+    from sqlalchemy import insert
 
     from botkit.store.models import StateRow, utcnow
 
-    def put(key: str, fail: bool = False):  # type: ignore[no-untyped-def]
-        async def op(session: AsyncSession) -> str:
-            session.add(StateRow(namespace="t", key=key, value=key, updated_at=utcnow()))
-            await session.flush()
-            if fail:
-                raise ValueError(f"bad write {key}")
-            return key
+    def op(conn: Connection) -> str:
+        if gate is not None:
+            gate.wait(10)
+        conn.execute(
+            insert(StateRow).values(namespace="t", key=key, value=key, updated_at=utcnow())
+        )
+        if fail:
+            raise ValueError(f"bad write {key}")
+        return key
 
-        return op
+    return op
 
+
+async def test_concurrent_writes_commit_together_and_one_failure_fails_alone(
+    store: Store,
+) -> None:
     results = await asyncio.gather(
-        *(store.db.run_write(put(f"k{i}", fail=i == 7)) for i in range(20)),
+        *(store.db.write(_put(f"k{i}", fail=i == 7)) for i in range(20)),
         return_exceptions=True,
     )
     assert [r for r in results if isinstance(r, Exception)].__len__() == 1
@@ -367,36 +378,40 @@ async def test_concurrent_writes_commit_together_and_one_failure_fails_alone(
     assert [await state.get(f"k{i}") for i in (0, 7, 19)] == ["k0", None, "k19"]
 
 
-async def test_a_cancelled_writer_does_not_strand_the_writes_queued_behind_it(
+def _sqlite_only(store: Store) -> None:
+    if not store.db.sqlite:  # there an operation runs on the event loop: a gate would block it
+        pytest.skip("the SQLite writer thread's queue")
+
+
+async def test_a_write_cancelled_before_it_ran_is_withdrawn_and_strands_nobody(
     store: Store,
 ) -> None:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from botkit.store.models import StateRow, utcnow
-
-    started = asyncio.Event()
-
-    async def slow(session: AsyncSession) -> None:
-        started.set()
-        await asyncio.sleep(10)
-
-    def put(key: str):  # type: ignore[no-untyped-def]
-        async def op(session: AsyncSession) -> str:
-            session.add(StateRow(namespace="c", key=key, value=key, updated_at=utcnow()))
-            return key
-
-        return op
-
-    async def brief(session: AsyncSession) -> None:
-        await asyncio.sleep(0.1)
-
-    first = asyncio.create_task(store.db.run_write(brief))  # holds the line a moment
+    _sqlite_only(store)
+    gate = threading.Event()
+    first = asyncio.create_task(store.db.write(_put("first", gate=gate)))  # holds the line
+    await asyncio.sleep(0.05)
+    withdrawn = asyncio.create_task(store.db.write(_put("withdrawn")))
+    followers = [asyncio.create_task(store.db.write(_put(f"k{i}"))) for i in range(5)]
     await asyncio.sleep(0.01)
-    # on SQLite these all queue behind it and go into one batch, led by the slow one
-    leader = asyncio.create_task(store.db.run_write(slow))
-    followers = [asyncio.create_task(store.db.run_write(put(f"k{i}"))) for i in range(5)]
-    await started.wait()
-    leader.cancel()
-    await first
+    withdrawn.cancel()
+    gate.set()
+    assert await first == "first"
     assert await asyncio.wait_for(asyncio.gather(*followers), 10) == [f"k{i}" for i in range(5)]
-    assert await store.state("c").get("k4") == "k4"
+    assert withdrawn.cancelled()
+    state = store.state("t")
+    assert await state.get("k4") == "k4"
+    assert await state.get("withdrawn") is None
+
+
+async def test_a_write_cancelled_while_it_runs_still_commits(store: Store) -> None:
+    _sqlite_only(store)
+    gate = threading.Event()
+    running = asyncio.create_task(store.db.write(_put("running", gate=gate)))
+    await asyncio.sleep(0.05)  # the transaction has started (on PostgreSQL: it is open)
+    running.cancel()
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await asyncio.sleep(0.1)
+    # a write that started completes, like a commit under way
+    assert await store.state("t").get("running") == "running"
