@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from bench._pipelines import BenchAdapter, make_bot
 from bench._util import (
@@ -83,8 +83,9 @@ async def _fill(bot: Any, key: str, count: int) -> tuple[int, int]:
     ref = ConversationRef("bench", key)
     conversation_id = await bot.store.conversation_id(ref)
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    rows: list[dict[str, Any]] = []
-    async with bot.database.engine.begin() as conn:
+
+    def fill(conn: Connection) -> int:
+        rows: list[dict[str, Any]] = []
         for n in range(count):
             inbound = n % 2 == 0
             last = n == count - 1
@@ -105,16 +106,18 @@ async def _fill(bot: Any, key: str, count: int) -> tuple[int, int]:
                 }
             )
             if len(rows) == 5000 or last:
-                await conn.execute(insert(_messages), rows)
+                conn.execute(insert(_messages), rows)
                 rows = []
-        newest = (
-            await conn.execute(
+        return int(
+            conn.execute(
                 select(func.max(_messages.c.id)).where(
                     _messages.c.conversation_id == conversation_id
                 )
-            )
-        ).scalar_one()
-    return conversation_id, int(newest)
+            ).scalar_one()
+        )
+
+    newest = await bot.database.write(fill)
+    return conversation_id, newest
 
 
 async def _respond_time(bot: Any, key: str, conversation_id: int, message_id: int) -> float:

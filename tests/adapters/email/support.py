@@ -85,31 +85,27 @@ class Stored:
 
 async def inbound(bot: Bot) -> list[Stored]:
     """Every inbound message in the bot's store, oldest first."""
-    async with bot.database.read() as session:
-        rows = await session.scalars(
-            select(MessageRow).where(MessageRow.direction == "in").order_by(MessageRow.id)
+    query = select(MessageRow.__table__).where(MessageRow.direction == "in")
+    rows = await bot.database.read(lambda conn: conn.execute(query.order_by(MessageRow.id)).all())
+    return [
+        Stored(
+            r.external_id or "",
+            r.status,
+            r.text,
+            r.sender_id,
+            dict(r.meta or {}),
+            dict(r.raw) if r.raw is not None else None,
+            r.conversation_id,
         )
-        return [
-            Stored(
-                r.external_id or "",
-                r.status,
-                r.text,
-                r.sender_id,
-                dict(r.meta or {}),
-                dict(r.raw) if r.raw is not None else None,
-                r.conversation_id,
-            )
-            for r in rows
-        ]
+        for r in rows
+    ]
 
 
 async def outbound(bot: Bot) -> list[tuple[str, str, str | None]]:
     """Every outbound message: (status, external id, error)."""
-    async with bot.database.read() as session:
-        rows = await session.scalars(
-            select(MessageRow).where(MessageRow.direction == "out").order_by(MessageRow.id)
-        )
-        return [(r.status, r.external_id or "", r.error) for r in rows]
+    query = select(MessageRow.__table__).where(MessageRow.direction == "out")
+    rows = await bot.database.read(lambda conn: conn.execute(query.order_by(MessageRow.id)).all())
+    return [(r.status, r.external_id or "", r.error) for r in rows]
 
 
 class MemoryState:
