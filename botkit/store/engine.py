@@ -16,7 +16,6 @@ Every query runs inside an *operation*: a synchronous function of one SQLAlchemy
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +39,8 @@ log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "botkit_write"
-_SQLITE_READERS = 4  # threads reading an SQLite file at once (WAL lets them)
+_SQLITE_READERS = 2  # threads reading an SQLite file at once (WAL lets them)
+_READ_BATCH = 64  # reads that share one read transaction, at most
 
 T = TypeVar("T")
 Operation = Callable[[Connection], T]
@@ -48,11 +48,80 @@ Operation = Callable[[Connection], T]
 
 
 @dataclass(slots=True, eq=False)
-class _Write(Generic[T]):
-    """A write waiting for the next group commit, and where its result goes."""
+class _Waiting(Generic[T]):
+    """An operation waiting for its thread, and where its result goes."""
 
     op: Operation[T]
     future: asyncio.Future[T]
+
+
+Outcome = tuple[bool, Any]  # (True, result) or (False, the exception)
+
+
+class _Line:
+    """Operations queued for a thread pool and run there in batches.
+
+    Up to ``drainers`` batches run at once; each takes at most ``most`` operations (all
+    that wait, when ``None``). ``run`` gets a batch in a thread and returns one outcome
+    per operation.
+    """
+
+    def __init__(
+        self,
+        executor: ThreadPoolExecutor,
+        run: Callable[[list[_Waiting[Any]]], list[Outcome]],
+        *,
+        drainers: int,
+        most: int | None,
+    ) -> None:
+        self._executor = executor
+        self._run = run
+        self._max_drainers = drainers
+        self._most = most
+        self._pending: list[_Waiting[Any]] = []
+        self._drainers: set[asyncio.Task[None]] = set()
+
+    async def submit(self, op: Operation[T]) -> T:
+        """Queue ``op`` and wait for its result. A caller cancelled before its operation
+        was taken withdraws it; once taken, it runs to the end all the same."""
+        entry: _Waiting[T] = _Waiting(op, asyncio.get_running_loop().create_future())
+        self._pending.append(entry)
+        if len(self._drainers) < self._max_drainers:
+            task = asyncio.create_task(self._drain(), name="botkit-db")
+            self._drainers.add(task)
+            task.add_done_callback(self._drainers.discard)
+        try:
+            return await asyncio.shield(entry.future)
+        except asyncio.CancelledError:
+            if entry in self._pending:  # given up before it ran: it never will
+                self._pending.remove(entry)
+            raise
+
+    async def idle(self) -> None:
+        """Wait until nothing is queued or running."""
+        while self._drainers:
+            await asyncio.gather(*list(self._drainers), return_exceptions=True)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            most = len(self._pending) if self._most is None else self._most
+            batch = self._pending[:most]
+            del self._pending[:most]
+            try:
+                outcomes = await loop.run_in_executor(self._executor, self._run, batch)
+            except BaseException as exc:  # the loop is going away: nobody may hang
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                raise
+            for item, (ok, value) in zip(batch, outcomes, strict=True):
+                if item.future.done():
+                    continue
+                if ok:
+                    item.future.set_result(value)
+                else:
+                    item.future.set_exception(value)
 
 
 def is_sqlite(url: str) -> bool:
@@ -78,8 +147,6 @@ class Database:
     def __init__(self, url: str, *, busy_timeout: float = 30.0, echo: bool = False) -> None:
         self.url = _normalise(url)
         self.sqlite = is_sqlite(self.url)
-        self._pending: list[_Write[Any]] = []
-        self._drainer: asyncio.Task[None] | None = None
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         try:
@@ -102,15 +169,21 @@ class Database:
                 if memory
                 else ThreadPoolExecutor(_SQLITE_READERS, thread_name_prefix="botkit-db-read")
             )
+            self._writes = _Line(self._write_thread, self._run_writes, drainers=1, most=None)
+            self._reads = _Line(
+                self._read_threads, self._run_reads, drainers=_SQLITE_READERS, most=_READ_BATCH
+            )
 
     async def read(self, op: Operation[T]) -> T:
-        """Run ``op`` in a transaction that commits nothing, and return its result."""
+        """Run ``op`` in a transaction that commits nothing, and return its result.
+
+        On SQLite, reads waiting at the same moment share one read transaction (each sees
+        everything committed before it was asked for).
+        """
         if self._async is not None:
             async with self._async.connect() as conn:
                 return await conn.run_sync(op)
-        return await asyncio.get_running_loop().run_in_executor(
-            self._read_threads, self._run_read, op
-        )
+        return await self._reads.submit(op)
 
     async def write(self, op: Operation[T]) -> T:
         """Run ``op`` in a write transaction, committed when it returns; its result.
@@ -125,42 +198,22 @@ class Database:
         if self._async is not None:
             async with self._async.begin() as conn:
                 return await conn.run_sync(op)
-        entry: _Write[T] = _Write(op, asyncio.get_running_loop().create_future())
-        self._pending.append(entry)
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain(), name="botkit-db-group-commit")
-        try:
-            return await asyncio.shield(entry.future)
-        except asyncio.CancelledError:
-            if entry in self._pending:  # given up before it ran: it never will
-                self._pending.remove(entry)
-            raise
+        return await self._writes.submit(op)
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                outcomes = await loop.run_in_executor(self._write_thread, self._run_batch, batch)
-            except BaseException as exc:  # the loop is going away: nobody may hang
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                raise
-            for item, (ok, value) in zip(batch, outcomes, strict=True):
-                if item.future.done():
-                    continue
-                if ok:
-                    item.future.set_result(value)
-                else:
-                    item.future.set_exception(value)
-
-    def _run_read(self, op: Operation[T]) -> T:
+    def _run_reads(self, batch: list[_Waiting[Any]]) -> list[Outcome]:
+        """In a reader thread: the batch in one read transaction."""
         assert self._sync is not None
+        outcomes: list[Outcome] = []
         with self._sync.connect() as conn:
-            return op(conn)
+            for item in batch:
+                try:
+                    outcomes.append((True, item.op(conn)))
+                except Exception as exc:
+                    outcomes.append((False, exc))
+                    conn.rollback()  # the next one starts clean
+        return outcomes
 
-    def _run_batch(self, batch: list[_Write[Any]]) -> list[tuple[bool, Any]]:
+    def _run_writes(self, batch: list[_Waiting[Any]]) -> list[Outcome]:
         """In the writer thread: the batch in one transaction, or each alone if it fails."""
         try:
             with self._writer_engine.begin() as conn:
@@ -168,7 +221,7 @@ class Database:
         except Exception as exc:
             if len(batch) == 1:
                 return [(False, exc)]
-        outcomes: list[tuple[bool, Any]] = []
+        outcomes: list[Outcome] = []
         for item in batch:  # find the write that failed; the rest succeed alone
             try:
                 with self._writer_engine.begin() as conn:
@@ -187,15 +240,13 @@ class Database:
 
     async def close(self) -> None:
         """Finish the writes under way, then close every pooled connection."""
-        if self._drainer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._drainer)
         if self._async is not None:
             await self._async.dispose()
             return
         assert self._sync is not None
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._close_sync)
+        await self._writes.idle()
+        await self._reads.idle()
+        await asyncio.get_running_loop().run_in_executor(None, self._close_sync)
 
     def _close_sync(self) -> None:
         assert self._sync is not None
