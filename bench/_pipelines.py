@@ -17,14 +17,15 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import aiohttp
-from sqlalchemy import Connection, event, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from botkit import (
     Adapter,
@@ -46,6 +47,7 @@ SYSTEM_PROMPT = "You are a helpful assistant. Answer concisely."
 HISTORY_LIMIT = 200
 MODEL = "gpt-4o-mini"
 _IN_HISTORY = ("done", "processing")
+T = TypeVar("T")
 
 
 class Pipeline(Protocol):
@@ -206,9 +208,12 @@ class MinimalPipeline:
        message done; then deliver the reply and record the delivery.
 
     At most ``max_in_flight`` messages are handled at once, like the bot's default.
-    """
 
-    name = "minimal"
+    The transactions run on SQLAlchemy's asyncio engine (aiosqlite, asyncpg), as its
+    documentation shows; with ``threaded`` (SQLite only), on its plain engine over the
+    standard ``sqlite3`` driver, one thread for writes and two for reads, which is what
+    botkit itself does (without its group commit).
+    """
 
     def __init__(
         self,
@@ -217,17 +222,29 @@ class MinimalPipeline:
         *,
         max_in_flight: int = 32,
         connection_limit: int = 100,
+        threaded: bool = False,
     ) -> None:
         self.url = database_url
+        self.name = "minimal/threaded" if threaded else "minimal"
         self._connection_limit = connection_limit
         self.model_url = model_url.rstrip("/") + "/chat/completions"
         self.delivered = 0
         self._sqlite = database_url.startswith("sqlite")
+        self._threaded = threaded and self._sqlite
         kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}} if self._sqlite else {}
-        self.engine: AsyncEngine = create_async_engine(database_url, **kwargs)
-        if self._sqlite:
-            _tune_sqlite(self.engine)
-        self._writer = self.engine.execution_options(bench_write=True)
+        self.engine: AsyncEngine | None = None
+        self.sync_engine: Engine | None = None
+        if self._threaded:
+            path = make_url(database_url).database
+            kwargs["connect_args"]["check_same_thread"] = False
+            self.sync_engine = create_engine(f"sqlite:///{path}", **kwargs)
+            _tune_sqlite(self.sync_engine)
+            self._write_thread = ThreadPoolExecutor(1)
+            self._read_threads = ThreadPoolExecutor(2)
+        else:
+            self.engine = create_async_engine(database_url, **kwargs)
+            if self._sqlite:
+                _tune_sqlite(self.engine.sync_engine)
         self._http: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(max_in_flight)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -242,60 +259,79 @@ class MinimalPipeline:
         """Close the HTTP session and the engine."""
         if self._http is not None:
             await self._http.close()
-        await self.engine.dispose()
+        if self.engine is not None:
+            await self.engine.dispose()
+        if self.sync_engine is not None:
+            self._write_thread.shutdown()
+            self._read_threads.shutdown()
+            self.sync_engine.dispose()
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._writer.begin() as conn:
-            yield conn
+    async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
+        """``body`` in one transaction: committed if ``write``, else rolled back."""
+        if self.sync_engine is not None:
+            engine = self.sync_engine
+
+            def run() -> T:
+                if write:
+                    with engine.execution_options(bench_write=True).begin() as conn:
+                        return body(conn)
+                with engine.connect() as conn:
+                    return body(conn)
+
+            executor = self._write_thread if write else self._read_threads
+            return await asyncio.get_running_loop().run_in_executor(executor, run)
+        assert self.engine is not None
+        if write:
+            async with self.engine.execution_options(bench_write=True).begin() as conn:
+                return await conn.run_sync(body)
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(body)
 
     async def one(self, conversation: str, text: str, external_id: str) -> float:
         started = time.monotonic()
-        async with self._write() as conn:
-            conversation_id = await _conversation_id(conn, conversation)
-            message_id = (
-                await conn.execute(
-                    insert(_messages)
-                    .values(
-                        conversation_id=conversation_id,
-                        channel="bench",
-                        direction="in",
-                        external_id=external_id,
-                        sender_id=f"user-{conversation}",
-                        sender_name="Bench User",
-                        text=text,
-                        markup="plain",
-                        status="pending",
-                        attempts=0,
-                        created_at=_now(),
-                        updated_at=_now(),
-                    )
-                    .returning(_messages.c.id)
+
+        def accept(conn: Connection) -> tuple[int, int]:
+            conversation_id = _conversation_id(conn, conversation)
+            message_id = conn.execute(
+                insert(_messages)
+                .values(
+                    conversation_id=conversation_id,
+                    channel="bench",
+                    direction="in",
+                    external_id=external_id,
+                    sender_id=f"user-{conversation}",
+                    sender_name="Bench User",
+                    text=text,
+                    markup="plain",
+                    status="pending",
+                    attempts=0,
+                    created_at=_now(),
+                    updated_at=_now(),
                 )
+                .returning(_messages.c.id)
             ).scalar_one()
+            return conversation_id, message_id
+
+        conversation_id, message_id = await self._run(accept, write=True)
         # one conversation's messages in order, like any bot must
         lock = self._locks.setdefault(conversation, asyncio.Lock())
         async with lock, self._slots:
-            return await self._answer(conversation_id, message_id, external_id, started)
+            return await self._answer(conversation_id, message_id, started)
 
-    async def _answer(
-        self, conversation_id: int, message_id: int, external_id: str, started: float
-    ) -> float:
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(_messages.c.direction, _messages.c.text)
-                    .where(
-                        _messages.c.conversation_id == conversation_id,
-                        _messages.c.id <= message_id,
-                        (_messages.c.id == message_id)
-                        | (_messages.c.direction == "out")
-                        | _messages.c.status.in_(_IN_HISTORY),
-                    )
-                    .order_by(_messages.c.id.desc())
-                    .limit(HISTORY_LIMIT)
-                )
-            ).all()
+    async def _answer(self, conversation_id: int, message_id: int, started: float) -> float:
+        query = (
+            select(_messages.c.direction, _messages.c.text)
+            .where(
+                _messages.c.conversation_id == conversation_id,
+                _messages.c.id <= message_id,
+                (_messages.c.id == message_id)
+                | (_messages.c.direction == "out")
+                | _messages.c.status.in_(_IN_HISTORY),
+            )
+            .order_by(_messages.c.id.desc())
+            .limit(HISTORY_LIMIT)
+        )
+        rows = await self._run(lambda conn: conn.execute(query).all(), write=False)
         history = [
             {"role": "assistant" if d == "out" else "user", "content": t} for d, t in rows[::-1]
         ]
@@ -311,8 +347,9 @@ class MinimalPipeline:
         latency = time.monotonic() - sent
         content = reply["choices"][0]["message"]["content"] or ""
         usage = reply.get("usage") or {}
-        async with self._write() as conn:
-            await conn.execute(
+
+        def finish(conn: Connection) -> int:
+            conn.execute(
                 insert(_calls).values(
                     message_id=message_id,
                     conversation_id=conversation_id,
@@ -329,69 +366,69 @@ class MinimalPipeline:
                     created_at=_now(),
                 )
             )
-            out_id = (
-                await conn.execute(
-                    insert(_messages)
-                    .values(
-                        conversation_id=conversation_id,
-                        channel="bench",
-                        direction="out",
-                        text=content,
-                        markup="markdown",
-                        status="pending",
-                        reply_to_id=message_id,
-                        attempts=0,
-                        created_at=_now(),
-                        updated_at=_now(),
-                    )
-                    .returning(_messages.c.id)
+            out_id = conn.execute(
+                insert(_messages)
+                .values(
+                    conversation_id=conversation_id,
+                    channel="bench",
+                    direction="out",
+                    text=content,
+                    markup="markdown",
+                    status="pending",
+                    reply_to_id=message_id,
+                    attempts=0,
+                    created_at=_now(),
+                    updated_at=_now(),
                 )
+                .returning(_messages.c.id)
             ).scalar_one()
-            await conn.execute(
+            conn.execute(
                 update(_messages)
                 .where(_messages.c.id == message_id)
                 .values(status="done", updated_at=_now())
             )
+            return int(out_id)
+
+        out_id = await self._run(finish, write=True)
         delivered = time.monotonic()  # "send": the in-memory channel takes it at once
         self.delivered += 1
-        async with self._write() as conn:
-            await conn.execute(
+
+        def mark(conn: Connection) -> None:
+            conn.execute(
                 update(_messages)
                 .where(_messages.c.id == out_id)
                 .values(status="delivered", external_id=f"out-{out_id}", updated_at=_now())
             )
+
+        await self._run(mark, write=True)
         return delivered - started
 
 
-async def _conversation_id(conn: AsyncConnection, key: str) -> int:
-    found = (
-        await conn.execute(select(_conversations.c.id).where(_conversations.c.key == key))
-    ).scalar()
+def _conversation_id(conn: Connection, key: str) -> int:
+    found = conn.execute(select(_conversations.c.id).where(_conversations.c.key == key)).scalar()
     if found is not None:
         return int(found)
     return int(
-        (
-            await conn.execute(
-                insert(_conversations)
-                .values(
-                    key=key,
-                    channel="bench",
-                    chat_id=key,
-                    thread_id=None,
-                    history_start_id=0,
-                    created_at=_now(),
-                    updated_at=_now(),
-                )
-                .returning(_conversations.c.id)
+        conn.execute(
+            insert(_conversations)
+            .values(
+                key=key,
+                channel="bench",
+                chat_id=key,
+                thread_id=None,
+                history_start_id=0,
+                created_at=_now(),
+                updated_at=_now(),
             )
+            .returning(_conversations.c.id)
         ).scalar_one()
     )
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _tune_sqlite(engine: Engine) -> None:
     """WAL, ``synchronous=NORMAL``, a busy timeout, ``BEGIN IMMEDIATE`` for writes."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -400,7 +437,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("bench_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

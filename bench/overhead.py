@@ -115,20 +115,25 @@ async def _databases(backend: str, opts: Options) -> AsyncIterator[tuple[str, st
 
 
 async def measure(backend: str, opts: Options) -> dict[str, Figures]:
-    """Run both pipelines, alternating, and return their figures."""
+    """Run the pipelines, alternating, and return their figures by name."""
     size = sizes(opts.quick)
-    figures = {"botkit": Figures(), "minimal": Figures()}
     async with ModelServer() as model, _databases(backend, opts) as (botkit_url, minimal_url):
         botkit = BotkitPipeline(botkit_url, model.url)
         minimal = MinimalPipeline(minimal_url, model.url)
+        baselines = [minimal]
+        if backend == "sqlite":  # the same hand-written work on sqlite3 in threads, as botkit
+            threaded_url = sqlite_url(opts.workdir, "threaded")
+            baselines.append(MinimalPipeline(threaded_url, model.url, threaded=True))
+        pipelines: list[Pipeline] = [botkit, *baselines]
+        figures = {p.name: Figures() for p in pipelines}
         await botkit.start()
-        await minimal.start()
+        for baseline in baselines:
+            await baseline.start()
         try:
-            pipelines: list[Pipeline] = [botkit, minimal]
             for pipeline in pipelines:  # caches, pools, the tokenizer: loaded before timing
                 await latency_phase(pipeline, f"warm-{pipeline.name}", size.warmup)
             for round_ in range(size.rounds):
-                order = pipelines if round_ % 2 == 0 else pipelines[::-1]
+                order = pipelines[round_ % len(pipelines) :] + pipelines[: round_ % len(pipelines)]
                 for pipeline in order:
                     tag = f"r{round_}-{pipeline.name}"
                     figures[pipeline.name].latencies += await latency_phase(
@@ -140,24 +145,32 @@ async def measure(backend: str, opts: Options) -> dict[str, Figures]:
                     figures[pipeline.name].rates.append(rate)
         finally:
             await botkit.close()
-            await minimal.close()
+            for baseline in baselines:
+                await baseline.close()
     return figures
 
 
 def line(backend: str, figures: dict[str, Figures]) -> str:
-    """The result line."""
-    b, m = figures["botkit"], figures["minimal"]
-    b50, m50 = percentile(b.latencies, 50), percentile(m.latencies, 50)
-    b99, m99 = percentile(b.latencies, 99), percentile(m.latencies, 99)
-    b_rate, m_rate = max(b.rates), max(m.rates)
-    over = b50 - m50
-    target = TARGET_P50[backend]
-    return (
-        f"p50 {ms(over)} over minimal ({ms(b50)} vs {ms(m50)}; target <= {ms(target)})  "
-        f"p99 {ms(b99)} vs {ms(m99)}  "
-        f"throughput {b_rate / m_rate:.2f}x minimal ({b_rate:.0f} vs {m_rate:.0f} msg/s; "
-        f"target >= {TARGET_THROUGHPUT}x)"
+    """The result line: botkit against each baseline."""
+    b = figures["botkit"]
+    b50, b99, b_rate = (
+        percentile(b.latencies, 50),
+        percentile(b.latencies, 99),
+        max(b.rates),
     )
+    target = TARGET_P50[backend]
+    parts = []
+    for name, m in figures.items():
+        if name == "botkit":
+            continue
+        m50, m99, m_rate = percentile(m.latencies, 50), percentile(m.latencies, 99), max(m.rates)
+        parts.append(
+            f"p50 {ms(b50 - m50)} over {name} ({ms(b50)} vs {ms(m50)}; target <= {ms(target)})  "
+            f"p99 {ms(b99)} vs {ms(m99)}  "
+            f"throughput {b_rate / m_rate:.2f}x {name} ({b_rate:.0f} vs {m_rate:.0f} msg/s; "
+            f"target >= {TARGET_THROUGHPUT}x)"
+        )
+    return "  |  ".join(parts)
 
 
 async def run_sqlite(opts: Options) -> str:

@@ -415,3 +415,23 @@ async def test_a_write_cancelled_while_it_runs_still_commits(store: Store) -> No
     await asyncio.sleep(0.1)
     # a write that started completes, like a commit under way
     assert await store.state("t").get("running") == "running"
+
+
+async def test_reads_asked_at_once_each_get_their_own_result_or_error(store: Store) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    def number(i: int) -> Any:
+        return lambda conn: conn.execute(text("SELECT :i"), {"i": i}).scalar()
+
+    def broken(conn: Connection) -> Any:
+        return conn.execute(text("SELECT * FROM no_such_table")).all()
+
+    results = await asyncio.gather(
+        *(store.db.read(number(i)) for i in range(50)),
+        store.db.read(broken),
+        *(store.db.read(number(i)) for i in range(50, 100)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[50], SQLAlchemyError)
+    assert results[:50] + results[51:] == list(range(100))
