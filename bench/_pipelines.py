@@ -404,6 +404,44 @@ class MinimalPipeline:
         return delivered - started
 
 
+class BareModelCalls:
+    """No pipeline at all: one POST to the model per message, nothing stored.
+
+    The floor for the concurrency scenario: what the HTTP client and the model server
+    alone take on this machine.
+    """
+
+    name = "bare"
+
+    def __init__(self, model_url: str, *, connection_limit: int = 100) -> None:
+        self.model_url = model_url.rstrip("/") + "/chat/completions"
+        self._connection_limit = connection_limit
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the HTTP session."""
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connection_limit)
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._http is not None:
+            await self._http.close()
+
+    async def one(self, conversation: str, text: str, external_id: str) -> float:
+        assert self._http is not None
+        started = time.monotonic()
+        prompt = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": text}]
+        body = json.dumps({"model": MODEL, "messages": prompt, "max_tokens": 1024})
+        async with self._http.post(
+            self.model_url, data=body, headers={"Content-Type": "application/json"}
+        ) as response:
+            response.raise_for_status()
+            await response.json()
+        return time.monotonic() - started
+
+
 def _conversation_id(conn: Connection, key: str) -> int:
     found = conn.execute(select(_conversations.c.id).where(_conversations.c.key == key)).scalar()
     if found is not None:

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from bench._pipelines import BotkitPipeline, MinimalPipeline
+from bench._pipelines import BareModelCalls, BotkitPipeline, MinimalPipeline
 from bench._util import (
     ROOT,
     ModelServer,
@@ -58,8 +58,10 @@ async def _worker(
     unpooled: bool,
 ) -> dict[str, Any]:
     limit = 0 if unpooled else 100  # 100 is aiohttp's default
-    runner: BotkitPipeline | MinimalPipeline
-    if pipeline == "minimal":
+    runner: BotkitPipeline | MinimalPipeline | BareModelCalls
+    if pipeline == "bare":
+        runner = BareModelCalls(model_url, connection_limit=limit)
+    elif pipeline == "minimal":
         runner = MinimalPipeline(
             database_url, model_url, max_in_flight=max_in_flight, connection_limit=limit
         )
@@ -129,7 +131,11 @@ async def _run(
     return result
 
 
-def _line(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+def _line(
+    result: dict[str, Any],
+    baseline: dict[str, Any] | None,
+    bare: dict[str, Any] | None = None,
+) -> str:
     wall = result["wall"]
     text = f"{result['conversations']} conversations answered in {wall:.2f} s"
     if baseline is not None:
@@ -139,6 +145,11 @@ def _line(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         )
     else:
         text += f", floor {result['delay']:g} s (the model)"
+    if bare is not None:
+        text += (
+            f"; the HTTP client alone, nothing stored: {bare['wall']:.2f} s, so "
+            f"{wall - bare['wall']:.2f} s is botkit's"
+        )
     text += f"  peak RSS {result['peak_rss']:.0f} MB"
     if baseline is not None:
         text += f" (target <= {TARGET_RSS_MB:.0f} MB; minimal {baseline['peak_rss']:.0f} MB)"
@@ -151,16 +162,18 @@ def _line(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
 
 async def run_configured(opts: Options) -> str:
     """``concurrency``: ``max_in_flight = 1000``, the client as botkit builds it."""
+    bare = await _run(opts, "bare", 1000, unpooled=True)
     minimal = await _run(opts, "minimal", 1000, unpooled=False)
     result = await _run(opts, "botkit", 1000, unpooled=False)
-    return _line(result, minimal) + "  [max_in_flight=1000, aiohttp's 100-connection pool]"
+    return _line(result, minimal, bare) + "  [max_in_flight=1000, aiohttp's 100-connection pool]"
 
 
 async def run_unpooled(opts: Options) -> str:
     """``concurrency/pool``: the same with unlimited connection pools."""
+    bare = await _run(opts, "bare", 1000, unpooled=True)
     minimal = await _run(opts, "minimal", 1000, unpooled=True)
     result = await _run(opts, "botkit", 1000, unpooled=True)
-    return _line(result, minimal) + "  [max_in_flight=1000, unlimited pools]"
+    return _line(result, minimal, bare) + "  [max_in_flight=1000, unlimited pools]"
 
 
 async def run_default(opts: Options) -> str:
@@ -172,7 +185,7 @@ async def run_default(opts: Options) -> str:
 def main() -> None:
     """The worker process."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--worker", choices=["botkit", "minimal"], required=True)
+    parser.add_argument("--worker", choices=["botkit", "minimal", "bare"], required=True)
     parser.add_argument("--database", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--conversations", type=int, required=True)
