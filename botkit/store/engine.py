@@ -44,7 +44,13 @@ _READ_BATCH = 64  # reads that share one read transaction, at most
 
 T = TypeVar("T")
 Operation = Callable[[Connection], T]
-"""What runs in one transaction: statements on a ``Connection``, then a result."""
+"""What runs in one transaction: statements on a ``Connection``, then a result.
+
+An operation whose class has a static method ``together(conn, ops) -> results`` can also
+run at once with the operations of its class queued next to it, in fewer statements
+(say, one multi-row INSERT for a burst of accepted messages); the results come back in
+the order of ``ops``.
+"""
 
 
 @dataclass(slots=True, eq=False)
@@ -205,19 +211,28 @@ class Database:
         assert self._sync is not None
         outcomes: list[Outcome] = []
         with self._sync.connect() as conn:
-            for item in batch:
+            for group in _groups(batch):
                 try:
-                    outcomes.append((True, item.op(conn)))
+                    outcomes += [(True, r) for r in _run_group(conn, group)]
+                    continue
                 except Exception as exc:
-                    outcomes.append((False, exc))
                     conn.rollback()  # the next one starts clean
+                    if len(group) == 1:
+                        outcomes.append((False, exc))
+                        continue
+                for item in group:  # one of them failed: each alone
+                    try:
+                        outcomes.append((True, item.op(conn)))
+                    except Exception as alone:
+                        outcomes.append((False, alone))
+                        conn.rollback()
         return outcomes
 
     def _run_writes(self, batch: list[_Waiting[Any]]) -> list[Outcome]:
         """In the writer thread: the batch in one transaction, or each alone if it fails."""
         try:
             with self._writer_engine.begin() as conn:
-                return [(True, item.op(conn)) for item in batch]
+                return [(True, r) for group in _groups(batch) for r in _run_group(conn, group)]
         except Exception as exc:
             if len(batch) == 1:
                 return [(False, exc)]
@@ -253,6 +268,30 @@ class Database:
         self._write_thread.shutdown(wait=True)
         self._read_threads.shutdown(wait=True)
         self._sync.dispose()
+
+
+def _together(op: Any) -> Any:
+    return getattr(type(op), "together", None)
+
+
+def _groups(batch: list[_Waiting[Any]]) -> list[list[_Waiting[Any]]]:
+    """The batch cut into runs of neighbours that can run together (or alone)."""
+    groups: list[list[_Waiting[Any]]] = []
+    for item in batch:
+        together = _together(item.op)
+        if groups and together is not None and _together(groups[-1][0].op) is together:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def _run_group(conn: Connection, group: list[_Waiting[Any]]) -> list[Any]:
+    together = _together(group[0].op)
+    if together is None or len(group) == 1:
+        return [item.op(conn) for item in group]
+    results: list[Any] = together(conn, [item.op for item in group])
+    return results
 
 
 def _normalise(url: str) -> str:

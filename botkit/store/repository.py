@@ -44,6 +44,7 @@ T = TypeVar("T")
 NANOS_PER_DOLLAR = 1_000_000_000
 UNFINISHED_IN = ("pending", "processing")
 _CONVERSATION_CACHE = 100_000
+_IN_CHUNK = 500  # values in one IN (...): SQLite allows 32766 parameters a statement
 UNDELIVERED_OUT = ("pending", "sending")
 # inbound turns the model sees: answered, being answered, or kept as passive context
 # (a pending one is the message being answered, or one of its coalesced burst: later
@@ -74,7 +75,11 @@ class Store:
         self._insert_message = self._insert_ignore(
             _messages, ["channel", "direction", "external_id"]
         )
+        self._insert_messages = self._insert_message.returning(
+            _messages.c.channel, _messages.c.external_id
+        )
         self._insert_conversation = self._insert_ignore(_conversations, ["key"])
+        self._insert_conversations = self._insert_conversation.returning(_conversations.c.key)
 
     # -- inbox ---------------------------------------------------------------------------
 
@@ -114,21 +119,7 @@ class Store:
             "claimed_until": claim.until if claim else None,
         }
 
-        def op(conn: Connection) -> tuple[Accepted, int]:
-            conversation_id = self._conversation_id(conn, message.conversation)
-            inserted = conn.execute(
-                self._insert_message, {**values, "conversation_id": conversation_id}
-            ).scalar()
-            if inserted is not None:
-                return Accepted(message_id=int(inserted), duplicate=False), conversation_id
-            existing = conn.execute(
-                _FIND_MESSAGE,
-                {"b_channel": message.channel, "b_external_id": message.external_id},
-            ).scalar()
-            if existing is None:  # pragma: no cover - the insert only skips on conflict
-                raise StoreError("a duplicate message vanished while it was being accepted")
-            return Accepted(message_id=int(existing), duplicate=True), conversation_id
-
+        op = _Accept(self, message.conversation, values)
         accepted, conversation_id = await self._write("accept message", op)
         self._remember(message.conversation, conversation_id)
         return accepted, conversation_id
@@ -679,6 +670,100 @@ class Store:
             return await self.db.write(op)
         except SQLAlchemyError as exc:
             raise StoreError(f"could not {what}: {_short(exc)}") from exc
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Accept:
+    """Store one inbound message (the write behind ``Store.accept``); a burst of them
+    runs together in a few multi-row statements."""
+
+    store: Store
+    ref: ConversationRef
+    values: dict[str, Any]  # the message's row, less its conversation
+
+    def __call__(self, conn: Connection) -> tuple[Accepted, int]:
+        conversation_id = self.store._conversation_id(conn, self.ref)
+        inserted = conn.execute(
+            self.store._insert_message, {**self.values, "conversation_id": conversation_id}
+        ).scalar()
+        if inserted is not None:
+            return Accepted(message_id=int(inserted), duplicate=False), conversation_id
+        return Accepted(message_id=self._existing(conn), duplicate=True), conversation_id
+
+    def _existing(self, conn: Connection) -> int:
+        found = conn.execute(
+            _FIND_MESSAGE,
+            {"b_channel": self.values["channel"], "b_external_id": self.values["external_id"]},
+        ).scalar()
+        if found is None:  # pragma: no cover - the insert only skips on conflict
+            raise StoreError("a duplicate message vanished while it was being accepted")
+        return int(found)
+
+    @staticmethod
+    def together(conn: Connection, ops: list[_Accept]) -> list[tuple[Accepted, int]]:
+        store = ops[0].store
+        conversations = _conversation_ids(conn, store, [op.ref for op in ops])
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for op in ops:  # a message twice in one burst is stored once
+            key = (op.values["channel"], op.values["external_id"])
+            rows.setdefault(key, {**op.values, "conversation_id": conversations[op.ref.key]})
+        inserted = {
+            (channel, external_id): int(id_)
+            for id_, channel, external_id in conn.execute(
+                store._insert_messages, list(rows.values())
+            ).all()
+        }
+        results = []
+        for op in ops:
+            key = (op.values["channel"], op.values["external_id"])
+            new = inserted.pop(key, None)  # the first of a key takes it
+            accepted = (
+                Accepted(message_id=new, duplicate=False)
+                if new is not None
+                else Accepted(message_id=op._existing(conn), duplicate=True)
+            )
+            results.append((accepted, conversations[op.ref.key]))
+        return results
+
+
+def _conversation_ids(
+    conn: Connection, store: Store, refs: list[ConversationRef]
+) -> dict[str, int]:
+    """The ids of these conversations by key, creating the new ones (multi-row)."""
+    found: dict[str, int] = {}
+    for ref in refs:
+        known = store._conversation_ids.get(ref.key)  # the loop's thread may clear it meanwhile
+        if known is not None:
+            found[ref.key] = known
+    missing = {r.key: r for r in refs if r.key not in found}
+    keys = list(missing)
+    for start in range(0, len(keys), _IN_CHUNK):  # bound the parameters of one statement
+        query = select(_conversations.c.id, _conversations.c.key).where(
+            _conversations.c.key.in_(keys[start : start + _IN_CHUNK])
+        )
+        found.update((key, int(id_)) for id_, key in conn.execute(query).all())
+    new = [ref for key, ref in missing.items() if key not in found]
+    if new:
+        now = utcnow()
+        rows = [
+            {
+                "key": ref.key,
+                "channel": ref.channel,
+                "chat_id": ref.chat_id,
+                "thread_id": ref.thread_id,
+                "history_start_id": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for ref in new
+        ]
+        found.update(
+            (key, int(id_)) for id_, key in conn.execute(store._insert_conversations, rows).all()
+        )
+        for ref in new:  # made meanwhile by another process: read it
+            if ref.key not in found:
+                found[ref.key] = store._conversation_id(conn, ref)
+    return found
 
 
 def _history_query(*, bounded: bool) -> Select[Any]:

@@ -418,11 +418,11 @@ async def test_a_write_cancelled_while_it_runs_still_commits(store: Store) -> No
 
 
 async def test_reads_asked_at_once_each_get_their_own_result_or_error(store: Store) -> None:
-    from sqlalchemy import text
+    from sqlalchemy import Integer, literal, select, text
     from sqlalchemy.exc import SQLAlchemyError
 
     def number(i: int) -> Any:
-        return lambda conn: conn.execute(text("SELECT :i"), {"i": i}).scalar()
+        return lambda conn: conn.execute(select(literal(i, Integer()))).scalar()
 
     def broken(conn: Connection) -> Any:
         return conn.execute(text("SELECT * FROM no_such_table")).all()
@@ -435,3 +435,54 @@ async def test_reads_asked_at_once_each_get_their_own_result_or_error(store: Sto
     )
     assert isinstance(results[50], SQLAlchemyError)
     assert results[:50] + results[51:] == list(range(100))
+
+
+async def test_a_burst_of_accepts_stores_each_message_once_with_its_conversation(
+    store: Store,
+) -> None:
+    from sqlalchemy import event
+
+    earlier, _ = await store.accept(_msg("before the burst", "pre", chat="c0"))
+    burst = [_msg(f"m{i}", f"e{i}", chat=f"c{i % 10}") for i in range(40)]
+    burst.insert(7, _msg("m5 delivered twice", "e5", chat="c5"))
+    burst.append(_msg("again", "pre", chat="c0"))
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    engine = getattr(store.db, "_sync", None)
+    if engine is not None:  # SQLite: the burst runs together, in a few statements
+        event.listen(engine, "before_cursor_execute", count)
+    results = await asyncio.gather(*(store.accept(m) for m in burst))
+    if engine is not None:
+        event.remove(engine, "before_cursor_execute", count)
+        inserts = [s for s in statements if s.startswith("INSERT INTO messages")]
+        assert 1 <= len(inserts) <= 3, statements
+
+    duplicates = [m.external_id for m, (a, _) in zip(burst, results, strict=True) if a.duplicate]
+    assert sorted(duplicates) == ["e5", "pre"]
+    assert results[-1][0].message_id == earlier.message_id
+    assert results[5][0].message_id == results[7][0].message_id  # both copies of e5
+    firsts = [a.message_id for m, (a, _) in zip(burst, results, strict=True) if not a.duplicate]
+    assert len(set(firsts)) == 40
+    for message, (_, conversation_id) in zip(burst, results, strict=True):
+        assert conversation_id == await store.conversation_id(message.conversation)
+    texts = {m.text for m in await store.messages(firsts)}
+    # the first copy of e5 is kept: in queue order on SQLite, whichever won on PostgreSQL
+    kept = {"m5"} if store.db.sqlite else texts & {"m5", "m5 delivered twice"}
+    assert len(kept) == 1
+    assert texts == {f"m{i}" for i in range(40) if i != 5} | kept
+
+
+async def test_a_bad_message_in_a_burst_fails_alone(store: Store) -> None:
+    from botkit.exceptions import StoreError
+
+    burst = [_msg(f"m{i}", f"e{i}", chat=f"c{i % 3}") for i in range(10)]
+    burst[4] = Message(ConversationRef("test", "c1"), Sender("u1"), None, "bad")  # type: ignore[arg-type]
+    results = await asyncio.gather(*(store.accept(m) for m in burst), return_exceptions=True)
+    assert isinstance(results[4], StoreError)
+    good = [r for i, r in enumerate(results) if i != 4]
+    assert all(isinstance(r, tuple) and not r[0].duplicate for r in good)
+    stored = await store.messages([r[0].message_id for r in good if isinstance(r, tuple)])
+    assert sorted(m.text for m in stored) == [f"m{i}" for i in range(10) if i != 4]
