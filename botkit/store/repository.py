@@ -338,24 +338,14 @@ class Store:
             The outbox ids of the replies, in order, and whether they are claimed.
         """
         now = utcnow()
-        call_values = [_call_values(call, now) for call in calls]
-        done = {"b_ids": list(ids), "status": status, "error": error, "updated_at": now}
-
-        def op(conn: Connection) -> Finished:
-            if call_values:
-                conn.execute(_INSERT_CALL, call_values)
-            claimed = False
-            if claim is not None and replies:
-                waiting = conn.execute(
-                    _WAITING_REPLY, {"b_conversation_id": replies[0].conversation_id}
-                ).first()
-                claimed = waiting is None
-            out_ids = [
-                _add_outbound(conn, draft, claim if claimed else None, now) for draft in replies
-            ]
-            conn.execute(_SET_STATUS, done)
-            return Finished(out_ids, claimed)
-
+        op = _Finish(
+            ids=list(ids),
+            done={"status": status, "error": error, "updated_at": now},
+            replies=list(replies),
+            claim=claim,
+            calls=[_call_values(call, now) for call in calls],
+            now=now,
+        )
         finished = await self._write("finish message", op)
         self.forget_unsaved(calls)
         return finished
@@ -412,7 +402,7 @@ class Store:
     async def update_outbound(self, outbound_id: int, **values: Any) -> None:
         """Set delivery fields of an outbox entry (status, attempts, external id...)."""
         params = {**values, "updated_at": utcnow(), "b_id": outbound_id}
-        await self._write("update outbox", lambda conn: conn.execute(_UPDATE_MESSAGE, params))
+        await self._write("update outbox", _Update(params))
 
     # -- history -------------------------------------------------------------------------
 
@@ -449,16 +439,7 @@ class Store:
             (as :meth:`history`, at most ``limit``).
         """
 
-        def op(
-            conn: Connection,
-        ) -> tuple[tuple[str, int] | None, list[StoredMessage]]:
-            found = conn.execute(_CONTEXT, {"b_conversation_id": conversation_id}).first()
-            start, text, covers = found if found is not None else (0, None, None)
-            summary = (text, int(covers)) if text is not None and covers is not None else None
-            after = max(start or 0, summary[1] if summary else 0)
-            return summary, _history_rows(conn, conversation_id, after, before_id, limit)
-
-        return await self._read("load conversation", op)
+        return await self._read("load conversation", _Context(conversation_id, before_id, limit))
 
     async def chat_messages_since(
         self, channel: str, chat_id: str, *, since: datetime, limit: int
@@ -726,6 +707,133 @@ class _Accept:
         return results
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Finish:
+    """Finish inbound messages (the write behind ``Store.finish_inbound``); a burst of
+    them runs together: one INSERT of all their model calls, one look for replies
+    waiting, one UPDATE of all their statuses."""
+
+    ids: list[int]
+    done: dict[str, Any]  # status, error, updated_at
+    replies: list[OutboundDraft]
+    claim: Claim | None
+    calls: list[dict[str, Any]]
+    now: datetime
+
+    def __call__(self, conn: Connection) -> Finished:
+        if self.calls:
+            conn.execute(_INSERT_CALL, self.calls)
+        claimed = False
+        if self.claim is not None and self.replies:
+            waiting = conn.execute(
+                _WAITING_REPLY, {"b_conversation_id": self.replies[0].conversation_id}
+            ).first()
+            claimed = waiting is None
+        out_ids = self._add_replies(conn, claimed)
+        conn.execute(_UPDATE_MESSAGE, [{**self.done, "b_id": i} for i in self.ids])
+        return Finished(out_ids, claimed)
+
+    def _add_replies(self, conn: Connection, claimed: bool) -> list[int]:
+        claim = self.claim if claimed else None
+        return [_add_outbound(conn, draft, claim, self.now) for draft in self.replies]
+
+    @staticmethod
+    def together(conn: Connection, ops: list[_Finish]) -> list[Finished]:
+        # one conversation twice: the second waits for the first's replies, so the burst
+        # is cut there and the parts run one after the other
+        parts: list[list[_Finish]] = [[]]
+        answering: set[int] = set()
+        for op in ops:
+            conversation = op.replies[0].conversation_id if op.replies else None
+            if conversation is not None and conversation in answering:
+                parts.append([])
+                answering.clear()
+            parts[-1].append(op)
+            if conversation is not None:
+                answering.add(conversation)
+        return [result for part in parts for result in _Finish._all(conn, part)]
+
+    @staticmethod
+    def _all(conn: Connection, ops: list[_Finish]) -> list[Finished]:
+        """Finish ``ops``, no two of which reply in the same conversation."""
+        calls = [values for op in ops for values in op.calls]
+        if calls:
+            conn.execute(_INSERT_CALL, calls)
+        asking = [op.replies[0].conversation_id for op in ops if op.replies and op.claim]
+        waiting: set[int] = set()
+        for start in range(0, len(asking), _IN_CHUNK):
+            chunk = asking[start : start + _IN_CHUNK]
+            waiting.update(conn.execute(_WAITING_REPLIES, {"b_ids": chunk}).scalars())
+        results = []
+        for op in ops:
+            claimed = (
+                op.claim is not None
+                and bool(op.replies)
+                and op.replies[0].conversation_id not in waiting
+            )
+            results.append(Finished(op._add_replies(conn, claimed), claimed))
+        conn.execute(_UPDATE_MESSAGE, [{**op.done, "b_id": i} for op in ops for i in op.ids])
+        return results
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Update:
+    """Set columns of one message (``Store.update_outbound``); a burst of delivery marks
+    runs as one UPDATE executed for many rows."""
+
+    params: dict[str, Any]  # the columns to set, and ``b_id``
+
+    def __call__(self, conn: Connection) -> None:
+        conn.execute(_UPDATE_MESSAGE, self.params)
+
+    @staticmethod
+    def together(conn: Connection, ops: list[_Update]) -> list[None]:
+        ids = [op.params["b_id"] for op in ops]
+        shapes = {frozenset(op.params) for op in ops}
+        if len(set(ids)) < len(ids) or len(shapes) > 1:  # keep the order that matters
+            for op in ops:
+                op(conn)
+        else:
+            conn.execute(_UPDATE_MESSAGE, [op.params for op in ops])
+        return [None] * len(ops)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Context:
+    """Read a conversation's running summary and newest turns
+    (``Store.conversation_context``); reads of many conversations at once share one
+    query for their summaries."""
+
+    conversation_id: int
+    before_id: int | None
+    limit: int
+
+    def __call__(self, conn: Connection) -> tuple[tuple[str, int] | None, list[StoredMessage]]:
+        found = conn.execute(_CONTEXT, {"b_conversation_id": self.conversation_id}).first()
+        return self._turns(conn, tuple(found) if found is not None else (0, None, None))
+
+    def _turns(
+        self, conn: Connection, found: tuple[Any, ...]
+    ) -> tuple[tuple[str, int] | None, list[StoredMessage]]:
+        start, text, covers = found
+        summary = (text, int(covers)) if text is not None and covers is not None else None
+        after = max(start or 0, summary[1] if summary else 0)
+        rows = _history_rows(conn, self.conversation_id, after, self.before_id, self.limit)
+        return summary, rows
+
+    @staticmethod
+    def together(
+        conn: Connection, ops: list[_Context]
+    ) -> list[tuple[tuple[str, int] | None, list[StoredMessage]]]:
+        wanted = sorted({op.conversation_id for op in ops})
+        found: dict[int, tuple[Any, ...]] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            for id_, *rest in conn.execute(_CONTEXTS, {"b_ids": chunk}).all():
+                found[int(id_)] = tuple(rest)
+        return [op._turns(conn, found.get(op.conversation_id, (0, None, None))) for op in ops]
+
+
 def _conversation_ids(
     conn: Connection, store: Store, refs: list[ConversationRef]
 ) -> dict[str, int]:
@@ -835,7 +943,10 @@ def _add_outbound(
 
 
 def _call_values(call: CallRow, now: datetime) -> dict[str, Any]:
-    return {**dataclasses.asdict(call), "created_at": now}
+    # not dataclasses.asdict: it deep-copies every field, several times slower
+    values = {name: getattr(call, name) for name in _CALL_FIELDS}
+    values["created_at"] = now
+    return values
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -889,6 +1000,9 @@ class CallRow:
     conversation_id: int | None = None
     channel: str | None = None
     user_id: str | None = None
+
+
+_CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallRow))
 
 
 class NamespaceState:
@@ -983,8 +1097,26 @@ _WAITING_REPLY = (
     )
     .limit(1)
 )
+_WAITING_REPLIES = (
+    select(_messages.c.conversation_id)
+    .where(
+        _messages.c.conversation_id.in_(bindparam("b_ids", expanding=True)),
+        _messages.c.direction == "out",
+        _messages.c.status.in_((*UNDELIVERED_OUT, "streaming")),
+    )
+    .distinct()
+)
+_CONTEXTS = (
+    select(
+        _conversations.c.id,
+        _conversations.c.history_start_id,
+        _summaries.c.text,
+        _summaries.c.covers_through_id,
+    )
+    .outerjoin(_summaries, _summaries.c.conversation_id == _conversations.c.id)
+    .where(_conversations.c.id.in_(bindparam("b_ids", expanding=True)))
+)
 # SET takes the columns named in the parameters
-_SET_STATUS = update(_messages).where(_messages.c.id.in_(bindparam("b_ids", expanding=True)))
 _UPDATE_MESSAGE = update(_messages).where(_messages.c.id == bindparam("b_id"))
 
 

@@ -486,3 +486,113 @@ async def test_a_bad_message_in_a_burst_fails_alone(store: Store) -> None:
     assert all(isinstance(r, tuple) and not r[0].duplicate for r in good)
     stored = await store.messages([r[0].message_id for r in good if isinstance(r, tuple)])
     assert sorted(m.text for m in stored) == [f"m{i}" for i in range(10) if i != 4]
+
+
+def _statements(store: Store) -> Any:
+    """A context manager collecting the SQL run on SQLite (nothing on PostgreSQL)."""
+    import contextlib
+
+    from sqlalchemy import event
+
+    @contextlib.contextmanager
+    def collect() -> Any:
+        seen: list[str] = []
+
+        def count(*args: Any) -> None:
+            seen.append(args[2])
+
+        engine = getattr(store.db, "_sync", None)
+        if engine is not None:
+            event.listen(engine, "before_cursor_execute", count)
+        try:
+            yield seen
+        finally:
+            if engine is not None:
+                event.remove(engine, "before_cursor_execute", count)
+
+    return collect()
+
+
+async def test_a_burst_of_finishes_keeps_each_conversations_outbox_order(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from botkit.store import Claim
+
+    claim = Claim("me", datetime.now(UTC) + timedelta(seconds=30))
+    accepted = [await store.accept(_msg(f"q{i}", f"e{i}", chat=f"c{i}")) for i in range(6)]
+    # c0 has a reply still waiting to go out: its new reply must queue behind it
+    await store.add_outbound(OutboundDraft(accepted[0][1], "test", "older"))
+    later, _ = await store.accept(_msg("q0b", "e0b", chat="c5"))
+
+    def call(i: int) -> CallRow:
+        return CallRow("chat", "gpt-4o-mini", 10, i, 1000, 1.0, True, None, 1, user_id=f"u{i}")
+
+    finishes = [
+        store.finish_inbound(
+            [a.message_id],
+            "done",
+            [OutboundDraft(conv, "test", f"r{i}")],
+            claim=claim,
+            calls=[call(i)],
+        )
+        for i, (a, conv) in enumerate(accepted)
+    ]
+    # c5 twice: its second reply must wait for the first (in one burst on SQLite; one
+    # after the other on PostgreSQL, whose concurrent transactions have no order)
+    second = store.finish_inbound(
+        [later.message_id], "done", [OutboundDraft(accepted[5][1], "test", "r5b")], claim=claim
+    )
+    with _statements(store) as seen:
+        if store.db.sqlite:
+            finished = await asyncio.gather(*finishes, second)
+        else:
+            finished = [*await asyncio.gather(*finishes), await second]
+    if store.db.sqlite:
+        assert len([s for s in seen if s.startswith("INSERT INTO model_calls")]) <= 2, seen
+    assert [f.claimed for f in finished] == [False, True, True, True, True, True, False]
+    rows = await store.messages([i for f in finished for i in f.out_ids])
+    assert {r.text: r.status for r in rows} == {
+        "r0": "pending",
+        **{f"r{i}": "sending" for i in range(1, 6)},
+        "r5b": "pending",
+    }
+    inbound = await store.messages([a.message_id for a, _ in accepted] + [later.message_id])
+    assert {m.status for m in inbound} == {"done"}
+    assert sum(r.calls for r in await store.usage()) == 6
+
+
+async def test_a_burst_of_context_reads_and_delivery_marks_match_them_one_by_one(
+    store: Store,
+) -> None:
+    convs = []
+    for chat in ("a", "b", "c"):
+        for i in range(3):
+            accepted, conv = await store.accept(_msg(f"{chat}{i}", f"{chat}-{i}", chat=chat))
+            await store.set_inbound_status([accepted.message_id], "done")
+        convs.append((conv, accepted.message_id))
+    await store.save_summary(convs[1][0], "b so far", convs[1][1] - 1)
+    await store.reset_conversation(convs[2][0], through_id=convs[2][1])
+    alone = [await store.conversation_context(c, before_id=None, limit=10) for c, _ in convs]
+    together = await asyncio.gather(
+        *(store.conversation_context(c, before_id=None, limit=10) for c, _ in convs)
+    )
+    assert together == alone
+    assert alone[1][0] == ("b so far", convs[1][1] - 1)
+    assert alone[2] == (None, [])
+
+    outs = [await store.add_outbound(OutboundDraft(c, "test", f"to {c}")) for c, _ in convs]
+    marks = [
+        store.update_outbound(outs[0], status="sending"),
+        store.update_outbound(outs[0], status="delivered", external_id="x0"),  # same row: in turn
+        *(store.update_outbound(o, status="delivered", external_id=f"x{o}") for o in outs[1:]),
+    ]
+    if store.db.sqlite:  # queued together, run in queue order
+        await asyncio.gather(*marks)
+    else:  # concurrent transactions have no order: one after another
+        for mark in marks:
+            await mark
+    rows = await store.messages(outs)
+    assert [(r.status, r.external_id) for r in rows] == [
+        ("delivered", "x0"),
+        *(("delivered", f"x{o}") for o in outs[1:]),
+    ]
