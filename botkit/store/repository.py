@@ -730,7 +730,7 @@ class _Finish:
             ).first()
             claimed = waiting is None
         out_ids = self._add_replies(conn, claimed)
-        conn.execute(_UPDATE_MESSAGE, [{**self.done, "b_id": i} for i in self.ids])
+        _set_done(conn, [self])
         return Finished(out_ids, claimed)
 
     def _add_replies(self, conn: Connection, claimed: bool) -> list[int]:
@@ -772,8 +772,15 @@ class _Finish:
                 and op.replies[0].conversation_id not in waiting
             )
             results.append(Finished(op._add_replies(conn, claimed), claimed))
-        conn.execute(_UPDATE_MESSAGE, [{**op.done, "b_id": i} for op in ops for i in op.ids])
+        _set_done(conn, ops)
         return results
+
+
+def _set_done(conn: Connection, ops: list[_Finish]) -> None:
+    """The finished messages' new statuses, in one UPDATE run for every row."""
+    rows = [{**op.done, "b_id": i} for op in ops for i in op.ids]
+    if rows:
+        conn.execute(_UPDATE_MESSAGE, rows)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
