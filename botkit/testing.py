@@ -604,7 +604,7 @@ async def run_bot(
     with contextlib.ExitStack() as stack:
         if database_url is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="botkit-test-"))
-            database_url = f"sqlite+aiosqlite:///{Path(folder) / 'bot.db'}"
+            database_url = f"sqlite:///{Path(folder) / 'bot.db'}"
         data: dict[str, Any] = {name: dict(table) for name, table in (config or {}).items()}
         data.setdefault("database", {}).setdefault("url", database_url)
         data["database"].setdefault("auto_migrate", True)
@@ -671,7 +671,7 @@ def bot_fixture(
             model=model(),
             channels=channels,
             config=config,
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
         ) as bot:
             yield bot
 

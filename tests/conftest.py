@@ -99,7 +99,7 @@ async def _drop_postgres_database(url: str) -> None:
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh, empty database: SQLite in tmp_path, and PostgreSQL when configured."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        yield f"sqlite:///{tmp_path / 'bot.db'}"
         return
     url = await _create_postgres_database()
     try:

@@ -596,3 +596,37 @@ async def test_a_burst_of_context_reads_and_delivery_marks_match_them_one_by_one
         ("delivered", "x0"),
         *(("delivered", f"x{o}") for o in outs[1:]),
     ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://", "sqlite:///:memory:", "sqlite+aiosqlite:///{tmp}/async-name.db"],
+)
+async def test_sqlite_urls_users_write_all_work(url: str, tmp_path: object) -> None:
+    from botkit.store import Database
+
+    database = Database(url.format(tmp=tmp_path))
+    assert database.url.startswith("sqlite+pysqlite")
+    try:
+        await database.upgrade()
+        store = Store(database)
+        accepted, conv = await store.accept(_msg("kept", "e1"))
+        concurrent = await asyncio.gather(
+            *(store.accept(_msg(f"m{i}", f"x{i}")) for i in range(20)),
+            store.history(conv, before_id=None, limit=50),
+        )
+        assert len({a.message_id for a, _ in concurrent[:20]}) == 20  # type: ignore[union-attr]
+        [row] = await store.messages([accepted.message_id])
+        assert row.text == "kept"
+    finally:
+        await database.close()
+
+
+def test_a_database_url_that_is_not_one_is_a_config_error() -> None:
+    from botkit.exceptions import ConfigError
+    from botkit.store import Database
+
+    with pytest.raises(ConfigError, match=r"database\.url"):
+        Database("not a url at all")
+    with pytest.raises(ConfigError, match=r"database\.url"):
+        Database("nosuchdb://host/db")

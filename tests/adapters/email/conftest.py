@@ -154,7 +154,7 @@ async def run_bot(tmp_path: Path) -> AsyncIterator[RunBot]:
     ) -> tuple[Bot, EmailAdapter]:
         adapter = EmailAdapter(name, settings)
         bot = make_bot(
-            database_url or f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            database_url or f"sqlite:///{tmp_path / 'bot.db'}",
             {name: adapter},
             plugins=plugins if plugins is not None else [chat_plugin],
             model=StandInModel(),  # the default [bot] settings: answers are streamed

@@ -33,7 +33,7 @@ def config(
     return parse_config(
         {
             "bot": {"stream": stream, "shutdown_grace": 5.0},
-            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"},
+            "database": {"url": f"sqlite:///{tmp_path / 'bot.db'}"},
             "llm": {"base_url": fake_openai.url, "model": "gpt-4o-mini"},
             "web": {"enabled": web, "port": 0},
             "adapters": {
