@@ -86,18 +86,23 @@ class _Line:
         self._most = most
         self._pending: list[_Waiting[Any]] = []
         self._drainers: set[asyncio.Task[None]] = set()
+        # drainers started and not yet past their last look at the queue: counted here,
+        # not by their tasks, whose done-callbacks run a loop turn after they stop looking
+        self._active = 0
 
     async def submit(self, op: Operation[T]) -> T:
         """Queue ``op`` and wait for its result. A caller cancelled before its operation
         was taken withdraws it; once taken, it runs to the end all the same."""
         entry: _Waiting[T] = _Waiting(op, asyncio.get_running_loop().create_future())
         self._pending.append(entry)
-        if len(self._drainers) < self._max_drainers:
+        if self._active < self._max_drainers:
+            self._active += 1
             task = asyncio.create_task(self._drain(), name="botkit-db")
             self._drainers.add(task)
             task.add_done_callback(self._drainers.discard)
         try:
-            return await asyncio.shield(entry.future)
+            # a cancelled caller cancels the future; the drainer then leaves it alone
+            return await entry.future
         except asyncio.CancelledError:
             if entry in self._pending:  # given up before it ran: it never will
                 self._pending.remove(entry)
@@ -109,6 +114,12 @@ class _Line:
             await asyncio.gather(*list(self._drainers), return_exceptions=True)
 
     async def _drain(self) -> None:
+        try:
+            await self._drain_queue()
+        finally:
+            self._active -= 1  # no await since the queue was last seen empty
+
+    async def _drain_queue(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
             most = len(self._pending) if self._most is None else self._most
