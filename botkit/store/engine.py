@@ -27,11 +27,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from botkit.exceptions import ConfigError
+from botkit.exceptions import ConfigError, StoreError
 
 __all__ = ["Database", "Operation", "is_sqlite"]
 
@@ -127,6 +127,8 @@ class _Line:
             del self._pending[:most]
             try:
                 outcomes = await loop.run_in_executor(self._executor, self._run, batch)
+            except Exception as exc:  # the thread could not take it: this batch fails
+                outcomes = [(False, exc)] * len(batch)
             except BaseException as exc:  # the loop is going away: nobody may hang
                 for item in batch:
                     if not item.future.done():
@@ -166,6 +168,7 @@ class Database:
         self.sqlite = is_sqlite(self.url)
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
+        self._closed = False
         try:
             if self.sqlite:
                 self._sync = _sqlite_engine(self.url, busy_timeout, echo)
@@ -197,6 +200,7 @@ class Database:
         On SQLite, reads waiting at the same moment share one read transaction (each sees
         everything committed before it was asked for).
         """
+        self._check_open()
         if self._async is not None:
             async with self._async.connect() as conn:
                 return await conn.run_sync(op)
@@ -212,31 +216,39 @@ class Database:
         one bad write fails alone. A caller cancelled before its write started takes it
         back; once it has started it completes (like a commit that was under way).
         """
+        self._check_open()
         if self._async is not None:
             async with self._async.begin() as conn:
                 return await conn.run_sync(op)
         return await self._writes.submit(op)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the database is closed")
+
     def _run_reads(self, batch: list[_Waiting[Any]]) -> list[Outcome]:
         """In a reader thread: the batch in one read transaction."""
         assert self._sync is not None
         outcomes: list[Outcome] = []
-        with self._sync.connect() as conn:
-            for group in _groups(batch):
-                try:
-                    outcomes += [(True, r) for r in _run_group(conn, group)]
-                    continue
-                except Exception as exc:
-                    conn.rollback()  # the next one starts clean
-                    if len(group) == 1:
-                        outcomes.append((False, exc))
-                        continue
-                for item in group:  # one of them failed: each alone
+        try:
+            with self._sync.connect() as conn:
+                for group in _groups(batch):
                     try:
-                        outcomes.append((True, item.op(conn)))
-                    except Exception as alone:
-                        outcomes.append((False, alone))
-                        conn.rollback()
+                        outcomes += [(True, r) for r in _run_group(conn, group)]
+                        continue
+                    except Exception as exc:
+                        conn.rollback()  # the next one starts clean
+                        if len(group) == 1:
+                            outcomes.append((False, exc))
+                            continue
+                    for item in group:  # one of them failed: each alone
+                        try:
+                            outcomes.append((True, item.op(conn)))
+                        except Exception as alone:
+                            outcomes.append((False, alone))
+                            conn.rollback()
+        except Exception as exc:  # no connection, or it broke: the rest fail with it
+            outcomes += [(False, exc)] * (len(batch) - len(outcomes))
         return outcomes
 
     def _run_writes(self, batch: list[_Waiting[Any]]) -> list[Outcome]:
@@ -245,8 +257,9 @@ class Database:
             with self._writer_engine.begin() as conn:
                 return [(True, r) for group in _groups(batch) for r in _run_group(conn, group)]
         except Exception as exc:
-            if len(batch) == 1:
-                return [(False, exc)]
+            if len(batch) == 1 or _locked(exc):
+                # another process holds the file: each write alone would wait as long again
+                return [(False, exc)] * len(batch)
         outcomes: list[Outcome] = []
         for item in batch:  # find the write that failed; the rest succeed alone
             try:
@@ -265,7 +278,11 @@ class Database:
         await self.write(_run_upgrade)
 
     async def close(self) -> None:
-        """Finish the writes under way, then close every pooled connection."""
+        """Finish the work under way, then close every pooled connection; the database
+        refuses work from then on."""
+        if self._closed:
+            return
+        self._closed = True
         if self._async is not None:
             await self._async.dispose()
             return
@@ -279,6 +296,11 @@ class Database:
         self._write_thread.shutdown(wait=True)
         self._read_threads.shutdown(wait=True)
         self._sync.dispose()
+
+
+def _locked(exc: Exception) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" (the busy timeout ran out)."""
+    return isinstance(exc, OperationalError) and "locked" in str(exc.orig)
 
 
 def _together(op: Any) -> Any:

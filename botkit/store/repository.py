@@ -8,6 +8,7 @@ the per-message path are built once: building a statement costs more than runnin
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,6 +57,8 @@ _messages = Base.metadata.tables["messages"]
 _calls = Base.metadata.tables["model_calls"]
 _state = Base.metadata.tables["state"]
 _summaries = Base.metadata.tables["conversation_summaries"]
+_UPDATABLE = frozenset(_messages.c.keys()) - {"id"}
+_JSON_COLUMNS = frozenset({"meta", "attachments", "raw"})
 
 
 class Store:
@@ -341,10 +344,9 @@ class Store:
         op = _Finish(
             ids=list(ids),
             done={"status": status, "error": error, "updated_at": now},
-            replies=list(replies),
+            replies=[_reply_row(draft, now) for draft in replies],
             claim=claim,
             calls=[_call_values(call, now) for call in calls],
-            now=now,
         )
         finished = await self._write("finish message", op)
         self.forget_unsaved(calls)
@@ -354,10 +356,8 @@ class Store:
 
     async def add_outbound(self, draft: OutboundDraft, *, claim: Claim | None = None) -> int:
         """Queue one reply in the outbox (claimed by ``claim``, if given); returns its id."""
-        now = utcnow()
-        return await self._write(
-            "queue reply", lambda conn: _add_outbound(conn, draft, claim, now)
-        )
+        row = _reply_row(draft, utcnow())
+        return await self._write("queue reply", lambda conn: _add_outbound(conn, row, claim))
 
     async def pending_outbound(self, conversation_id: int) -> list[StoredMessage]:
         """Undelivered replies of one conversation, oldest first."""
@@ -401,7 +401,12 @@ class Store:
 
     async def update_outbound(self, outbound_id: int, **values: Any) -> None:
         """Set delivery fields of an outbox entry (status, attempts, external id...)."""
+        unknown = sorted(set(values) - _UPDATABLE)
+        if unknown:
+            raise StoreError(f"messages have no column {', '.join(unknown)} to update")
         params = {**values, "updated_at": utcnow(), "b_id": outbound_id}
+        for column in _JSON_COLUMNS & set(values):  # a snapshot: the caller keeps its own
+            params[column] = _jsonable(values[column])
         await self._write("update outbox", _Update(params))
 
     # -- history -------------------------------------------------------------------------
@@ -621,6 +626,10 @@ class Store:
 
     async def set_state(self, namespace: str, key: str, value: Any) -> None:
         """Store a JSON-serialisable value."""
+        try:  # a snapshot, taken here: the caller keeps its own object
+            value = json.loads(json.dumps(value))
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"could not write state: the value is not JSON ({exc})") from exc
         now = utcnow()
         query = (
             self._dialect.insert(_state)
@@ -715,27 +724,29 @@ class _Finish:
 
     ids: list[int]
     done: dict[str, Any]  # status, error, updated_at
-    replies: list[OutboundDraft]
+    replies: list[dict[str, Any]]  # rows, see _reply_row
     claim: Claim | None
     calls: list[dict[str, Any]]
-    now: datetime
+
+    @property
+    def conversations(self) -> set[int]:
+        """The conversations its replies go to."""
+        return {row["conversation_id"] for row in self.replies}
 
     def __call__(self, conn: Connection) -> Finished:
         if self.calls:
             conn.execute(_INSERT_CALL, self.calls)
         claimed = False
         if self.claim is not None and self.replies:
-            waiting = conn.execute(
-                _WAITING_REPLY, {"b_conversation_id": self.replies[0].conversation_id}
-            ).first()
-            claimed = waiting is None
+            waiting = conn.execute(_WAITING_REPLIES, {"b_ids": sorted(self.conversations)})
+            claimed = waiting.first() is None
         out_ids = self._add_replies(conn, claimed)
         _set_done(conn, [self])
         return Finished(out_ids, claimed)
 
     def _add_replies(self, conn: Connection, claimed: bool) -> list[int]:
         claim = self.claim if claimed else None
-        return [_add_outbound(conn, draft, claim, self.now) for draft in self.replies]
+        return [_add_outbound(conn, row, claim) for row in self.replies]
 
     @staticmethod
     def together(conn: Connection, ops: list[_Finish]) -> list[Finished]:
@@ -744,13 +755,12 @@ class _Finish:
         parts: list[list[_Finish]] = [[]]
         answering: set[int] = set()
         for op in ops:
-            conversation = op.replies[0].conversation_id if op.replies else None
-            if conversation is not None and conversation in answering:
+            conversations = op.conversations
+            if conversations & answering:
                 parts.append([])
                 answering.clear()
             parts[-1].append(op)
-            if conversation is not None:
-                answering.add(conversation)
+            answering |= conversations
         return [result for part in parts for result in _Finish._all(conn, part)]
 
     @staticmethod
@@ -759,18 +769,14 @@ class _Finish:
         calls = [values for op in ops for values in op.calls]
         if calls:
             conn.execute(_INSERT_CALL, calls)
-        asking = [op.replies[0].conversation_id for op in ops if op.replies and op.claim]
+        asking = sorted({c for op in ops if op.claim is not None for c in op.conversations})
         waiting: set[int] = set()
         for start in range(0, len(asking), _IN_CHUNK):
             chunk = asking[start : start + _IN_CHUNK]
             waiting.update(conn.execute(_WAITING_REPLIES, {"b_ids": chunk}).scalars())
         results = []
         for op in ops:
-            claimed = (
-                op.claim is not None
-                and bool(op.replies)
-                and op.replies[0].conversation_id not in waiting
-            )
+            claimed = op.claim is not None and bool(op.replies) and not op.conversations & waiting
             results.append(Finished(op._add_replies(conn, claimed), claimed))
         _set_done(conn, ops)
         return results
@@ -922,24 +928,31 @@ def _rowcount(query: Any) -> Callable[[Connection], int]:
     return lambda conn: int(getattr(conn.execute(query), "rowcount", 0) or 0)
 
 
-def _add_outbound(
-    conn: Connection, draft: OutboundDraft, claim: Claim | None, now: datetime
-) -> int:
-    sending = claim is not None and draft.status == "pending"  # sent right away
+def _reply_row(draft: OutboundDraft, now: datetime) -> dict[str, Any]:
+    """A reply's row, taken on the event loop's thread: the caller may change its draft
+    (its metadata) while the database thread stores it."""
+    return {
+        "conversation_id": draft.conversation_id,
+        "channel": draft.channel,
+        "direction": "out",
+        "text": draft.text,
+        "markup": draft.markup,
+        "status": draft.status,
+        "reply_to_id": draft.reply_to_id,
+        "meta": _jsonable(dict(draft.meta)) or None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _add_outbound(conn: Connection, row: dict[str, Any], claim: Claim | None) -> int:
+    sending = claim is not None and row["status"] == "pending"  # sent right away
     inserted = conn.execute(
         _INSERT_REPLY,
         {
-            "conversation_id": draft.conversation_id,
-            "channel": draft.channel,
-            "direction": "out",
-            "text": draft.text,
-            "markup": draft.markup,
-            "status": "sending" if sending else draft.status,
-            "reply_to_id": draft.reply_to_id,
-            "meta": _jsonable(dict(draft.meta)) or None,
+            **row,
+            "status": "sending" if sending else row["status"],
             "attempts": 1 if sending else 0,
-            "created_at": now,
-            "updated_at": now,
             "claimed_by": claim.owner if claim else None,
             "claimed_until": claim.until if claim else None,
         },
@@ -1094,16 +1107,7 @@ _FIND_MESSAGE = select(_messages.c.id).where(
 )
 _INSERT_CALL = insert(_calls)
 _INSERT_REPLY = insert(_messages).returning(_messages.c.id)
-# an earlier reply of the conversation still waiting to go out (or streaming)
-_WAITING_REPLY = (
-    select(_messages.c.id)
-    .where(
-        _messages.c.conversation_id == bindparam("b_conversation_id"),
-        _messages.c.direction == "out",
-        _messages.c.status.in_((*UNDELIVERED_OUT, "streaming")),
-    )
-    .limit(1)
-)
+# the conversations among these with an earlier reply still to go out (or streaming)
 _WAITING_REPLIES = (
     select(_messages.c.conversation_id)
     .where(

@@ -642,3 +642,133 @@ async def test_an_operation_asked_for_right_after_the_last_one_is_never_stranded
         assert await store.db.write(_put(f"s{i}")) == f"s{i}"
     for i in range(50):
         assert await store.state("t").get(f"s{i}") == f"s{i}"
+
+
+async def test_a_closed_database_refuses_work_with_a_store_error(database_url: str) -> None:
+    from botkit.exceptions import StoreError
+    from botkit.store import Database
+
+    database = Database(database_url)
+    await database.upgrade()
+    store = Store(database)
+    await store.set_state("t", "k", 1)
+    await database.close()
+    await database.close()  # twice is harmless
+    with pytest.raises(StoreError, match="closed"):
+        await store.set_state("t", "k", 2)
+    with pytest.raises(StoreError, match="closed"):
+        await store.get_state("t", "k")
+
+
+async def test_reads_that_cannot_connect_all_fail_and_strand_nobody(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from botkit.exceptions import StoreError
+    from botkit.store import Database
+
+    folder = Path(str(tmp_path)) / "a-folder"
+    folder.mkdir()
+    database = Database(f"sqlite:///{folder}")  # a folder is no database file
+    store = Store(database)
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(*(store.summary(1) for _ in range(300)), return_exceptions=True), 10
+        )
+        assert all(isinstance(r, StoreError) for r in results)
+        with pytest.raises(StoreError):  # and the next one is answered too
+            await asyncio.wait_for(store.summary(1), 5)
+    finally:
+        await database.close()
+
+
+async def test_a_burst_of_writes_while_another_process_holds_the_lock_fails_at_once(
+    tmp_path: object,
+) -> None:
+    import sqlite3
+    import time
+    from pathlib import Path
+
+    from botkit.exceptions import StoreError
+    from botkit.store import Database
+
+    path = Path(str(tmp_path)) / "locked.db"
+    database = Database(f"sqlite:///{path}", busy_timeout=0.3)
+    await database.upgrade()
+    store = Store(database)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process, mid-transaction
+    try:
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(store.set_state("t", f"k{i}", i) for i in range(20)), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        other.rollback()
+        other.close()
+    assert all(isinstance(r, StoreError) and "locked" in str(r) for r in results)
+    # one wait for the lock for the whole burst, not one for each of its 20 writes
+    assert elapsed < 20 * 0.3
+    await store.set_state("t", "after", 1)  # the lock is free again: writes go through
+    assert await store.state("t").get("after") == 1
+    await database.close()
+
+
+async def test_update_outbound_refuses_a_column_it_does_not_have(store: Store) -> None:
+    from botkit.exceptions import StoreError
+
+    _, conv = await store.accept(_msg("q", "e1"))
+    out = await store.add_outbound(OutboundDraft(conv, "test", "r"))
+    with pytest.raises(StoreError, match="stauts"):
+        await store.update_outbound(out, stauts="delivered")
+    with pytest.raises(StoreError, match="id"):
+        await store.update_outbound(out, id=999)
+    [row] = await store.messages([out])
+    assert row.status == "pending"
+
+
+async def test_state_keeps_what_it_was_given_not_what_the_caller_changes_later(
+    store: Store,
+) -> None:
+    from botkit.exceptions import StoreError
+
+    value = {"seen": [1, 2]}
+    writing = asyncio.create_task(store.set_state("t", "k", value))
+    await asyncio.sleep(0)  # set_state has run up to queueing its write
+    value["seen"].append(3)  # the caller changes its own object while the write waits
+    await writing
+    assert await store.state("t").get("k") == {"seen": [1, 2]}
+    with pytest.raises(StoreError, match="not JSON"):
+        await store.set_state("t", "bad", {"when": object()})
+
+
+async def test_a_finish_with_replies_in_two_conversations_keeps_both_in_order(
+    store: Store,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from botkit.store import Claim
+
+    claim = Claim("me", datetime.now(UTC) + timedelta(seconds=30))
+    a, x = await store.accept(_msg("qa", "ea", chat="x"))
+    b, y = await store.accept(_msg("qb", "eb", chat="y"))
+    both = store.finish_inbound(
+        [a.message_id],
+        "done",
+        [OutboundDraft(x, "test", "to x"), OutboundDraft(y, "test", "to y")],
+        claim=claim,
+    )
+    after = store.finish_inbound(
+        [b.message_id], "done", [OutboundDraft(y, "test", "y again")], claim=claim
+    )
+    if store.db.sqlite:  # one burst
+        first, second = await asyncio.gather(both, after)
+    else:
+        first, second = await both, await after
+    assert (first.claimed, second.claimed) == (True, False)  # y's first reply goes first
+    rows = await store.messages([*first.out_ids, *second.out_ids])
+    assert [(r.text, r.status) for r in rows] == [
+        ("to x", "sending"),
+        ("to y", "sending"),
+        ("y again", "pending"),
+    ]
