@@ -142,17 +142,9 @@ class Store:
         found = conn.execute(_FIND_CONVERSATION, {"b_key": ref.key}).scalar()
         if found is not None:
             return int(found)
-        now = utcnow()
-        values = {
-            "key": ref.key,
-            "channel": ref.channel,
-            "chat_id": ref.chat_id,
-            "thread_id": ref.thread_id,
-            "history_start_id": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        inserted = conn.execute(self._insert_conversation, values).scalar()
+        inserted = conn.execute(
+            self._insert_conversation, _conversation_row(ref, utcnow())
+        ).scalar()
         if inserted is not None:
             return int(inserted)
         found = conn.execute(_FIND_CONVERSATION, {"b_key": ref.key}).scalar()
@@ -771,8 +763,7 @@ class _Finish:
             conn.execute(_INSERT_CALL, calls)
         asking = sorted({c for op in ops if op.claim is not None for c in op.conversations})
         waiting: set[int] = set()
-        for start in range(0, len(asking), _IN_CHUNK):
-            chunk = asking[start : start + _IN_CHUNK]
+        for chunk in _chunks(asking):
             waiting.update(conn.execute(_WAITING_REPLIES, {"b_ids": chunk}).scalars())
         results = []
         for op in ops:
@@ -840,11 +831,27 @@ class _Context:
     ) -> list[tuple[tuple[str, int] | None, list[StoredMessage]]]:
         wanted = sorted({op.conversation_id for op in ops})
         found: dict[int, tuple[Any, ...]] = {}
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start : start + _IN_CHUNK]
+        for chunk in _chunks(wanted):
             for id_, *rest in conn.execute(_CONTEXTS, {"b_ids": chunk}).all():
                 found[int(id_)] = tuple(rest)
         return [op._turns(conn, found.get(op.conversation_id, (0, None, None))) for op in ops]
+
+
+def _conversation_row(ref: ConversationRef, now: datetime) -> dict[str, Any]:
+    return {
+        "key": ref.key,
+        "channel": ref.channel,
+        "chat_id": ref.chat_id,
+        "thread_id": ref.thread_id,
+        "history_start_id": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _chunks(values: list[T]) -> list[list[T]]:
+    """``values`` cut to fit one IN (...) each, bounding a statement's parameters."""
+    return [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
 
 
 def _conversation_ids(
@@ -857,27 +864,15 @@ def _conversation_ids(
         if known is not None:
             found[ref.key] = known
     missing = {r.key: r for r in refs if r.key not in found}
-    keys = list(missing)
-    for start in range(0, len(keys), _IN_CHUNK):  # bound the parameters of one statement
+    for chunk in _chunks(list(missing)):
         query = select(_conversations.c.id, _conversations.c.key).where(
-            _conversations.c.key.in_(keys[start : start + _IN_CHUNK])
+            _conversations.c.key.in_(chunk)
         )
         found.update((key, int(id_)) for id_, key in conn.execute(query).all())
     new = [ref for key, ref in missing.items() if key not in found]
     if new:
         now = utcnow()
-        rows = [
-            {
-                "key": ref.key,
-                "channel": ref.channel,
-                "chat_id": ref.chat_id,
-                "thread_id": ref.thread_id,
-                "history_start_id": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for ref in new
-        ]
+        rows = [_conversation_row(ref, now) for ref in new]
         found.update(
             (key, int(id_)) for id_, key in conn.execute(store._insert_conversations, rows).all()
         )
