@@ -8,7 +8,7 @@ import re
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botkit.adapter import Capabilities
 from botkit.exceptions import RateLimitError, ServiceError
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Context", "JobContext", "PluginRuntime"]
 
 log = logging.getLogger(__name__)
+S = TypeVar("S")
 
 
 class PluginRuntime:
@@ -46,6 +47,12 @@ class PluginRuntime:
     def settings(self) -> Any:
         """The plugin's parsed ``[plugins.NAME]`` settings, or ``None``."""
         return self._runtime.plugin_settings.get(self.plugin)
+
+    def settings_as(self, cls: type[S]) -> S:
+        """The plugin's settings, typed as its ``settings_class``; that class's defaults
+        when the plugin was given none (a runtime built by hand, in a test)."""
+        settings = self.settings
+        return settings if isinstance(settings, cls) else cls()
 
     @property
     def state(self) -> KeyValueState:

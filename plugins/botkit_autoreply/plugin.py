@@ -48,15 +48,10 @@ plugin = Plugin(
 )
 
 
-def _settings(runtime: PluginRuntime) -> AutoreplySettings:
-    settings = runtime.settings
-    return settings if isinstance(settings, AutoreplySettings) else AutoreplySettings()
-
-
 @plugin.on_startup
 async def check_settings(runtime: PluginRuntime) -> None:
     """Refuse to start with a rule that could never work."""
-    settings = _settings(runtime)
+    settings = runtime.settings_as(AutoreplySettings)
     check_rules(settings, f"plugins.{runtime.plugin}")
     for rule in settings.rules:
         if rule.classify is not None and rule.handoff_to is None:
@@ -77,7 +72,9 @@ async def autoreply(message: Message, ctx: Context) -> HandlerResult:
         log.info("not auto-answering %s: %s", message.external_id, skipped)
         return None
     now = message.received_at
-    rule = next((r for r in _settings(ctx).rules if matches(r, message, now)), None)
+    rule = next(
+        (r for r in ctx.settings_as(AutoreplySettings).rules if matches(r, message, now)), None
+    )
     if rule is None:
         raise SkipHandler
     cooldown_key = f"answered:{rule.name}:{message.channel}:{message.sender.id}"

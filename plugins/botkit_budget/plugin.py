@@ -68,15 +68,10 @@ plugin = Plugin(
 )
 
 
-def _settings(runtime: PluginRuntime) -> BudgetSettings:
-    settings = runtime.settings
-    return settings if isinstance(settings, BudgetSettings) else BudgetSettings()
-
-
 @plugin.on_startup
 async def check_settings(runtime: PluginRuntime) -> None:
     """Refuse to start with a limit that cannot work."""
-    settings = _settings(runtime)
+    settings = runtime.settings_as(BudgetSettings)
     key = f"plugins.{runtime.plugin}"
     _zone(settings.timezone, f"{key}.timezone")
     for index, limit in enumerate(settings.limits):
@@ -96,7 +91,9 @@ async def enforce(call: ModelCall, runtime: PluginRuntime) -> None:
     Raises:
         QuotaExceededError: naming the limit, what was used and when it resets.
     """
-    refusal = await check_limits(runtime, _settings(runtime), call.message, call.prompt_tokens)
+    refusal = await check_limits(
+        runtime, runtime.settings_as(BudgetSettings), call.message, call.prompt_tokens
+    )
     if refusal is not None:
         raise QuotaExceededError("budget", refusal, code="budget_exceeded")
 
@@ -189,7 +186,7 @@ def _zone(name: str, key: str) -> ZoneInfo:
 @plugin.on_command("budget", description="How much of your spending limits is left")
 async def budget(message: Message, ctx: Context) -> Reply:
     """Show each limit that applies to the sender, with what is used."""
-    settings = _settings(ctx)
+    settings = ctx.settings_as(BudgetSettings)
     zone = _zone(settings.timezone, "timezone")
     now = datetime.now(UTC)
     lines = []

@@ -32,15 +32,10 @@ class ChatPluginSettings:
 plugin = Plugin("chat", description="Talk with the model", settings_class=ChatPluginSettings)
 
 
-def _settings(ctx: Context) -> ChatPluginSettings:
-    settings = ctx.settings
-    return settings if isinstance(settings, ChatPluginSettings) else ChatPluginSettings()
-
-
 @plugin.on_command("start", description="Say hello")
 async def start(message: Message, ctx: Context) -> str:
     """Greet the user."""
-    return _settings(ctx).greeting
+    return ctx.settings_as(ChatPluginSettings).greeting
 
 
 @plugin.on_command("help", description="List the commands")
@@ -62,7 +57,7 @@ async def reset(message: Message, ctx: Context) -> str:
 @plugin.on_message()
 async def chat(message: Message, ctx: Context) -> Reply | str | None:
     """Answer from the model, with the conversation's history."""
-    settings = _settings(ctx)
+    settings = ctx.settings_as(ChatPluginSettings)
     if not message.text.strip():
         return settings.non_text_reply
     prompt = settings.channel_prompts.get(message.channel) or settings.system_prompt

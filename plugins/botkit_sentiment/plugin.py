@@ -76,15 +76,10 @@ plugin = Plugin(
 )
 
 
-def _settings(runtime: PluginRuntime) -> SentimentSettings:
-    settings = runtime.settings
-    return settings if isinstance(settings, SentimentSettings) else SentimentSettings()
-
-
 @plugin.on_startup
 async def check_settings(runtime: PluginRuntime) -> None:
     """Refuse to start with a threshold outside the score's range."""
-    settings = _settings(runtime)
+    settings = runtime.settings_as(SentimentSettings)
     if not -1 <= settings.escalate_below <= 1:
         raise ConfigError(f"plugins.{runtime.plugin}.escalate_below", "must be between -1 and 1")
     if settings.report_messages < 1:
@@ -94,7 +89,7 @@ async def check_settings(runtime: PluginRuntime) -> None:
 @plugin.middleware
 async def classify(message: Message, ctx: Context, call_next: Next) -> HandlerResult:
     """Classify the message, store the result with it, escalate; then pass it on."""
-    settings = _settings(ctx)
+    settings = ctx.settings_as(SentimentSettings)
     text = message.text.strip()
     wanted = (
         len(text) >= settings.min_chars
@@ -210,7 +205,7 @@ def report_of(rows: Iterable[tuple[str, Mapping[str, Any], str]]) -> SentimentRe
 @plugin.on_command("sentiment", description="The mood of this conversation lately")
 async def sentiment_report(message: Message, ctx: Context) -> Reply:
     """Report the sentiment of the conversation's recent messages."""
-    settings = _settings(ctx)
+    settings = ctx.settings_as(SentimentSettings)
     arg = ctx.args.strip()
     limit = int(arg) if arg.isdigit() and int(arg) > 0 else settings.report_messages
     rows = [r for r in await ctx.history(limit=limit) if r.direction == "in"]

@@ -115,15 +115,10 @@ plugin = Plugin(
 )
 
 
-def _settings(runtime: PluginRuntime) -> SpamSettings:
-    settings = runtime.settings
-    return settings if isinstance(settings, SpamSettings) else SpamSettings()
-
-
 @plugin.on_startup
 async def check_settings(runtime: PluginRuntime) -> None:
     """Refuse to start with a pattern that is not a regular expression."""
-    settings = _settings(runtime)
+    settings = runtime.settings_as(SpamSettings)
     for index, pattern in enumerate(settings.patterns):
         try:
             re.compile(pattern)
@@ -176,7 +171,7 @@ def _listed(message: Message, entries: tuple[str, ...]) -> bool:
 @plugin.middleware
 async def filter_spam(message: Message, ctx: Context, call_next: Next) -> HandlerResult:
     """Hold spam here, before any other middleware or handler spends anything on it."""
-    settings = _settings(ctx)
+    settings = ctx.settings_as(SpamSettings)
     if (
         ctx.annotations.get("spam_released")
         or (settings.channels and message.channel not in settings.channels)
@@ -258,7 +253,7 @@ async def _hold(
 @plugin.on_command("release", description="Release a message held as spam (admins)")
 async def release(message: Message, ctx: Context) -> str:
     """Let a message held as spam through: it is handled as if it had just arrived."""
-    settings = _settings(ctx)
+    settings = ctx.settings_as(SpamSettings)
     if not _listed(message, settings.admins):
         return "Only an admin can release held messages."
     if not ctx.args.strip().isdigit():

@@ -91,15 +91,10 @@ plugin = Plugin(
 )
 
 
-def _settings(runtime: PluginRuntime) -> SummarySettings:
-    settings = runtime.settings
-    return settings if isinstance(settings, SummarySettings) else SummarySettings()
-
-
 @plugin.on_startup
 async def check_settings(runtime: PluginRuntime) -> None:
     """Refuse to start with a digest that could never run."""
-    settings = _settings(runtime)
+    settings = runtime.settings_as(SummarySettings)
     key = f"plugins.{runtime.plugin}"
     for field_name in ("max_messages", "summary_tokens", "parallel"):
         if getattr(settings, field_name) < 1:
@@ -134,7 +129,7 @@ def parse_hours(text: str) -> float | None:
 )
 async def summary(message: Message, ctx: Context) -> Reply | str:
     """Summarise the conversation so far, or the channel's last N hours."""
-    settings = _settings(ctx)
+    settings = ctx.settings_as(SummarySettings)
     args = ctx.args.strip()
     hours = parse_hours(args) if args else None
     if args and hours is None:
@@ -216,7 +211,7 @@ def _line(sender: str | None, direction: str, text: str) -> str:
 @plugin.on_schedule(every=60)
 async def digests(job: PluginRuntime) -> None:
     """Send each digest whose cron time has come since it last ran."""
-    for digest in _settings(job).digests:
+    for digest in job.settings_as(SummarySettings).digests:
         try:
             await _maybe_send(job, digest)
         except Exception:  # one broken digest must not stop the others
@@ -236,7 +231,7 @@ async def _maybe_send(job: PluginRuntime, digest: Digest, now: datetime | None =
     if due > moment:
         return False
     await job.state.set(key, moment.isoformat())  # at most once, even if sending fails
-    settings = _settings(job)
+    settings = job.settings_as(SummarySettings)
     since = moment - timedelta(hours=digest.hours)
     lines = [
         line

@@ -54,11 +54,6 @@ def _key(ctx: Context) -> str:
     return f"notes:{ctx.conversation_id}"
 
 
-def _settings(ctx: Context) -> NotesSettings:
-    settings = ctx.settings
-    return settings if isinstance(settings, NotesSettings) else NotesSettings()
-
-
 @tool(plugin, "note", side_effects=True, confirm="Shall I note {text!r}?")
 async def note(args: NoteArgs, ctx: Context) -> str:
     """Keep a note in this conversation."""
@@ -66,7 +61,7 @@ async def note(args: NoteArgs, ctx: Context) -> str:
     if not text:
         return "Nothing to note."
     notes: list[str] = await ctx.state.get(_key(ctx), [])
-    notes = [*notes, text][-_settings(ctx).max_notes :]
+    notes = [*notes, text][-ctx.settings_as(NotesSettings).max_notes :]
     await ctx.state.set(_key(ctx), notes)
     return f"Noted ({len(notes)}): {text}"
 
