@@ -125,3 +125,20 @@ async def test_a_middleware_sees_its_own_plugins_settings_and_state(database_url
     ):
         assert await adapter.ask("hello") == ["closed"]
         assert await adapter.ask("sesame please") == ["last seen: sesame please"]
+
+
+def test_settings_as_gives_the_parsed_settings_or_the_class_defaults() -> None:
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from botkit.context import PluginRuntime
+
+    @dataclass(frozen=True)
+    class Knobs:
+        level: int = 1
+
+    configured = cast(Any, SimpleNamespace(plugin_settings={"knobs": Knobs(level=5)}))
+    assert PluginRuntime(configured, "knobs").settings_as(Knobs) == Knobs(level=5)
+    bare = cast(Any, SimpleNamespace(plugin_settings={}))
+    assert PluginRuntime(bare, "knobs").settings_as(Knobs) == Knobs()
