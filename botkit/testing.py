@@ -288,17 +288,7 @@ class FakeModel:
         if record is None:
             return
         await record(
-            CallRecord(
-                model=self.name,
-                purpose=request.purpose,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-                cost=self._info.cost(usage),
-                latency_s=time.monotonic() - started,
-                ok=error is None,
-                error=str(error) if error is not None else None,
-                attempt=1,
-            )
+            CallRecord.of_attempt(self._info, self.name, request, usage, started, error=error)
         )
 
     def __repr__(self) -> str:

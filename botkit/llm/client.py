@@ -377,16 +377,14 @@ class OpenAIChatClient:
         if record is None:
             return
         await record(
-            CallRecord(
-                model=model,
-                purpose=request.purpose,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-                cost=self.model_info(model).cost(usage),
-                latency_s=time.monotonic() - started,
-                ok=error is None,
-                error=str(error) if error is not None else None,
+            CallRecord.of_attempt(
+                self.model_info(model),
+                model,
+                request,
+                usage,
+                started,
                 attempt=attempt,
+                error=error,
             )
         )
 

@@ -79,19 +79,7 @@ class StandInModel:
         content, parsed = self._answer(request)
         usage = Usage(self._counter.count_messages(request.messages), self._counter.count(content))
         if record is not None:
-            await record(
-                CallRecord(
-                    model=self.name,
-                    purpose=request.purpose,
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                    cost=self._info.cost(usage),
-                    latency_s=time.monotonic() - started,
-                    ok=True,
-                    error=None,
-                    attempt=1,
-                )
-            )
+            await record(CallRecord.of_attempt(self._info, self.name, request, usage, started))
         return Completion(content, (), "stop", usage, self.name, parsed=parsed)
 
     async def stream(

@@ -7,6 +7,7 @@ can be sent as is; everything else is a frozen dataclass.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -246,6 +247,32 @@ class CallRecord:
     ok: bool
     error: str | None
     attempt: int
+
+    @classmethod
+    def of_attempt(
+        cls,
+        info: ModelInfo,
+        model: str,
+        request: ChatRequest,
+        usage: Usage | None,
+        started: float,
+        *,
+        attempt: int = 1,
+        error: Exception | None = None,
+    ) -> CallRecord:
+        """The record of an attempt that began at ``started`` (``time.monotonic()``) and
+        ends now, priced from ``info``."""
+        return cls(
+            model=model,
+            purpose=request.purpose,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            cost=info.cost(usage),
+            latency_s=time.monotonic() - started,
+            ok=error is None,
+            error=str(error) if error is not None else None,
+            attempt=attempt,
+        )
 
 
 CallRecorder = Callable[[CallRecord], Awaitable[None]]
