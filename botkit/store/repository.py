@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -1176,8 +1176,3 @@ def _jsonable(value: Any) -> Any:
 def _short(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
     return text[:300]
-
-
-def ids_of(rows: Iterable[StoredMessage]) -> list[int]:
-    """The ids of stored messages."""
-    return [r.id for r in rows]
