@@ -16,7 +16,6 @@ Every query runs inside an *operation*: a synchronous function of one SQLAlchemy
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,8 +33,6 @@ from sqlalchemy.pool import StaticPool
 from botkit.exceptions import ConfigError, StoreError
 
 __all__ = ["Database", "Operation", "is_sqlite"]
-
-log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "botkit_write"
@@ -169,9 +166,10 @@ class Database:
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._closed = False
+        memory = self.sqlite and _in_memory(self.url)
         try:
             if self.sqlite:
-                self._sync = _sqlite_engine(self.url, busy_timeout, echo)
+                self._sync = _sqlite_engine(self.url, busy_timeout, echo, memory=memory)
             else:
                 # no pre-ping: it costs a round trip per checkout (~0.4 ms, several per
                 # message); a connection the server dropped fails one operation, which
@@ -180,7 +178,6 @@ class Database:
         except (ArgumentError, ModuleNotFoundError) as exc:
             raise ConfigError("database.url", f"cannot use this database URL: {exc}") from exc
         if self._sync is not None:
-            memory = _in_memory(self.url)
             self._writer_engine = self._sync.execution_options(**{_WRITE: True})
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="botkit-db-write")
             # an in-memory database is one connection: every transaction on one thread
@@ -352,13 +349,13 @@ def _make_parent_dir(url: str) -> None:
         Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_engine(url: str, busy_timeout: float, echo: bool) -> Engine:
+def _sqlite_engine(url: str, busy_timeout: float, echo: bool, *, memory: bool) -> Engine:
     kwargs: dict[str, Any] = {
         "echo": echo,
         # the pool hands connections to the reader and writer threads in turn
         "connect_args": {"timeout": busy_timeout, "check_same_thread": False},
     }
-    if _in_memory(url):
+    if memory:
         kwargs["poolclass"] = StaticPool
     else:
         _make_parent_dir(url)
