@@ -230,19 +230,20 @@ class MinimalPipeline:
         self.model_url = model_url.rstrip("/") + "/chat/completions"
         self.delivered = 0
         self._sqlite = database_url.startswith("sqlite")
-        self._threaded = threaded and self._sqlite
         kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}} if self._sqlite else {}
         self.engine: AsyncEngine | None = None
         self.sync_engine: Engine | None = None
-        if self._threaded:
+        if threaded and self._sqlite:
             path = make_url(database_url).database
             kwargs["connect_args"]["check_same_thread"] = False
             self.sync_engine = create_engine(f"sqlite:///{path}", **kwargs)
             _tune_sqlite(self.sync_engine)
+            self._sync_writer = self.sync_engine.execution_options(bench_write=True)
             self._write_thread = ThreadPoolExecutor(1)
             self._read_threads = ThreadPoolExecutor(2)
         else:
             self.engine = create_async_engine(database_url, **kwargs)
+            self._writer = self.engine.execution_options(bench_write=True)
             if self._sqlite:
                 _tune_sqlite(self.engine.sync_engine)
         self._http: aiohttp.ClientSession | None = None
@@ -269,20 +270,20 @@ class MinimalPipeline:
     async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
         """``body`` in one transaction: committed if ``write``, else rolled back."""
         if self.sync_engine is not None:
-            engine = self.sync_engine
+            reader, writer = self.sync_engine, self._sync_writer
 
             def run() -> T:
                 if write:
-                    with engine.execution_options(bench_write=True).begin() as conn:
+                    with writer.begin() as conn:
                         return body(conn)
-                with engine.connect() as conn:
+                with reader.connect() as conn:
                     return body(conn)
 
             executor = self._write_thread if write else self._read_threads
             return await asyncio.get_running_loop().run_in_executor(executor, run)
         assert self.engine is not None
         if write:
-            async with self.engine.execution_options(bench_write=True).begin() as conn:
+            async with self._writer.begin() as conn:
                 return await conn.run_sync(body)
         async with self.engine.connect() as conn:
             return await conn.run_sync(body)
