@@ -440,23 +440,13 @@ async def test_reads_asked_at_once_each_get_their_own_result_or_error(store: Sto
 async def test_a_burst_of_accepts_stores_each_message_once_with_its_conversation(
     store: Store,
 ) -> None:
-    from sqlalchemy import event
-
     earlier, _ = await store.accept(_msg("before the burst", "pre", chat="c0"))
     burst = [_msg(f"m{i}", f"e{i}", chat=f"c{i % 10}") for i in range(40)]
     burst.insert(7, _msg("m5 delivered twice", "e5", chat="c5"))
     burst.append(_msg("again", "pre", chat="c0"))
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
-    engine = getattr(store.db, "_sync", None)
-    if engine is not None:  # SQLite: the burst runs together, in a few statements
-        event.listen(engine, "before_cursor_execute", count)
-    results = await asyncio.gather(*(store.accept(m) for m in burst))
-    if engine is not None:
-        event.remove(engine, "before_cursor_execute", count)
+    with _statements(store) as statements:
+        results = await asyncio.gather(*(store.accept(m) for m in burst))
+    if store.db.sqlite:  # the burst runs together, in a few statements
         inserts = [s for s in statements if s.startswith("INSERT INTO messages")]
         assert 1 <= len(inserts) <= 3, statements
 
