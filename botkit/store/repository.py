@@ -765,19 +765,41 @@ class _Finish:
         waiting: set[int] = set()
         for chunk in _chunks(asking):
             waiting.update(conn.execute(_WAITING_REPLIES, {"b_ids": chunk}).scalars())
-        results = []
-        for op in ops:
-            claimed = op.claim is not None and bool(op.replies) and not op.conversations & waiting
-            results.append(Finished(op._add_replies(conn, claimed), claimed))
+        claimed = [
+            op.claim is not None and bool(op.replies) and not op.conversations & waiting
+            for op in ops
+        ]
+        rows = [
+            _outbound_values(row, op.claim if mine else None)
+            for op, mine in zip(ops, claimed, strict=True)
+            for row in op.replies
+        ]
+        # multi-row INSERT ... RETURNING: the rows take rising ids in the order given (a
+        # new rowid is one more than the largest, and only this transaction writes), so
+        # the ids sorted are the rows' ids in order
+        ids = iter(sorted(conn.execute(_INSERT_REPLY, rows).scalars().all()) if rows else ())
+        results = [
+            Finished([int(next(ids)) for _ in op.replies], mine)
+            for op, mine in zip(ops, claimed, strict=True)
+        ]
         _set_done(conn, ops)
         return results
 
 
 def _set_done(conn: Connection, ops: list[_Finish]) -> None:
-    """The finished messages' new statuses, in one UPDATE run for every row."""
-    rows = [{**op.done, "b_id": i} for op in ops for i in op.ids]
-    if rows:
-        conn.execute(_UPDATE_MESSAGE, rows)
+    """The finished messages' new statuses: one UPDATE ... WHERE id IN (...) for each
+    outcome (status and error), stamped with the latest time among them."""
+    outcomes: dict[tuple[Any, Any], tuple[datetime, list[int]]] = {}
+    for op in ops:
+        key = (op.done["status"], op.done["error"])
+        when, ids = outcomes.get(key, (op.done["updated_at"], []))
+        ids.extend(op.ids)
+        outcomes[key] = (max(when, op.done["updated_at"]), ids)
+    for (status, error), (when, ids) in outcomes.items():
+        for chunk in _chunks(ids):
+            conn.execute(
+                _SET_STATUS, {"status": status, "error": error, "updated_at": when, "b_ids": chunk}
+            )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -940,18 +962,20 @@ def _reply_row(draft: OutboundDraft, now: datetime) -> dict[str, Any]:
     }
 
 
-def _add_outbound(conn: Connection, row: dict[str, Any], claim: Claim | None) -> int:
+def _outbound_values(row: dict[str, Any], claim: Claim | None) -> dict[str, Any]:
+    """A reply's row as stored: claimed by ``claim`` (first attempt counted), if any."""
     sending = claim is not None and row["status"] == "pending"  # sent right away
-    inserted = conn.execute(
-        _INSERT_REPLY,
-        {
-            **row,
-            "status": "sending" if sending else row["status"],
-            "attempts": 1 if sending else 0,
-            "claimed_by": claim.owner if claim else None,
-            "claimed_until": claim.until if claim else None,
-        },
-    ).scalar()
+    return {
+        **row,
+        "status": "sending" if sending else row["status"],
+        "attempts": 1 if sending else 0,
+        "claimed_by": claim.owner if claim else None,
+        "claimed_until": claim.until if claim else None,
+    }
+
+
+def _add_outbound(conn: Connection, row: dict[str, Any], claim: Claim | None) -> int:
+    inserted = conn.execute(_INSERT_REPLY, _outbound_values(row, claim)).scalar()
     if inserted is None:  # pragma: no cover - an insert always returns its id
         raise StoreError("the reply was not stored")
     return int(inserted)
@@ -1124,6 +1148,7 @@ _CONTEXTS = (
 )
 # SET takes the columns named in the parameters
 _UPDATE_MESSAGE = update(_messages).where(_messages.c.id == bindparam("b_id"))
+_SET_STATUS = update(_messages).where(_messages.c.id.in_(bindparam("b_ids", expanding=True)))
 
 
 def _snapshot(r: Any) -> StoredMessage:

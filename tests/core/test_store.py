@@ -537,10 +537,14 @@ async def test_a_burst_of_finishes_keeps_each_conversations_outbox_order(store: 
             finished = await asyncio.gather(*finishes, second)
         else:
             finished = [*await asyncio.gather(*finishes), await second]
-    if store.db.sqlite:
-        assert len([s for s in seen if s.startswith("INSERT INTO model_calls")]) <= 2, seen
+    if store.db.sqlite:  # two parts (c5 repeats), each a few statements, not one per row
+        for start in ("INSERT INTO model_calls", "INSERT INTO messages", "UPDATE messages"):
+            assert len([s for s in seen if s.startswith(start)]) <= 2, (start, seen)
     assert [f.claimed for f in finished] == [False, True, True, True, True, True, False]
     rows = await store.messages([i for f in finished for i in f.out_ids])
+    # each finish got the id of its own reply back from the multi-row INSERT
+    texts = {r.id: r.text for r in rows}
+    assert [texts[f.out_ids[0]] for f in finished] == [*(f"r{i}" for i in range(6)), "r5b"]
     assert {r.text: r.status for r in rows} == {
         "r0": "pending",
         **{f"r{i}": "sending" for i in range(1, 6)},
@@ -549,6 +553,27 @@ async def test_a_burst_of_finishes_keeps_each_conversations_outbox_order(store: 
     inbound = await store.messages([a.message_id for a, _ in accepted] + [later.message_id])
     assert {m.status for m in inbound} == {"done"}
     assert sum(r.calls for r in await store.usage()) == 6
+
+
+async def test_a_burst_of_finishes_with_different_outcomes_marks_each_its_own(
+    store: Store,
+) -> None:
+    accepted = [await store.accept(_msg(f"q{i}", f"e{i}", chat=f"c{i}")) for i in range(6)]
+    outcomes = [("done", None), ("failed", "boom"), ("skipped", None)] * 2
+    finished = await asyncio.gather(
+        *(
+            store.finish_inbound(
+                [a.message_id],
+                status,
+                [OutboundDraft(conv, "test", f"r{i}")] if status != "skipped" else [],
+                error=error,
+            )
+            for i, ((a, conv), (status, error)) in enumerate(zip(accepted, outcomes, strict=True))
+        )
+    )
+    rows = await store.messages([a.message_id for a, _ in accepted])
+    assert [(r.status, r.error) for r in rows] == outcomes
+    assert [len(f.out_ids) for f in finished] == [1, 1, 0, 1, 1, 0]
 
 
 async def test_a_burst_of_context_reads_and_delivery_marks_match_them_one_by_one(
