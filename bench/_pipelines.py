@@ -37,6 +37,7 @@ from botkit import (
     Reply,
     Sender,
     SentMessage,
+    tune_gc,
 )
 from botkit.config import parse_config
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient
@@ -163,8 +164,11 @@ class BotkitPipeline:
         )
 
     async def start(self) -> None:
-        """Start the bot (migrates the database)."""
+        """Start the bot (migrates the database), and tune the garbage collector as
+        ``botkit run`` does once started (``Bot.run_until_stopped``)."""
         await self.bot.start()
+        if self.bot.config.bot.tune_gc:
+            tune_gc()
 
     async def close(self) -> None:
         """Stop the bot (and close a model client passed in)."""

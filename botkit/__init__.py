@@ -22,6 +22,7 @@ from botkit.exceptions import (
     ServiceUnavailableError,
     StoreError,
 )
+from botkit.gctuning import tune_gc
 from botkit.inbox import Accepted, Inbox, KeyValueState
 from botkit.llm import (
     ChatModel,
@@ -98,4 +99,5 @@ __all__ = [
     "load_config",
     "split_text",
     "tool",
+    "tune_gc",
 ]

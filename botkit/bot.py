@@ -19,6 +19,7 @@ from botkit.context import PluginRuntime
 from botkit.discovery import load_adapter_class, load_plugin
 from botkit.dispatch import Dispatcher
 from botkit.exceptions import PluginError
+from botkit.gctuning import tune_gc
 from botkit.inbox import Inbox
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient, StandInModel, TokenCounter
 from botkit.metrics import Metrics
@@ -278,8 +279,15 @@ class Bot:
                 self._signals.add(sig)
 
     async def run_until_stopped(self) -> None:
-        """Run until SIGTERM/SIGINT, or until every adapter's input has ended."""
+        """Run until SIGTERM/SIGINT, or until every adapter's input has ended.
+
+        This is the process's main loop, so it also tunes the process's garbage
+        collector once start-up is done (see :func:`botkit.gctuning.tune_gc`), unless
+        ``bot.tune_gc = false``.
+        """
         self.handle_signals()
+        if self.config.bot.tune_gc:
+            tune_gc()
         finished: asyncio.Future[Any] = asyncio.ensure_future(
             asyncio.gather(*(a.finished() for a in self.adapters.values()))
         )

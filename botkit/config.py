@@ -44,6 +44,8 @@ class BotSection:
     summarize: bool = True
     shutdown_grace: float = 20.0
     claim_lease: float = 30.0
+    # run_until_stopped freezes the start-up heap and collects young objects less often
+    tune_gc: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ def make_bot(
     data.setdefault("database", {})["url"] = database_url
     data["database"].setdefault("auto_migrate", True)
     data.setdefault("bot", {}).setdefault("shutdown_grace", 5.0)
+    # the test process is not the bot's: leave its garbage collector as pytest set it
+    data["bot"].setdefault("tune_gc", False)
     config = parse_config(data, environ=dict(environ or {}))
     return Bot(
         config, adapters=adapters, plugins=plugins, plugin_settings=plugin_settings, model=model
