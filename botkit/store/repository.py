@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Integer,
     Select,
@@ -796,10 +797,12 @@ def _set_done(conn: Connection, ops: list[_Finish]) -> None:
         ids.extend(op.ids)
         outcomes[key] = (max(when, op.done["updated_at"]), ids)
     for (status, error), (when, ids) in outcomes.items():
+        values = {"status": status, "error": error, "updated_at": when}
+        if len(ids) == 1:  # the usual finish: no IN list to render
+            conn.execute(_UPDATE_MESSAGE, {**values, "b_id": ids[0]})
+            continue
         for chunk in _chunks(ids):
-            conn.execute(
-                _SET_STATUS, {"status": status, "error": error, "updated_at": when, "b_ids": chunk}
-            )
+            conn.execute(_SET_STATUS, {**values, "b_ids": chunk})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -904,6 +907,12 @@ def _conversation_ids(
     return found
 
 
+def _one_of(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """``column IN (values)`` for a prebuilt statement: written as ORs of plain bound
+    parameters, because SQLAlchemy renders an IN list anew at every execution."""
+    return or_(*(column == value for value in values))
+
+
 def _history_query(*, bounded: bool) -> Select[Any]:
     """The newest turns of a conversation after one id (and before another, if
     ``bounded``), newest first, through the (conversation, id) index."""
@@ -911,7 +920,7 @@ def _history_query(*, bounded: bool) -> Select[Any]:
         _messages.c.conversation_id == bindparam("b_conversation_id"),
         _messages.c.id > bindparam("b_after_id"),
         or_(
-            and_(_messages.c.direction == "in", _messages.c.status.in_(HISTORY_IN)),
+            and_(_messages.c.direction == "in", _one_of(_messages.c.status, HISTORY_IN)),
             and_(_messages.c.direction == "out", _messages.c.status != "failed"),
         ),
     ]
@@ -1132,7 +1141,7 @@ _WAITING_REPLIES = (
     .where(
         _messages.c.conversation_id.in_(bindparam("b_ids", expanding=True)),
         _messages.c.direction == "out",
-        _messages.c.status.in_((*UNDELIVERED_OUT, "streaming")),
+        _one_of(_messages.c.status, (*UNDELIVERED_OUT, "streaming")),
     )
     .distinct()
 )
