@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import bpe_openai
 import pytest
@@ -151,3 +152,47 @@ def test_unknown_encoding_name_is_refused() -> None:
 
 def test_empty_text_is_zero_tokens() -> None:
     assert TokenCounter("cl100k_base").count("") == 0
+
+
+class _CountingEncoder:
+    """The real encoder, counting the texts it is asked to encode."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.calls = 0
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        self.calls += 1
+        result: list[int] = self.real.encode_ordinary(text)
+        return result
+
+
+def test_recent_texts_are_encoded_once_and_what_is_kept_stays_bounded() -> None:
+    counter = TokenCounter("cl100k_base", remember=3)
+    counter.warm()
+    encoder = _CountingEncoder(counter._encoder)
+    counter._encoder = encoder
+    fresh = TokenCounter("cl100k_base", remember=0)
+    prompt = "You are a helpful assistant. Answer concisely."
+    assert counter.count(prompt) == fresh.count(prompt)
+    assert counter.count(prompt) == fresh.count(prompt)
+    assert encoder.calls == 1  # the second count was remembered
+    texts = [f"turn {i}: " + "word " * i for i in range(10)]
+    for text in [*texts, *reversed(texts)]:
+        assert counter.count(text) == fresh.count(text)
+    assert len(counter._memo) <= 3  # it started over instead of growing
+    long = "word " * 1_000  # 5,000 characters: counted, not kept
+    assert counter.count(long) == fresh.count(long)
+    assert long not in counter._memo
+
+
+def test_a_counter_that_remembers_nothing_encodes_every_time() -> None:
+    counter = TokenCounter("o200k_base", remember=0)
+    counter.warm()
+    encoder = _CountingEncoder(counter._encoder)
+    counter._encoder = encoder
+    counter.count("the same text")
+    counter.count("the same text")
+    assert encoder.calls == 2
+    with pytest.raises(ValueError, match="remember"):
+        TokenCounter("o200k_base", remember=-1)
