@@ -775,10 +775,15 @@ class _Finish:
             for op, mine in zip(ops, claimed, strict=True)
             for row in op.replies
         ]
-        # multi-row INSERT ... RETURNING: the rows take rising ids in the order given (a
-        # new rowid is one more than the largest, and only this transaction writes), so
-        # the ids sorted are the rows' ids in order
-        ids = iter(sorted(conn.execute(_INSERT_REPLY, rows).scalars().all()) if rows else ())
+        # multi-row INSERT ... RETURNING: the rows take consecutive ids in the order given
+        # (a new rowid is one more than the largest, and only this transaction writes),
+        # so the ids sorted are the rows' ids in order
+        inserted = sorted(conn.execute(_INSERT_REPLY, rows).scalars().all()) if rows else []
+        if inserted and inserted[-1] - inserted[0] + 1 != len(inserted):
+            # SQLite picks random free ids once the largest possible one is taken: the
+            # order is lost, so this shared write fails and each finish is retried alone
+            raise StoreError("reply ids out of order in a shared insert")
+        ids = iter(inserted)
         results = [
             Finished([int(next(ids)) for _ in op.replies], mine)
             for op, mine in zip(ops, claimed, strict=True)
@@ -789,7 +794,13 @@ class _Finish:
 
 def _set_done(conn: Connection, ops: list[_Finish]) -> None:
     """The finished messages' new statuses: one UPDATE ... WHERE id IN (...) for each
-    outcome (status and error), stamped with the latest time among them."""
+    outcome (status and error), stamped with the latest time among them; or, when a
+    message is finished twice in the burst, one UPDATE per row in queue order (the last
+    one wins, as one by one)."""
+    every = [i for op in ops for i in op.ids]
+    if len(set(every)) < len(every):
+        conn.execute(_UPDATE_MESSAGE, [{**op.done, "b_id": i} for op in ops for i in op.ids])
+        return
     outcomes: dict[tuple[Any, Any], tuple[datetime, list[int]]] = {}
     for op in ops:
         key = (op.done["status"], op.done["error"])

@@ -576,6 +576,62 @@ async def test_a_burst_of_finishes_with_different_outcomes_marks_each_its_own(
     assert [len(f.out_ids) for f in finished] == [1, 1, 0, 1, 1, 0]
 
 
+async def test_a_message_finished_twice_in_one_burst_keeps_the_last_outcome(
+    store: Store,
+) -> None:
+    _sqlite_only(store)
+    (x, _), (y, _) = (
+        await store.accept(_msg("x", "ex", chat="x")),
+        await store.accept(_msg("y", "ey", chat="y")),
+    )
+    gate = threading.Event()
+    holding = asyncio.create_task(store.db.write(_put("hold", gate=gate)))
+    await asyncio.sleep(0.05)  # the writer is busy: the finishes below queue together
+    finishes = [
+        asyncio.create_task(store.finish_inbound([i], status, [], error=error))
+        for i, status, error in [
+            (y.message_id, "done", None),
+            (x.message_id, "failed", "boom"),
+            (x.message_id, "done", None),
+        ]
+    ]
+    await asyncio.sleep(0.05)
+    gate.set()
+    await holding
+    await asyncio.gather(*finishes)
+    rows = await store.messages([x.message_id, y.message_id])
+    assert [(r.status, r.error) for r in rows] == [("done", None), ("done", None)]
+
+
+async def test_a_burst_of_finishes_keeps_its_reply_ids_when_sqlite_gives_ids_out_of_order(
+    store: Store,
+) -> None:
+    _sqlite_only(store)
+    from sqlalchemy import text
+
+    accepted = [await store.accept(_msg(f"q{i}", f"e{i}", chat=f"c{i}")) for i in range(20)]
+    # once the largest possible id is taken, SQLite hands out free ids at random
+    await store.db.write(
+        lambda conn: conn.execute(
+            text(
+                "INSERT INTO messages (id, conversation_id, channel, direction, text, markup,"
+                " status, attempts, created_at, updated_at) VALUES (9223372036854775807,"
+                " :conv, 'test', 'out', 'last id', 'plain', 'delivered', 0, :now, :now)"
+            ),
+            {"conv": accepted[0][1], "now": "2026-01-01 00:00:00"},
+        )
+    )
+    finished = await asyncio.gather(
+        *(
+            store.finish_inbound([a.message_id], "done", [OutboundDraft(conv, "test", f"r{i}")])
+            for i, (a, conv) in enumerate(accepted)
+        )
+    )
+    rows = await store.messages([f.out_ids[0] for f in finished])
+    texts = {r.id: r.text for r in rows}
+    assert [texts[f.out_ids[0]] for f in finished] == [f"r{i}" for i in range(20)]
+
+
 async def test_a_burst_of_context_reads_and_delivery_marks_match_them_one_by_one(
     store: Store,
 ) -> None:
