@@ -22,7 +22,7 @@ from botkit.exceptions import (
     ServiceUnavailableError,
     StoreError,
 )
-from botkit.gctuning import tune_gc
+from botkit.gctuning import restore_gc, tune_gc
 from botkit.inbox import Accepted, Inbox, KeyValueState
 from botkit.llm import (
     ChatModel,
@@ -97,6 +97,7 @@ __all__ = [
     "ToolCall",
     "Usage",
     "load_config",
+    "restore_gc",
     "split_text",
     "tool",
     "tune_gc",

@@ -19,7 +19,7 @@ from botkit.context import PluginRuntime
 from botkit.discovery import load_adapter_class, load_plugin
 from botkit.dispatch import Dispatcher
 from botkit.exceptions import PluginError
-from botkit.gctuning import tune_gc
+from botkit.gctuning import CollectorSettings, restore_gc, tune_gc
 from botkit.inbox import Inbox
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient, StandInModel, TokenCounter
 from botkit.metrics import Metrics
@@ -185,6 +185,7 @@ class Bot:
         self._stop_requested = asyncio.Event()
         self._signals: set[signal.Signals] = set()
         self._maintenance: asyncio.Task[None] | None = None
+        self._collector: CollectorSettings | None = None  # what tune_gc changed
 
     @property
     def uses_stand_in(self) -> bool:
@@ -264,6 +265,9 @@ class Bot:
         for sig in self._signals:  # only now: a second signal must not kill the stop
             loop.remove_signal_handler(sig)
         self._signals.clear()
+        if self._collector is not None:  # thawed, so this bot can be freed once dropped
+            restore_gc(self._collector)
+            self._collector = None
 
     def request_stop(self) -> None:
         """Ask :meth:`run_until_stopped` to return (from a signal handler)."""
@@ -283,11 +287,11 @@ class Bot:
 
         This is the process's main loop, so it also tunes the process's garbage
         collector once start-up is done (see :func:`botkit.gctuning.tune_gc`), unless
-        ``bot.tune_gc = false``.
+        ``bot.tune_gc = false``; :meth:`stop` puts it back.
         """
         self.handle_signals()
-        if self.config.bot.tune_gc:
-            tune_gc()
+        if self.config.bot.tune_gc and self._collector is None:
+            self._collector = tune_gc()
         finished: asyncio.Future[Any] = asyncio.ensure_future(
             asyncio.gather(*(a.finished() for a in self.adapters.values()))
         )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import io
+import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from botkit import tune_gc
+from botkit import restore_gc, tune_gc
 from botkit_console import ConsoleAdapter
 from tests.fakes.bots import make_bot
 
@@ -22,6 +23,7 @@ def collector() -> Iterator[None]:
     try:
         yield
     finally:
+        gc.enable()
         gc.unfreeze()
         gc.set_threshold(*thresholds)
 
@@ -35,39 +37,67 @@ def _tracked(obj: object) -> bool:
 
 
 @pytest.mark.usefixtures("collector")
-def test_what_was_alive_is_frozen_and_young_objects_are_collected_less_often() -> None:
-    _, middle, old = gc.get_threshold()
+def test_what_was_alive_is_frozen_until_restored_and_young_objects_wait_longer() -> None:
+    gc.set_threshold(700, 10, 10)
     loaded = _Loaded()
-    assert _tracked(loaded)
-    tune_gc(12_345)
-    assert gc.get_threshold() == (12_345, middle, old)
+    previous = tune_gc(12_345)
+    assert previous is not None
+    assert gc.get_threshold() == (12_345, 10, 10)
     assert not _tracked(loaded)  # out of every later collection
-    assert gc.get_freeze_count() > 0
-    made_later = _Loaded()
-    assert _tracked(made_later)  # collected as before
+    assert _tracked(_Loaded())  # made later: collected as before
+    restore_gc(previous)
+    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_freeze_count() == 0
+    assert _tracked(loaded)
 
 
 @pytest.mark.usefixtures("collector")
-def test_a_young_threshold_below_one_is_refused() -> None:
+def test_a_freeze_or_a_higher_threshold_someone_else_set_is_kept() -> None:
+    gc.set_threshold(50_000, 10, 10)
+    gc.freeze()  # the host application froze its own heap
+    frozen = gc.get_freeze_count()
+    previous = tune_gc()
+    assert previous is not None
+    assert gc.get_threshold() == (50_000, 10, 10)
+    restore_gc(previous)
+    assert gc.get_freeze_count() == frozen  # still the host's to thaw
+
+
+@pytest.mark.usefixtures("collector")
+def test_a_disabled_collector_is_left_alone_and_a_bad_threshold_refused() -> None:
     before = gc.get_threshold()
     with pytest.raises(ValueError, match="at least 1"):
         tune_gc(0)
+    gc.disable()
+    assert tune_gc() is None
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
 
 
+async def _run_and_stop(database_url: str, *, tuned: bool) -> weakref.ref[object]:
+    console = ConsoleAdapter("console", stdin=io.StringIO(""), stdout=io.StringIO())
+    bot = make_bot(database_url, {"console": console}, bot={"tune_gc": tuned})
+    async with bot:
+        await asyncio.wait_for(bot.run_until_stopped(), 20)
+        during = (gc.get_threshold(), gc.get_freeze_count())
+    if tuned:
+        assert during[0][0] == 20_000
+        assert during[1] > 0
+    else:
+        assert during == ((700, 10, 10), 0)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == ((700, 10, 10), 0)  # put back
+    return weakref.ref(bot)
+
+
 @pytest.mark.usefixtures("collector")
 @pytest.mark.parametrize("tuned", [True, False])
-async def test_run_until_stopped_tunes_the_collector_unless_told_not_to(
+async def test_run_until_stopped_tunes_the_collector_and_stop_puts_it_back(
     database_url: str, tuned: bool
 ) -> None:
     gc.set_threshold(700, 10, 10)
-    console = ConsoleAdapter("console", stdin=io.StringIO(""), stdout=io.StringIO())
-    async with make_bot(database_url, {"console": console}, bot={"tune_gc": tuned}) as bot:
-        await asyncio.wait_for(bot.run_until_stopped(), 20)
-    if tuned:
-        assert gc.get_threshold()[0] == 20_000
-        assert gc.get_freeze_count() > 0
-    else:
-        assert gc.get_threshold() == (700, 10, 10)
-        assert gc.get_freeze_count() == 0
+    first = await _run_and_stop(database_url, tuned=tuned)
+    second = await _run_and_stop(database_url, tuned=tuned)
+    gc.collect()
+    # bots run one after another in one process are freed once dropped, frozen or not
+    assert first() is None
+    assert second() is None
