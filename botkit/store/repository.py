@@ -278,12 +278,10 @@ class Store:
         self, ids: Sequence[int], status: str, *, error: str | None = None
     ) -> None:
         """Move inbound messages to ``status`` (``processing``, ``done``, ``failed``...)."""
-        query = (
-            update(_messages)
-            .where(_messages.c.id.in_(list(ids)))
-            .values(status=status, error=error, updated_at=utcnow())
+        values = {"status": status, "error": error, "updated_at": utcnow()}
+        await self._write(
+            "update message status", lambda conn: _set_status(conn, list(ids), values)
         )
-        await self._write("update message status", _rowcount(query))
 
     async def annotate(self, message_id: int, values: dict[str, Any]) -> dict[str, Any]:
         """Merge ``values`` into a message's metadata (a plugin's verdict, a label).
@@ -808,12 +806,16 @@ def _set_done(conn: Connection, ops: list[_Finish]) -> None:
         ids.extend(op.ids)
         outcomes[key] = (max(when, op.done["updated_at"]), ids)
     for (status, error), (when, ids) in outcomes.items():
-        values = {"status": status, "error": error, "updated_at": when}
-        if len(ids) == 1:  # the usual finish: no IN list to render
-            conn.execute(_UPDATE_MESSAGE, {**values, "b_id": ids[0]})
-            continue
-        for chunk in _chunks(ids):
-            conn.execute(_SET_STATUS, {**values, "b_ids": chunk})
+        _set_status(conn, ids, {"status": status, "error": error, "updated_at": when})
+
+
+def _set_status(conn: Connection, ids: list[int], values: dict[str, Any]) -> None:
+    """Set ``values`` (status, error, updated_at) on the messages ``ids``."""
+    if len(ids) == 1:  # the usual case: no IN list to render
+        conn.execute(_UPDATE_MESSAGE, {**values, "b_id": ids[0]})
+        return
+    for chunk in _chunks(ids):
+        conn.execute(_SET_STATUS, {**values, "b_ids": chunk})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
