@@ -37,11 +37,8 @@ from botkit import (
     Reply,
     Sender,
     SentMessage,
-    restore_gc,
-    tune_gc,
 )
 from botkit.config import parse_config
-from botkit.gctuning import CollectorSettings
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient
 from botkit.store import Database
 from botkit.store.models import Base
@@ -151,7 +148,6 @@ class BotkitPipeline:
         (0: unlimited) instead of the one it makes itself."""
         self.adapter = BenchAdapter()
         self._session: aiohttp.ClientSession | None = None
-        self._collector: CollectorSettings | None = None
         model: ChatModel | None = None
         if connection_limit is not None:
             self._session = aiohttp.ClientSession(
@@ -170,15 +166,12 @@ class BotkitPipeline:
         """Start the bot (migrates the database), and tune the garbage collector as
         ``botkit run`` does once started (``Bot.run_until_stopped``)."""
         await self.bot.start()
-        if self.bot.config.bot.tune_gc:
-            self._collector = tune_gc()
+        self.bot.tune_collector()
 
     async def close(self) -> None:
-        """Stop the bot (and close a model client passed in); put the collector back."""
+        """Stop the bot (which puts the collector back), and close a model client passed
+        in."""
         await self.bot.stop()
-        if self._collector is not None:
-            restore_gc(self._collector)
-            self._collector = None
         if self._session is not None:
             await self._session.close()
 

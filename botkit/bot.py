@@ -282,16 +282,21 @@ class Bot:
                 loop.add_signal_handler(sig, self.request_stop)
                 self._signals.add(sig)
 
+    def tune_collector(self) -> None:
+        """Tune the process's garbage collector for this bot, once start-up is done (see
+        :func:`botkit.gctuning.tune_gc`), unless ``bot.tune_gc = false``; :meth:`stop`
+        puts it back. Calling it again changes nothing."""
+        if self.config.bot.tune_gc and self._collector is None:
+            self._collector = tune_gc()
+
     async def run_until_stopped(self) -> None:
         """Run until SIGTERM/SIGINT, or until every adapter's input has ended.
 
         This is the process's main loop, so it also tunes the process's garbage
-        collector once start-up is done (see :func:`botkit.gctuning.tune_gc`), unless
-        ``bot.tune_gc = false``; :meth:`stop` puts it back.
+        collector (:meth:`tune_collector`).
         """
         self.handle_signals()
-        if self.config.bot.tune_gc and self._collector is None:
-            self._collector = tune_gc()
+        self.tune_collector()
         finished: asyncio.Future[Any] = asyncio.ensure_future(
             asyncio.gather(*(a.finished() for a in self.adapters.values()))
         )

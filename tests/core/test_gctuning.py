@@ -80,6 +80,8 @@ async def _run_and_stop(database_url: str, *, tuned: bool) -> weakref.ref[object
     async with bot:
         await asyncio.wait_for(bot.run_until_stopped(), 20)
         during = (gc.get_threshold(), gc.get_freeze_count())
+        bot.tune_collector()  # again: changes nothing, and stop still puts it all back
+        assert (gc.get_threshold(), gc.get_freeze_count()) == during
     if tuned:
         assert during[0][0] == 20_000
         assert during[1] > 0
