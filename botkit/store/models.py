@@ -31,6 +31,8 @@ __all__ = [
     "Base",
     "ConversationRow",
     "ConversationSummaryRow",
+    "JobRunRow",
+    "LeaseRow",
     "MessageRow",
     "ModelCallRow",
     "StateRow",
@@ -130,6 +132,10 @@ class MessageRow(Base):
     # process renews its claims while alive; another takes over only after they lapse.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None]
+    # The fencing token: grows by one on every claim that takes the row from another
+    # holder (or from none); a state change by a holder whose token is older changes
+    # nothing, so a process that stalled past its lease cannot act on stale work.
+    claim_token: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -178,3 +184,29 @@ class ConversationSummaryRow(Base):
     # The newest message id the summary covers; older turns need not be sent again.
     covers_through_id: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LeaseRow(Base):
+    """A named singleton (the Telegram poller, one IMAP mailbox, the scheduler), held by
+    one process cluster-wide until ``until`` (the database's clock); ``token`` grows on
+    every change of holder."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    token: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobRunRow(Base):
+    """One due time of a scheduled job, recorded by the process that fired it: the
+    primary key makes each due time fire once cluster-wide."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)

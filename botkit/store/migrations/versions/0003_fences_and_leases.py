@@ -1,0 +1,47 @@
+"""fences and leases: a fencing token on every claim, singleton leases, fired jobs
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-04
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("claim_token", sa.BigInteger(), nullable=False, server_default="0")
+        )
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("holder", sa.String(length=64), nullable=True),
+        sa.Column("token", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
+    )
+    op.create_table(
+        "job_runs",
+        sa.Column("job", sa.String(length=200), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("holder", sa.String(length=64), nullable=True),
+        sa.Column("fired_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("job", "due_at", name=op.f("pk_job_runs")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("job_runs")
+    op.drop_table("leases")
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_column("claim_token")
