@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -14,11 +15,12 @@ from sqlalchemy import text
 
 from botkit._settings import parse_settings
 from botkit.adapter import Adapter, CommandInfo
+from botkit.claims import Claims
 from botkit.config import Config
 from botkit.context import PluginRuntime
 from botkit.discovery import load_adapter_class, load_plugin
 from botkit.dispatch import Dispatcher
-from botkit.exceptions import PluginError
+from botkit.exceptions import PluginError, StoreError
 from botkit.gctuning import CollectorSettings, restore_gc, tune_gc
 from botkit.inbox import Inbox
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient, StandInModel, TokenCounter
@@ -29,6 +31,7 @@ from botkit.routing import Pipeline
 from botkit.runtime import ChatSettings, Runtime
 from botkit.scheduler import Scheduler
 from botkit.store import Database, Store, is_sqlite
+from botkit.store.models import utcnow
 from botkit.web import WebServer
 
 __all__ = ["STAND_IN_NOTICE", "Bot", "build_adapters", "build_model", "build_plugins"]
@@ -137,14 +140,15 @@ class Bot:
         self.metrics = Metrics()
         self.database = Database(config.database.url, busy_timeout=config.database.busy_timeout)
         self.store = Store(self.database)
+        bot = config.bot
+        self.claims = Claims(bot.claim_lease)
         self.outbox = Outbox(
             self.store,
             self.adapters,
             self.metrics,
             OutboxPolicy(**{f: getattr(config.outbox, f) for f in config.outbox.__slots__}),
-            claim=lambda: self.runtime.claim(),
+            claims=self.claims,
         )
-        bot = config.bot
         self.runtime = Runtime(
             store=self.store,
             model=self.model,
@@ -166,10 +170,17 @@ class Bot:
             model_guards=[
                 ModelGuardEntry(p.name, g) for p in self.plugins for g in p.model_guards
             ],
-            lease=bot.claim_lease,
+            claims=self.claims,
+            shared=not is_sqlite(self.database.url),
         )
         self.dispatcher = Dispatcher(
-            self.runtime, self.pipeline, max_in_flight=bot.max_in_flight, burst=bot.burst
+            self.runtime,
+            self.pipeline,
+            max_in_flight=bot.max_in_flight,
+            burst=bot.burst,
+            outage_horizon=bot.outage_horizon,
+            outage_retry=bot.outage_retry,
+            delay_notice=bot.delay_notice,
         )
         self.runtime.submit = self.dispatcher.submit
         self.inbox = Inbox(
@@ -212,6 +223,7 @@ class Bot:
             self.web.add_routes(routes)
             await self.web.start()
         await asyncio.to_thread(self.runtime.tokens.warm)
+        await self._read_clock()
         await self.outbox.resume()
         await self.dispatcher.resume()
         self._maintenance = asyncio.create_task(self._maintain(), name="botkit-claims")
@@ -311,15 +323,29 @@ class Bot:
             await asyncio.gather(finished, stop, return_exceptions=True)
 
     async def _maintain(self) -> None:
-        """Keep this process's claims alive, and take over work whose process died."""
+        """Keep this process's claims alive, and take over work whose process died (or
+        that this process left behind: a stream cut off by a lost database)."""
         while True:
             await asyncio.sleep(self.runtime.lease / 3)
             try:
-                await self.store.renew_claims(self.runtime.claim())
+                sent = time.monotonic()
+                await self.store.renew_claims(self.claims.claim())
+                self.claims.renewal_sent(sent)
+                await self._read_clock()
+                await self.outbox.resume()  # streams first: their messages are answered anew
                 await self.dispatcher.resume()
-                await self.outbox.resume()
-            except Exception:  # a database hiccup must not end the loop
+            except StoreError as exc:  # the database is away: one line, and try again
+                log.warning("renewing claims failed (%s); retrying", exc)
+            except Exception:  # a bug must not end the loop
                 log.exception("renewing claims failed; retrying")
+
+    async def _read_clock(self) -> None:
+        """Learn how far the database's clock is from this process's: claims are written
+        in the database's time, since the other processes judge them by it."""
+        before = utcnow()
+        database_now = await self.store.database_now()
+        after = utcnow()
+        self.claims.clock_offset = database_now - (before + (after - before) / 2)
 
     async def _healthy(self) -> bool:
         try:

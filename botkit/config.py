@@ -44,6 +44,15 @@ class BotSection:
     summarize: bool = True
     shutdown_grace: float = 20.0
     claim_lease: float = 30.0
+    # while the model (or the database) is down, a message waits and is retried with
+    # growing backoff for this long after it arrived, then fails
+    outage_horizon: float = 3600.0
+    outage_retry: float = 5.0  # the first wait; doubled at each try, at most 300 s
+    # told once per conversation per outage while an answer waits ("" says nothing)
+    delay_notice: str = (
+        "The assistant is unavailable at the moment; your message is kept and answered "
+        "as soon as it is back."
+    )
     # run_until_stopped freezes the start-up heap and collects young objects less often
     tune_gc: bool = True
 
@@ -222,6 +231,10 @@ def _check(sections: Mapping[str, Any]) -> None:
         raise ConfigError("bot.max_in_flight", "must be at least 1")
     if bot.claim_lease < 1:
         raise ConfigError("bot.claim_lease", "must be at least 1 second")
+    if bot.outage_horizon < 0:
+        raise ConfigError("bot.outage_horizon", "must not be negative")
+    if bot.outage_retry <= 0:
+        raise ConfigError("bot.outage_retry", "must be more than 0 seconds")
     if bot.history_limit < 1:
         raise ConfigError("bot.history_limit", "must be at least 1")
     for key, value in (

@@ -1,22 +1,27 @@
-"""The ``Context`` a handler gets with each message, and the contexts of jobs and hooks."""
+"""The ``Context`` a handler gets with each message, and the contexts of jobs and hooks.
+
+Only the handler's façade: replies, streams and notices are the outbox's
+(``botkit.outbox``), the answer in the making is a ``Turn`` (``botkit.turn``).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botkit.adapter import Capabilities
-from botkit.exceptions import RateLimitError, ServiceError
+from botkit.exceptions import ServiceError
 from botkit.inbox import KeyValueState
-from botkit.messages import ConversationRef, Markup, Message, Reply, SentMessage
+from botkit.messages import ConversationRef, Markup, Message, Reply
+from botkit.outbox import draft_of, reply_of
 from botkit.plugin import CommandHandler
 from botkit.runtime import Runtime
-from botkit.store import CallRow, OutboundDraft, Store, StoredMessage
+from botkit.store import CallRow, Store, StoredMessage
+from botkit.streaming import stream_reply
+from botkit.turn import Turn
 
 if TYPE_CHECKING:
     from botkit.conversation import ConversationLLM
@@ -101,21 +106,14 @@ class PluginRuntime:
 
     async def send(self, conversation: ConversationRef, reply: Reply | str) -> None:
         """Send a message to any conversation (digests, notifications), through the outbox."""
-        conversation_id = await self._runtime.store.conversation_id(conversation)
-        await _queue_and_flush(self._runtime, conversation_id, conversation.channel, reply, None)
+        runtime = self._runtime
+        conversation_id = await runtime.store.conversation_id(conversation)
+        draft = draft_of(conversation_id, conversation.channel, reply_of(reply, None), None)
+        await runtime.store.add_outbound(draft)
+        await runtime.outbox.flush(conversation_id)
 
 
 JobContext = PluginRuntime
-
-
-@dataclass(slots=True)
-class _Turn:
-    """What the contexts of one message share across middlewares and handlers."""
-
-    annotations: dict[str, Any]
-    replied: bool = False
-    # model calls kept until the message is finished, then stored in that transaction
-    calls: list[CallRow] | None = None
 
 
 class Context(PluginRuntime):
@@ -138,28 +136,33 @@ class Context(PluginRuntime):
         plugin: str = "",
         args: str = "",
         match: re.Match[str] | None = None,
+        turn: Turn | None = None,
     ) -> None:
         super().__init__(runtime, plugin)
         self.message = message
         self.conversation_id = conversation_id
         self.args = args
         self.match = match
-        self._turn = _Turn(annotations=dict(message.metadata))
+        self._turn = turn or Turn(message, conversation_id, annotations=dict(message.metadata))
 
     def for_handler(
         self, plugin: str, *, args: str, match: re.Match[str] | None = None
     ) -> Context:
         """A copy of this context for one plugin's handler."""
-        ctx = Context(
+        return Context(  # one message: one turn, one record of replies and facts
             self._runtime,
             self.message,
             self.conversation_id,
             plugin=plugin,
             args=args,
             match=match,
+            turn=self._turn,
         )
-        ctx._turn = self._turn  # one message: one record of replies and facts
-        return ctx
+
+    @property
+    def turn(self) -> Turn:
+        """The answer in the making that this context belongs to."""
+        return self._turn
 
     @property
     def deferred_calls(self) -> list[CallRow] | None:
@@ -222,9 +225,7 @@ class Context(PluginRuntime):
     async def reply(self, reply: Reply | str) -> None:
         """Send a reply now (stored in the outbox first), before the handler returns."""
         self._turn.replied = True
-        await _queue_and_flush(
-            self._runtime, self.conversation_id, self.message.channel, reply, self.message
-        )
+        await self._runtime.outbox.reply(self._turn, reply_of(reply, self.message))
 
     async def typing(self) -> None:
         """Show the channel's typing indicator, if it has one."""
@@ -247,58 +248,12 @@ class Context(PluginRuntime):
             The whole text.
         """
         self._turn.replied = True
-        from botkit.streaming import stream_reply
-
-        return await stream_reply(self._runtime, self, chunks, markup=markup)
-
-
-def reply_of(value: Reply | str, message: Message | None) -> Reply:
-    """A handler's answer as a ``Reply`` that quotes the message it answers."""
-    reply = Reply(value) if isinstance(value, str) else value
-    if reply.reply_to is None and message is not None:
-        reply = Reply(reply.text, reply.markup, message.external_id, reply.metadata)
-    return reply
-
-
-def draft_of(
-    conversation_id: int, channel: str, reply: Reply, message: Message | None
-) -> OutboundDraft:
-    """The outbox entry for a reply."""
-    return OutboundDraft(
-        conversation_id=conversation_id,
-        channel=channel,
-        text=reply.text,
-        markup=reply.markup,
-        reply_to_id=message.id if message is not None else None,
-        meta={"reply_to": reply.reply_to, "metadata": dict(reply.metadata)},
-    )
-
-
-async def _queue_and_flush(
-    runtime: Runtime,
-    conversation_id: int,
-    channel: str,
-    value: Reply | str,
-    message: Message | None,
-) -> None:
-    reply = reply_of(value, message)
-    await runtime.store.add_outbound(draft_of(conversation_id, channel, reply, message))
-    await runtime.outbox.flush(conversation_id)
-
-
-async def edit_with_retry(
-    runtime: Runtime, sent: SentMessage, text: str, *, attempts: int = 5
-) -> SentMessage | None:
-    """Edit a streamed message, waiting out rate limits; ``None`` if it never went through."""
-    adapter = runtime.adapters[sent.conversation.channel]
-    for attempt in range(attempts):
-        try:
-            return await adapter.edit(sent, text)
-        except RateLimitError as exc:
-            await asyncio.sleep(min(exc.retry_after or 1.0, 30.0))
-        except ServiceError as exc:
-            if not exc.retryable or attempt == attempts - 1:
-                log.warning("could not edit streamed message: %s", exc)
-                return None
-            await asyncio.sleep(2**attempt)
-    return None
+        adapter = self._runtime.adapters.get(self.message.channel)
+        if adapter is None or not adapter.capabilities.edits:
+            text = "".join([chunk async for chunk in chunks])
+            if text.strip():
+                await self.reply(Reply(text, markup))
+            return text
+        template = reply_of(Reply("", markup), self.message)
+        async with self._runtime.outbox.live(self._turn, template) as live:
+            return await stream_reply(live, chunks, adapter.capabilities, self.typing)

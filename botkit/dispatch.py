@@ -4,6 +4,16 @@ Messages of one conversation are handled strictly in order, one at a time; diffe
 conversations run concurrently, at most ``max_in_flight`` at once. With the ``coalesce``
 burst policy, messages that arrive while a reply is being generated are answered
 together, once. After a crash, ``resume()`` picks up everything accepted but not finished.
+
+Order holds across processes and crashes: a conversation's messages are taken in id
+order, and a message never goes before an older one of its conversation that is still
+unanswered, whoever holds it (on PostgreSQL, where another process may, the store is
+asked before each answer).
+
+Outages wait: when the model (or the database) is down, the message is put back with a
+growing backoff for up to ``outage_horizon`` seconds after it arrived, the conversation
+waits behind it, and the user is told once that the answer is delayed. Only errors that
+retrying cannot fix (a refused request, a budget, a bug) end a message as failed.
 """
 
 from __future__ import annotations
@@ -12,25 +22,33 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import random
 import time
 from collections import deque
-from typing import Literal
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Literal, TypeVar
 
-from botkit.context import Context, draft_of, reply_of
-from botkit.exceptions import QuotaExceededError
-from botkit.messages import Attachment, Message, Sender
+from botkit.context import Context
+from botkit.exceptions import ClaimLostError, QuotaExceededError, ServiceError, StoreError
+from botkit.messages import Attachment, Message, Reply, Sender
+from botkit.outbox import draft_of, reply_of
 from botkit.routing import Pipeline
 from botkit.runtime import Runtime
-from botkit.store import OutboundDraft, StoredMessage
+from botkit.store import Fence, OutboundDraft, StoredMessage
 from botkit.store.models import utcnow
+from botkit.turn import Turn
 
 __all__ = ["APOLOGY", "Dispatcher"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 APOLOGY = "Sorry, I couldn't answer that just now. Please try again in a moment."
 BurstPolicy = Literal["queue", "coalesce"]
 UNFINISHED = ("pending", "processing")
+OUTAGE_BACKOFF_MAX = 300.0  # the longest wait between two tries of a waiting message
+STORE_RETRY = (0.5, 10.0)  # waits between tries of a state change while the database is away
 
 
 class Dispatcher:
@@ -43,16 +61,28 @@ class Dispatcher:
         *,
         max_in_flight: int = 32,
         burst: BurstPolicy = "queue",
+        outage_horizon: float = 3600.0,
+        outage_retry: float = 5.0,
+        delay_notice: str = "",
     ) -> None:
         self._runtime = runtime
         self._pipeline = pipeline
         self._burst = burst
+        self._outage_horizon = outage_horizon
+        self._outage_retry = outage_retry
+        self._delay_notice = delay_notice
         self._slots = asyncio.Semaphore(max_in_flight)
         self._queues: dict[int, deque[int]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._known: set[int] = set()
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._fresh: dict[int, tuple[Message, float]] = {}
+        # conversations whose oldest unanswered message waits (an outage, or another
+        # process holds it): newer ones wait behind it, and a sweep takes them in order
+        self._blocked: set[int] = set()
+        self._noticed: set[int] = set()  # conversations told of the outage they wait out
+        self._wake: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[int]] = set()
         self._accepting = True
 
     def submit(
@@ -67,6 +97,11 @@ class Dispatcher:
                 claimed) it: it is then handled without reading it back or claiming it
                 again while that claim is surely live.
         """
+        if conversation_id in self._blocked:
+            return  # it waits behind an older message; the sweep takes both in order
+        self._queue(message_id, conversation_id, message)
+
+    def _queue(self, message_id: int, conversation_id: int, message: Message | None) -> None:
         if message_id in self._known or not self._accepting:
             return
         self._known.add(message_id)
@@ -79,17 +114,67 @@ class Dispatcher:
             self._workers[conversation_id] = task
 
     async def resume(self) -> int:
-        """Queue every unfinished message no live process holds; returns how many.
+        """Queue the unfinished messages this process may take, each conversation's in
+        order up to the first it may not (held by another live process, or waiting for
+        a retry); returns how many were queued.
 
-        Called at start (crash recovery) and then periodically, so a message whose
-        process died is taken over once that process's claim lapses.
+        Called at start (crash recovery), then periodically and when a waiting message
+        is due, so a message whose process died is taken over once its claim lapses.
         """
-        rows = await self._runtime.store.unfinished_inbound(now=utcnow())
+        runtime = self._runtime
+        now = utcnow() + runtime.claims.clock_offset
+        rows = await runtime.store.resumable_inbound(now=now)
+        stopped: set[int] = set()
+        soonest: float | None = None
+        queued = 0
         for row in rows:
-            self.submit(row.id, row.conversation_id)
-        if rows:
-            log.info("resuming %d message(s) accepted before the last stop", len(rows))
-        return len(rows)
+            conversation_id = row.conversation_id
+            if conversation_id in stopped:
+                continue
+            mine = row.free or row.claimed_by == runtime.owner
+            if not mine or (row.due is not None and row.due > now):
+                stopped.add(conversation_id)
+                self._blocked.add(conversation_id)
+                if mine and row.due is not None:
+                    wait = (row.due - now).total_seconds()
+                    soonest = wait if soonest is None else min(soonest, wait)
+                continue
+            self._blocked.discard(conversation_id)
+            if row.id not in self._known:
+                self._queue(row.id, conversation_id, None)
+                queued += 1
+        # a conversation with nothing unfinished left waits for nothing any more
+        self._blocked &= stopped
+        if soonest is not None:
+            self._wake_in(soonest)
+        if queued:
+            log.info("resuming %d unfinished message(s)", queued)
+        return queued
+
+    def _wake_in(self, delay: float) -> None:
+        """Sweep again in ``delay`` seconds (a waiting message is due then)."""
+        if not self._accepting:
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + max(delay, 0.0)
+        if self._wake is not None and self._wake.when() <= when:
+            return
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake = loop.call_at(when, self._sweep)
+
+    def _sweep(self) -> None:
+        self._wake = None
+        task = asyncio.create_task(self._sweep_quietly())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sweep_quietly(self) -> int:
+        try:
+            return await self.resume()
+        except StoreError as exc:  # the periodic sweep tries again
+            log.warning("could not look for waiting messages: %s", exc)
+            return 0
 
     async def wait_done(self, message_id: int) -> None:
         """Wait until ``message_id`` is finished; returns at once if it is not pending."""
@@ -111,10 +196,15 @@ class Dispatcher:
         the next start answers it: nothing is lost, nothing is answered twice.
         """
         self._accepting = False
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
         for queue in self._queues.values():
             self._finish(list(queue))  # not started: stays "pending" in the store
             queue.clear()
         workers = list(self._workers.values())
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if not workers:
             return
         _, pending = await asyncio.wait(workers, timeout=grace)
@@ -137,15 +227,20 @@ class Dispatcher:
                     batch = [queue.popleft()]
                 async with self._slots:
                     try:
-                        await self._process(conversation_id, batch)
+                        goes_on = await self._process(conversation_id, batch)
                     except Exception:
                         # a store failure (say): hand the work back so a sweep retries it
                         log.exception("messages %s could not be handled; released", batch)
                         self._runtime.metrics.failures.labels("dispatch").inc()
                         with contextlib.suppress(Exception):
                             await self._runtime.store.release(batch, self._runtime.owner)
+                        goes_on = True
                     finally:
                         self._finish(batch)
+                if not goes_on:  # the rest waits behind it; the sweep takes them in order
+                    self._blocked.add(conversation_id)
+                    self._finish(list(queue))
+                    queue.clear()
         finally:
             self._workers.pop(conversation_id, None)
             if not queue:
@@ -160,84 +255,200 @@ class Dispatcher:
                 if not future.done():
                     future.set_result(None)
 
-    async def _process(self, conversation_id: int, batch: list[int]) -> None:
-        store = self._runtime.store
+    async def _process(self, conversation_id: int, batch: list[int]) -> bool:
+        """Answer ``batch``; False when the conversation must wait (an older message is
+        unanswered, or this one waits out an outage)."""
+        runtime = self._runtime
+        store = runtime.store
         now = time.monotonic()
         fresh = [self._fresh.get(i) for i in batch]
+        earlier: list[StoredMessage] = []
+        attempts = 0
         if all(f is not None and f[1] > now for f in fresh):
-            # accepted by this process moments ago: our claim on them is live
+            # accepted by this process moments ago: our claim on them is live, token 1
             messages = [f[0] for f in fresh if f is not None]
+            fence: Fence = dict.fromkeys(batch, 1)
         else:
             # resumed work: another live process may hold some of it; take what is free
-            ids = await store.claim(
-                batch, self._runtime.claim(), status="processing", from_statuses=UNFINISHED
+            fence = await store.claim(
+                batch, runtime.claim(), status="processing", from_statuses=UNFINISHED
             )
-            if not ids:
-                return
-            messages = [_message_of([row]) for row in await store.messages(ids)]
+            if not fence:
+                return True
+            rows = await store.messages(list(fence))
+            messages = [_message_of([row]) for row in rows]
+            attempts = max(row.attempts for row in rows)
+            # what an earlier try posted: this answer takes its place
+            earlier = await store.earlier_replies(list(fence))
+        if (runtime.shared or conversation_id in self._blocked) and await store.older_unfinished(
+            conversation_id, min(fence)
+        ):
+            await store.release(list(fence), runtime.owner)
+            log.info("messages %s wait behind an older unanswered message", list(fence))
+            return False
         # group chatter an adapter passes on as context: kept for history, not answered
         chatter = [m.id for m in messages if m.metadata.get("addressed") is False]
         if chatter:
             await store.set_inbound_status([i for i in chatter if i is not None], "context")
             messages = [m for m in messages if m.metadata.get("addressed") is not False]
             if not messages:
-                return
+                return True
         ids = [m.id for m in messages if m.id is not None]
         message = _combine(messages)
+        turn = Turn(
+            message,
+            conversation_id,
+            ids=ids,
+            fence={i: fence[i] for i in ids},
+            attempts=attempts,
+            annotations=dict(message.metadata),
+            calls=[],
+            earlier=earlier,
+        )
+        ctx = Context(runtime, message, conversation_id, turn=turn)
+        try:
+            return await self._answer(turn, ctx)
+        except ClaimLostError as exc:
+            log.warning("messages %s: %s; left to the process that holds them", ids, exc)
+            with contextlib.suppress(Exception):  # the calls were paid for all the same
+                await store.record_calls(turn.calls or [])
+            return True
+
+    async def _answer(self, turn: Turn, ctx: Context) -> bool:
+        runtime, store, message = self._runtime, self._runtime.store, turn.message
+        conversation_id, ids = turn.conversation_id, turn.ids
         error: str | None = None
-        ctx = Context(self._runtime, message, conversation_id)
-        ctx.defer_calls()
         try:
             result = await self._pipeline.handle(message, ctx)
         except asyncio.CancelledError:
             # stays unfinished: answered after the next start; the calls made are paid for
-            calls = ctx.deferred_calls or []
             with contextlib.suppress(Exception):
-                await asyncio.shield(store.record_calls(calls))
+                await asyncio.shield(store.record_calls(turn.calls or []))
+            raise
+        except ClaimLostError:
             raise
         except Exception as exc:
-            log.exception("handling message %s failed", ids)
-            self._runtime.metrics.failures.labels("handle").inc()
+            if _waits_out(exc) and self._within_horizon(message):
+                await self._postpone(turn, exc)
+                return False
+            if _waits_out(exc):
+                log.warning("messages %s failed: the outage outlasted the horizon: %s", ids, exc)
+            else:
+                log.exception("handling message %s failed", ids)
+            runtime.metrics.failures.labels("handle").inc()
             text = APOLOGY
             if isinstance(exc, QuotaExceededError):
                 text = f"Sorry, I can't answer right now: {exc.reason}"
-            draft = draft_of(conversation_id, message.channel, reply_of(text, message), message)
-            status, drafts, error = "failed", [_plain(draft)], f"{type(exc).__name__}: {exc}"
+            reply = reply_of(Reply(text, "plain"), message)
+            status, replies, error = "failed", [reply], f"{type(exc).__name__}: {exc}"
         else:
-            drafts = []
+            replies = []
             if result is not None:
                 reply = reply_of(result, message)
                 if reply.text.strip():
-                    drafts.append(draft_of(conversation_id, message.channel, reply, message))
-            status, error = ("done" if drafts or ctx.replied else "skipped"), None
-        calls = ctx.deferred_calls or []
+                    replies.append(reply)
+            status = "done" if replies or turn.replied else "skipped"
+            self._noticed.discard(conversation_id)  # answered: any outage is over for it
+        if turn.earlier:
+            # an earlier try posted replies: these take their places, then the message
+            # is finished (a crash between the two replaces them again, nothing more)
+            for reply in replies:
+                await runtime.outbox.reply(turn, reply)
+            replies = []
+        drafts = [draft_of(conversation_id, message.channel, r, message) for r in replies]
+        calls = turn.calls or []
+        claim = runtime.claim()
         try:
-            finished = await store.finish_inbound(
-                ids,
-                status,
-                drafts,
-                error=error[:2000] if error else None,
-                claim=self._runtime.claim(),
-                calls=calls,
+            finished = await self._landed(
+                lambda: store.finish_inbound(
+                    ids,
+                    status,
+                    drafts,
+                    error=error[:2000] if error else None,
+                    claim=claim,
+                    calls=calls,
+                    fence=turn.fence,
+                )
             )
         except Exception:
             with contextlib.suppress(Exception):  # the calls were paid for all the same
                 await store.record_calls(calls)
             raise
-        outbox = self._runtime.outbox
+        outbox = runtime.outbox
         if finished.claimed:  # nothing else waits: send these now, already claimed
             await outbox.send_claimed(
                 conversation_id,
                 [_outgoing(i, d, message) for i, d in zip(finished.out_ids, drafts, strict=True)],
             )
-        else:
+        elif drafts:
             await outbox.flush(conversation_id)
+        return True
+
+    def _within_horizon(self, message: Message) -> bool:
+        age = (utcnow() - message.received_at).total_seconds()
+        return age < self._outage_horizon
+
+    async def _postpone(self, turn: Turn, exc: Exception) -> None:
+        """Put the turn's messages back until a retry is due, and tell the user once."""
+        runtime = self._runtime
+        base = self._outage_retry * 2 ** min(turn.attempts, 20)
+        delay = min(base, OUTAGE_BACKOFF_MAX) * (0.75 + random.random() / 2)
+        due = utcnow() + runtime.claims.clock_offset + timedelta(seconds=delay)
+        reason = f"{type(exc).__name__}: {exc}"
+        claim = runtime.claim()
+        await self._landed(
+            lambda: runtime.store.postpone(
+                turn.ids, claim, turn.fence or {}, due=due, error=reason
+            )
+        )
+        log.warning(
+            "messages %s wait %.0f s for a retry (try %d): %s",
+            turn.ids,
+            delay,
+            turn.attempts + 1,
+            _one_line(str(exc)),
+        )
+        runtime.metrics.failures.labels("postponed").inc()
+        with contextlib.suppress(Exception):  # the calls were paid for all the same
+            await runtime.store.record_calls(turn.calls or [])
+        if turn.calls is not None:
+            turn.calls.clear()
+        conversation_id = turn.conversation_id
+        if self._delay_notice and conversation_id not in self._noticed:
+            self._noticed.add(conversation_id)
+            notice = draft_of(
+                conversation_id, turn.message.channel, Reply(self._delay_notice, "plain"), None
+            )
+            await self._landed(lambda: runtime.store.add_outbound(notice))
+            await runtime.outbox.flush(conversation_id)
+        self._wake_in(delay)
+
+    async def _landed(self, change: Callable[[], Awaitable[T]]) -> T:
+        """Make a state change, trying again while the database is away (never giving
+        up on it, never suppressing it); a lost claim is not retried."""
+        wait, most = STORE_RETRY
+        while True:
+            try:
+                return await change()
+            except ClaimLostError:
+                raise
+            except StoreError as exc:
+                log.warning("the database is unavailable (%s); retrying in %.1f s", exc, wait)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, most)
 
 
-def _plain(draft: OutboundDraft) -> OutboundDraft:
-    return OutboundDraft(
-        draft.conversation_id, draft.channel, draft.text, "plain", draft.reply_to_id, draft.meta
-    )
+def _waits_out(exc: BaseException) -> bool:
+    """Whether retrying later can fix ``exc``: a service down or limiting us, or the
+    database away (but not a lost claim)."""
+    if isinstance(exc, ServiceError):
+        return exc.retryable
+    return isinstance(exc, StoreError) and not isinstance(exc, ClaimLostError)
+
+
+def _one_line(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first[:300]
 
 
 def _outgoing(outbound_id: int, draft: OutboundDraft, message: Message) -> StoredMessage:

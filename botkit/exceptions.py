@@ -6,6 +6,7 @@ Every error botkit raises on purpose is a ``BotkitError``::
     ├── ConfigError           bad or missing settings, raised at start, names the TOML key
     ├── PluginError           an entry point missing, broken, duplicated, or of the wrong type
     ├── StoreError            wraps the database driver's errors
+    │   └── ClaimLostError    this process's claim lapsed and another took the work over
     └── ServiceError          .service ("llm", "slack", "telegram", "imap", "smtp"), .retryable
         ├── ServiceUnavailableError   network, timeout, 5xx                retryable
         ├── RateLimitError            429 / flood control, .retry_after    retryable
@@ -25,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BotkitError",
+    "ClaimLostError",
     "ConfigError",
     "ContextLengthError",
     "InvalidResponseError",
@@ -62,6 +64,12 @@ class PluginError(BotkitError):
 
 class StoreError(BotkitError):
     """A database operation failed; the driver's error is the ``__cause__``."""
+
+
+class ClaimLostError(StoreError):
+    """This process's claim on a message lapsed (a stall past its lease) and the fencing
+    token moved on: the change was not made, and the process that holds the work now
+    answers it."""
 
 
 class ServiceError(BotkitError):

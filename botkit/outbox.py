@@ -1,8 +1,26 @@
-"""The outbox: replies are stored before they are sent and marked once delivered.
+"""The outbox: the one place that sends and edits replies on a channel.
 
-Each conversation's replies go out strictly in order. A failed send is retried with
-backoff; a short wait is slept on, a long one (flood control measured in minutes) is
-scheduled so no worker sits idle; a restart sends whatever was left undelivered.
+A reply is stored before it is sent and marked once delivered. Each conversation's
+replies go out strictly in order. A failed send is retried with backoff; a short wait
+is slept on, a long one (flood control measured in minutes) is scheduled so no worker
+sits idle; a restart sends whatever was left undelivered.
+
+How a reply gets sent:
+
+- a handler's returned reply is stored with its message's outcome (the dispatcher's
+  ``finish_inbound``), then delivered by :meth:`Outbox.send_claimed` or :meth:`flush`;
+- ``ctx.reply`` is :meth:`Outbox.reply`: stored, then flushed;
+- a streamed reply is a live reply (:meth:`Outbox.live`, ``botkit.live``): posted once,
+  then edited in place, the posted message's id and the text it shows stored as it goes;
+- every reply of an answer that is tried again (its process stopped, or the model
+  failed mid-answer) takes the place of the reply the earlier try posted: the channel
+  message is edited, not posted again (``Turn.earlier``).
+
+Every state change is fenced: it happens only while this process holds the reply's
+claim with the token it took it with, and no send or edit starts unless this process's
+claims are surely live (``Claims.live``). The one window left: a send already on the
+wire when the claim lapsed, which the process that took the reply over sends again
+with the same ``delivery_id``.
 """
 
 from __future__ import annotations
@@ -11,18 +29,23 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 from botkit.adapter import Adapter
-from botkit.exceptions import RateLimitError, ServiceError
-from botkit.messages import Reply, SentMessage
+from botkit.claims import Claims
+from botkit.exceptions import ClaimLostError, RateLimitError, ServiceError
+from botkit.live import LiveReply, delivery_id, edit_with_retry
+from botkit.messages import Message, Reply, SentMessage
 from botkit.metrics import Metrics
-from botkit.store import Claim, Store, StoredMessage
+from botkit.store import OutboundDraft, Store, StoredMessage
 from botkit.store.models import utcnow
+from botkit.store.repository import EARLIER_OUT
+from botkit.text import split_text
+from botkit.turn import Turn
 
-__all__ = ["Outbox", "OutboxPolicy", "delivery_id"]
+__all__ = ["Outbox", "OutboxPolicy", "delivery_id", "draft_of", "reply_of"]
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +67,36 @@ class OutboxPolicy:
     inline_wait_max: float = 10.0
 
 
-def delivery_id(outbound_id: int) -> str:
-    """The stable id adapters get for one outbox entry."""
-    return f"botkit-{outbound_id}"
+def reply_of(value: Reply | str, message: Message | None) -> Reply:
+    """A handler's answer as a ``Reply`` that quotes the message it answers."""
+    reply = Reply(value) if isinstance(value, str) else value
+    if reply.reply_to is None and message is not None:
+        reply = Reply(reply.text, reply.markup, message.external_id, reply.metadata)
+    return reply
+
+
+def draft_of(
+    conversation_id: int, channel: str, reply: Reply, message: Message | None
+) -> OutboundDraft:
+    """The outbox entry for a reply."""
+    return OutboundDraft(
+        conversation_id=conversation_id,
+        channel=channel,
+        text=reply.text,
+        markup=reply.markup,
+        reply_to_id=message.id if message is not None else None,
+        meta={"reply_to": reply.reply_to, "metadata": dict(reply.metadata)},
+    )
+
+
+def reply_from_row(row: StoredMessage) -> Reply:
+    """The reply a stored outbox entry holds."""
+    return Reply(
+        text=row.text,
+        markup="plain" if row.markup == "plain" else "markdown",
+        reply_to=row.meta.get("reply_to"),
+        metadata=row.meta.get("metadata") or {},
+    )
 
 
 class Outbox:
@@ -59,11 +109,11 @@ class Outbox:
         metrics: Metrics,
         policy: OutboxPolicy = OutboxPolicy(),
         *,
-        claim: Callable[[], Claim],
+        claims: Claims,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._store = store
-        self._claim = claim
+        self._claims = claims
         self._adapters = adapters
         self._metrics = metrics
         self._policy = policy
@@ -72,14 +122,30 @@ class Outbox:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._live: set[int] = set()  # live replies this process is writing now
+        self._sending: set[int] = set()  # replies the dispatcher is about to send
+
+    @property
+    def store(self) -> Store:
+        """The store replies are kept in."""
+        return self._store
+
+    @property
+    def claims(self) -> Claims:
+        """This process's claims (fencing every change the outbox makes)."""
+        return self._claims
 
     async def resume(self) -> None:
-        """Close streams whose process died, and send what is due and held by no live
-        process. Called at start (crash recovery), then periodically."""
-        interrupted = await self._store.interrupt_streams()
+        """Close streams whose process died (and this process's own that nothing writes
+        any more), and send what is due and held by no live process, or by this one but
+        left behind. Called at start (crash recovery), then periodically."""
+        owner = self._claims.owner
+        interrupted = await self._store.interrupt_streams(owner=owner, live=self._live)
         if interrupted:
             log.warning("%d streamed replies were interrupted by a stop", interrupted)
-        for conversation_id in await self._store.conversations_with_undelivered(now=utcnow()):
+        for conversation_id in await self._store.conversations_with_undelivered(
+            now=utcnow(), owner=owner
+        ):
             if not self.lock(conversation_id).locked():
                 self._spawn(conversation_id)
 
@@ -89,15 +155,119 @@ class Outbox:
 
     async def send_claimed(self, conversation_id: int, rows: list[StoredMessage]) -> None:
         """Send replies just stored already claimed by this process (the dispatcher's
-        fast path: nothing earlier of the conversation was waiting)."""
+        fast path: nothing earlier of the conversation was waiting); a new row's fencing
+        token is 1."""
+        ids = {row.id for row in rows}
+        self._sending |= ids  # before any wait: a flush meanwhile leaves them to us
+        try:
+            async with self.lock(conversation_id):
+                try:
+                    for row in rows:
+                        if not await self._deliver(row, token=1):
+                            return
+                except Exception:
+                    await self._hand_back(conversation_id)
+                    raise
+        finally:
+            self._sending -= ids
+
+    async def reply(self, turn: Turn, reply: Reply) -> None:
+        """Send a reply of ``turn`` now (``ctx.reply``): stored, then sent in order; or,
+        when an earlier try of the turn posted a reply in its place, that one edited."""
+        earlier = turn.take_earlier()
+        message = turn.message
+        draft = draft_of(turn.conversation_id, message.channel, reply, message)
+        if earlier is not None:
+            await self.replace(earlier, draft)
+            return
+        await self._store.add_outbound(draft)
+        await self.flush(turn.conversation_id)
+
+    async def replace(self, earlier: StoredMessage, draft: OutboundDraft) -> None:
+        """Make the reply ``earlier`` (posted, queued or cut short by an earlier try of an
+        answer) say ``draft``'s text: the channel message is edited where the channel
+        can; otherwise the entry is sent again with the new text."""
+        conversation_id = earlier.conversation_id
         async with self.lock(conversation_id):
             try:
-                for row in rows:
-                    if not await self._deliver(row, claimed=True):
-                        return
-            except Exception:
-                await self._hand_back(conversation_id)
-                raise
+                await self._replace_locked(earlier, draft)
+            except ClaimLostError as exc:
+                log.warning("reply %d not replaced: %s", earlier.id, exc)
+
+    async def _replace_locked(self, earlier: StoredMessage, draft: OutboundDraft) -> None:
+        owner = self._claims.owner
+        fence = await self._store.claim(
+            [earlier.id],
+            self._claims.claim(),
+            status="sending",
+            from_statuses=(*EARLIER_OUT, "streaming"),
+        )
+        if not fence:  # another live process holds it: this answer goes out on its own
+            await self._store.add_outbound(draft)
+            await self.flush_locked(draft.conversation_id)
+            return
+        token = fence[earlier.id]
+        adapter = self._adapters.get(earlier.conversation.channel)
+        pieces = split_text(draft.text, adapter.capabilities.max_length) if adapter else []
+        first = pieces[0] if pieces else draft.text
+        shown = earlier.external_id is not None and earlier.status != "pending"
+        if adapter is not None and shown and adapter.capabilities.edits and first.strip():
+            assert earlier.external_id is not None
+            sent = SentMessage(
+                earlier.conversation,
+                earlier.external_id,
+                earlier.text,
+                tuple(earlier.meta.get("parts") or ()),
+            )
+            edited = sent if earlier.text == first else None
+            if edited is None and self._claims.live():
+                edited = await edit_with_retry(adapter, sent, first)
+            if edited is not None:
+                await self._store.update_outbound(
+                    earlier.id,
+                    fence=(owner, token),
+                    text=first,
+                    status="delivered",
+                    error=None,
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+                for rest in pieces[1:]:
+                    await self._store.add_outbound(_with_text(draft, rest))
+                await self.flush_locked(draft.conversation_id)
+                return
+        # nothing shown that could be edited: the entry goes out (again) with the new text
+        log.info("reply %d is sent again with the new answer", earlier.id)
+        await self._store.update_outbound(
+            earlier.id,
+            fence=(owner, token),
+            text=draft.text,
+            markup=draft.markup,
+            status="pending",
+            claimed_by=None,
+            claimed_until=None,
+            next_attempt_at=None,
+        )
+        await self.flush_locked(draft.conversation_id)
+
+    @contextlib.asynccontextmanager
+    async def live(self, turn: Turn, reply: Reply) -> AsyncIterator[LiveReply]:
+        """A live reply of ``turn`` (streaming), holding the conversation's send lock
+        while it is written. Earlier replies of the conversation go first; when one of
+        them must wait (a retry later), the live reply only collects its text and is
+        queued behind it when finished."""
+        conversation_id = turn.conversation_id
+        async with self.lock(conversation_id):
+            waiting = not await self.flush_locked(conversation_id)
+            adapter = self._adapters[turn.message.channel]
+            live = await LiveReply.open(self, turn, adapter, reply, queue_only=waiting)
+            if live.row_id is not None:
+                self._live.add(live.row_id)
+            try:
+                yield live
+            finally:
+                if live.row_id is not None:
+                    self._live.discard(live.row_id)
 
     async def flush(self, conversation_id: int) -> None:
         """Send every due reply of a conversation, oldest first, stopping at one that waits."""
@@ -114,9 +284,8 @@ class Outbox:
         Returns:
             True when nothing of the conversation is left waiting.
         """
-        owner = self._claim().owner
         for row in await self._store.pending_outbound(conversation_id):
-            if row.status == "sending" and row.claimed_by == owner:
+            if row.id in self._sending:
                 return False  # this process is sending it right now (the dispatcher)
             if row.status == "sending":
                 log.warning("reply %d was being sent when its process stopped; resending", row.id)
@@ -133,75 +302,89 @@ class Outbox:
         conversation's replies, so the periodic sweep sends them instead of no one."""
         log.exception("sending replies of conversation %d failed; handed back", conversation_id)
         with contextlib.suppress(Exception):
-            await self._store.release_conversation(conversation_id, self._claim().owner)
+            await self._store.release_conversation(conversation_id, self._claims.owner)
 
-    async def _deliver(self, row: StoredMessage, *, claimed: bool = False) -> bool:
+    async def _deliver(self, row: StoredMessage, *, token: int | None = None) -> bool:
         """Send one reply with retries; False when it must wait (later rows wait too).
 
-        ``claimed``: the row is already claimed by this process with its first attempt
-        counted, so the first try goes straight to the channel.
+        ``token``: the row is already claimed by this process with that fencing token and
+        its first attempt counted, so the first try goes straight to the channel.
         """
+        owner = self._claims.owner
         adapter = self._adapters.get(row.conversation.channel)
         if adapter is None:
             log.warning(
                 "no adapter %r is running; reply %d waits", row.conversation.channel, row.id
             )
-            if claimed:  # leave it to whichever process runs that channel
+            if token is not None:  # leave it to whichever process runs that channel
                 await self._store.update_outbound(
-                    row.id, status="pending", claimed_by=None, claimed_until=None
+                    row.id,
+                    fence=(owner, token),
+                    status="pending",
+                    claimed_by=None,
+                    claimed_until=None,
                 )
             return False
-        attempts = row.attempts if claimed else row.attempts + 1
-        while True:
-            if not claimed:
-                taken = await self._store.claim(
-                    [row.id],
-                    self._claim(),
-                    status="sending",
-                    from_statuses=("pending", "sending"),
-                    count_attempt=True,
-                )
-                if not taken:
-                    return False  # another live process is sending it; later rows wait
-            claimed = False
-            reply = Reply(
-                text=row.text,
-                markup="plain" if row.markup == "plain" else "markdown",
-                reply_to=row.meta.get("reply_to"),
-                metadata=row.meta.get("metadata") or {},
-            )
-            try:
-                sent = await adapter.send(row.conversation, reply, delivery_id=delivery_id(row.id))
-            except ServiceError as exc:
-                delay = self._delay(exc, attempts)
-                if not exc.retryable or attempts >= self._policy.max_attempts:
-                    await self._fail(row, attempts, exc)
-                    return True
-                if delay > self._policy.inline_wait_max:
-                    await self._store.update_outbound(
-                        row.id,
-                        status="pending",
-                        error=str(exc),
-                        next_attempt_at=utcnow() + timedelta(seconds=delay),
+        attempts = row.attempts if token is not None else row.attempts + 1
+        try:
+            while True:
+                if token is None:
+                    taken = await self._store.claim(
+                        [row.id],
+                        self._claims.claim(),
+                        status="sending",
+                        from_statuses=("pending", "sending"),
+                        count_attempt=True,
                     )
-                    self._schedule(row.conversation_id, delay)
-                    log.info("reply %d rescheduled in %.0f s: %s", row.id, delay, exc)
+                    if not taken:
+                        return False  # another live process is sending it; later rows wait
+                    token = taken[row.id]
+                if not self._claims.live():
+                    log.warning("reply %d not sent: this process's claims may have lapsed", row.id)
                     return False
-                log.info("reply %d: attempt %d failed (%s); retrying", row.id, attempts, exc)
-                await asyncio.sleep(delay)
-                attempts += 1
-                continue
-            except Exception as exc:  # a bug in an adapter must not wedge the conversation
-                log.exception("adapter %r crashed sending reply %d", adapter.name, row.id)
-                await self._fail(row, attempts, exc)
+                fence = (owner, token)
+                token = None  # a retry claims again, counting the attempt
+                try:
+                    sent = await adapter.send(
+                        row.conversation, reply_from_row(row), delivery_id=delivery_id(row.id)
+                    )
+                except ServiceError as exc:
+                    delay = self._delay(exc, attempts)
+                    if not exc.retryable or attempts >= self._policy.max_attempts:
+                        await self._fail(row, attempts, exc, fence)
+                        return True
+                    if delay > self._policy.inline_wait_max:
+                        await self._store.update_outbound(
+                            row.id,
+                            fence=fence,
+                            status="pending",
+                            error=str(exc),
+                            next_attempt_at=utcnow() + timedelta(seconds=delay),
+                        )
+                        self._schedule(row.conversation_id, delay)
+                        log.info("reply %d rescheduled in %.0f s: %s", row.id, delay, exc)
+                        return False
+                    log.info("reply %d: attempt %d failed (%s); retrying", row.id, attempts, exc)
+                    await asyncio.sleep(delay)
+                    attempts += 1
+                    continue
+                except Exception as exc:  # a bug in an adapter must not wedge the conversation
+                    log.exception("adapter %r crashed sending reply %d", adapter.name, row.id)
+                    await self._fail(row, attempts, exc, fence)
+                    return True
+                await self.mark_delivered(row.id, sent, fence=fence)
                 return True
-            await self.mark_delivered(row.id, sent)
-            return True
+        except ClaimLostError as exc:
+            log.warning("reply %d: %s; the new holder sends it", row.id, exc)
+            return False
 
-    async def mark_delivered(self, outbound_id: int, sent: SentMessage) -> None:
-        """Record that a reply reached its channel."""
+    async def mark_delivered(
+        self, outbound_id: int, sent: SentMessage, *, fence: tuple[str, int] | None = None
+    ) -> None:
+        """Record that a reply reached its channel (only under ``fence``, if given)."""
         await self._store.update_outbound(
             outbound_id,
+            fence=fence,
             status="delivered",
             external_id=sent.external_id,
             error=None,
@@ -209,7 +392,9 @@ class Outbox:
         )
         self._metrics.messages_out.labels(sent.conversation.channel).inc()
 
-    async def _fail(self, row: StoredMessage, attempts: int, exc: BaseException) -> None:
+    async def _fail(
+        self, row: StoredMessage, attempts: int, exc: BaseException, fence: tuple[str, int]
+    ) -> None:
         log.error(
             "reply %d to %s failed for good after %d attempt(s): %s",
             row.id,
@@ -217,7 +402,9 @@ class Outbox:
             attempts,
             exc,
         )
-        await self._store.update_outbound(row.id, status="failed", error=str(exc)[:2000])
+        await self._store.update_outbound(
+            row.id, fence=fence, status="failed", error=str(exc)[:2000]
+        )
         self._metrics.failures.labels("send").inc()
 
     def _delay(self, exc: ServiceError, attempts: int) -> float:
@@ -257,3 +444,9 @@ class Outbox:
         self._timers.clear()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _with_text(draft: OutboundDraft, text: str) -> OutboundDraft:
+    return OutboundDraft(
+        draft.conversation_id, draft.channel, text, draft.markup, draft.reply_to_id, draft.meta
+    )

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from botkit.adapter import Adapter
+from botkit.claims import Claims
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox
 from botkit.store import Claim, Store
-from botkit.store.models import utcnow
 
 if TYPE_CHECKING:
     from botkit.llm import ChatModel, TokenCounter
@@ -49,14 +46,24 @@ class Runtime:
     plugin_settings: Mapping[str, Any] = field(default_factory=dict)
     commands: list[CommandHandler] = field(default_factory=list)
     model_guards: list[ModelGuardEntry] = field(default_factory=list)
-    # this process's name on the work it claims, and how long a claim lasts unrenewed
-    owner: str = field(
-        default_factory=lambda: f"{socket.gethostname()[:40]}:{uuid.uuid4().hex[:12]}"
-    )
-    lease: float = 30.0
+    # this process's claims on work (owner, lease, fencing; see botkit.claims)
+    claims: Claims = field(default_factory=Claims)
     # queues a stored message for (re)processing; set by the Bot once the dispatcher exists
     submit: Callable[[int, int], None] | None = None
+    # several processes may share the database (PostgreSQL), so another process may
+    # hold older messages of a conversation
+    shared: bool = False
+
+    @property
+    def owner(self) -> str:
+        """This process's name on the work it claims."""
+        return self.claims.owner
+
+    @property
+    def lease(self) -> float:
+        """Seconds a claim lasts unrenewed."""
+        return self.claims.lease
 
     def claim(self) -> Claim:
-        """A claim by this process, valid for one lease from now."""
-        return Claim(self.owner, utcnow() + timedelta(seconds=self.lease))
+        """A claim by this process, valid for one lease from now (database time)."""
+        return self.claims.claim()

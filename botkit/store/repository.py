@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -33,14 +34,22 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from botkit.exceptions import StoreError
+from botkit.exceptions import ClaimLostError, StoreError
 from botkit.inbox import Accepted
 from botkit.messages import Attachment, ConversationRef, Message
 from botkit.store.engine import Database
 from botkit.store.models import Base, utcnow
 from botkit.store.records import StoredMessage, UsageRow
 
-__all__ = ["NANOS_PER_DOLLAR", "Claim", "Finished", "NamespaceState", "Store"]
+__all__ = [
+    "NANOS_PER_DOLLAR",
+    "Claim",
+    "Fence",
+    "Finished",
+    "NamespaceState",
+    "Resumable",
+    "Store",
+]
 
 T = TypeVar("T")
 NANOS_PER_DOLLAR = 1_000_000_000
@@ -48,6 +57,9 @@ UNFINISHED_IN = ("pending", "processing")
 _CONVERSATION_CACHE = 100_000
 _IN_CHUNK = 500  # values in one IN (...): SQLite allows 32766 parameters a statement
 UNDELIVERED_OUT = ("pending", "sending")
+# replies that reached (or may have reached) the channel for a message still being
+# answered: a new answer to that message takes their place instead of adding to them
+EARLIER_OUT = ("pending", "sending", "delivered", "interrupted")
 # inbound turns the model sees: answered, being answered, or kept as passive context
 # (a pending one is the message being answered, or one of its coalesced burst: later
 # pending messages are excluded by the ``before_id`` every history read gives)
@@ -121,6 +133,7 @@ class Store:
             "updated_at": now,
             "claimed_by": claim.owner if claim else None,
             "claimed_until": claim.until if claim else None,
+            "claim_token": 1 if claim else 0,
         }
 
         op = _Accept(self, message.conversation, values)
@@ -180,7 +193,7 @@ class Store:
         """
         conditions = [_messages.c.direction == "in", _messages.c.status.in_(UNFINISHED_IN)]
         if now is not None:
-            conditions.append(_claim_free(now))
+            conditions.append(self._free(now))
         query = _SNAPSHOT_QUERY.where(*conditions).order_by(_messages.c.id)
         return await self._read("list unfinished messages", _snapshots(query))
 
@@ -192,36 +205,44 @@ class Store:
         status: str,
         from_statuses: Sequence[str],
         count_attempt: bool = False,
-    ) -> list[int]:
+    ) -> Fence:
         """Take messages for processing or delivery, unless another live process holds them.
 
         A message is taken when its status is one of ``from_statuses`` and it is
-        unclaimed, claimed by ``claim.owner`` already, or its claim lapsed.
+        unclaimed, claimed by ``claim.owner`` already, or its claim lapsed (by the
+        database's clock). Taking it from anyone but a live claim of ``claim.owner``
+        increases its fencing token, so a holder whose claim lapsed can change nothing.
 
         Returns:
-            The ids taken (their status is now ``status``), in id order.
+            The messages taken (their status is now ``status``) with their fencing
+            tokens, in id order.
         """
         now = utcnow()
+        ours = and_(_messages.c.claimed_by == claim.owner, ~self._free(now))
         query = (
             update(_messages)
             .where(
                 _messages.c.id.in_(list(ids)),
                 _messages.c.status.in_(list(from_statuses)),
-                or_(_claim_free(now), _messages.c.claimed_by == claim.owner),
+                or_(self._free(now), _messages.c.claimed_by == claim.owner),
             )
             .values(
                 status=status,
                 claimed_by=claim.owner,
                 claimed_until=claim.until,
+                claim_token=case(
+                    (ours, _messages.c.claim_token), else_=_messages.c.claim_token + 1
+                ),
                 updated_at=now,
                 **({"attempts": _messages.c.attempts + 1} if count_attempt else {}),
             )
-            .returning(_messages.c.id)
+            .returning(_messages.c.id, _messages.c.claim_token)
         )
-        taken = await self._write(
-            "claim messages", lambda conn: [int(i) for i in conn.execute(query).scalars()]
-        )
-        return sorted(taken)
+
+        def op(conn: Connection) -> Fence:
+            return {int(i): int(t) for i, t in sorted(conn.execute(query).all())}
+
+        return await self._write("claim messages", op)
 
     async def release_claims(self, owner: str) -> int:
         """Give up every claim ``owner`` holds (a clean stop): the next process to look
@@ -268,6 +289,90 @@ class Store:
             .values(claimed_until=claim.until)
         )
         return await self._write("renew claims", _rowcount(query))
+
+    def _free(self, now: datetime) -> Any:
+        """SQL: the row is unclaimed, or its claim lapsed. Judged by the database's clock
+        on PostgreSQL (several processes, several clocks); SQLite serves one process, so
+        its clock is that process's, ``now``."""
+        current: Any = now if self.db.sqlite else func.now()
+        return or_(_messages.c.claimed_by.is_(None), _messages.c.claimed_until < current)
+
+    async def database_now(self) -> datetime:
+        """The database's clock (the process's own on SQLite): claims are written in it."""
+        if self.db.sqlite:
+            return utcnow()
+        found = await self._read("read the clock", lambda conn: conn.execute(_NOW).scalar())
+        if not isinstance(found, datetime):  # pragma: no cover - PostgreSQL's now()
+            raise StoreError("the database did not say what time it is")
+        return found
+
+    async def resumable_inbound(self, *, now: datetime) -> list[Resumable]:
+        """Every unfinished inbound message, in id order, with whether a process may take
+        it now (no live claim) and when it is due: the dispatcher takes each
+        conversation's messages in order up to the first it may not."""
+        free = case((self._free(now), True), else_=False)
+        query = (
+            select(
+                _messages.c.id,
+                _messages.c.conversation_id,
+                free,
+                _messages.c.next_attempt_at,
+                _messages.c.claimed_by,
+            )
+            .where(_messages.c.direction == "in", _messages.c.status.in_(UNFINISHED_IN))
+            .order_by(_messages.c.id)
+        )
+
+        def op(conn: Connection) -> list[Resumable]:
+            return [
+                Resumable(int(i), int(c), bool(f), _aware(due), by)
+                for i, c, f, due, by in conn.execute(query).all()
+            ]
+
+        return await self._read("list unfinished messages", op)
+
+    async def older_unfinished(self, conversation_id: int, before_id: int) -> bool:
+        """Whether an inbound message of the conversation older than ``before_id`` is
+        still unanswered (held by another process, or waiting for a retry)."""
+        params = {"b_conversation_id": conversation_id, "b_before_id": before_id}
+        return await self._read(
+            "look for older messages",
+            lambda conn: conn.execute(_OLDER_UNFINISHED, params).first() is not None,
+        )
+
+    async def earlier_replies(self, inbound_ids: Sequence[int]) -> list[StoredMessage]:
+        """Replies already posted (or queued, or cut short) for messages that are being
+        answered again after their process stopped, oldest first: the new answer takes
+        their place, editing what the channel shows."""
+        query = _SNAPSHOT_QUERY.where(
+            _messages.c.direction == "out",
+            _messages.c.reply_to_id.in_(list(inbound_ids)),
+            _messages.c.status.in_(EARLIER_OUT),
+        ).order_by(_messages.c.id)
+        return await self._read("load earlier replies", _snapshots(query))
+
+    async def postpone(
+        self, ids: Sequence[int], claim: Claim, fence: Fence, *, due: datetime, error: str
+    ) -> None:
+        """Put messages back to ``pending`` until ``due`` (the model or a service is
+        down), unclaimed, with the attempt counted and the reason kept.
+
+        Raises:
+            ClaimLostError: another process holds one of them now; nothing changed.
+        """
+        now = utcnow()
+        values = {
+            "status": "pending",
+            "error": error[:2000],
+            "next_attempt_at": due,
+            "claimed_by": None,
+            "claimed_until": None,
+            "attempts": _messages.c.attempts + 1,
+            "updated_at": now,
+        }
+        fenced = _fence_params(ids, fence, claim) or []
+        statement = _UPDATE_FENCED.values(**values)
+        await self._write("postpone messages", lambda conn: _run_fenced(conn, statement, fenced))
 
     async def messages(self, ids: Sequence[int]) -> list[StoredMessage]:
         """The messages with these ids, in id order."""
@@ -316,6 +421,7 @@ class Store:
         error: str | None = None,
         claim: Claim | None = None,
         calls: Sequence[CallRow] = (),
+        fence: Fence | None = None,
     ) -> Finished:
         """Mark inbound messages finished and queue their replies, in one transaction.
 
@@ -328,8 +434,16 @@ class Store:
 
         ``calls`` (the model calls made answering it) are stored in the same transaction.
 
+        With ``fence`` (each message's fencing token, as :meth:`claim` returned it), the
+        whole transaction happens only while ``claim.owner`` still holds every message
+        with that token.
+
         Returns:
             The outbox ids of the replies, in order, and whether they are claimed.
+
+        Raises:
+            ClaimLostError: a fenced message is held by another process now; nothing
+                was stored.
         """
         now = utcnow()
         op = _Finish(
@@ -338,6 +452,7 @@ class Store:
             replies=[_reply_row(draft, now) for draft in replies],
             claim=claim,
             calls=[_call_values(call, now) for call in calls],
+            fence=_fence_params(ids, fence, claim),
         )
         finished = await self._write("finish message", op)
         self.forget_unsaved(calls)
@@ -359,15 +474,18 @@ class Store:
         ).order_by(_messages.c.id)
         return await self._read("list outbox", _snapshots(query))
 
-    async def conversations_with_undelivered(self, *, now: datetime | None = None) -> list[int]:
+    async def conversations_with_undelivered(
+        self, *, now: datetime | None = None, owner: str | None = None
+    ) -> list[int]:
         """Conversations that have replies waiting in the outbox (crash recovery).
 
         With ``now``, only those with a reply that is due (no later retry time) and that
-        no live process has claimed.
+        no live process has claimed (but ``owner``, who may have left it behind).
         """
         conditions = [_messages.c.direction == "out", _messages.c.status.in_(UNDELIVERED_OUT)]
         if now is not None:
-            conditions.append(_claim_free(now))
+            free = self._free(now)
+            conditions.append(or_(free, _messages.c.claimed_by == owner) if owner else free)
             conditions.append(
                 or_(_messages.c.next_attempt_at.is_(None), _messages.c.next_attempt_at <= now)
             )
@@ -377,28 +495,62 @@ class Store:
         )
         return sorted(found)
 
-    async def interrupt_streams(self) -> int:
-        """Mark replies that were streaming when their process died as failed."""
+    async def interrupt_streams(
+        self, *, owner: str | None = None, live: Collection[int] = ()
+    ) -> int:
+        """Mark replies that were streaming when their process died (their claim lapsed)
+        as ``interrupted``: what they show stays recorded, so the new answer to their
+        message edits the same channel message instead of posting another.
+
+        Args:
+            owner: this process: its own streaming replies count as interrupted too,
+                except those in ``live`` (being written now).
+            live: ids of the replies ``owner`` is streaming now.
+        """
+        mine = and_(_messages.c.claimed_by == owner, _messages.c.id.notin_(list(live)))
         query = (
             update(_messages)
             .where(
                 _messages.c.direction == "out",
                 _messages.c.status == "streaming",
-                _claim_free(utcnow()),
+                or_(self._free(utcnow()), mine) if owner is not None else self._free(utcnow()),
             )
-            .values(status="failed", error="interrupted by a restart", updated_at=utcnow())
+            .values(
+                status="interrupted",
+                error="interrupted: its process stopped",
+                claimed_by=None,
+                claimed_until=None,
+                updated_at=utcnow(),
+            )
         )
         return await self._write("close interrupted streams", _rowcount(query))
 
-    async def update_outbound(self, outbound_id: int, **values: Any) -> None:
-        """Set delivery fields of an outbox entry (status, attempts, external id...)."""
+    async def update_outbound(
+        self, outbound_id: int, *, fence: tuple[str, int] | None = None, **values: Any
+    ) -> None:
+        """Set delivery fields of an outbox entry (status, attempts, external id...).
+
+        Args:
+            outbound_id: the entry.
+            fence: ``(owner, token)``: change it only while that claim holds it.
+            values: the columns to set.
+
+        Raises:
+            ClaimLostError: fenced, and another process holds the entry now.
+        """
         unknown = sorted(set(values) - _UPDATABLE)
         if unknown:
             raise StoreError(f"messages have no column {', '.join(unknown)} to update")
         params = {**values, "updated_at": utcnow(), "b_id": outbound_id}
         for column in _JSON_COLUMNS & set(values):  # a snapshot: the caller keeps its own
             params[column] = _jsonable(values[column])
-        await self._write("update outbox", _Update(params))
+        if fence is None:
+            await self._write("update outbox", _Update(params))
+            return
+        params |= {"b_owner": fence[0], "b_token": fence[1]}
+        await self._write(
+            "update outbox", lambda conn: _run_fenced(conn, _UPDATE_FENCED, [params])
+        )
 
     # -- history -------------------------------------------------------------------------
 
@@ -718,6 +870,7 @@ class _Finish:
     replies: list[dict[str, Any]]  # rows, see _reply_row
     claim: Claim | None
     calls: list[dict[str, Any]]
+    fence: list[dict[str, Any]] | None  # one (b_id, b_owner, b_token) per message
 
     @property
     def conversations(self) -> set[int]:
@@ -794,7 +947,13 @@ def _set_done(conn: Connection, ops: list[_Finish]) -> None:
     """The finished messages' new statuses: one UPDATE ... WHERE id IN (...) for each
     outcome (status and error), stamped with the latest time among them; or, when a
     message is finished twice in the burst, one UPDATE per row in queue order (the last
-    one wins, as one by one)."""
+    one wins, as one by one). A fenced finish updates its rows one by one, each only
+    under its holder's token."""
+    fenced = [op for op in ops if op.fence is not None]
+    for op in fenced:
+        assert op.fence is not None
+        _run_fenced(conn, _UPDATE_FENCED, [{**op.done, **f} for f in op.fence])
+    ops = [op for op in ops if op.fence is None]
     every = [i for op in ops for i in op.ids]
     if len(set(every)) < len(every):
         conn.execute(_UPDATE_MESSAGE, [{**op.done, "b_id": i} for op in ops for i in op.ids])
@@ -934,7 +1093,11 @@ def _history_query(*, bounded: bool) -> Select[Any]:
         _messages.c.id > bindparam("b_after_id"),
         or_(
             and_(_messages.c.direction == "in", _one_of(_messages.c.status, HISTORY_IN)),
-            and_(_messages.c.direction == "out", _messages.c.status != "failed"),
+            and_(
+                _messages.c.direction == "out",
+                _messages.c.status != "failed",
+                _messages.c.status != "interrupted",
+            ),
         ),
     ]
     if bounded:
@@ -993,6 +1156,7 @@ def _outbound_values(row: dict[str, Any], claim: Claim | None) -> dict[str, Any]
         "attempts": 1 if sending else 0,
         "claimed_by": claim.owner if claim else None,
         "claimed_until": claim.until if claim else None,
+        "claim_token": 1 if claim else 0,  # a new row's first claim
     }
 
 
@@ -1026,9 +1190,47 @@ class Claim:
     until: datetime
 
 
-def _claim_free(now: datetime) -> Any:
-    """SQL: the row is unclaimed, or its claim lapsed before ``now``."""
-    return or_(_messages.c.claimed_by.is_(None), _messages.c.claimed_until < now)
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resumable:
+    """An unfinished inbound message as the dispatcher's sweep sees it."""
+
+    id: int
+    conversation_id: int
+    free: bool  # no live process holds it
+    due: datetime | None  # not to be tried before this (a postponed message)
+    claimed_by: str | None = None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """A timestamp read without the column type's conversion, made UTC-aware."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+Fence = dict[int, int]
+"""Fencing tokens of claimed rows, by row id (see :meth:`Store.claim`)."""
+
+
+def _fence_params(
+    ids: Sequence[int], fence: Fence | None, claim: Claim | None
+) -> list[dict[str, Any]] | None:
+    if fence is None:
+        return None
+    if claim is None:
+        raise ValueError("a fenced write needs the claim of its owner")
+    return [{"b_id": i, "b_owner": claim.owner, "b_token": fence[i]} for i in ids]
+
+
+def _run_fenced(conn: Connection, statement: Any, params: list[dict[str, Any]]) -> None:
+    """Run a fenced UPDATE once per row; any row not changed means its claim moved on:
+    raise, so the whole transaction is rolled back."""
+    for row in params:
+        if conn.execute(statement, row).rowcount != 1:
+            raise ClaimLostError(
+                f"message {row['b_id']} is held by another process now (token "
+                f"{row['b_token']} of {row['b_owner']} lapsed)"
+            )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1170,6 +1372,23 @@ _CONTEXTS = (
 )
 # SET takes the columns named in the parameters
 _UPDATE_MESSAGE = update(_messages).where(_messages.c.id == bindparam("b_id"))
+_NOW = select(func.now())
+_OLDER_UNFINISHED = (
+    select(_messages.c.id)
+    .where(
+        _messages.c.conversation_id == bindparam("b_conversation_id"),
+        _messages.c.id < bindparam("b_before_id"),
+        _messages.c.direction == "in",
+        _one_of(_messages.c.status, UNFINISHED_IN),
+    )
+    .limit(1)
+)
+# an update that happens only while the row is claimed by b_owner with token b_token
+_UPDATE_FENCED = update(_messages).where(
+    _messages.c.id == bindparam("b_id"),
+    _messages.c.claimed_by == bindparam("b_owner"),
+    _messages.c.claim_token == bindparam("b_token"),
+)
 _SET_STATUS = update(_messages).where(_messages.c.id.in_(bindparam("b_ids", expanding=True)))
 
 

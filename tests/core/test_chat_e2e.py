@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -158,7 +160,7 @@ async def test_repeated_context_length_errors_end_in_an_apology_not_a_loop(
     assert "ContextLengthError" in (row.error or "")
 
 
-async def test_a_model_that_keeps_failing_gets_the_user_an_apology(
+async def test_a_model_that_fails_past_the_outage_horizon_gets_the_user_an_apology(
     database_url: str, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script(*[server_error(500) for _ in range(3)])
@@ -167,13 +169,43 @@ async def test_a_model_that_keeps_failing_gets_the_user_an_apology(
         database_url,
         {"test": adapter},
         llm=_llm(fake_openai, max_retries=2),
-        bot={"stream": False},
+        bot={"stream": False, "outage_horizon": 0},
     ) as bot:
         assert await adapter.ask("hi") == [APOLOGY]
         [usage] = await bot.store.usage()
         [row] = await bot.store.messages([1])
     assert usage.calls == 3
     assert row.status == "failed"
+
+
+async def test_a_model_outage_delays_answers_in_order_with_one_notice(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(
+        *[server_error(500) for _ in range(3)], completion("first answer"), completion("second")
+    )
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url,
+        {"test": adapter},
+        llm=_llm(fake_openai, max_retries=2),
+        bot={"stream": False, "outage_retry": 0.2, "delay_notice": "Delayed, sorry."},
+    ) as bot:
+        first = await adapter.say("hi")
+        await bot.inbox.wait_done(first)  # the first try failed: it waits for a retry
+        second = await adapter.say("and another thing")  # waits behind it
+        await _eventually(lambda: len(adapter.sent) >= 3)
+        rows = await bot.store.messages([first, second])
+    assert [s.text for s in adapter.sent] == ["Delayed, sorry.", "first answer", "second"]
+    assert [r.status for r in rows] == ["done", "done"]
+    assert rows[0].attempts == 1  # one postponement, counted
+
+
+async def _eventually(condition: Callable[[], bool], within: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "never happened"
+        await asyncio.sleep(0.02)
 
 
 async def test_a_long_history_is_fitted_to_the_window_and_folded_into_a_summary(

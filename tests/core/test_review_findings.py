@@ -17,9 +17,9 @@ from botkit import (
     ServiceUnavailableError,
     StoreError,
 )
-from botkit.context import draft_of, reply_of
 from botkit.dispatch import _outgoing
 from botkit.llm import ChatRequest, StandInModel
+from botkit.outbox import draft_of, reply_of
 from botkit.store import Store, repository
 from tests.fakes.bots import make_bot
 from tests.fakes.recording_adapter import RecordingAdapter

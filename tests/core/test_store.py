@@ -236,14 +236,14 @@ async def test_claims_keep_work_with_one_live_process(store: Store) -> None:
         status="processing",
         from_statuses=("pending", "processing"),
     )
-    assert taken == []
+    assert taken == {}
     taken = await store.claim(
         [a.message_id],
         Claim("A", soon),
         status="processing",
         from_statuses=("pending", "processing"),
     )
-    assert taken == [a.message_id]
+    assert taken == {a.message_id: 1}  # still A's live claim: the same fencing token
     assert await store.renew_claims(Claim("A", past)) == 1  # A's claim now lapsed
     assert [r.id for r in await store.unfinished_inbound(now=datetime.now(UTC))] == [a.message_id]
     taken = await store.claim(
@@ -252,7 +252,7 @@ async def test_claims_keep_work_with_one_live_process(store: Store) -> None:
         status="processing",
         from_statuses=("pending", "processing"),
     )
-    assert taken == [a.message_id]
+    assert taken == {a.message_id: 2}  # taken over: the token grows
     assert await store.release_claims("B") == 1
     assert len(await store.unfinished_inbound(now=datetime.now(UTC))) == 1
 

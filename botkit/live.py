@@ -1,0 +1,246 @@
+"""A live reply: one channel message that shows an answer while it is written.
+
+The outbox opens it (``Outbox.live``) and owns it: the message is posted once and then
+edited in place; the id of the posted message and the text it shows are stored each
+time the channel is told something (as often as the channel's edit pace allows, never
+per token), so after a crash the new answer edits the same message. ``streaming.py``
+only decides when to show what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any
+
+from botkit.adapter import Adapter
+from botkit.exceptions import ClaimLostError, RateLimitError, ServiceError
+from botkit.messages import Reply, SentMessage
+from botkit.store import OutboundDraft, StoredMessage
+from botkit.text import split_text
+from botkit.turn import Turn
+
+if TYPE_CHECKING:
+    from botkit.outbox import Outbox
+
+__all__ = ["LiveReply", "delivery_id", "edit_with_retry"]
+
+log = logging.getLogger(__name__)
+
+
+def delivery_id(outbound_id: int) -> str:
+    """The stable id adapters get for one outbox entry."""
+    return f"botkit-{outbound_id}"
+
+
+class LiveReply:
+    """One growing message of an answer; see :meth:`botkit.outbox.Outbox.live`.
+
+    Attributes:
+        row_id: its outbox entry (``None`` while it only collects text).
+        shown: the text the channel shows now (``None``: nothing posted yet).
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        turn: Turn,
+        adapter: Adapter,
+        template: Reply,
+        *,
+        row_id: int | None,
+        token: int,
+        sent: SentMessage | None,
+    ) -> None:
+        self._outbox = outbox
+        self._turn = turn
+        self._adapter = adapter
+        self._template = template
+        self.row_id = row_id
+        self._token = token
+        self._sent = sent
+        self.shown: str | None = sent.text if sent is not None else None
+
+    @classmethod
+    async def open(
+        cls, outbox: Outbox, turn: Turn, adapter: Adapter, template: Reply, *, queue_only: bool
+    ) -> LiveReply:
+        """Open a live reply: in the place of the turn's next earlier reply, if an earlier
+        try posted one; else as a new outbox entry, ``streaming`` and claimed. With
+        ``queue_only`` nothing is shown: the text is queued when finished."""
+        if queue_only:
+            return cls(outbox, turn, adapter, template, row_id=None, token=0, sent=None)
+        store, claims = outbox.store, outbox.claims
+        earlier = turn.take_earlier()
+        if earlier is not None:
+            fence = await store.claim(
+                [earlier.id],
+                claims.claim(),
+                status="streaming",
+                from_statuses=("pending", "sending", "delivered", "interrupted", "streaming"),
+            )
+            if fence:
+                sent = _sent_of(earlier) if earlier.status != "pending" else None
+                return cls(
+                    outbox, turn, adapter, template, row_id=earlier.id, token=fence[earlier.id],
+                    sent=sent,
+                )  # fmt: skip
+        draft = dataclasses.replace(_draft(turn, template, ""), status="streaming")
+        row_id = await store.add_outbound(draft, claim=claims.claim())
+        return cls(outbox, turn, adapter, template, row_id=row_id, token=1, sent=None)
+
+    @property
+    def _fence(self) -> tuple[str, int]:
+        return (self._outbox.claims.owner, self._token)
+
+    def _check_claims(self) -> None:
+        if not self._outbox.claims.live():
+            raise ClaimLostError("this process's claims may have lapsed; the answer stops here")
+
+    async def show(self, text: str) -> None:
+        """Show ``text`` now: post it the first time, edit the message after that."""
+        if self.row_id is None or text == self.shown:
+            return
+        self._check_claims()
+        store = self._outbox.store
+        if self._sent is None:
+            self._sent = await self._adapter.send(
+                self._turn.message.conversation,
+                dataclasses.replace(self._template, text=text),
+                delivery_id=delivery_id(self.row_id),
+            )
+            self.shown = text
+            # stored at once: from here on a crash ends in an edit of this message
+            await store.update_outbound(
+                self.row_id,
+                fence=self._fence,
+                text=text,
+                external_id=self._sent.external_id,
+                meta=self._meta(),
+            )
+            return
+        edited = await edit_with_retry(self._adapter, self._sent, text)
+        if edited is not None:
+            self._sent, self.shown = edited, text
+            await store.update_outbound(self.row_id, fence=self._fence, text=text)
+
+    async def finish(self, text: str) -> None:
+        """The answer is complete: the message shows all of it (or its first part, the
+        rest following as replies of their own), and is marked delivered."""
+        outbox, store = self._outbox, self._outbox.store
+        conversation_id = self._turn.conversation_id
+        if self.row_id is None:  # collecting only: queued behind what waits
+            if text.strip():
+                await store.add_outbound(_draft(self._turn, self._template, text))
+            return
+        pieces = split_text(text, self._adapter.capabilities.max_length) if text.strip() else []
+        if not pieces:
+            await store.update_outbound(
+                self.row_id, fence=self._fence, status="failed", error="the reply was empty"
+            )
+            return
+        if self._sent is None:  # nothing shown yet: the outbox sends it, with retries
+            await store.update_outbound(
+                self.row_id,
+                fence=self._fence,
+                text=pieces[0],
+                status="pending",
+                claimed_by=None,
+                claimed_until=None,
+            )
+        else:
+            if pieces[0] != self.shown:
+                self._check_claims()
+                edited = await edit_with_retry(self._adapter, self._sent, pieces[0])
+                if edited is None:
+                    # the message shows only part of the answer: it stays recorded as
+                    # such, and the whole answer is sent as a reply of its own
+                    await store.update_outbound(
+                        self.row_id,
+                        fence=self._fence,
+                        status="failed",
+                        text=self.shown or "",
+                        error="the last edit failed",
+                    )
+                    await store.add_outbound(_draft(self._turn, self._template, text))
+                    await outbox.flush_locked(conversation_id)
+                    return
+                self._sent, self.shown = edited, pieces[0]
+            await store.update_outbound(self.row_id, fence=self._fence, text=pieces[0])
+            await outbox.mark_delivered(self.row_id, self._sent, fence=self._fence)
+        for rest in pieces[1:]:  # past one message: through the outbox, with retries
+            await store.add_outbound(_draft(self._turn, self._template, rest))
+        await outbox.flush_locked(conversation_id)
+
+    async def fail(self, error: BaseException) -> None:
+        """The answer broke off. What the message shows stays recorded as
+        ``interrupted``, and the turn's next reply (an apology, or the answer of a later
+        try) takes its place; a reply that showed nothing is marked failed."""
+        if self.row_id is None:
+            return
+        store = self._outbox.store
+        with contextlib.suppress(Exception):  # a stop or a lost database: the sweep closes it
+            if self._sent is None:
+                await store.update_outbound(
+                    self.row_id,
+                    fence=self._fence,
+                    status="failed",
+                    error=f"stream broke off: {error}"[:2000],
+                )
+                return
+            await store.update_outbound(
+                self.row_id,
+                fence=self._fence,
+                status="interrupted",
+                error=f"stream broke off: {error}"[:2000],
+            )
+            [row] = await store.messages([self.row_id])
+            self._turn.earlier.insert(0, row)
+
+    def _meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "reply_to": self._template.reply_to,
+            "metadata": dict(self._template.metadata),
+        }
+        if self._sent is not None and self._sent.parts:
+            meta["parts"] = list(self._sent.parts)
+        return meta
+
+
+def _draft(turn: Turn, template: Reply, text: str) -> OutboundDraft:
+    message = turn.message
+    return OutboundDraft(
+        conversation_id=turn.conversation_id,
+        channel=message.channel,
+        text=text,
+        markup=template.markup,
+        reply_to_id=message.id,
+        meta={"reply_to": template.reply_to, "metadata": dict(template.metadata)},
+    )
+
+
+def _sent_of(row: StoredMessage) -> SentMessage | None:
+    """The channel message an earlier reply posted, if it posted one."""
+    if row.external_id is None:
+        return None
+    parts = tuple(row.meta.get("parts") or ())
+    return SentMessage(row.conversation, row.external_id, row.text, parts)
+
+
+async def edit_with_retry(
+    adapter: Adapter, sent: SentMessage, text: str, *, attempts: int = 5
+) -> SentMessage | None:
+    """Edit a posted message, waiting out rate limits; ``None`` if it never went through."""
+    for attempt in range(attempts):
+        try:
+            return await adapter.edit(sent, text)
+        except RateLimitError as exc:
+            await asyncio.sleep(min(exc.retry_after or 1.0, 30.0))
+        except ServiceError as exc:
+            if not exc.retryable or attempt == attempts - 1:
+                log.warning("could not edit message %s: %s", sent.external_id, exc)
+                return None
+            await asyncio.sleep(2**attempt)
+    return None

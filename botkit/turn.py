@@ -1,0 +1,47 @@
+"""``Turn``: the message being answered, and what answering it has done so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from botkit.messages import Message
+from botkit.store import CallRow, Fence, StoredMessage
+
+__all__ = ["Turn"]
+
+
+@dataclass(slots=True)
+class Turn:
+    """One answer in the making, shared by the contexts of every middleware and handler.
+
+    Attributes:
+        message: what is answered (a coalesced burst reads as one message).
+        conversation_id: the store's id of its conversation.
+        ids: the stored inbound messages answered together.
+        fence: their fencing tokens, while this process holds them (``None`` for a
+            message answered without a claim, as in a test).
+        attempts: how often answering them was tried before (outages).
+        annotations: facts stored with the message so far, plus its metadata.
+        replied: whether a handler replied through the context already.
+        calls: model calls kept until the message is finished, then stored in that
+            transaction; ``None`` when each call is stored at once.
+        earlier: replies a previous try posted for these messages (the process
+            stopped, or the model failed mid-answer), oldest first: this answer's
+            replies take their places, editing what the channel shows, so the user sees
+            one message per reply however often the answer is tried.
+    """
+
+    message: Message
+    conversation_id: int
+    ids: list[int] = field(default_factory=list)
+    fence: Fence | None = None
+    attempts: int = 0
+    annotations: dict[str, Any] = field(default_factory=dict)
+    replied: bool = False
+    calls: list[CallRow] | None = None
+    earlier: list[StoredMessage] = field(default_factory=list)
+
+    def take_earlier(self) -> StoredMessage | None:
+        """The oldest earlier reply not yet replaced, which the next reply replaces."""
+        return self.earlier.pop(0) if self.earlier else None
