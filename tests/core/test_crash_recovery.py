@@ -71,9 +71,37 @@ def test_a_killed_bot_answers_an_accepted_message_exactly_once_after_restart(
     _wait_stage(tmp_path, "sent", second)
     assert _stop(second) == 0
     sent = _sent(tmp_path)
-    assert [s["text"] for s in sent] == ["answer to are you there?"]
+    assert [(s["op"], s["text"]) for s in sent] == [("send", "answer to are you there?")]
 
     third = _start(database_url, tmp_path, "normal")
+    _wait_stage(tmp_path, "started", third)
+    time.sleep(0.5)  # give a wrongly resumed message every chance to be sent again
+    assert _stop(third) == 0
+    assert _sent(tmp_path) == sent
+
+
+@pytest.mark.slow
+def test_a_bot_killed_mid_stream_edits_the_message_it_posted_after_restart(
+    database_url: str, tmp_path: Path
+) -> None:
+    first = _start(database_url, tmp_path, "hang-stream", "are you there?")
+    _wait_stage(tmp_path, "streaming", first)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    [posted] = _sent(tmp_path)
+    assert (posted["op"], posted["text"]) == ("send", "partial")
+
+    second = _start(database_url, tmp_path, "stream")
+    _wait_stage(tmp_path, "edited", second)
+    assert _stop(second) == 0
+    sent = _sent(tmp_path)
+    # one channel message: the partial one, edited (as the stream goes) into the answer
+    assert [s["op"] for s in sent][:2] == ["send", "edit"]
+    assert [s["op"] for s in sent].count("send") == 1
+    assert {s["delivery_id"] for s in sent} == {posted["delivery_id"]}
+    assert sent[-1]["text"] == "answer to are you there?"
+
+    third = _start(database_url, tmp_path, "stream")
     _wait_stage(tmp_path, "started", third)
     time.sleep(0.5)  # give a wrongly resumed message every chance to be sent again
     assert _stop(third) == 0
