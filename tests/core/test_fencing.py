@@ -1,0 +1,109 @@
+"""Fenced claims: a process whose claim lapsed and was taken over changes nothing."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from botkit import ConversationRef, Message, Sender
+from botkit.claims import Claims
+from botkit.exceptions import ClaimLostError
+from botkit.store import Claim, OutboundDraft, Store
+
+UNFINISHED = ("pending", "processing")
+
+
+def _soon() -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=30)
+
+
+def _past() -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=1)
+
+
+def _message(external_id: str = "e1") -> Message:
+    return Message(ConversationRef("test", "c1"), Sender("u1"), "hello", external_id)
+
+
+async def _taken_over(store: Store) -> tuple[int, int]:
+    """A message accepted by A, whose claim lapsed, then taken over by B."""
+    accepted, conversation_id = await store.accept(_message(), claim=Claim("A", _soon()))
+    message_id = accepted.message_id
+    assert await store.renew_claims(Claim("A", _past())) == 1  # A stalls past its lease
+    taken = await store.claim(
+        [message_id], Claim("B", _soon()), status="processing", from_statuses=UNFINISHED
+    )
+    assert taken == {message_id: 2}
+    return message_id, conversation_id
+
+
+async def test_a_finish_after_the_claim_was_taken_over_stores_nothing(store: Store) -> None:
+    message_id, conversation_id = await _taken_over(store)
+    draft = OutboundDraft(conversation_id, "test", "A's late answer", reply_to_id=message_id)
+    with pytest.raises(ClaimLostError):
+        await store.finish_inbound(
+            [message_id], "done", [draft], claim=Claim("A", _soon()), fence={message_id: 1}
+        )
+    assert await store.pending_outbound(conversation_id) == []
+    [row] = await store.messages([message_id])
+    assert row.status == "processing"
+    assert row.claimed_by == "B"
+
+    draft = OutboundDraft(conversation_id, "test", "B's answer", reply_to_id=message_id)
+    await store.finish_inbound(
+        [message_id], "done", [draft], claim=Claim("B", _soon()), fence={message_id: 2}
+    )
+    assert [r.text for r in await store.pending_outbound(conversation_id)] == ["B's answer"]
+
+
+async def test_a_delivery_mark_by_a_lapsed_holder_changes_nothing(store: Store) -> None:
+    _, conversation_id = await store.accept(_message())
+    out_id = await store.add_outbound(
+        OutboundDraft(conversation_id, "test", "reply"), claim=Claim("A", _soon())
+    )
+    assert await store.renew_claims(Claim("A", _past())) == 1
+    taken = await store.claim(
+        [out_id], Claim("B", _soon()), status="sending", from_statuses=("pending", "sending")
+    )
+    assert taken == {out_id: 2}
+    with pytest.raises(ClaimLostError):
+        await store.update_outbound(out_id, fence=("A", 1), status="delivered")
+    [row] = await store.messages([out_id])
+    assert (row.status, row.claimed_by) == ("sending", "B")
+    await store.update_outbound(out_id, fence=("B", 2), status="delivered")
+    [row] = await store.messages([out_id])
+    assert row.status == "delivered"
+
+
+async def test_a_postponement_by_a_lapsed_holder_changes_nothing(store: Store) -> None:
+    message_id, _ = await _taken_over(store)
+    with pytest.raises(ClaimLostError):
+        await store.postpone(
+            [message_id], Claim("A", _soon()), {message_id: 1}, due=_soon(), error="down"
+        )
+    [row] = await store.messages([message_id])
+    assert (row.status, row.next_attempt_at, row.attempts) == ("processing", None, 0)
+
+
+async def test_claims_lapse_by_the_databases_clock_on_postgresql(store: Store) -> None:
+    """A process whose clock runs an hour late still sees a lapsed claim as lapsed on
+    PostgreSQL (judged by now() there); SQLite serves one process, judged by its clock."""
+    accepted, _ = await store.accept(_message(), claim=Claim("A", _past()))
+    an_hour_late = datetime.now(UTC) - timedelta(hours=1)
+    found = [r.id for r in await store.unfinished_inbound(now=an_hour_late)]
+    if store.db.sqlite:
+        assert found == []
+    else:
+        assert found == [accepted.message_id]
+
+
+def test_claims_are_live_only_within_a_lease_of_the_last_renewal() -> None:
+    claims = Claims(lease=0.05)
+    time.sleep(0.06)  # past the lease: may have lapsed, whatever the machine's load
+    assert not claims.live()
+    claims.renewal_sent(time.monotonic())
+    claims.lease = 60.0
+    assert claims.live()
+    assert claims.claim().owner == claims.owner
