@@ -24,7 +24,6 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from botkit import (
@@ -46,6 +45,7 @@ from botkit import (
 from botkit_slack._api import Identity, SlackAPI
 from botkit_slack._events import Inbound, ThreadMemory
 from botkit_slack._mrkdwn import render_pieces
+from botkit_slack._signature import SignatureCheck
 from botkit_slack.settings import SlackSettings
 
 __all__ = ["EDIT_INTERVAL", "MAX_TEXT", "SlackAdapter"]
@@ -92,7 +92,7 @@ class SlackAdapter(Adapter):
         settings.check(f"adapters.{name}")
         self.settings = settings
         self._verifier = (
-            SignatureVerifier(settings.signing_secret.reveal())
+            SignatureCheck(settings.signing_secret.reveal())
             if settings.signing_secret is not None
             else None
         )
@@ -274,6 +274,10 @@ class SlackAdapter(Adapter):
             raise refuse_request(
                 log, request, what, web.HTTPBadRequest, "the body is not a JSON object"
             )
+        if not _bolt_can_route(parsed):
+            raise refuse_request(
+                log, request, what, web.HTTPBadRequest, "the body is not a Slack request"
+            )
         try:
             return AsyncBoltRequest(body=body, query=request.query_string, headers=headers)
         except Exception:  # an object shaped unlike anything Slack sends
@@ -284,9 +288,9 @@ class SlackAdapter(Adapter):
     def _signed(self, raw: bytes, request: web.Request) -> bool:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
-        if self._verifier is None or not signature or not timestamp.isdigit():
+        if self._verifier is None or not signature:
             return False
-        return self._verifier.is_valid(raw, timestamp, signature)
+        return self._verifier.valid(raw, timestamp, signature)
 
     async def _on_event(self, body: dict[str, Any], ack: AsyncAck) -> None:
         assert self._inbound is not None
@@ -435,6 +439,16 @@ class SlackAdapter(Adapter):
         if self._api is None or not self._reacted.pop(target, False):
             return
         await self._api.react(channel, ts, self.settings.typing_reaction, add=False)
+
+
+def _bolt_can_route(body: dict[str, Any]) -> bool:
+    """Whether bolt's routing can read this body (its middleware raises on these shapes)."""
+    event = body.get("event", {})
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("type", ""), str)
+        and isinstance(body.get("type", ""), str)
+    )
 
 
 def _remember(memory: dict[Any, Any], key: Any, value: Any) -> None:
