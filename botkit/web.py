@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from botkit.metrics import Metrics
 from botkit.webhooks import DEFAULT_MAX_BODY_SIZE, MAX_BODY_SIZE
@@ -20,6 +21,29 @@ from botkit.webhooks import DEFAULT_MAX_BODY_SIZE, MAX_BODY_SIZE
 __all__ = ["WebServer"]
 
 log = logging.getLogger(__name__)
+#: What aiohttp's server logs through: requests it could not parse, errors in handlers.
+http_log = logging.getLogger("botkit.web.http")
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp answers a request it cannot parse (a bad header, a broken chunked body)
+    with 400 and logs it as an ERROR with a traceback; the caller sent it, so this turns
+    that into one warning line. A body that fails again while aiohttp drains it after
+    the handler answered (bad gzip) was already refused and logged by the handler
+    (:func:`botkit.webhooks.read_webhook_body`): that second record is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, web.RequestPayloadError) and record.msg == "Unhandled exception":
+            return False
+        if isinstance(exc, HttpProcessingError | web.RequestPayloadError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg = "refused a malformed HTTP request from %s: %s"
+            record.args = (remote, " ".join(str(exc).split()))
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class WebServer:
@@ -61,7 +85,9 @@ class WebServer:
 
     async def start(self) -> None:
         """Start listening."""
-        self._runner = web.AppRunner(self.app, access_log=None)
+        if not any(isinstance(f, _MalformedRequests) for f in http_log.filters):
+            http_log.addFilter(_MalformedRequests())
+        self._runner = web.AppRunner(self.app, access_log=None, logger=http_log)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

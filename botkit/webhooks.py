@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -80,10 +81,16 @@ async def read_webhook_body(request: web.Request, log: logging.Logger, what: str
     if declared is not None and declared > limit:
         raise _too_large(log, request, what, limit)
     body = bytearray()
-    while chunk := await request.content.readany():  # a chunk is at most a buffer's worth
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(log, request, what, limit)
+    try:
+        while chunk := await request.content.readany():  # at most a buffer's worth
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(log, request, what, limit)
+    except (HttpProcessingError, web.RequestPayloadError) as exc:  # broken chunks, bad gzip
+        reason = " ".join(str(exc).split())
+        raise refuse_request(
+            log, request, what, web.HTTPBadRequest, f"the body could not be read ({reason})"
+        ) from None
     return bytes(body)
 
 

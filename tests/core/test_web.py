@@ -205,3 +205,36 @@ def test_web_max_body_size_must_be_at_least_a_kibibyte() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config({"web": {"max_body_size": 10}}, environ={})
     assert raised.value.key == "web.max_body_size"
+
+
+@pytest.mark.parametrize(
+    ("head", "body"),
+    [
+        ("Transfer-Encoding: chunked", b"zz\r\nabc\r\n0\r\n\r\n"),
+        ("Content-Length: abc", b"{}"),
+        ("Content-Encoding: gzip\r\nContent-Length: 5", b"abcde"),
+        ("Content-Encoding: deflate\r\nContent-Length: 5", b"abcde"),
+    ],
+    ids=["broken-chunks", "bad-content-length", "not-gzip", "not-deflate"],
+)
+async def test_a_request_aiohttp_cannot_parse_is_a_400_with_one_log_line(
+    database_url: str, caplog: pytest.LogCaptureFixture, head: str, body: bytes
+) -> None:
+    adapter = WebhookAdapter()
+    async with make_bot(database_url, {"test": adapter}, web={"port": 0}) as bot:
+        assert bot.web is not None
+        caplog.clear()
+        caplog.set_level(logging.DEBUG, logger="botkit.web.http")
+        caplog.set_level(logging.INFO, logger="tests.webhook")
+        reader, writer = await asyncio.open_connection("127.0.0.1", bot.web.port)
+        writer.write(f"POST /hooks/test HTTP/1.1\r\nHost: bot\r\n{head}\r\n\r\n".encode() + body)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        await asyncio.sleep(0.05)  # aiohttp logs after answering
+    assert status_line.split()[1] == b"400"
+    records = [r for r in caplog.records if r.name in ("botkit.web.http", "tests.webhook")]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    assert records[0].exc_info is None
+    assert records[0].levelno == logging.WARNING
+    assert adapter.sent == []
