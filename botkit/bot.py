@@ -254,6 +254,9 @@ class Bot:
             except Exception:
                 log.exception("adapter %s failed to stop taking events", adapter.name)
         self.inbox.close()
+        log.info(
+            "intake stopped; finishing work in flight (up to %gs)", self.config.bot.shutdown_grace
+        )
         await self.dispatcher.stop(self.config.bot.shutdown_grace)
         await self.scheduler.stop()
         await self.outbox.close()
@@ -284,6 +287,7 @@ class Bot:
         await self.database.close()
         self._started.clear()
         self._draining = False
+        self._stop_requested.clear()  # a stopped bot may be started again
         loop = asyncio.get_running_loop()
         for sig in self._signals:  # only now: a second signal must not kill the stop
             loop.remove_signal_handler(sig)
@@ -360,7 +364,7 @@ class Bot:
 
     async def _readiness(self) -> str | None:
         """Why the bot takes no work now (``/readyz``), or ``None`` when it does."""
-        if self._draining:
+        if self._draining or self._stop_requested.is_set():  # from the signal on
             return "draining"
         if not self._ready:
             return "starting"

@@ -261,6 +261,14 @@ class _BotProcess:
                 self.port = int(found.group(1))
                 self._listening.set()
 
+    async def logged(self, text: str) -> None:
+        """Wait until the bot's log has a line containing ``text``."""
+        for _ in range(300):
+            if any(text in line for line in self.log):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"never logged {text!r}: {''.join(self.log)[-3000:]}")
+
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -321,7 +329,8 @@ async def test_sigterm_stops_intake_finishes_work_in_flight_and_exits_0(
             await asyncio.wait_for(gate.called.wait(), 20)
 
             bot.process.send_signal(signal.SIGTERM)
-            await bot.ready(http, "draining")
+            await bot.ready(http, "draining")  # from the signal on, before intake stops
+            await bot.logged("intake stopped")
             status, retry_after = await bot.post_event(http, _mention("second", "Ev2"))
             forged, _ = await bot.post_event(http, _mention("third", "Ev3"), secret="wrong")
             async with http.get(f"{bot.base}/healthz") as health:
