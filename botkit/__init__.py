@@ -47,6 +47,12 @@ from botkit.schedule import CronSchedule
 from botkit.secrets import Secret
 from botkit.text import split_text
 from botkit.tools import Tool, tool
+from botkit.webhooks import (
+    WebhookGate,
+    parse_json_object,
+    read_webhook_body,
+    refuse_request,
+)
 
 __all__ = [
     "Accepted",
@@ -96,7 +102,11 @@ __all__ = [
     "Tool",
     "ToolCall",
     "Usage",
+    "WebhookGate",
     "load_config",
+    "parse_json_object",
+    "read_webhook_body",
+    "refuse_request",
     "restore_gc",
     "split_text",
     "tool",

@@ -86,6 +86,16 @@ class Adapter(ABC):
         adapter owns and cancels in :meth:`stop`.
         """
 
+    async def stop_intake(self) -> None:  # noqa: B027
+        """Stop taking new events, but keep what sending needs: the first step of a
+        shutdown, before the work in flight finishes and its replies go out.
+
+        Pollers, mailbox watchers and sockets stop; webhooks answer 503 (see
+        :class:`~botkit.webhooks.WebhookGate`). Events being accepted right now finish
+        first. :meth:`stop` is called later and must work whether or not this was.
+        A no-op by default: the bot refuses new messages anyway once this returned.
+        """
+
     @abstractmethod
     async def stop(self) -> None:
         """Stop receiving and release connections; already accepted work is kept."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Mapping, Sequence
@@ -194,6 +195,8 @@ class Bot:
         self.web: WebServer | None = None
         self._started: list[str] = []
         self._stop_requested = asyncio.Event()
+        self._ready = False  # every adapter started, and not stopping
+        self._draining = False
         self._signals: set[signal.Signals] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._collector: CollectorSettings | None = None  # what tune_gc changed
@@ -217,8 +220,14 @@ class Bot:
         self._started.append("plugins")
         routes = [route for adapter in self.adapters.values() for route in adapter.web_routes()]
         if self.config.web.enabled or routes:
+            # listening before the adapters start: /healthz answers during a long start-up,
+            # and a webhook's early requests wait for their adapter (WebhookGate)
             self.web = WebServer(
-                self.config.web.host, self.config.web.port, self.metrics, self._healthy
+                self.config.web.host,
+                self.config.web.port,
+                self.metrics,
+                self._readiness,
+                max_body_size=self.config.web.max_body_size,
             )
             self.web.add_routes(routes)
             await self.web.start()
@@ -236,19 +245,30 @@ class Bot:
                 await adapter.publish_commands(commands)
             except Exception as exc:  # a command menu is a nicety, never fatal
                 log.warning("adapter %s could not publish commands: %s", adapter.name, exc)
+        self._ready = not self._draining
+        log.info("bot ready: %s", ", ".join(self.adapters) or "no adapters")
 
     async def stop(self) -> None:
         """Stop intake, let work in flight finish (up to ``bot.shutdown_grace`` s), close.
 
+        In this order: ``/readyz`` turns 503; every adapter stops taking events
+        (:meth:`Adapter.stop_intake`: pollers and sockets stop, webhooks answer 503);
+        the inbox refuses anything else; work in flight finishes and its replies are
+        sent; claims are released; only then are the adapters' connections closed.
         Work that does not finish in time stays stored and is resumed on the next start.
         """
+        self._ready = False
+        self._draining = True
+        started = [a for a in self.adapters.values() if f"adapter:{a.name}" in self._started]
+        for adapter in started:
+            try:
+                await adapter.stop_intake()
+            except Exception:
+                log.exception("adapter %s failed to stop taking events", adapter.name)
         self.inbox.close()
-        for adapter in self.adapters.values():
-            if f"adapter:{adapter.name}" in self._started:
-                try:
-                    await adapter.stop()
-                except Exception:
-                    log.exception("adapter %s failed to stop", adapter.name)
+        log.info(
+            "intake stopped; finishing work in flight (up to %gs)", self.config.bot.shutdown_grace
+        )
         await self.dispatcher.stop(self.config.bot.shutdown_grace)
         await self.scheduler.stop()
         await self.outbox.close()
@@ -261,6 +281,11 @@ class Bot:
                 await self.store.release_claims(self.runtime.owner)
             except Exception:
                 log.exception("could not release claims; they lapse in %.0fs", self.runtime.lease)
+        for adapter in started:  # after the drain: replies in flight needed their connections
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("adapter %s failed to stop", adapter.name)
         if "plugins" in self._started:
             for plugin in self.plugins:
                 for hook in plugin.shutdown_hooks:
@@ -273,6 +298,8 @@ class Bot:
         await self.model.close()
         await self.database.close()
         self._started.clear()
+        self._draining = False
+        self._stop_requested.clear()  # a stopped bot may be started again
         loop = asyncio.get_running_loop()
         for sig in self._signals:  # only now: a second signal must not kill the stop
             loop.remove_signal_handler(sig)
@@ -287,12 +314,26 @@ class Bot:
 
     def handle_signals(self) -> None:
         """Make SIGTERM and SIGINT request a clean stop (call before :meth:`start`, so a
-        signal during start-up is clean too)."""
+        signal during start-up is clean too); a second one ends the process at once.
+
+        Ending at once loses nothing: whatever the bot acknowledged to a channel is
+        committed in the database, and the next start (of this or another process)
+        answers what was left unfinished.
+        """
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
-                loop.add_signal_handler(sig, self.request_stop)
+                loop.add_signal_handler(sig, self._on_signal, sig)
                 self._signals.add(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self._stop_requested.is_set():
+            log.info("%s: stopping (send it again to exit at once)", sig.name)
+            self.request_stop()
+            return
+        log.warning("%s again: exiting at once; unfinished work resumes next start", sig.name)
+        logging.shutdown()  # flush the handlers: os._exit skips every cleanup
+        os._exit(128 + sig.value)
 
     def tune_collector(self) -> None:
         """Tune the process's garbage collector for this bot, once start-up is done (see
@@ -347,12 +388,17 @@ class Bot:
         after = utcnow()
         self.claims.clock_offset = database_now - (before + (after - before) / 2)
 
-    async def _healthy(self) -> bool:
+    async def _readiness(self) -> str | None:
+        """Why the bot takes no work now (``/readyz``), or ``None`` when it does."""
+        if self._draining or self._stop_requested.is_set():  # from the signal on
+            return "draining"
+        if not self._ready:
+            return "starting"
         try:
             await self.database.read(lambda conn: conn.execute(text("SELECT 1")))
         except Exception:
-            return False
-        return True
+            return "database unavailable"
+        return None
 
     async def __aenter__(self) -> Bot:
         try:

@@ -90,11 +90,13 @@ class LLMSection:
 
 @dataclass(frozen=True, slots=True)
 class WebSection:
-    """``[web]``: the HTTP server for webhooks, ``/healthz`` and ``/metrics``."""
+    """``[web]``: the HTTP server for webhooks, ``/healthz``, ``/readyz`` and ``/metrics``."""
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
+    # the largest request body a webhook reads (bytes); larger ones are answered 413
+    max_body_size: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +255,8 @@ def _check(sections: Mapping[str, Any]) -> None:
         )
     if not 0 <= web.port <= 65535:
         raise ConfigError("web.port", "must be a port number (0-65535)")
+    if web.max_body_size < 1024:
+        raise ConfigError("web.max_body_size", "must be at least 1024 bytes")
 
 
 def _components(

@@ -86,8 +86,8 @@ class EmailAdapter(Adapter):
             settings.mode,
         )
 
-    async def stop(self) -> None:
-        """Stop reading mail and log out; accepted mail stays stored."""
+    async def stop_intake(self) -> None:
+        """Stop reading mail and log out of IMAP; sending (SMTP) keeps working."""
         if self._watcher is not None:
             self._watcher.stop()
         if self._task is not None:
@@ -97,6 +97,10 @@ class EmailAdapter(Adapter):
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+    async def stop(self) -> None:
+        """Stop reading mail and log out; accepted mail stays stored."""
+        await self.stop_intake()
         self._redactor.detach()
 
     async def sync_now(self) -> None:

@@ -23,7 +23,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
+from slack_bolt.request.internals import parse_body
 from slack_sdk.web.async_client import AsyncWebClient
 
 from botkit import (
@@ -38,10 +38,14 @@ from botkit import (
     RequestRejectedError,
     SentMessage,
     ServiceUnavailableError,
+    WebhookGate,
+    read_webhook_body,
+    refuse_request,
 )
 from botkit_slack._api import Identity, SlackAPI
 from botkit_slack._events import Inbound, ThreadMemory
 from botkit_slack._mrkdwn import render_pieces
+from botkit_slack._signature import SignatureCheck
 from botkit_slack.settings import SlackSettings
 
 __all__ = ["EDIT_INTERVAL", "MAX_TEXT", "SlackAdapter"]
@@ -88,7 +92,7 @@ class SlackAdapter(Adapter):
         settings.check(f"adapters.{name}")
         self.settings = settings
         self._verifier = (
-            SignatureVerifier(settings.signing_secret.reveal())
+            SignatureCheck(settings.signing_secret.reveal())
             if settings.signing_secret is not None
             else None
         )
@@ -105,6 +109,7 @@ class SlackAdapter(Adapter):
         # messages given the typing reaction: whether it was really added
         self._reacted: dict[tuple[str, str], bool] = {}
         self._markup: dict[tuple[str, str], Markup] = {}
+        self._gate = WebhookGate(f"slack {name} events")
 
     @property
     def identity(self) -> Identity | None:
@@ -140,14 +145,24 @@ class SlackAdapter(Adapter):
         except BaseException:
             await self.stop()
             raise
+        self._gate.open()
         log.info("slack: %s started as %s (%s)", self.name, me.user_id, self.settings.transport)
 
-    async def stop(self) -> None:
-        """Disconnect Socket Mode and close the HTTP session; accepted messages are kept."""
-        self._app = None
+    async def stop_intake(self) -> None:
+        """Disconnect Socket Mode, or answer the events endpoint 503; sending keeps working.
+
+        An event being accepted over HTTP right now finishes first. Slack delivers again
+        whatever it did not see acknowledged.
+        """
+        await self._gate.close()
         socket, self._socket = self._socket, None
         if socket is not None:
             await socket.close_async()  # type: ignore[no-untyped-call]
+
+    async def stop(self) -> None:
+        """Disconnect Socket Mode and close the HTTP session; accepted messages are kept."""
+        await self.stop_intake()
+        self._app = None
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -215,38 +230,67 @@ class SlackAdapter(Adapter):
     # receiving
 
     async def _handle_http(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        app = self._app
-        if app is None:
-            return web.Response(status=503, text="not started")
+        """Size, then signature (in every state of the adapter), then the body, then the
+        gate (see :mod:`botkit.webhooks`); only then does bolt see the request."""
+        what = self._gate.what
+        raw = await read_webhook_body(request, log, what)
         if not self._signed(raw, request):
-            log.warning("slack: refused an events request with a bad or stale signature")
+            log.warning("%s: refused a request with a bad or stale signature", what)
             return web.Response(status=401, text="invalid signature")
+        bolt_request = self._bolt_request(raw, request)
+        async with self._gate.admit(log):
+            app = self._app
+            assert app is not None  # the gate is open only while the app exists
+            retry = request.headers.get("X-Slack-Retry-Num")
+            if retry is not None:
+                log.debug(
+                    "slack: delivery retry %s (%s)",
+                    retry,
+                    request.headers.get("X-Slack-Retry-Reason", "?"),
+                )
+            response = await app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(response)
+
+    def _bolt_request(self, raw: bytes, request: web.Request) -> AsyncBoltRequest:
+        """The request as bolt reads it; 400 when bolt could not read it."""
+        what = self._gate.what
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return web.Response(status=400, text="body is not UTF-8")
-        retry = request.headers.get("X-Slack-Retry-Num")
-        if retry is not None:
-            log.debug(
-                "slack: delivery retry %s (%s)",
-                retry,
-                request.headers.get("X-Slack-Retry-Reason", "?"),
-            )
+            raise refuse_request(
+                log, request, what, web.HTTPBadRequest, "the body is not UTF-8"
+            ) from None
         headers: dict[str, str | Sequence[str]] = {
             h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers
         }
-        response = await app.async_dispatch(
-            AsyncBoltRequest(body=body, query=request.query_string, headers=headers)
-        )
-        return await to_aiohttp_response(response)
+        content_type = request.headers.get("Content-Type", "").split(";")[0] or None
+        try:  # bolt's own parser, as its request does it: refuse what bolt cannot read
+            parsed: object = parse_body(body, content_type)
+        except (ValueError, RecursionError):
+            raise refuse_request(
+                log, request, what, web.HTTPBadRequest, "the body is not JSON"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise refuse_request(
+                log, request, what, web.HTTPBadRequest, "the body is not a JSON object"
+            )
+        if not _bolt_can_route(parsed):
+            raise refuse_request(
+                log, request, what, web.HTTPBadRequest, "the body is not a Slack request"
+            )
+        try:
+            return AsyncBoltRequest(body=body, query=request.query_string, headers=headers)
+        except Exception:  # an object shaped unlike anything Slack sends
+            raise refuse_request(
+                log, request, what, web.HTTPBadRequest, "the body is not a Slack request"
+            ) from None
 
     def _signed(self, raw: bytes, request: web.Request) -> bool:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
-        if self._verifier is None or not signature or not timestamp.isdigit():
+        if self._verifier is None or not signature:
             return False
-        return self._verifier.is_valid(raw, timestamp, signature)
+        return self._verifier.valid(raw, timestamp, signature)
 
     async def _on_event(self, body: dict[str, Any], ack: AsyncAck) -> None:
         assert self._inbound is not None
@@ -395,6 +439,16 @@ class SlackAdapter(Adapter):
         if self._api is None or not self._reacted.pop(target, False):
             return
         await self._api.react(channel, ts, self.settings.typing_reaction, add=False)
+
+
+def _bolt_can_route(body: dict[str, Any]) -> bool:
+    """Whether bolt's routing can read this body (its middleware raises on these shapes)."""
+    event = body.get("event", {})
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("type", ""), str)
+        and isinstance(body.get("type", ""), str)
+    )
 
 
 def _remember(memory: dict[Any, Any], key: Any, value: Any) -> None:

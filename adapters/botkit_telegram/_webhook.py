@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from botkit import KeyValueState, Secret
+from botkit import (
+    KeyValueState,
+    Secret,
+    WebhookGate,
+    parse_json_object,
+    read_webhook_body,
+    refuse_request,
+)
 from botkit_telegram._polling import ALLOWED_UPDATES
 from botkit_telegram._request import RawBot
 
@@ -57,9 +63,12 @@ async def ensure_webhook(bot: RawBot, state: KeyValueState, *, url: str, secret:
 class WebhookReceiver:
     """The aiohttp handler for Telegram's webhook posts.
 
-    Answers 401 to a missing or wrong ``X-Telegram-Bot-Api-Secret-Token`` and 400 to a body
-    that is not an update, processing nothing; 503 before the adapter started; 500 when
-    the inbox failed, so Telegram delivers the update again; else 200 once accepted.
+    In this order (see :mod:`botkit.webhooks`): 401 to a missing or wrong
+    ``X-Telegram-Bot-Api-Secret-Token``, whatever the adapter's state; 413 to a body over
+    ``web.max_body_size``; 400 to a body that is not a Telegram update; 503 with
+    ``Retry-After`` while the adapter is not taking updates (a request that comes while it
+    starts waits briefly for it); 500 when the inbox failed, so Telegram delivers the
+    update again; else 200 once accepted. Each refusal is one log line.
 
     Args:
         secret: the secret Telegram must send back.
@@ -70,12 +79,10 @@ class WebhookReceiver:
         self.secret = secret
         self._expected = secret.encode()
         self._handle = handle
-        self.ready = False
+        self.gate = WebhookGate("telegram webhook")
 
     async def handle(self, request: web.Request) -> web.Response:
         """Handle one POST from Telegram."""
-        if not self.ready:
-            return web.Response(status=503, text="not started")
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, self._expected):
             log.warning(
@@ -84,20 +91,22 @@ class WebhookReceiver:
                 "wrong" if given else "no",
             )
             return web.Response(status=401, text="wrong secret token")
-        try:
-            update = json.loads(await request.read())
-        except ValueError:  # includes UnicodeDecodeError
-            return web.Response(status=400, text="the body is not JSON")
-        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
-            return web.Response(status=400, text="the body is not a Telegram update")
-        try:
-            await self._handle(update)
-        except Exception as exc:
-            log.warning(
-                "webhook update %d was not accepted (%s: %s); Telegram will resend it",
-                update["update_id"],
-                type(exc).__name__,
-                exc,
+        raw = await read_webhook_body(request, log, self.gate.what)
+        update = parse_json_object(raw, request, log, self.gate.what)
+        update_id = update.get("update_id")
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            raise refuse_request(
+                log, request, self.gate.what, web.HTTPBadRequest, "the body is not an update"
             )
-            return web.Response(status=500, text="not accepted")
+        async with self.gate.admit(log):
+            try:
+                await self._handle(update)
+            except Exception as exc:
+                log.warning(
+                    "webhook update %d was not accepted (%s: %s); Telegram will resend it",
+                    update_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                return web.Response(status=500, text="not accepted")
         return web.Response(status=200)

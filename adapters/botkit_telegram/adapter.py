@@ -110,7 +110,7 @@ class TelegramAdapter(Adapter):
             AuthenticationError: the token was refused.
             ServiceError: Telegram could not be reached or refused the webhook.
         """
-        if self._poll_task is not None or self._receiver.ready:
+        if self._poll_task is not None or self._receiver.gate.state == "open":
             raise RuntimeError(f"the {self.name} adapter is already started")
         if self.settings.group_context:
             log.warning(
@@ -137,7 +137,7 @@ class TelegramAdapter(Adapter):
                     url=self.settings.webhook_url or "",
                     secret=self._receiver.secret,
                 )
-                self._receiver.ready = True
+                self._receiver.gate.open()
                 return
             info = await self._bot.get_webhook_info()
             if info.url:
@@ -158,19 +158,31 @@ class TelegramAdapter(Adapter):
         self._poll_task = asyncio.create_task(self._poller.run(), name=f"{self.name}-polling")
         self._poll_task.add_done_callback(_report_end)
 
+    async def stop_intake(self) -> None:
+        """Stop polling, or answer webhook posts 503; sending keeps working until :meth:`stop`.
+
+        A webhook post being accepted right now finishes first. The poller is cancelled:
+        it confirms an offset only past accepted updates, so Telegram delivers anything
+        unconfirmed again and the inbox recognises what it already stored.
+        """
+        await self._receiver.gate.close()
+        task, self._poll_task = self._poll_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._poller = None
+
     async def stop(self) -> None:
         """Stop polling (or refuse webhook posts) and close the connection.
 
         The webhook stays registered with Telegram, which queues updates until the next
         start.
         """
-        self._receiver.ready = False
-        tasks = [t for t in (self._poll_task, *self._tasks) if t is not None]
+        await self.stop_intake()
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._poll_task = None
-        self._poller = None
         await self._bot.shutdown()
 
     def web_routes(self) -> Sequence[web.RouteDef]:

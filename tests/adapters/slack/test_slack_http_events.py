@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from botkit import AuthenticationError, ConversationRef, Reply
+from botkit_slack import SlackAdapter
 from tests.adapters.slack.recording_inbox import RecordingInbox
 from tests.adapters.slack.slack_helpers import (
+    EVENTS_PATH,
     SIGNING_SECRET,
     HttpEvents,
     SignedPoster,
     corpus,
     event,
+    settings_for,
     sign,
 )
 from tests.fakes.slack_api import FakeSlack
@@ -414,3 +422,196 @@ async def test_a_slash_command_from_someone_not_allowed_is_declined_quietly(
     assert response.status == 200
     assert "not available" in await response.text()
     assert inbox.messages == []
+
+
+# Bad input is answered, never raised: a 4xx and one log line, whatever the signature.
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What botkit and bolt logged: aiohttp's access log is the test server's, not ours."""
+    return [r for r in caplog.records if r.name != "aiohttp.access"]
+
+
+def _one_line_no_traceback(caplog: pytest.LogCaptureFixture) -> str:
+    records = _logged(caplog)
+    assert len(records) == 1, [r.getMessage() for r in records]
+    [record] = records
+    assert record.exc_info is None
+    assert record.levelno <= logging.WARNING
+    return record.getMessage()
+
+
+NOT_UTF8 = b'{"type": "event_callback", "text": "\xff\xfe caf\xe9"}'
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "reason"),
+    [
+        (NOT_UTF8, "application/json", "not UTF-8"),
+        (b'{"type": "event_callback", "event": {', "application/json", "not JSON"),
+        (b'[{"type": "event_callback"}]', "application/json", "not a JSON object"),
+        (b'"url_verification"', "application/json", "not a JSON object"),
+        (b"[" * 50_000 + b"]" * 50_000, "application/json", "not JSON"),
+        (b"payload=%7Bnot+json", "application/x-www-form-urlencoded", "not JSON"),
+        (b"payload=%5B1%2C2%5D", "application/x-www-form-urlencoded", "not a JSON object"),
+        (b'{"type": "event_callback", "event": "hi"}', "application/json", "not a Slack request"),
+        (b'{"type": "event_callback", "event": {"type": 5}}', "application/json", "not a Slack"),
+    ],
+    ids=[
+        "not-utf8",
+        "malformed-json",
+        "array",
+        "string",
+        "nested-too-deep",
+        "bad-payload",
+        "payload-array",
+        "event-not-object",
+        "event-type-not-text",
+    ],
+)
+async def test_a_signed_body_that_cannot_be_read_is_a_400_with_one_log_line(
+    http: SignedPoster,
+    inbox: RecordingInbox,
+    caplog: pytest.LogCaptureFixture,
+    raw: bytes,
+    content_type: str,
+    reason: str,
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    response = await http.post(raw, headers={"Content-Type": content_type})
+
+    assert response.status == 400
+    assert reason in await response.text()
+    assert reason in _one_line_no_traceback(caplog)
+    assert inbox.messages == []
+
+
+@pytest.mark.parametrize("raw", [NOT_UTF8, b"{not json", b"[1, 2]"])
+async def test_an_unreadable_body_with_a_bad_signature_is_a_401_with_one_log_line(
+    http: SignedPoster, inbox: RecordingInbox, caplog: pytest.LogCaptureFixture, raw: bytes
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    forged = await http.post(raw, secret="not-the-signing-secret")
+    assert forged.status == 401
+    assert "signature" in _one_line_no_traceback(caplog)
+    caplog.clear()
+    absurd = await http.client.post(
+        EVENTS_PATH,
+        data=raw,
+        headers={"X-Slack-Request-Timestamp": "9" * 5000, "X-Slack-Signature": "v0=00"},
+    )
+    assert absurd.status == 401
+    assert "signature" in _one_line_no_traceback(caplog)
+    assert inbox.messages == []
+
+
+async def test_a_body_over_the_limit_is_a_413_before_it_is_read(
+    http: SignedPoster, inbox: RecordingInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    raw = json.dumps(event(text="x" * (1024 * 1024))).encode()
+    ts = int(time.time())
+    signed = {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sign(raw, ts)}
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:  # chunked: no Content-Length to go by
+        nonlocal sent
+        while sent < 64 * 1024 * 1024:
+            sent += 64 * 1024
+            yield b"x" * (64 * 1024)
+
+    declared = await http.client.post(EVENTS_PATH, data=io.BytesIO(raw), headers=signed)
+    assert declared.status == 413
+    assert "over 1048576 bytes" in _one_line_no_traceback(caplog)
+    caplog.clear()
+    streamed = await http.client.post(
+        EVENTS_PATH, data=endless(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status == 413
+    assert "over 1048576 bytes" in _one_line_no_traceback(caplog)
+    assert sent < 8 * 1024 * 1024  # refused long before the sender was done
+    assert inbox.messages == []
+
+
+# Every state of the adapter: a bad signature is 401; a good one waits for the adapter.
+
+
+async def _mounted(adapter: SlackAdapter) -> TestClient[web.Request, web.Application]:
+    app = web.Application()
+    app.add_routes(adapter.web_routes())
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    return client
+
+
+async def test_before_start_a_bad_signature_is_401_and_a_good_one_waits_for_the_start(
+    slack: FakeSlack, inbox: RecordingInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    adapter = SlackAdapter("slack", settings_for(slack, transport="http"))
+    client = await _mounted(adapter)
+    poster = SignedPoster(client)
+    body = corpus("02-app_mention-channel-authed_users.json")
+    try:
+        stale = await poster.post(body, timestamp=int(time.time()) - 6 * 60)
+        forged = await poster.post(body, secret="not-the-signing-secret")
+        unreadable = await poster.post(NOT_UTF8)
+        assert (stale.status, forged.status, unreadable.status) == (401, 401, 400)
+
+        held = asyncio.create_task(poster.post(body))
+        await asyncio.sleep(0.2)
+        assert not held.done()  # waiting, not processed, not refused
+        await adapter.start(inbox)
+        response = await held
+        assert response.status == 200
+        assert [m.text for m in inbox.messages] == ["Hi there!"]
+    finally:
+        await adapter.stop()
+        await client.close()
+    assert not [r for r in _logged(caplog) if r.exc_info]
+
+
+async def test_an_adapter_that_never_starts_answers_503_with_retry_after_after_a_short_wait(
+    slack: FakeSlack, inbox: RecordingInbox
+) -> None:
+    adapter = SlackAdapter("slack", settings_for(slack, transport="http"))
+    client = await _mounted(adapter)
+    try:
+        began = time.monotonic()
+        response = await SignedPoster(client).post(corpus("01-url_verification.json"))
+        waited = time.monotonic() - began
+    finally:
+        await client.close()
+    assert response.status == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert 1.5 < waited < 3.0  # held, but answered within Slack's 3-second deadline
+    assert inbox.messages == []
+
+
+async def test_while_draining_a_bad_signature_is_401_and_a_good_one_503_with_retry_after(
+    http_events: HttpEvents, inbox: RecordingInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter, poster = await http_events()
+    body = corpus("02-app_mention-channel-authed_users.json")
+    inbox.gate = asyncio.Event()  # a slow commit: the first event is in flight
+    in_flight = asyncio.create_task(poster.post(body))
+    await inbox.entered.wait()
+
+    stopping = asyncio.create_task(adapter.stop_intake())
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # waits for the event being accepted
+    caplog.set_level(logging.INFO)
+    forged = await poster.post(event(text="later", ts="2.0"), secret="wrong")
+    later = await poster.post(event(text="later", ts="2.0"))
+    unreadable = await poster.post(b"[1, 2]")
+    inbox.gate.set()
+    await stopping
+
+    assert (await in_flight).status == 200
+    assert (forged.status, later.status, unreadable.status) == (401, 503, 400)
+    assert later.headers["Retry-After"].isdigit()
+    assert [m.text for m in inbox.messages] == ["Hi there!"]
+    assert len(_logged(caplog)) == 3
+    assert not [r for r in _logged(caplog) if r.exc_info]

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from botkit import AuthenticationError, Secret
+from botkit import AuthenticationError, ConversationRef, Reply, Secret
 from tests.adapters.slack.recording_inbox import RecordingInbox
 from tests.adapters.slack.slack_helpers import StartAdapter, corpus, event
 from tests.fakes.slack_api import FakeSlack
@@ -136,3 +136,19 @@ async def test_socket_mode_logs_carry_no_token_even_at_debug_level(
     assert "Running listener" in caplog.text  # debug logging really was on
     assert slack.bot_token not in caplog.text
     assert slack.app_token not in caplog.text
+
+
+async def test_stop_intake_closes_the_socket_and_replies_still_go_out(
+    start_adapter: StartAdapter, slack: FakeSlack, inbox: RecordingInbox
+) -> None:
+    adapter = await start_adapter(transport="socket")
+    await slack.wait_connected()
+
+    await adapter.stop_intake()
+    sent = await adapter.send(
+        ConversationRef("slack", "C111", "1.0"), Reply("still here"), delivery_id="d-1"
+    )
+
+    assert all(ws.closed for ws in slack._sockets)  # no more envelopes can arrive
+    assert sent.text == "still here"
+    assert [p["text"] for p in slack.posted("C111")] == ["still here"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from botkit import AuthenticationError, Secret, ServiceError
+from botkit import AuthenticationError, ConversationRef, Reply, Secret, ServiceError
 from botkit_telegram import TelegramAdapter
 from tests.adapters.telegram.conftest import AdapterFactory
 from tests.adapters.telegram.support import RecordingInbox, corpus, eventually, make_settings
@@ -271,3 +271,20 @@ async def test_starting_twice_is_refused(
     adapter = await make_adapter()
     with pytest.raises(RuntimeError):
         await adapter.start(inbox)
+
+
+async def test_stop_intake_stops_polling_and_replies_still_go_out(
+    api: FakeTelegramAPI, inbox: RecordingInbox, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter()
+    await eventually(lambda: len(api.calls("getUpdates")) >= 1)
+
+    await adapter.stop_intake()
+    polls = len(api.calls("getUpdates"))
+    await api.push_update(corpus("01-private-text"))
+    await asyncio.sleep(0.3)
+    await adapter.send(ConversationRef("telegram", "12345"), Reply("still here"), delivery_id="d")
+
+    assert len(api.calls("getUpdates")) == polls
+    assert inbox.attempts == 0  # Telegram keeps the update for the next start
+    assert [c.params["text"] for c in api.calls("sendMessage")] == ["still here"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from botkit import ConfigError, Secret
+from botkit import Accepted, ConfigError, Message, Secret
 from botkit_telegram import TelegramAdapter
 from tests.adapters.telegram.conftest import AdapterFactory
 from tests.adapters.telegram.support import RecordingInbox, corpus, make_settings
@@ -67,15 +70,82 @@ async def test_wrong_or_missing_secret_is_refused_and_nothing_processed(
     assert inbox.attempts == 0
 
 
+def one_log_line(caplog: pytest.LogCaptureFixture) -> str:
+    """The one line botkit logged (aiohttp's access log is the test server's), no traceback."""
+    records = [r for r in caplog.records if r.name != "aiohttp.access"]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    assert records[0].exc_info is None
+    return records[0].getMessage()
+
+
 @pytest.mark.parametrize(
-    "body",
-    [b"{not json", b"", b"\xff\xfe", b"[1, 2]", b'"text"', b'{"message": {}}'],
+    ("body", "reason"),
+    [
+        (b"{not json", "not JSON"),
+        (b"", "not JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b'{"update_id": 1, "message": {"text": "caf\xe9"}}', "not UTF-8"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'"text"', "not a JSON object"),
+        (b"[" * 50_000 + b"]" * 50_000, "not JSON"),
+        (b'{"message": {}}', "not an update"),
+        (b'{"update_id": "7"}', "not an update"),
+        (b'{"update_id": true}', "not an update"),
+    ],
 )
-async def test_malformed_body_is_a_400_and_nothing_processed(
-    webhook: TestClient[Any, Any], inbox: RecordingInbox, body: bytes
+async def test_malformed_body_is_a_400_with_one_log_line_and_nothing_processed(
+    webhook: TestClient[Any, Any],
+    inbox: RecordingInbox,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    reason: str,
 ) -> None:
-    status, _ = await post(webhook, body)
+    caplog.set_level(logging.INFO)
+    status, text = await post(webhook, body)
     assert status == 400
+    assert reason in text
+    assert reason in one_log_line(caplog)
+    assert inbox.attempts == 0
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe", b"[1, 2]", b"{not json"])
+async def test_malformed_body_with_a_wrong_secret_is_a_401_with_one_log_line(
+    webhook: TestClient[Any, Any],
+    inbox: RecordingInbox,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+) -> None:
+    caplog.set_level(logging.INFO)
+    status, _ = await post(webhook, body, secret="wrong")
+    assert status == 401
+    assert "secret token" in one_log_line(caplog)
+    assert inbox.attempts == 0
+
+
+async def test_a_body_over_the_limit_is_a_413_before_it_is_read(
+    webhook: TestClient[Any, Any], inbox: RecordingInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    update = corpus("01-private-text")
+    update["message"]["text"] = "x" * (1024 * 1024)
+    raw = json.dumps(update).encode()
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:  # chunked: no Content-Length to go by
+        nonlocal sent
+        while sent < 64 * 1024 * 1024:
+            sent += 64 * 1024
+            yield b"x" * (64 * 1024)
+
+    headers = {"Content-Type": "application/json", HEADER: SECRET}
+    async with webhook.post("/telegram/webhook", data=io.BytesIO(raw), headers=headers) as r:
+        assert r.status == 413
+    assert "over 1048576 bytes" in one_log_line(caplog)
+    caplog.clear()
+    async with webhook.post("/telegram/webhook", data=endless(), headers=headers) as r:
+        assert r.status == 413
+    assert "over 1048576 bytes" in one_log_line(caplog)
+    assert sent < 8 * 1024 * 1024
     assert inbox.attempts == 0
 
 
@@ -174,12 +244,90 @@ async def test_webhook_refuses_posts_before_start_and_after_stop(
     app = web.Application()
     app.add_routes(adapter.web_routes())
     async with TestClient(TestServer(app)) as client:
-        assert (await post(client, corpus("01-private-text")))[0] == 503
+        assert (await post(client, corpus("01-private-text")))[0] == 503  # after a short wait
         await adapter.start(inbox)
         assert (await post(client, corpus("01-private-text")))[0] == 200
         await adapter.stop()
-        assert (await post(client, corpus("02-start-command-private-official-docs")))[0] == 503
+        async with client.post(
+            "/telegram/webhook",
+            json=corpus("02-start-command-private-official-docs"),
+            headers={HEADER: SECRET},
+        ) as response:
+            assert response.status == 503
+            assert response.headers["Retry-After"].isdigit()
     assert len(inbox.accepted) == 1
+
+
+async def test_a_wrong_secret_is_401_before_start_while_running_draining_and_stopped(
+    api: FakeTelegramAPI, inbox: RecordingInbox, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter(start=False, **webhook_settings())
+    app = web.Application()
+    app.add_routes(adapter.web_routes())
+    statuses = []
+    async with TestClient(TestServer(app)) as client:
+        statuses.append((await post(client, corpus("01-private-text"), secret="wrong"))[0])
+        await adapter.start(inbox)
+        statuses.append((await post(client, corpus("01-private-text"), secret="wrong"))[0])
+        await adapter.stop_intake()
+        statuses.append((await post(client, corpus("01-private-text"), secret=None))[0])
+        await adapter.stop()
+        statuses.append((await post(client, corpus("01-private-text"), secret="wrong"))[0])
+    assert statuses == [401, 401, 401, 401]
+    assert inbox.attempts == 0
+
+
+async def test_an_update_that_comes_while_the_adapter_starts_waits_and_is_accepted(
+    api: FakeTelegramAPI, inbox: RecordingInbox, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter(start=False, **webhook_settings())
+    app = web.Application()
+    app.add_routes(adapter.web_routes())
+    async with TestClient(TestServer(app)) as client:
+        early = asyncio.create_task(post(client, corpus("01-private-text")))
+        await asyncio.sleep(0.2)
+        assert not early.done()
+        assert inbox.attempts == 0  # not processed before the adapter is ready
+        await adapter.start(inbox)
+        assert (await early)[0] == 200
+    assert len(inbox.accepted) == 1
+
+
+async def test_stop_intake_lets_the_update_in_flight_finish_and_answers_later_ones_503(
+    inbox: RecordingInbox,
+    make_adapter: AdapterFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = asyncio.Event()
+    entered = asyncio.Event()
+    accept = inbox.accept
+
+    async def slow_accept(message: Message, *, skip: str | None = None) -> Accepted:
+        entered.set()
+        await release.wait()
+        return await accept(message, skip=skip)
+
+    monkeypatch.setattr(inbox, "accept", slow_accept)
+    adapter = await make_adapter(**webhook_settings())
+    app = web.Application()
+    app.add_routes(adapter.web_routes())
+    async with TestClient(TestServer(app)) as client:
+        in_flight = asyncio.create_task(post(client, corpus("01-private-text")))
+        await entered.wait()
+        stopping = asyncio.create_task(adapter.stop_intake())
+        await asyncio.sleep(0.1)
+        assert not stopping.done()
+        async with client.post(
+            "/telegram/webhook",
+            json=corpus("02-start-command-private-official-docs"),
+            headers={HEADER: SECRET},
+        ) as later:
+            assert later.status == 503
+            assert later.headers["Retry-After"].isdigit()
+        release.set()
+        await stopping
+        assert (await in_flight)[0] == 200
+    assert [m.text for m in inbox.accepted] == ["Hi, world!"]
 
 
 def test_polling_mode_mounts_no_routes(api: FakeTelegramAPI) -> None:
