@@ -232,6 +232,9 @@ class Bot:
             self.web.add_routes(routes)
             await self.web.start()
         await asyncio.to_thread(self.runtime.tokens.warm)
+        # this process holds no claim yet: whatever it claims from now on is live for at
+        # least a lease from now
+        self.claims.renewal_sent(time.monotonic())
         await self._read_clock()
         await self.outbox.resume()
         await self.dispatcher.resume()

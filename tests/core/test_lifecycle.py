@@ -346,7 +346,7 @@ async def test_sigterm_stops_intake_finishes_work_in_flight_and_exits_0(
     assert (status, forged, alive) == (503, 401, 200)
     assert retry_after is not None
     assert retry_after.isdigit()
-    assert [p["text"] for p in slack.posted("C111")] == ["the answer"]
+    assert [p["text"] for p in slack.posted("C111")] == ["the answer"], log[-4000:]
     assert len(model.requests) == 1  # the 503'd event never reached the model
     assert "Traceback" not in log
 
