@@ -11,6 +11,7 @@ from botkit.conversation import ConversationLLM
 from botkit.exceptions import (
     AuthenticationError,
     BotkitError,
+    ClaimLostError,
     ConfigError,
     ContextLengthError,
     InvalidResponseError,
@@ -21,6 +22,7 @@ from botkit.exceptions import (
     ServiceError,
     ServiceUnavailableError,
     StoreError,
+    StoreUnavailableError,
 )
 from botkit.gctuning import restore_gc, tune_gc
 from botkit.inbox import Accepted, Inbox, KeyValueState
@@ -64,6 +66,7 @@ __all__ = [
     "Capabilities",
     "ChatModel",
     "ChatRequest",
+    "ClaimLostError",
     "CommandInfo",
     "Completion",
     "Config",
@@ -98,6 +101,7 @@ __all__ = [
     "ServiceUnavailableError",
     "SkipHandler",
     "StoreError",
+    "StoreUnavailableError",
     "TextDelta",
     "Tool",
     "ToolCall",

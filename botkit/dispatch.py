@@ -25,12 +25,18 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Literal, TypeVar
 
 from botkit.context import Context
-from botkit.exceptions import ClaimLostError, QuotaExceededError, ServiceError, StoreError
+from botkit.exceptions import (
+    ClaimLostError,
+    QuotaExceededError,
+    ServiceError,
+    StoreError,
+    StoreUnavailableError,
+)
+from botkit.landing import until_landed
 from botkit.messages import Attachment, Message, Reply, Sender
 from botkit.outbox import draft_of, reply_of
 from botkit.routing import Pipeline
@@ -48,7 +54,6 @@ APOLOGY = "Sorry, I couldn't answer that just now. Please try again in a moment.
 BurstPolicy = Literal["queue", "coalesce"]
 UNFINISHED = ("pending", "processing")
 OUTAGE_BACKOFF_MAX = 300.0  # the longest wait between two tries of a waiting message
-STORE_RETRY = (0.5, 10.0)  # waits between tries of a state change while the database is away
 
 
 class Dispatcher:
@@ -359,7 +364,7 @@ class Dispatcher:
         calls = turn.calls or []
         claim = runtime.claim()
         try:
-            finished = await self._landed(
+            finished = await until_landed(
                 lambda: store.finish_inbound(
                     ids,
                     status,
@@ -368,7 +373,8 @@ class Dispatcher:
                     claim=claim,
                     calls=calls,
                     fence=turn.fence,
-                )
+                ),
+                "finish a message",
             )
         except Exception:
             with contextlib.suppress(Exception):  # the calls were paid for all the same
@@ -396,10 +402,11 @@ class Dispatcher:
         due = utcnow() + runtime.claims.clock_offset + timedelta(seconds=delay)
         reason = f"{type(exc).__name__}: {exc}"
         claim = runtime.claim()
-        await self._landed(
+        await until_landed(
             lambda: runtime.store.postpone(
                 turn.ids, claim, turn.fence or {}, due=due, error=reason
-            )
+            ),
+            "put a message back",
         )
         log.warning(
             "messages %s wait %.0f s for a retry (try %d): %s",
@@ -419,31 +426,17 @@ class Dispatcher:
             notice = draft_of(
                 conversation_id, turn.message.channel, Reply(self._delay_notice, "plain"), None
             )
-            await self._landed(lambda: runtime.store.add_outbound(notice))
+            await until_landed(lambda: runtime.store.add_outbound(notice), "queue a notice")
             await runtime.outbox.flush(conversation_id)
         self._wake_in(delay)
-
-    async def _landed(self, change: Callable[[], Awaitable[T]]) -> T:
-        """Make a state change, trying again while the database is away (never giving
-        up on it, never suppressing it); a lost claim is not retried."""
-        wait, most = STORE_RETRY
-        while True:
-            try:
-                return await change()
-            except ClaimLostError:
-                raise
-            except StoreError as exc:
-                log.warning("the database is unavailable (%s); retrying in %.1f s", exc, wait)
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, most)
 
 
 def _waits_out(exc: BaseException) -> bool:
     """Whether retrying later can fix ``exc``: a service down or limiting us, or the
-    database away (but not a lost claim)."""
+    database away."""
     if isinstance(exc, ServiceError):
         return exc.retryable
-    return isinstance(exc, StoreError) and not isinstance(exc, ClaimLostError)
+    return isinstance(exc, StoreUnavailableError)
 
 
 def _one_line(text: str) -> str:

@@ -6,6 +6,7 @@ Every error botkit raises on purpose is a ``BotkitError``::
     ├── ConfigError           bad or missing settings, raised at start, names the TOML key
     ├── PluginError           an entry point missing, broken, duplicated, or of the wrong type
     ├── StoreError            wraps the database driver's errors
+    │   ├── StoreUnavailableError  the database cannot be reached (down, restarting)
     │   └── ClaimLostError    this process's claim lapsed and another took the work over
     └── ServiceError          .service ("llm", "slack", "telegram", "imap", "smtp"), .retryable
         ├── ServiceUnavailableError   network, timeout, 5xx                retryable
@@ -37,6 +38,7 @@ __all__ = [
     "ServiceError",
     "ServiceUnavailableError",
     "StoreError",
+    "StoreUnavailableError",
 ]
 
 
@@ -64,6 +66,11 @@ class PluginError(BotkitError):
 
 class StoreError(BotkitError):
     """A database operation failed; the driver's error is the ``__cause__``."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached (down, restarting, the connection lost): what
+    failed can be tried again once it is back."""
 
 
 class ClaimLostError(StoreError):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botkit.adapter import Adapter
 from botkit.exceptions import ClaimLostError, RateLimitError, ServiceError
+from botkit.landing import until_landed
 from botkit.messages import Reply, SentMessage
 from botkit.store import OutboundDraft, StoredMessage
 from botkit.text import split_text
@@ -112,13 +113,16 @@ class LiveReply:
                 delivery_id=delivery_id(self.row_id),
             )
             self.shown = text
-            # stored at once: from here on a crash ends in an edit of this message
-            await store.update_outbound(
-                self.row_id,
-                fence=self._fence,
-                text=text,
-                external_id=self._sent.external_id,
-                meta=self._meta(),
+            # stored at once (and tried until it lands): from here on a crash or an
+            # outage ends in an edit of this message, not in a second one
+            row_id, fence, external_id, meta = (
+                self.row_id, self._fence, self._sent.external_id, self._meta()
+            )  # fmt: skip
+            await until_landed(
+                lambda: store.update_outbound(
+                    row_id, fence=fence, text=text, external_id=external_id, meta=meta
+                ),
+                "record a posted message",
             )
             return
         edited = await edit_with_retry(self._adapter, self._sent, text)

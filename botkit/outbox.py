@@ -36,6 +36,7 @@ from datetime import timedelta
 from botkit.adapter import Adapter
 from botkit.claims import Claims
 from botkit.exceptions import ClaimLostError, RateLimitError, ServiceError
+from botkit.landing import until_landed
 from botkit.live import LiveReply, delivery_id, edit_with_retry
 from botkit.messages import Message, Reply, SentMessage
 from botkit.metrics import Metrics
@@ -381,14 +382,18 @@ class Outbox:
     async def mark_delivered(
         self, outbound_id: int, sent: SentMessage, *, fence: tuple[str, int] | None = None
     ) -> None:
-        """Record that a reply reached its channel (only under ``fence``, if given)."""
-        await self._store.update_outbound(
-            outbound_id,
-            fence=fence,
-            status="delivered",
-            external_id=sent.external_id,
-            error=None,
-            next_attempt_at=None,
+        """Record that a reply reached its channel (only under ``fence``, if given); tried
+        until it lands, since a reply not marked would be sent again."""
+        await until_landed(
+            lambda: self._store.update_outbound(
+                outbound_id,
+                fence=fence,
+                status="delivered",
+                external_id=sent.external_id,
+                error=None,
+                next_attempt_at=None,
+            ),
+            "mark a reply delivered",
         )
         self._metrics.messages_out.labels(sent.conversation.channel).inc()
 

@@ -32,9 +32,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
-from botkit.exceptions import ClaimLostError, StoreError
+from botkit.exceptions import ClaimLostError, StoreError, StoreUnavailableError
 from botkit.inbox import Accepted
 from botkit.messages import Attachment, ConversationRef, Message
 from botkit.store.engine import Database
@@ -794,15 +794,15 @@ class Store:
         """Run ``op`` in a read transaction; a driver error becomes a ``StoreError``."""
         try:
             return await self.db.read(op)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not {what}: {_short(exc)}") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise _store_error(what, exc) from exc
 
     async def _write(self, what: str, op: Callable[[Connection], T]) -> T:
         """Run ``op`` in a (group-committed, on SQLite) write transaction."""
         try:
             return await self.db.write(op)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not {what}: {_short(exc)}") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise _store_error(what, exc) from exc
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1437,6 +1437,31 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return repr(value)
+
+
+def _store_error(what: str, exc: BaseException) -> StoreError:
+    """The ``StoreError`` for a driver's error: ``StoreUnavailableError`` when the
+    database could not be reached (worth trying again once it is back)."""
+    message = f"could not {what}: {_short(exc)}"
+    if _unreachable(exc):
+        return StoreUnavailableError(message)
+    return StoreError(message)
+
+
+# operational errors that are the schema's or the query's, not the connection's
+_NOT_OUTAGES = ("no such table", "no such column", "syntax error", "does not exist")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a driver's error says the database could not be reached."""
+    if isinstance(exc, OSError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig).lower()
+        return not any(marker in text for marker in _NOT_OUTAGES)
+    return False
 
 
 def _short(exc: BaseException) -> str:

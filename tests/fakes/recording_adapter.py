@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -55,6 +56,8 @@ class RecordingAdapter(Adapter):
         self.change_times: list[float] = []  # monotonic time of every send and edit
         self.delivered = asyncio.Event()
         self._ids = itertools.count(1)
+        # ids unique across adapters, as a channel's are: two bots on one database
+        self._prefix = uuid.uuid4().hex[:6]
 
     async def start(self, inbox: Inbox) -> None:
         self.inbox = inbox
@@ -102,7 +105,7 @@ class RecordingAdapter(Adapter):
         # like a real channel, split what is longer than one message
         pieces = split_text(reply.text, self.capabilities.max_length) or [reply.text]
         for piece in pieces:
-            sent = Sent(conversation, piece, f"out-{next(self._ids)}", delivery_id)
+            sent = Sent(conversation, piece, f"out-{self._prefix}-{next(self._ids)}", delivery_id)
             self.sent.append(sent)
         self.delivered.set()
         return SentMessage(conversation, sent.external_id, pieces[-1])
