@@ -44,6 +44,8 @@ class BotSection:
     summarize: bool = True
     shutdown_grace: float = 20.0
     claim_lease: float = 30.0
+    # the lease on what runs in one process cluster-wide (None: claim_lease)
+    singleton_lease: float | None = None
     # run_until_stopped freezes the start-up heap and collects young objects less often
     tune_gc: bool = True
 
@@ -222,6 +224,8 @@ def _check(sections: Mapping[str, Any]) -> None:
         raise ConfigError("bot.max_in_flight", "must be at least 1")
     if bot.claim_lease < 1:
         raise ConfigError("bot.claim_lease", "must be at least 1 second")
+    if bot.singleton_lease is not None and bot.singleton_lease < 1:
+        raise ConfigError("bot.singleton_lease", "must be at least 1 second")
     if bot.history_limit < 1:
         raise ConfigError("bot.history_limit", "must be at least 1")
     for key, value in (
