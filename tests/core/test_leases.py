@@ -31,7 +31,9 @@ async def test_a_free_lease_is_taken_with_token_1_and_refused_to_others(store: S
     assert refused.holder == "a"
     assert 0 < refused.remaining <= 30
     info = await store.leases.info("poller")
-    assert info is not None and info.held and (info.holder, info.token) == ("a", 1)
+    assert info is not None
+    assert info.held
+    assert (info.holder, info.token) == ("a", 1)
 
 
 async def test_renewing_extends_only_the_holders_own_tenure(store: Store) -> None:
@@ -40,7 +42,8 @@ async def test_renewing_extends_only_the_holders_own_tenure(store: Store) -> Non
     assert not await store.leases.renew("poller", "b", 1, 30)
     assert not await store.leases.renew("poller", "a", 2, 30)
     info = await store.leases.info("poller")
-    assert info is not None and info.remaining > 0.5  # the renewal moved the end
+    assert info is not None
+    assert info.remaining > 0.5
 
 
 async def test_a_lapsed_lease_cannot_be_renewed_and_goes_to_the_next_taker_with_a_new_token(
@@ -58,7 +61,9 @@ async def test_a_released_lease_is_free_at_once_and_the_token_keeps_growing(stor
     assert not await store.leases.release("poller", "b")  # not b's to release
     assert await store.leases.release("poller", "a", 1)
     info = await store.leases.info("poller")
-    assert info is not None and not info.held and info.token == 1
+    assert info is not None
+    assert not info.held
+    assert info.token == 1
     assert (await store.leases.take("poller", "b", 30)).token == 2
     assert (await store.leases.take("poller", "b", 30)).token == 3  # every take: new tenure
 
@@ -174,14 +179,18 @@ async def test_one_holder_runs_the_work_and_a_clean_stop_hands_it_over_at_once(
     await eventually(lambda: first.held, 5)
     b = start(second)
     await asyncio.sleep(0.3)
-    assert not second.held and probe.starts == ["a"]
+    assert not second.held
+    assert probe.starts == ["a"]
     await stop(a)
     info = await store.leases.info("poller")
-    assert info is not None and info.holder is None  # released at once, not left to lapse
+    assert info is not None
+    assert info.holder is None
     # b tries again every lease/3, so it takes over long before the lease would lapse
     await eventually(lambda: second.held, lease)
-    assert probe.starts == ["a", "b"] and probe.most == 1
-    assert first.token == 1 and second.token == 2
+    assert probe.starts == ["a", "b"]
+    assert probe.most == 1
+    assert first.token == 1
+    assert second.token == 2
     await stop(b)
 
 
@@ -203,7 +212,8 @@ async def test_a_holder_that_cannot_renew_stops_before_its_lease_ends_and_anothe
     assert probe.stopped_at[0] - failing.last_sent < lease
     assert probe.stopped_at[0] - failing.last_sent >= lease * STOP_AT
     await eventually(lambda: second.held, 2 * lease)  # b takes over once it lapses
-    assert probe.starts == ["a", "b"] and probe.most == 1
+    assert probe.starts == ["a", "b"]
+    assert probe.most == 1
     assert second.token == 2
     await stop(a)
     await stop(b)
@@ -222,7 +232,8 @@ async def test_a_holder_whose_lease_was_taken_over_stops_its_work(store: Store) 
     assert probe.running == 0
     await stop(a)
     info = await store.leases.info("poller")
-    assert info is not None and info.holder == "b"  # a's stop did not release b's lease
+    assert info is not None
+    assert info.holder == "b"
 
 
 async def test_work_that_returns_ends_the_run_and_releases_the_lease(store: Store) -> None:
@@ -233,9 +244,11 @@ async def test_work_that_returns_ends_the_run_and_releases_the_lease(store: Stor
 
     singleton = Singletons(store.leases, holder="a", lease=30).singleton("once", work)
     await asyncio.wait_for(singleton.run(), 10)
-    assert ran == [1] and not singleton.held
+    assert ran == [1]
+    assert not singleton.held
     info = await store.leases.info("once")
-    assert info is not None and info.holder is None
+    assert info is not None
+    assert info.holder is None
 
 
 async def test_work_that_raises_releases_the_lease_and_the_error_propagates(
@@ -248,7 +261,8 @@ async def test_work_that_raises_releases_the_lease_and_the_error_propagates(
     with pytest.raises(RuntimeError, match="broken poller"):
         await asyncio.wait_for(singleton.run(), 10)
     info = await store.leases.info("once")
-    assert info is not None and info.holder is None
+    assert info is not None
+    assert info.holder is None
 
 
 async def test_one_bot_cannot_run_two_singletons_under_one_name(store: Store) -> None:
