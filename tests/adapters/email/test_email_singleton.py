@@ -16,7 +16,7 @@ import pytest
 
 from botkit import Bot, Secret, ServiceUnavailableError
 from botkit.store import Database, Store
-from botkit_email import EmailAdapter, EmailSettings, _watch
+from botkit_email import EmailAdapter, EmailSettings, _imap
 from tests.fakes.bots import make_bot
 
 LEASE = 1.0
