@@ -28,6 +28,7 @@ from botkit.exceptions import StoreError
 from botkit.leases import Singleton, Singletons
 from botkit.plugin import ScheduledJob
 from botkit.runtime import Runtime
+from botkit.schedule import IntervalSchedule
 from botkit.store.models import utcnow
 
 if TYPE_CHECKING:
@@ -130,13 +131,22 @@ class Scheduler:
 def _next_due(
     job: ScheduledJob, last: datetime | None, now: datetime, grace: timedelta
 ) -> datetime:
-    """The next due time of ``job`` after ``last``: the latest one already past (within
-    ``grace``) if several were missed, else the next one to come."""
+    """The next due time of ``job`` after ``last`` (on its chain): the latest one already
+    past if several within ``grace`` were missed, else the next one to come."""
+    schedule = job.schedule
     if last is None:
-        return job.schedule.next_after(now)
-    due = job.schedule.next_after(max(last, now - grace))
+        return schedule.next_after(now)
+    floor = now - grace
+    start = last
+    if last < floor:  # skip the due times missed by more than the grace, in one step
+        if isinstance(schedule, IntervalSchedule):
+            step = timedelta(seconds=schedule.seconds)
+            start = last + (floor - last) // step * step  # still on the chain
+        else:
+            start = floor  # a cron schedule's times do not depend on the last one
+    due = schedule.next_after(start)
     while due <= now:
-        following = job.schedule.next_after(due)
+        following = schedule.next_after(due)
         if following > now:
             break
         due = following

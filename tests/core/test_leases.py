@@ -8,17 +8,19 @@ window, so a loaded machine makes the tests slower, not wrong.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from botkit import Singleton, StoreError
+from botkit import ConfigError, Inbox, Singleton, StoreError
 from botkit.leases import STOP_AT, Singletons
 from botkit.store import Store
 from botkit.store.leases import LeaseStore
 from botkit.store.models import utcnow
+from tests.fakes.bots import make_bot
 
 # -- the rows ----------------------------------------------------------------------------
 
@@ -276,8 +278,6 @@ async def test_one_bot_cannot_run_two_singletons_under_one_name(store: Store) ->
 
 
 async def test_an_inbox_without_a_store_runs_singleton_work_unleased() -> None:
-    from botkit import Inbox
-
     class HandMade(Inbox):
         def __init__(self) -> None:  # a test double that skips the real constructor
             pass
@@ -289,3 +289,50 @@ async def test_an_inbox_without_a_store_runs_singleton_work_unleased() -> None:
 
     await HandMade().singleton("poller", work).run()
     assert ran == [1]
+
+
+async def test_expiry_is_judged_by_postgresqls_clock_and_by_the_process_clock_on_sqlite(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the process's clock is an hour fast: only SQLite's leases follow it
+    fast = utcnow() + timedelta(hours=1)
+    monkeypatch.setattr("botkit.store.leases.utcnow", lambda: fast)
+    await store.leases.take("poller", "a", 30)
+    info = await store.leases.info("poller")
+    assert info is not None
+    assert info.until is not None
+    if store.db.sqlite:
+        assert info.until == fast + timedelta(seconds=30)
+    else:
+        assert info.until < fast  # now() + 30 s by the server, not the process's hour ahead
+
+
+async def test_the_holder_renews_every_third_of_a_lease_and_keeps_it(store: Store) -> None:
+    lease = 0.6
+    probe = Probe()
+    counting = Unreachable(store)  # never broken: it only notes the renewals
+    sent: list[float] = []
+    renew = counting.renew
+
+    async def noted(name: str, holder: str, token: int, seconds: float) -> bool:
+        sent.append(time.monotonic())
+        return await renew(name, holder, token, seconds)
+
+    counting.renew = noted  # type: ignore[method-assign]
+    singleton = Singletons(counting, holder="a", lease=lease).singleton("poller", probe.work("a"))
+    task = start(singleton)
+    await eventually(lambda: len(sent) >= 4, 10 * lease)
+    assert singleton.held
+    assert singleton.token == 1  # the same tenure throughout
+    assert probe.starts == ["a"]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert all(gap >= lease / 3 * 0.99 for gap in gaps)  # never more often than lease/3
+    await stop(task)
+
+
+async def test_the_singleton_lease_defaults_to_the_claim_lease(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    assert make_bot(url, {}, bot={"claim_lease": 12}).singletons.lease == 12
+    assert make_bot(url, {}, bot={"singleton_lease": 3}).singletons.lease == 3
+    with pytest.raises(ConfigError, match="singleton_lease"):
+        make_bot(url, {}, bot={"singleton_lease": 0.5})

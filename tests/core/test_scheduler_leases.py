@@ -14,12 +14,13 @@ from botkit.plugin import ScheduledJob
 from botkit.schedule import CronSchedule, IntervalSchedule, Schedule
 from botkit.scheduler import _next_due
 from botkit.store import Database
-from botkit.store.models import Base
+from botkit.store.models import Base, utcnow
 from tests.fakes.bots import make_bot
 from tests.fakes.recording_adapter import RecordingAdapter
 
 EVERY = 0.2
 LEASE = 1.0
+LEASE_S = timedelta(seconds=LEASE)
 
 
 def digest(label: str, fired: list[tuple[str, float]]) -> Plugin:
@@ -75,6 +76,8 @@ async def test_two_bots_on_one_database_fire_each_due_time_once(database_url: st
     try:
         await first.start()
         await eventually(lambda: holding(first), 5)
+        assert first.scheduler.singleton is not None
+        assert first.scheduler.singleton.name == "scheduler"
         await second.start()
         await eventually(lambda: len(fired) >= 4, 10)
         assert not holding(second)
@@ -97,6 +100,39 @@ async def test_two_bots_on_one_database_fire_each_due_time_once(database_url: st
     for _, due, _ in runs:
         steps = (due - start) / timedelta(seconds=EVERY)
         assert abs(steps - round(steps)) < 1e-6, due
+
+
+async def test_a_due_time_missed_by_less_than_two_leases_fires_late_and_older_ones_never(
+    database_url: str,
+) -> None:
+    fired: list[str] = []
+    plugin = Plugin("digest")
+
+    @plugin.on_schedule(every=3600)
+    async def recent(job: JobContext) -> None:
+        fired.append("recent")
+
+    @plugin.on_schedule(every=3600)
+    async def stale(job: JobContext) -> None:
+        fired.append("stale")
+
+    bot = scheduler_bot(database_url, plugin)
+    await bot.database.upgrade()
+    hour = timedelta(hours=1)
+    now = utcnow()
+    # the last process fired both an hour ago: "recent" fell due half a lease ago (while
+    # no process held the scheduler), "stale" half a minute ago
+    assert await bot.store.leases.record_run("digest.recent", now - hour - 0.5 * LEASE_S, "old")
+    assert await bot.store.leases.record_run(
+        "digest.stale", now - hour - timedelta(seconds=30), "old"
+    )
+    try:
+        await bot.start()
+        await eventually(lambda: "recent" in fired, 5)
+        await asyncio.sleep(0.3)
+    finally:
+        await bot.stop()
+    assert fired == ["recent"]
 
 
 # -- the chain of due times --------------------------------------------------------------
@@ -127,7 +163,13 @@ def test_due_times_missed_within_the_grace_fire_once_late_together() -> None:
     assert due == NOW - timedelta(seconds=5)  # the latest missed one, fired at once
 
 
-def test_due_times_missed_longer_than_the_grace_are_skipped() -> None:
+def test_due_times_missed_longer_than_the_grace_are_skipped_on_the_same_chain() -> None:
+    last = NOW - timedelta(seconds=3605)  # an hour of due times missed
+    due = _next_due(job(IntervalSchedule(10)), last, NOW, GRACE)
+    assert due == NOW - timedelta(seconds=5)  # the latest within the grace, on the chain
+
+
+def test_cron_due_times_missed_longer_than_the_grace_are_skipped() -> None:
     cron = job(CronSchedule.parse("0 9 * * *"))  # 09:00 daily
     yesterday = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
     assert _next_due(cron, yesterday, NOW, GRACE) == datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
