@@ -31,12 +31,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from botkit.exceptions import StoreError
-
 if TYPE_CHECKING:
     from botkit.store.leases import LeaseStore
 
-__all__ = ["RENEW_EVERY", "STOP_AT", "Singleton", "Singletons"]
+__all__ = ["NAME_MAX", "RENEW_EVERY", "STOP_AT", "Singleton", "Singletons"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +46,8 @@ RENEW_EVERY = 1 / 3
 STOP_AT = 3 / 4
 #: After a failed renewal, try again this fraction of a lease later.
 RETRY_EVERY = 1 / 12
+#: The longest lease name (the ``leases.name`` column).
+NAME_MAX = 200
 
 Work = Callable[[], Coroutine[Any, Any, object]]
 
@@ -77,6 +77,8 @@ class Singleton:
     ) -> None:
         if lease <= 0:
             raise ValueError("a lease must last a positive number of seconds")
+        if not 1 <= len(name) <= NAME_MAX:
+            raise ValueError(f"a lease's name must be 1-{NAME_MAX} characters: {name!r}")
         self.name = name
         self.held = False
         self.token: int | None = None
@@ -130,7 +132,7 @@ class Singleton:
             sent = self._clock()
             try:
                 taken = await leases.take(self.name, self._holder, self._lease)
-            except StoreError as exc:
+            except Exception as exc:  # StoreError, or the driver's own (connection refused)
                 if not failing:
                     log.warning("lease %s: could not take it (%s); retrying", self.name, exc)
                 failing = True
@@ -174,7 +176,7 @@ class Singleton:
             try:
                 async with asyncio.timeout(stop_at - sent):
                     renewed = await leases.renew(self.name, self._holder, self.token, self._lease)
-            except (StoreError, TimeoutError) as exc:
+            except Exception as exc:  # StoreError, a timeout, the driver's own
                 log.warning(
                     "lease %s: renewal failed (%s); retrying", self.name, str(exc) or "timed out"
                 )

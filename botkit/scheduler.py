@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from botkit.context import PluginRuntime
-from botkit.exceptions import StoreError
 from botkit.leases import Singleton, Singletons
 from botkit.plugin import ScheduledJob
 from botkit.runtime import Runtime
@@ -114,7 +113,7 @@ class Scheduler:
             fence = (LEASE_NAME, token) if token is not None else None
             try:
                 fired = await leases.record_run(key, due, self._singletons.holder, fence=fence)
-            except StoreError as exc:
+            except Exception as exc:  # StoreError, or the driver's own
                 log.warning("scheduled job %s: could not record its run at %s: %s", key, due, exc)
                 fired = False  # it may have been recorded: never risk firing twice
             last = due
@@ -158,6 +157,6 @@ async def _last_run(leases: LeaseStore, key: str, pause: float) -> datetime | No
     while True:
         try:
             return await leases.last_run(key)
-        except StoreError as exc:
+        except Exception as exc:  # StoreError, or the driver's own
             log.warning("scheduled job %s: could not read its last run (%s); retrying", key, exc)
             await asyncio.sleep(pause)

@@ -79,6 +79,8 @@ async def test_leases_are_independent_by_name(store: Store) -> None:
 async def test_a_lease_name_must_fit_its_column(store: Store) -> None:
     with pytest.raises(ValueError, match="1-200"):
         await store.leases.take("x" * 201, "a", 30)
+    with pytest.raises(ValueError, match="1-200"):
+        Singletons(store.leases, holder="a", lease=30).singleton("x" * 201, Probe().work("a"))
 
 
 async def test_a_job_due_time_is_recorded_once_and_fenced_by_the_scheduler_lease(
@@ -336,3 +338,31 @@ async def test_the_singleton_lease_defaults_to_the_claim_lease(tmp_path: Any) ->
     assert make_bot(url, {}, bot={"singleton_lease": 3}).singletons.lease == 3
     with pytest.raises(ConfigError, match="singleton_lease"):
         make_bot(url, {}, bot={"singleton_lease": 0.5})
+
+
+class Refusing(LeaseStore):
+    """A database that refuses connections (the driver's own error, not a StoreError)
+    for the first ``failures`` calls."""
+
+    def __init__(self, store: Store, failures: int) -> None:
+        super().__init__(store.db)
+        self.failures = failures
+
+    async def take(self, name: str, holder: str, seconds: float) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+        return await super().take(name, holder, seconds)
+
+
+async def test_a_database_that_refuses_connections_delays_the_take_but_never_ends_it(
+    store: Store,
+) -> None:
+    probe = Probe()
+    refusing = Refusing(store, failures=2)
+    singleton = Singletons(refusing, holder="a", lease=0.6).singleton("poller", probe.work("a"))
+    task = start(singleton)
+    await eventually(lambda: singleton.held, 10)
+    assert refusing.failures == 0
+    assert probe.starts == ["a"]
+    await stop(task)
