@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from botkit import Bot
+from botkit import Bot, StoreError
 from botkit.store import Database, Store
 from botkit_telegram import TelegramAdapter
 from tests.adapters.telegram.support import (
@@ -138,3 +138,33 @@ async def test_a_stopped_bot_releases_the_telegram_lease_at_once(
         assert info.holder is None
     finally:
         await check.close()
+
+
+async def test_a_bot_that_cannot_renew_stops_polling_before_the_other_starts(
+    database_url: str,
+    api: FakeTelegramAPI,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = telegram_bot(database_url, api)
+    second = telegram_bot(database_url, api)
+    try:
+        await first.start()
+        await eventually(lambda: polling(first).held, within=5)
+        await second.start()
+
+        async def unreachable(*args: object, **kwargs: object) -> Any:
+            raise StoreError("could not renew a lease: connection refused")
+
+        # the first bot loses its database, as a stalled or cut-off process would
+        monkeypatch.setattr(first.store.leases, "renew", unreachable)
+        monkeypatch.setattr(first.store.leases, "take", unreachable)
+        await eventually(lambda: polling(second).held, within=10 * LEASE)
+        assert not polling(first).held
+        await api.push_update(private_text(903, "hello to whoever polls"))
+        await eventually(lambda: len(api.sent) == 1, within=10)
+    finally:
+        await first.stop()
+        await second.stop()
+    assert api.overlaps == []  # the first stopped polling before the second began
+    assert not [r for r in caplog.records if "409" in r.getMessage()]
