@@ -140,6 +140,9 @@ class Inbox:
         Args:
             name: the lease's name, 1-200 characters.
             work: starts the work; cancelled to stop it.
+
+        Raises:
+            ValueError: the name is empty or longer than 200 characters.
         """
         if self._singletons is None:
             return Singleton(name, work, leases=None, holder="", lease=1.0)
