@@ -26,6 +26,7 @@ from botkit.exceptions import (
 )
 from botkit.gctuning import restore_gc, tune_gc
 from botkit.inbox import Accepted, Inbox, KeyValueState
+from botkit.leases import Singleton
 from botkit.llm import (
     ChatModel,
     ChatRequest,
@@ -99,6 +100,7 @@ __all__ = [
     "SentMessage",
     "ServiceError",
     "ServiceUnavailableError",
+    "Singleton",
     "SkipHandler",
     "StoreError",
     "StoreUnavailableError",

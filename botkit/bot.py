@@ -24,6 +24,7 @@ from botkit.dispatch import Dispatcher
 from botkit.exceptions import PluginError, StoreError
 from botkit.gctuning import CollectorSettings, restore_gc, tune_gc
 from botkit.inbox import Inbox
+from botkit.leases import Singletons
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient, StandInModel, TokenCounter
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox, OutboxPolicy
@@ -184,14 +185,22 @@ class Bot:
             delay_notice=bot.delay_notice,
         )
         self.runtime.submit = self.dispatcher.submit
+        self.singletons = Singletons(
+            self.store.leases,
+            holder=self.runtime.owner,
+            lease=bot.singleton_lease if bot.singleton_lease is not None else bot.claim_lease,
+        )
         self.inbox = Inbox(
             self.store,
             self.dispatcher.submit,
             self.dispatcher.wait_done,
             self.metrics,
             claim=self.runtime.claim,
+            singletons=self.singletons,
         )
-        self.scheduler = Scheduler(self.runtime, [job for p in self.plugins for job in p.jobs])
+        self.scheduler = Scheduler(
+            self.runtime, [job for p in self.plugins for job in p.jobs], self.singletons
+        )
         self.web: WebServer | None = None
         self._started: list[str] = []
         self._stop_requested = asyncio.Event()

@@ -53,6 +53,8 @@ class BotSection:
         "The assistant is unavailable at the moment; your message is kept and answered "
         "as soon as it is back."
     )
+    # the lease on what runs in one process cluster-wide (None: claim_lease)
+    singleton_lease: float | None = None
     # run_until_stopped freezes the start-up heap and collects young objects less often
     tune_gc: bool = True
 
@@ -237,6 +239,8 @@ def _check(sections: Mapping[str, Any]) -> None:
         raise ConfigError("bot.outage_horizon", "must not be negative")
     if bot.outage_retry <= 0:
         raise ConfigError("bot.outage_retry", "must be more than 0 seconds")
+    if bot.singleton_lease is not None and bot.singleton_lease < 1:
+        raise ConfigError("bot.singleton_lease", "must be at least 1 second")
     if bot.history_limit < 1:
         raise ConfigError("bot.history_limit", "must be at least 1")
     for key, value in (

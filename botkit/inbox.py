@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botkit.exceptions import StoreError
+from botkit.leases import Singleton, Singletons
 from botkit.messages import Message
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class Inbox:
     Adapters get the bot's inbox in ``start()``; they never build one.
     """
 
+    _singletons: Singletons | None = None  # an inbox built by hand runs singletons unleased
+
     def __init__(
         self,
         store: Store,
@@ -63,8 +66,10 @@ class Inbox:
         waiter: Callable[[int], Awaitable[None]],
         metrics: Metrics,
         claim: Callable[[], Claim] | None = None,
+        singletons: Singletons | None = None,
     ) -> None:
         self._store = store
+        self._singletons = singletons
         self._claim = claim
         self._submit = submit
         self._waiter = waiter
@@ -122,6 +127,26 @@ class Inbox:
     def state(self, namespace: str) -> KeyValueState:
         """A persisted key-value store for an adapter's own bookkeeping (offsets, UIDs)."""
         return self._store.state(f"adapter:{namespace}")
+
+    def singleton(self, name: str, work: Callable[[], Coroutine[Any, Any, object]]) -> Singleton:
+        """Work that must run in one process cluster-wide (a poller, a mailbox watcher).
+
+        Run the result as a task the adapter owns (``asyncio.create_task(s.run())``) and
+        cancel it in ``stop()``. It calls ``work()`` only while this process holds the
+        lease ``name`` (the same name in every process: say ``"telegram:<bot id>"``),
+        cancels it before the lease could pass to another process, calls it again once
+        the lease is back, and releases the lease at once when cancelled.
+
+        Args:
+            name: the lease's name, 1-200 characters.
+            work: starts the work; cancelled to stop it.
+
+        Raises:
+            ValueError: the name is empty or longer than 200 characters.
+        """
+        if self._singletons is None:
+            return Singleton(name, work, leases=None, holder="", lease=1.0)
+        return self._singletons.singleton(name, work)
 
     async def wait_done(self, message_id: int) -> None:
         """Wait until the dispatcher has finished a message (answered, skipped or failed)."""

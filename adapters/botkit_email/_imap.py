@@ -386,6 +386,10 @@ class ImapSession:
             log.debug("IMAP logout failed: %s", type(exc).__name__)
         self._abort()
 
+    def abort(self) -> None:
+        """Drop the connection at once, without logging out (the work was cancelled)."""
+        self._abort()
+
     def _abort(self) -> None:
         transport = self._client.protocol.transport
         if transport is not None and not transport.is_closing():

@@ -72,12 +72,22 @@ class MailboxWatcher:
     # -- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect and serve until stopped, reconnecting with jittered backoff."""
+        """Connect and serve until stopped, reconnecting with jittered backoff.
+
+        The adapter runs this under the mailbox's singleton lease: it is cancelled when
+        this process loses the lease (then it hangs up at once, without the polite
+        LOGOUT that could outlast the lease) and called again once it holds it again.
+        """
         while not self._stop.is_set():
             session: ImapSession | None = None
             try:
                 session = await ImapSession.open(self._settings, self._redactor)
                 await self._serve(session)
+            except asyncio.CancelledError:
+                if session is not None:
+                    session.abort()
+                    session = None
+                raise
             except ServiceError as exc:
                 log.warning("email %s: %s; reconnecting in %.3g s", self._name, exc, self._delay)
             except StoreError as exc:

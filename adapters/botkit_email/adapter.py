@@ -15,10 +15,11 @@ A thread (Message-ID, In-Reply-To, References) is one conversation:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import ClassVar
 
-from botkit import Adapter, Capabilities, ConversationRef, Inbox, Reply, SentMessage
+from botkit import Adapter, Capabilities, ConversationRef, Inbox, Reply, SentMessage, Singleton
 from botkit_email._errors import Redactor
 from botkit_email._intake import Intake
 from botkit_email._ledger import Ledger
@@ -29,6 +30,8 @@ from botkit_email.settings import EmailSettings
 __all__ = ["EmailAdapter"]
 
 log = logging.getLogger(__name__)
+
+_LEASE_NAME_MAX = 200  # the leases table's name column
 
 
 class EmailAdapter(Adapter):
@@ -55,12 +58,17 @@ class EmailAdapter(Adapter):
             {settings.password.reveal(), settings.smtp_secret.reveal()} - {""}
         )
         self._watcher: MailboxWatcher | None = None
+        self._watching: Singleton | None = None
         self._outgoing: Outgoing | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, inbox: Inbox) -> None:
         """Start watching the mailbox; returns at once (connecting happens in the background,
-        with retries, so a mail server that is down does not stop the bot)."""
+        with retries, so a mail server that is down does not stop the bot).
+
+        The watcher runs in one process cluster-wide, under the lease :attr:`lease_name`
+        (``inbox.singleton``): processes sharing a database take turns, and every one of
+        them can send replies."""
         settings = self.settings
         for protocol, mode in (("IMAP", settings.imap_tls), ("SMTP", settings.smtp_tls)):
             if mode == "none":
@@ -75,7 +83,8 @@ class EmailAdapter(Adapter):
         self._outgoing = Outgoing(self.name, settings, ledger, self._redactor, await ledger.salt())
         intake = Intake(self.name, settings, ledger)
         self._watcher = MailboxWatcher(self.name, settings, inbox, ledger, intake, self._redactor)
-        self._task = asyncio.create_task(self._watcher.run(), name=f"email-{self.name}")
+        self._watching = inbox.singleton(self.lease_name, self._watcher.run)
+        self._task = asyncio.create_task(self._watching.run(), name=f"email-{self.name}")
         log.info(
             "email %s: watching %s on %s:%d as %s (mode %s)",
             self.name,
@@ -86,17 +95,37 @@ class EmailAdapter(Adapter):
             settings.mode,
         )
 
+    @property
+    def lease_name(self) -> str:
+        """The mailbox watcher's lease: the same for every process watching this folder."""
+        settings = self.settings
+        name = (
+            f"imap:{settings.login}@{settings.imap_host}:{settings.imap_port_or_default}"
+            f"/{settings.mailbox}"
+        )
+        if len(name) <= _LEASE_NAME_MAX:
+            return name
+        return f"imap:{hashlib.sha256(name.encode()).hexdigest()}"
+
+    @property
+    def watching(self) -> Singleton | None:
+        """The watcher's hold on its lease, once started: ``held`` says whether this
+        process is the one reading the mailbox."""
+        return self._watching
+
     async def stop_intake(self) -> None:
-        """Stop reading mail and log out of IMAP; sending (SMTP) keeps working."""
+        """Stop reading mail, log out and release the watcher's lease; sending (SMTP)
+        keeps working."""
         if self._watcher is not None:
             self._watcher.stop()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), self.settings.timeout)
-            except TimeoutError:
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            if self._watching is not None and self._watching.held:
+                # the watcher logs out, then the lease is released
+                await asyncio.wait([task], timeout=self.settings.timeout)
+            task.cancel()  # still waiting for the lease (or too slow): nothing to wait for
+            await asyncio.gather(task, return_exceptions=True)
+        self._watching = None
 
     async def stop(self) -> None:
         """Stop reading mail and log out; accepted mail stays stored."""
@@ -106,7 +135,8 @@ class EmailAdapter(Adapter):
     async def sync_now(self) -> None:
         """Check the mailbox now, and return once a check begun after this call is done
         (the next IDLE wake-up or poll would find the same mail; this is for tests,
-        health checks and impatient operators)."""
+        health checks and impatient operators). Only the process holding the watcher's
+        lease checks: elsewhere this waits until this process holds it, or stops."""
         if self._watcher is None:
             raise RuntimeError(f"the {self.name} adapter is not started")
         await self._watcher.sync_now()

@@ -29,6 +29,13 @@ class Poller:
     update whose ``inbox.accept`` failed is fetched again after a backoff; nothing is
     acknowledged that was not committed.
 
+    The adapter runs :meth:`run` under a singleton lease (``Inbox.singleton``): it is
+    cancelled when this process loses the lease and called again when it holds it once
+    more. Cancelling it mid-request closes that request's connection, so the next
+    holder's getUpdates is the only one Telegram sees. An update handed over but not yet
+    confirmed to Telegram is fetched again by the next holder, and the inbox recognises
+    it.
+
     Args:
         bot: the Bot API client.
         handle: called with each update (plain JSON); raising means "not accepted".
@@ -58,7 +65,7 @@ class Poller:
         self.offset: int | None = None
 
     async def run(self) -> None:
-        """Poll until cancelled."""
+        """Poll until cancelled (the lease lost, or the adapter stopping)."""
         while True:
             try:
                 updates = await self._bot.get_raw_updates(
@@ -120,8 +127,9 @@ class Poller:
         self._episode = kind
         if isinstance(exc, tg.Conflict):
             log.error(
-                "Telegram refused getUpdates with 409 Conflict (%s): another process polls "
-                "with this bot token, or a webhook is set. Backing off (up to %g s) until "
+                "Telegram refused getUpdates with 409 Conflict (%s): a process outside this "
+                "bot's database polls with this bot token (processes sharing the database "
+                "take turns by lease), or a webhook is set. Backing off (up to %g s) until "
                 "it stops.",
                 exc.message,
                 self._backoff_max,

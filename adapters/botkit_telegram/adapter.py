@@ -25,6 +25,7 @@ from botkit import (
     Reply,
     RequestRejectedError,
     SentMessage,
+    Singleton,
 )
 from botkit_telegram._errors import (
     is_not_modified,
@@ -94,6 +95,7 @@ class TelegramAdapter(Adapter):
         self._inbox: Inbox | None = None
         self._me: BotIdentity | None = None
         self._poller: Poller | None = None
+        self._polling: Singleton | None = None
         self._poll_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # message ids already sent for a split reply whose later pieces failed, so the
@@ -105,6 +107,11 @@ class TelegramAdapter(Adapter):
 
     async def start(self, inbox: Inbox) -> None:
         """Check the token (``getMe``), then start polling or make sure the webhook is set.
+
+        Polling runs in one process cluster-wide: under the lease ``telegram:<bot id>``
+        (``inbox.singleton``), so several processes on one database never call getUpdates
+        at the same time (Telegram would answer 409 Conflict); another process takes
+        over when this one stops or can no longer renew the lease.
 
         Raises:
             AuthenticationError: the token was refused.
@@ -155,7 +162,8 @@ class TelegramAdapter(Adapter):
             backoff_initial=self.settings.backoff_initial,
             backoff_max=self.settings.backoff_max,
         )
-        self._poll_task = asyncio.create_task(self._poller.run(), name=f"{self.name}-polling")
+        self._polling = inbox.singleton(f"telegram:{self._me.id}", self._poller.run)
+        self._poll_task = asyncio.create_task(self._polling.run(), name=f"{self.name}-polling")
         self._poll_task.add_done_callback(_report_end)
 
     async def stop_intake(self) -> None:
@@ -173,7 +181,8 @@ class TelegramAdapter(Adapter):
         self._poller = None
 
     async def stop(self) -> None:
-        """Stop polling (or refuse webhook posts) and close the connection.
+        """Stop polling and release its lease (or refuse webhook posts), then close the
+        connection.
 
         The webhook stays registered with Telegram, which queues updates until the next
         start.
@@ -183,6 +192,9 @@ class TelegramAdapter(Adapter):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._poll_task = None
+        self._poller = None
+        self._polling = None
         await self._bot.shutdown()
 
     def web_routes(self) -> Sequence[web.RouteDef]:
@@ -190,6 +202,12 @@ class TelegramAdapter(Adapter):
         if self.settings.mode != "webhook":
             return ()
         return (web.post(self.settings.webhook_path, self._receiver.handle),)
+
+    @property
+    def polling(self) -> Singleton | None:
+        """The getUpdates loop's hold on its lease (polling mode, once started): its
+        ``held`` says whether this process is the one polling."""
+        return self._polling
 
     # -- receiving ---------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from botkit.exceptions import ClaimLostError, StoreError, StoreUnavailableError
 from botkit.inbox import Accepted
 from botkit.messages import Attachment, ConversationRef, Message
 from botkit.store.engine import Database
+from botkit.store.leases import LeaseStore
 from botkit.store.models import Base, utcnow
 from botkit.store.records import StoredMessage, UsageRow
 
@@ -83,6 +84,7 @@ class Store:
 
     def __init__(self, database: Database) -> None:
         self.db = database
+        self.leases = LeaseStore(database)  # singleton leases and job runs
         self._dialect: Any = sqlite if database.sqlite else postgresql
         # conversation key -> id; rows are never deleted or re-keyed, so it never goes stale
         self._conversation_ids: dict[str, int] = {}

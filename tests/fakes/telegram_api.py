@@ -9,7 +9,10 @@ for flood control). It implements what botkit's Telegram adapter uses: ``getMe``
 imitated: HTML must use Telegram's tags, nest and escape ``<>&`` ("can't parse
 entities"), text after entity parsing is at most 4096 UTF-16 units ("message is too
 long"), an edit that changes nothing is "message is not modified", getUpdates while a
-webhook is set is a 409.
+webhook is set is a 409, and a getUpdates that arrives while another is still waiting
+ends the waiting one with 409 "Conflict: terminated by other getUpdates request; make
+sure that only one bot instance is running", as Telegram does when two processes poll
+one token (:attr:`FakeTelegramAPI.overlaps` records each time it happened).
 
 Tests script errors per method (:meth:`FakeTelegramAPI.fail`) and read every request
 back (:attr:`FakeTelegramAPI.requests`).
@@ -30,7 +33,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-__all__ = ["FakeTelegramAPI", "RecordedRequest", "ScriptedError", "SentText", "html_text"]
+__all__ = [
+    "FakeTelegramAPI",
+    "Overlap",
+    "RecordedRequest",
+    "ScriptedError",
+    "SentText",
+    "html_text",
+]
 
 TOKEN = "123456:TEST-fake-token_do-not-log"
 
@@ -126,6 +136,27 @@ class RecordedRequest:
     method: str
     params: dict[str, Any]
     at: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """A getUpdates that arrived while another was still waiting on the server."""
+
+    at: float  # time.monotonic()
+    waiting_since: float  # when the terminated one arrived
+
+
+@dataclass
+class _Poll:
+    """A getUpdates request waiting on the server."""
+
+    request: web.Request
+    since: float
+    terminated: bool = False
+
+    def connected(self) -> bool:
+        transport = self.request.transport
+        return transport is not None and not transport.is_closing()
 
 
 @dataclass(frozen=True)
@@ -232,6 +263,9 @@ class FakeTelegramAPI:
         self.chat_actions: list[dict[str, Any]] = []
         self.webhook: dict[str, Any] = {}
         self.confirmed_offset = 0
+        #: Every getUpdates that terminated another one still waiting (two pollers).
+        self.overlaps: list[Overlap] = []
+        self._polls: list[_Poll] = []
         self._updates: list[dict[str, Any]] = []
         self._next_update_id = 1
         self._next_message_id: dict[int, int] = {}
@@ -315,7 +349,10 @@ class FakeTelegramAPI:
         if handler is None:
             return ScriptedError(404, "Not Found").answer()
         try:
-            result = await handler(params)
+            if method == "getUpdates":
+                result = await self._get_updates(request, params)
+            else:
+                result = await handler(params)
         except ScriptedErrorRaised as exc:
             return exc.error.answer()
         return web.json_response({"ok": True, "result": result})
@@ -323,7 +360,24 @@ class FakeTelegramAPI:
     async def _api_getMe(self, params: dict[str, Any]) -> Any:
         return self.bot_user
 
-    async def _api_getUpdates(self, params: dict[str, Any]) -> Any:
+    async def _get_updates(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """getUpdates, ending any other one still waiting with 409 as Telegram does."""
+        now = time.monotonic()
+        for other in self._polls:
+            # a poller that hung up (its request cancelled) is no longer polling
+            if other.connected() and not other.terminated:
+                other.terminated = True
+                self.overlaps.append(Overlap(now, other.since))
+        poll = _Poll(request, now)
+        self._polls.append(poll)
+        async with self._changed:
+            self._changed.notify_all()
+        try:
+            return await self._api_getUpdates(params, poll)
+        finally:
+            self._polls.remove(poll)
+
+    async def _api_getUpdates(self, params: dict[str, Any], poll: _Poll | None = None) -> Any:
         if self.webhook.get("url"):
             _refuse(
                 409,
@@ -339,6 +393,8 @@ class FakeTelegramAPI:
         deadline = time.monotonic() + timeout
         async with self._changed:
             while not self._updates and not self._closing:
+                if poll is not None and poll.terminated:
+                    break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -346,6 +402,8 @@ class FakeTelegramAPI:
                     await asyncio.wait_for(self._changed.wait(), left)
                 except TimeoutError:
                     break
+        if poll is not None and poll.terminated:
+            raise ScriptedErrorRaised(ScriptedError.conflict())
         return self._updates[:limit]
 
     async def _api_sendMessage(self, params: dict[str, Any]) -> Any:
