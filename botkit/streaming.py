@@ -73,7 +73,7 @@ async def stream_reply(
                         Reply(preview, markup, base.reply_to, base.metadata),
                         delivery_id=delivery_id(out_id),
                     )
-                    shown, last_edit = preview, now
+                    shown, last_edit = preview, time.monotonic()  # after, as for edits
                 elif now - last_edit >= caps.edit_interval and preview != shown:
                     sent = await edit_with_retry(runtime, sent, preview) or sent
                     shown, last_edit = preview, time.monotonic()
