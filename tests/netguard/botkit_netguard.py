@@ -76,7 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
     guard = NetworkGuard(recorder.record)
     guard.install()
     saved = {key: os.environ.get(key) for key in (LOG_VARIABLE, "PYTHONPATH")}
-    os.environ.update(guarded_environ({LOG_VARIABLE: str(recorder.session_log)}))
+    os.environ.update(guarded_environ(None, **{LOG_VARIABLE: str(recorder.session_log)}))
     config.stash[_STATE] = (guard, recorder, saved)
 
 

@@ -223,12 +223,12 @@ def install_from_environment(environ: Mapping[str, str] = os.environ) -> Network
 
 
 def guarded_environ(environ: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
-    """``environ`` (default: this process's) with the guard's two variables kept, plus
-    ``extra``; a ``PYTHONPATH`` in ``extra`` goes after the guard's folder."""
+    """``environ`` (default: this process's) plus ``extra``, guarded: the guard's folder
+    first on its ``PYTHONPATH`` (the rest of which is ``environ``'s or ``extra``'s) and
+    this process's guard log, unless ``environ`` names one."""
     env = dict(os.environ if environ is None else environ)
-    for key in (LOG_VARIABLE, "PYTHONPATH"):
-        if key in os.environ and key not in env:
-            env[key] = os.environ[key]
+    if LOG_VARIABLE in os.environ and LOG_VARIABLE not in env:
+        env[LOG_VARIABLE] = os.environ[LOG_VARIABLE]
     env.update(extra)
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     paths = [str(SITE_DIR), *[p for p in paths if p != str(SITE_DIR)]]
