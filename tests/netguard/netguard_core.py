@@ -11,7 +11,9 @@ What counts as leaving: a TCP ``connect``/``connect_ex`` or a UDP ``connect``,
 ``sendto`` or ``sendmsg`` to an address that is not loopback (``0.0.0.0`` and ``::``
 mean this machine on Linux), and a name lookup (``getaddrinfo``, ``gethostbyname``,
 ``gethostbyname_ex``) of a name that is not ``localhost``, ``*.localhost``, this machine's
-own name, or an IP literal. Unix sockets are never touched.
+own name, or an IP literal. Unix sockets are never touched. What C code does with sockets
+of its own (c-ares through aiodns, a database driver's C client) is beyond a guard in
+Python; none of botkit's test dependencies does it (asyncpg and aiohttp use Python's).
 
 Subprocesses are covered too: at start the plugin puts ``tests/netguard`` first on
 ``PYTHONPATH`` and names a log file in ``$TESTS_NETWORK_GUARD_LOG``; that folder's
