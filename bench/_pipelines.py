@@ -5,10 +5,10 @@ outbox) with an in-memory channel. ``MinimalPipeline`` is what someone would wri
 hand with aiohttp and SQLAlchemy and no framework, keeping the same promises: the
 message is stored before it is handled, the model call and the reply are stored before
 the reply is sent, and the delivery is recorded after. Both use the same schema (botkit's
-migrations), the same SQLite settings (WAL, ``synchronous=NORMAL``, writes that take the
-lock up front) and the same model server. Latency runs from the moment the channel hands
-the message over until the channel is asked to deliver the reply, which is after the
-reply was stored in both pipelines.
+migrations), the same SQLite settings (WAL, ``synchronous=FULL`` as botkit's default,
+writes that take the lock up front) and the same model server. Latency runs from the
+moment the channel hands the message over until the channel is asked to deliver the
+reply, which is after the reply was stored in both pipelines.
 """
 
 from __future__ import annotations
@@ -108,11 +108,16 @@ class BenchAdapter(Adapter):
 
 
 def bot_config(
-    database_url: str, model_url: str, *, max_in_flight: int = 32, stream: bool = False
+    database_url: str,
+    model_url: str,
+    *,
+    max_in_flight: int = 32,
+    stream: bool = False,
+    synchronous: str = "full",
 ) -> dict[str, Any]:
     """The TOML tables of a benchmark bot: the chat plugin, the model server, no web."""
     return {
-        "database": {"url": database_url, "auto_migrate": True},
+        "database": {"url": database_url, "auto_migrate": True, "synchronous": synchronous},
         "llm": {"base_url": model_url, "model": MODEL, "max_retries": 0},
         "bot": {
             "system_prompt": SYSTEM_PROMPT,
@@ -143,9 +148,13 @@ class BotkitPipeline:
         *,
         max_in_flight: int = 32,
         connection_limit: int | None = None,
+        synchronous: str = "full",
+        name: str = "botkit",
     ) -> None:
         """``connection_limit``: give the model client a session with this pool size
-        (0: unlimited) instead of the one it makes itself."""
+        (0: unlimited) instead of the one it makes itself; ``synchronous``: the
+        ``[database]`` setting (SQLite)."""
+        self.name = name
         self.adapter = BenchAdapter()
         self._session: aiohttp.ClientSession | None = None
         model: ChatModel | None = None
@@ -157,7 +166,9 @@ class BotkitPipeline:
                 model_url, None, MODEL, models=ModelTable(), max_retries=0, session=self._session
             )
         self.bot = make_bot(
-            bot_config(database_url, model_url, max_in_flight=max_in_flight),
+            bot_config(
+                database_url, model_url, max_in_flight=max_in_flight, synchronous=synchronous
+            ),
             self.adapter,
             model=model,
         )
@@ -468,7 +479,7 @@ def _conversation_id(conn: Connection, key: str) -> int:
 
 
 def _tune_sqlite(engine: Engine) -> None:
-    """WAL, ``synchronous=NORMAL``, a busy timeout, ``BEGIN IMMEDIATE`` for writes."""
+    """WAL, ``synchronous=FULL``, a busy timeout, ``BEGIN IMMEDIATE`` for writes."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -476,7 +487,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -152,6 +152,10 @@ async def _admin_connect(admin_url: str) -> Any:
     )
 
 
+def _pythonpath() -> list[str]:
+    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
 def _safe(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -181,7 +185,8 @@ class ModelServer:
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            # ahead of the caller's path, not instead of it (the tests' network guard)
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *_pythonpath()])},
         )
         assert self._process.stdout is not None
         async with asyncio.timeout(30):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import concurrency, fitting, history, overhead, peers, streaming
+from bench import concurrency, durability, fitting, history, overhead, peers, streaming
 from bench._util import DEFAULT_POSTGRES_URL, Options, Skipped
 
 Scenario = Callable[[Options], Coroutine[Any, Any, str]]
@@ -30,6 +30,7 @@ SCENARIOS: dict[str, Scenario] = {
     "concurrency": concurrency.run_configured,
     "concurrency/pool": concurrency.run_unpooled,
     "concurrency/default": concurrency.run_default,
+    "durability": durability.run,
     "history/sqlite": history.run_sqlite,
     "history/postgres": history.run_postgres,
     "fit": fitting.run_fit,

@@ -140,7 +140,8 @@ class Bot:
         self.adapters = dict(adapters) if adapters is not None else build_adapters(config)
         self.model = model if model is not None else build_model(config)
         self.metrics = Metrics()
-        self.database = Database(config.database.url, busy_timeout=config.database.busy_timeout)
+        db = config.database
+        self.database = Database(db.url, busy_timeout=db.busy_timeout, synchronous=db.synchronous)
         self.store = Store(self.database)
         bot = config.bot
         self.claims = Claims(bot.claim_lease)

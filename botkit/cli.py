@@ -16,7 +16,7 @@ from botkit.config import Config, load_config
 from botkit.discovery import load_adapter_class
 from botkit.exceptions import BotkitError, ConfigError, PluginError
 from botkit.routing import Pipeline
-from botkit.store import Database, Store, UsageRow, dollars
+from botkit.store import Database, Store, UsageRow, dollars, one_process_per_sqlite_file
 
 __all__ = ["main"]
 
@@ -88,27 +88,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# `run` and `chat` run a bot for their whole life, so they hold its SQLite file for it (a
+# second bot would answer the first one's messages too); `db upgrade` and `usage` do not:
+# they do not dispatch, and SQLite's own locking orders them with a running bot.
+
+
 async def _run(config: Config, args: argparse.Namespace) -> int:
-    bot = Bot(config)
-    bot.handle_signals()
-    async with bot:
-        await bot.run_until_stopped()
+    with one_process_per_sqlite_file(config.database.url):
+        bot = Bot(config)
+        bot.handle_signals()
+        async with bot:
+            await bot.run_until_stopped()
     return 0
 
 
 async def _chat(config: Config, args: argparse.Namespace) -> int:
-    console = load_adapter_class("console")
-    bot = Bot(config, adapters={"console": console("console")})
-    if bot.uses_stand_in:
-        print(f"botkit: {STAND_IN_NOTICE}", file=sys.stderr)
-    bot.handle_signals()
-    async with bot:
-        await bot.run_until_stopped()
+    with one_process_per_sqlite_file(config.database.url):
+        console = load_adapter_class("console")
+        bot = Bot(config, adapters={"console": console("console")})
+        if bot.uses_stand_in:
+            print(f"botkit: {STAND_IN_NOTICE}", file=sys.stderr)
+        bot.handle_signals()
+        async with bot:
+            await bot.run_until_stopped()
     return 0
 
 
 async def _db_upgrade(config: Config, args: argparse.Namespace) -> int:
-    database = Database(config.database.url, busy_timeout=config.database.busy_timeout)
+    db = config.database
+    database = Database(db.url, busy_timeout=db.busy_timeout, synchronous=db.synchronous)
     try:
         await database.upgrade()
     finally:
@@ -118,7 +126,7 @@ async def _db_upgrade(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _usage(config: Config, args: argparse.Namespace) -> int:
-    database = Database(config.database.url)
+    database = Database(config.database.url, synchronous=config.database.synchronous)
     try:
         await database.upgrade() if database.sqlite else None
         since = datetime.now(UTC) - timedelta(days=args.days)

@@ -65,6 +65,10 @@ class DatabaseSection:
 
     url: str = DEFAULT_DATABASE_URL
     busy_timeout: float = 30.0
+    # SQLite only. "full": a commit is on disk before it returns, so nothing acknowledged
+    # to a channel can be lost to a power cut; "normal": faster, and a power cut (not a
+    # crash of the process) may undo the last commits.
+    synchronous: Literal["full", "normal"] = "full"
     # None: migrate SQLite automatically, leave PostgreSQL to `botkit db upgrade`.
     auto_migrate: bool | None = None
 

@@ -22,3 +22,18 @@ def test_bench_quick_tokens_prints_one_line_with_a_ratio() -> None:
     assert done.returncode == 0, done.stderr
     [line] = [x for x in done.stdout.splitlines() if x.startswith("tokens")]
     assert re.search(r"= \d+\.\d\dx the bare encoder", line), line
+
+
+def test_bench_quick_durability_compares_full_and_normal_in_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "durability", "--postgres", ""],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = [x for x in done.stdout.splitlines() if x.startswith("durability")]
+    assert re.search(r"throughput full \d+ vs normal \d+ msg/s = \d+\.\d\dx", line), line
+    assert re.search(r"p50 one at a time full .* ms vs normal .* ms = \d+\.\d\dx", line), line

@@ -1,5 +1,6 @@
 """The conversation store: SQLAlchemy 2 async models, queries and Alembic migrations."""
 
+from botkit.store._process_lock import one_process_per_sqlite_file
 from botkit.store.engine import Database, is_sqlite
 from botkit.store.records import StoredMessage, UsageRow
 from botkit.store.repository import (
@@ -30,4 +31,5 @@ __all__ = [
     "dollars",
     "is_sqlite",
     "nanos",
+    "one_process_per_sqlite_file",
 ]

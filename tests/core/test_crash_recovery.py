@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from netguard_core import guarded_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ def _start(
     args = [sys.executable, "-m", "tests.core._crash_bot", db_url, str(workdir), mode]
     if text is not None:
         args.append(text)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = guarded_environ(PYTHONPATH=str(ROOT))  # the network guard's hook stays on
     with (workdir / f"{mode}.log").open("ab") as log:
         return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
 

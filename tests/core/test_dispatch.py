@@ -472,4 +472,6 @@ async def test_streamed_edits_including_the_last_keep_the_channels_pace(
     assert sent.text.split() == [f"w{i}" for i in range(30)]
     gaps = [b - a for a, b in zip(adapter.change_times, adapter.change_times[1:], strict=False)]
     assert len(gaps) >= 2
-    assert min(gaps) >= 0.095  # no two changes of the message closer than edit_interval
+    # no two changes of the message closer than edit_interval: each waits from when the
+    # change before it returned, so this lower bound holds however loaded the machine is
+    assert min(gaps) >= 0.1

@@ -196,7 +196,9 @@ async def test_stalled_stream_hits_the_idle_timeout(
     with pytest.raises(ServiceUnavailableError, match="stalled"):
         await drain(make_client(stream_idle_timeout=0.3), ChatRequest(HELLO), texts)
     assert texts == PIECES[:1]  # the role chunk, then one piece, then silence
-    assert time.monotonic() - started < 3.0
+    # the idle timeout cut it, not the 20-second stall's end (a bound far from both, so a
+    # loaded machine cannot fail it)
+    assert time.monotonic() - started < 10.0
 
 
 async def test_stall_before_any_text_is_retried(

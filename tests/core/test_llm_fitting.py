@@ -193,10 +193,10 @@ def test_a_128k_token_history_fits_in_well_under_50_ms(counter: TokenCounter) ->
     counts = [counter.count_message(m) for m in history]
     assert sum(counts) > 128_000
     best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
+    for _ in range(3):  # CPU time of this thread: other processes' load does not count
+        started = time.thread_time()
         fit = fit_messages(SYSTEM, history, budget=120_000, counter=counter, counts=counts)
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.thread_time() - started)
     assert fit.tokens <= 120_000
     assert fit.dropped
     assert best < 0.05

@@ -278,7 +278,21 @@ async def test_an_unreachable_server_is_retried_with_growing_pauses(
     _, adapter = await run_bot(settings, plugins=[echo])  # starts anyway
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(adapter.sync_now(), 0.2)  # a poke must not cause a busy loop
+
+    def attempts() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "reconnecting in" in r.getMessage()]
+
     await asyncio.sleep(1.5)
-    attempts = [r for r in caplog.records if "reconnecting in" in r.getMessage()]
-    assert 3 <= len(attempts) <= 9
-    assert all(r.levelno == logging.WARNING for r in attempts)
+    # no busy loop: pauses of 0.05 + 0.1 + 0.2 + 0.4... leave room for about six tries in
+    # 1.5 s (an upper bound: a loaded machine only makes fewer)
+    assert len(attempts()) <= 9
+    async with asyncio.timeout(30):  # retried: wait for four tries, however slow they are
+        while len(attempts()) < 4:  # noqa: ASYNC110 - log records come with no event
+            await asyncio.sleep(0.05)
+    # growing pauses, read from what was announced rather than from how many fit in a time
+    pauses = [
+        float(r.getMessage().rsplit("reconnecting in ", 1)[1].split()[0]) for r in attempts()
+    ]
+    assert pauses[:4] == [0.05, 0.1, 0.2, 0.4]
+    assert max(pauses) == 0.4  # reconnect_max
+    assert all(r.levelno == logging.WARNING for r in attempts())

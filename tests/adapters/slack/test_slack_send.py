@@ -109,7 +109,7 @@ async def test_a_long_retry_after_is_raised_not_slept_and_holds_the_channel(
         ConversationRef("slack", "C222", None), Reply("elsewhere"), delivery_id="d-2"
     )
 
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # not the 120 s, on however loaded a machine
     assert first.value.retry_after == 120
     assert first.value.retryable is True
     assert second.value.retry_after is not None
@@ -191,7 +191,9 @@ async def test_posts_to_one_channel_are_spaced_by_the_post_interval(
     await adapter.send(THREAD, Reply("two"), delivery_id="d-2")
     await adapter.send(ConversationRef("slack", "C222", None), Reply("x"), delivery_id="d-3")
 
-    assert 0.25 <= time.monotonic() - started < 2.0
+    # the second post waited its interval (a lower bound: load only adds to it); an upper
+    # bound tighter than "nothing slept for long" would fail on a loaded machine
+    assert 0.25 <= time.monotonic() - started < 10.0
     assert [m["text"] for m in slack.posted("C111")] == ["one", "two"]
 
 

@@ -6,8 +6,6 @@ package named ``telegram`` and shadow python-telegram-bot.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -33,29 +31,6 @@ from tests.adapters.telegram.support import (  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegramAPI  # noqa: E402
 
 AdapterFactory = Callable[..., Awaitable[TelegramAdapter]]
-
-
-def _loopback(host: object) -> bool:
-    if host in ("localhost", None, ""):
-        return True
-    try:
-        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-@pytest.fixture(autouse=True)
-def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail a test that even looks up a public name (api.telegram.org, the default
-    ``api_url``); tests/conftest.py already refuses connections off this machine."""
-    real_getaddrinfo = socket.getaddrinfo
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _loopback(host.decode() if isinstance(host, bytes) else host):
-            raise AssertionError(f"a test tried to resolve {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(autouse=True)
