@@ -50,8 +50,8 @@ class BotSection:
     outage_retry: float = 5.0  # the first wait; doubled at each try, at most 300 s
     # told once per conversation per outage while an answer waits ("" says nothing)
     delay_notice: str = (
-        "The assistant is unavailable at the moment; your message is kept and answered "
-        "as soon as it is back."
+        "Your answer is delayed: the assistant is unavailable right now. Your message is "
+        "kept and answered as soon as it is back."
     )
     # the lease on what runs in one process cluster-wide (None: claim_lease)
     singleton_lease: float | None = None

@@ -21,6 +21,7 @@ from botkit.llm import (
     ModelInfo,
     TextDelta,
     TokenCounter,
+    Usage,
     fit_messages,
 )
 from botkit.messages import Reply
@@ -39,6 +40,7 @@ SUMMARY_PROMPT = (
     "decisions and open questions. Answer with the summary only."
 )
 REFIT_FACTOR = 0.7  # our token count can be off for non-OpenAI tokenizers
+RESERVATION_TTL = 900.0  # seconds a dead process's spend reservation keeps counting
 
 
 class ConversationLLM:
@@ -76,31 +78,65 @@ class ConversationLLM:
         Raises:
             QuotaExceededError: a guard (a budget) refused the call; nothing was sent.
         """
-        await self._guard(request)
-        return await self._runtime.model.complete(request, record=self._record)
+        held = await self._guard(request)
+        try:
+            return await self._runtime.model.complete(request, record=held.record)
+        finally:
+            await held.close()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | Completion]:
         """Ask for a streamed reply; yields fragments, then the whole ``Completion``."""
-        await self._guard(request)
-        async for event in self._runtime.model.stream(request, record=self._record):
-            yield event
+        held = await self._guard(request)
+        try:
+            async for event in self._runtime.model.stream(request, record=held.record):
+                yield event
+        finally:
+            await held.close()
 
-    async def _guard(self, request: ChatRequest) -> None:
-        """Let every plugin's ``before_model_call`` refuse the call before it is made."""
+    async def _guard(self, request: ChatRequest) -> _HeldCall:
+        """Let every plugin's ``before_model_call`` refuse the call before it is made.
+
+        With guards (budgets), the call's worst-case cost is reserved first, so calls
+        made at once see each other: the guards count every reservation made before
+        this one. The reservation is settled to the real usage once known and dropped
+        when the call is stored (or not made).
+        """
         if not self._runtime.model_guards:
-            return
+            return _HeldCall(self, None)
         from botkit.context import PluginRuntime
         from botkit.plugin import ModelCall
 
+        model = request.model or self._runtime.model.name
+        prompt_tokens = self._runtime.tokens.count_messages(list(request.messages))
+        message = self._ctx.message if self._ctx is not None else None
+        info = self._runtime.model.model_info()
+        output = request.max_tokens or min(
+            self._runtime.chat.reserve_output_tokens, info.max_output_tokens
+        )
+        reservation = await self._runtime.store.reserve(
+            model=model,
+            tokens=prompt_tokens + output,
+            cost_nanos=nanos(info.cost(Usage(prompt_tokens, output))),
+            channel=message.channel if message is not None else None,
+            user_id=message.sender.id if message is not None else None,
+            ttl=RESERVATION_TTL,
+        )
+        held = _HeldCall(self, reservation)
         call = ModelCall(
             request=request,
-            model=request.model or self._runtime.model.name,
-            prompt_tokens=self._runtime.tokens.count_messages(list(request.messages)),
-            message=self._ctx.message if self._ctx is not None else None,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            message=message,
             conversation_id=self._conversation_id,
+            reservation_id=reservation,
         )
-        for guard in self._runtime.model_guards:
-            await guard.func(call, PluginRuntime(self._runtime, guard.plugin))
+        try:
+            for guard in self._runtime.model_guards:
+                await guard.func(call, PluginRuntime(self._runtime, guard.plugin))
+        except BaseException:
+            await held.close()
+            raise
+        return held
 
     async def respond(
         self,
@@ -212,7 +248,7 @@ class ConversationLLM:
         await self._runtime.store.save_summary(self._conversation_id, text, through_id)
         return text, through_id
 
-    async def _record(self, record: CallRecord) -> None:
+    async def _record(self, record: CallRecord, reservation: int | None = None) -> None:
         message = self._ctx.message if self._ctx is not None else None
         row = CallRow(
             purpose=record.purpose,
@@ -228,11 +264,14 @@ class ConversationLLM:
             conversation_id=self._conversation_id,
             channel=message.channel if message is not None else None,
             user_id=message.sender.id if message is not None else None,
+            reservation_id=reservation,
         )
         deferred = self._ctx.deferred_calls if self._ctx is not None else None
         if deferred is not None:
             deferred.append(row)  # stored with the message's outcome, in one transaction
-            self._runtime.store.note_unsaved(row)  # budgets count it meanwhile
+            if reservation is None:
+                self._runtime.store.note_unsaved(row)  # budgets count it meanwhile
+            # else: its reservation, settled to this usage, counts it meanwhile
         else:
             await self._runtime.store.record_call(row)
         metrics = self._runtime.metrics
@@ -245,6 +284,33 @@ class ConversationLLM:
             metrics.cost.labels(record.model).inc(float(record.cost))
         if not record.ok:
             metrics.failures.labels("model").inc()
+
+
+class _HeldCall:
+    """One model call's spend reservation, from the guards to the call's last record."""
+
+    def __init__(self, llm: ConversationLLM, reservation: int | None) -> None:
+        self._llm = llm
+        self._reservation = reservation
+        self._settled = False
+
+    async def record(self, record: CallRecord) -> None:
+        """Record an attempt; the one that produced the reply settles the reservation
+        to its usage and is stored with it (which drops the reservation)."""
+        reservation = self._reservation if record.ok and not self._settled else None
+        if reservation is not None:
+            self._settled = True
+            tokens = (record.prompt_tokens or 0) + (record.completion_tokens or 0)
+            await self._llm._runtime.store.settle_reservation(
+                reservation, tokens=tokens, cost_nanos=nanos(record.cost)
+            )
+        await self._llm._record(record, reservation)
+
+    async def close(self) -> None:
+        """No attempt produced a reply (or none was made): the hold goes."""
+        if self._reservation is not None and not self._settled:
+            self._settled = True
+            await self._llm._runtime.store.release_reservation(self._reservation)
 
 
 def refit_budget(error: str, sent_tokens: int, reserve: int) -> int:

@@ -105,6 +105,9 @@ class ModelCall:
         prompt_tokens: our count of the prompt.
         message: the message it answers, when there is one.
         conversation_id: its conversation, when there is one.
+        reservation_id: its spend reservation (its worst-case cost, held while guards
+            run and the call is made); a budget counts the reservations made before it
+            (``Store.spend(before_reservation=...)``).
     """
 
     request: ChatRequest
@@ -112,6 +115,7 @@ class ModelCall:
     prompt_tokens: int
     message: Message | None
     conversation_id: int | None
+    reservation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ __all__ = [
     "LeaseRow",
     "MessageRow",
     "ModelCallRow",
+    "SpendReservationRow",
     "StateRow",
     "utcnow",
 ]
@@ -210,3 +211,21 @@ class JobRunRow(Base):
     due_at: Mapped[datetime] = mapped_column(primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(64))
     fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SpendReservationRow(Base):
+    """A model call's cost held against the budgets while it is made: its worst case
+    (counted prompt plus the output limit, priced) before, its real usage once known,
+    until the call itself is stored. Budgets read calls and reservations alike, so calls
+    made at once cannot together pass a limit. One left by a dead process expires."""
+
+    __tablename__ = "spend_reservations"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_nanos: Mapped[int | None] = mapped_column(BigInteger)  # None: price unknown
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]

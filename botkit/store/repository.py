@@ -70,6 +70,7 @@ _conversations = Base.metadata.tables["conversations"]
 _messages = Base.metadata.tables["messages"]
 _calls = Base.metadata.tables["model_calls"]
 _state = Base.metadata.tables["state"]
+_reservations = Base.metadata.tables["spend_reservations"]
 _summaries = Base.metadata.tables["conversation_summaries"]
 _UPDATABLE = frozenset(_messages.c.keys()) - {"id"}
 _JSON_COLUMNS = frozenset({"meta", "attachments", "raw"})
@@ -455,6 +456,7 @@ class Store:
             claim=claim,
             calls=[_call_values(call, now) for call in calls],
             fence=_fence_params(ids, fence, claim),
+            reservations=_reservations_of(calls),
         )
         finished = await self._write("finish message", op)
         self.forget_unsaved(calls)
@@ -678,7 +680,13 @@ class Store:
             return
         now = utcnow()
         values = [_call_values(call, now) for call in calls]
-        await self._write("record model calls", lambda conn: conn.execute(_INSERT_CALL, values))
+        held = _reservations_of(calls)
+
+        def op(conn: Connection) -> None:
+            conn.execute(_INSERT_CALL, values)
+            _drop_reservations(conn, held)
+
+        await self._write("record model calls", op)
         self.forget_unsaved(calls)
 
     def note_unsaved(self, call: CallRow) -> None:
@@ -724,11 +732,13 @@ class Store:
         since: datetime,
         user_id: str | None = None,
         channel: str | None = None,
+        before_reservation: int | None = None,
     ) -> tuple[int, int]:
         """Tokens (prompt + completion) and nano-dollars spent since ``since``.
 
         Narrowed to one user and/or channel when given; for budgets checked before each
-        model call, so it is one indexed aggregate query.
+        model call. Calls being made count too, through their spend reservations (only
+        those made before ``before_reservation``, the caller's own, when given).
         """
         calls = _calls.c
         query = select(
@@ -739,10 +749,22 @@ class Store:
             query = query.where(calls.user_id == user_id)
         if channel is not None:
             query = query.where(calls.channel == channel)
+        held = _reservations.c
+        reserved = select(
+            func.coalesce(func.sum(held.tokens), 0), func.coalesce(func.sum(held.cost_nanos), 0)
+        ).where(held.created_at >= since, held.expires_at > utcnow())
+        if user_id is not None:
+            reserved = reserved.where(held.user_id == user_id)
+        if channel is not None:
+            reserved = reserved.where(held.channel == channel)
+        if before_reservation is not None:
+            reserved = reserved.where(held.id < before_reservation)
 
         def op(conn: Connection) -> tuple[int, int]:
             stored_tokens, stored_cost = conn.execute(query).one()
-            return int(stored_tokens or 0), int(stored_cost or 0)
+            held_tokens, held_cost = conn.execute(reserved).one()
+            tokens = int(stored_tokens or 0) + int(held_tokens or 0)
+            return tokens, int(stored_cost or 0) + int(held_cost or 0)
 
         tokens, cost = await self._read("sum spend", op)
         for call in self._unsaved.values():  # made just now, stored with their message later
@@ -752,6 +774,55 @@ class Store:
                 tokens += (call.prompt_tokens or 0) + (call.completion_tokens or 0)
                 cost += call.cost_nanos or 0
         return tokens, cost
+
+    async def reserve(
+        self,
+        *,
+        model: str,
+        tokens: int,
+        cost_nanos: int | None,
+        channel: str | None,
+        user_id: str | None,
+        ttl: float,
+    ) -> int:
+        """Hold a call's worst-case cost against the budgets before it is made; returns
+        the reservation's id. Reservations are numbered in the order they commit (on
+        PostgreSQL under a transaction lock), so a budget check that counts those made
+        before its own sees every one of them."""
+        now = utcnow()
+        values = {
+            "model": model,
+            "tokens": tokens,
+            "cost_nanos": cost_nanos,
+            "channel": channel,
+            "user_id": user_id,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=ttl),
+        }
+        sqlite = self.db.sqlite
+
+        def op(conn: Connection) -> int:
+            if not sqlite:
+                conn.execute(_RESERVATION_LOCK)
+            return int(conn.execute(_INSERT_RESERVATION, values).scalar_one())
+
+        return await self._write("reserve spend", op)
+
+    async def settle_reservation(
+        self, reservation_id: int, *, tokens: int, cost_nanos: int | None
+    ) -> None:
+        """The call was made: its reservation holds the real usage until it is stored."""
+        query = (
+            update(_reservations)
+            .where(_reservations.c.id == reservation_id)
+            .values(tokens=tokens, cost_nanos=cost_nanos)
+        )
+        await self._write("settle reservation", lambda conn: conn.execute(query))
+
+    async def release_reservation(self, reservation_id: int) -> None:
+        """The call was not made (refused, or failed without usage): drop its hold."""
+        query = delete(_reservations).where(_reservations.c.id == reservation_id)
+        await self._write("release reservation", lambda conn: conn.execute(query))
 
     # -- state ---------------------------------------------------------------------------
 
@@ -873,6 +944,7 @@ class _Finish:
     claim: Claim | None
     calls: list[dict[str, Any]]
     fence: list[dict[str, Any]] | None  # one (b_id, b_owner, b_token) per message
+    reservations: list[int]  # spend reservations its calls settle
 
     @property
     def conversations(self) -> set[int]:
@@ -882,6 +954,7 @@ class _Finish:
     def __call__(self, conn: Connection) -> Finished:
         if self.calls:
             conn.execute(_INSERT_CALL, self.calls)
+            _drop_reservations(conn, self.reservations)
         claimed = False
         if self.claim is not None and self.replies:
             waiting = conn.execute(_WAITING_REPLIES, {"b_ids": sorted(self.conversations)})
@@ -915,6 +988,7 @@ class _Finish:
         calls = [values for op in ops for values in op.calls]
         if calls:
             conn.execute(_INSERT_CALL, calls)
+            _drop_reservations(conn, [r for op in ops for r in op.reservations])
         asking = sorted({c for op in ops if op.claim is not None for c in op.conversations})
         waiting: set[int] = set()
         for chunk in _chunks(asking):
@@ -1265,9 +1339,11 @@ class CallRow:
     conversation_id: int | None = None
     channel: str | None = None
     user_id: str | None = None
+    # the spend reservation this call settles (dropped when the call is stored)
+    reservation_id: int | None = None
 
 
-_CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallRow))
+_CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallRow) if f.name != "reservation_id")
 
 
 class NamespaceState:
@@ -1351,6 +1427,18 @@ _FIND_MESSAGE = select(_messages.c.id).where(
     _messages.c.external_id == bindparam("b_external_id"),
 )
 _INSERT_CALL = insert(_calls)
+
+
+def _reservations_of(calls: Sequence[CallRow]) -> list[int]:
+    return [c.reservation_id for c in calls if c.reservation_id is not None]
+
+
+def _drop_reservations(conn: Connection, ids: list[int]) -> None:
+    """The calls holding these reservations are stored now: they count instead."""
+    for chunk in _chunks(ids):
+        conn.execute(delete(_reservations).where(_reservations.c.id.in_(chunk)))
+
+
 _INSERT_REPLY = insert(_messages).returning(_messages.c.id)
 # the conversations among these with an earlier reply still to go out (or streaming)
 _WAITING_REPLIES = (
@@ -1375,6 +1463,9 @@ _CONTEXTS = (
 # SET takes the columns named in the parameters
 _UPDATE_MESSAGE = update(_messages).where(_messages.c.id == bindparam("b_id"))
 _NOW = select(func.now())
+_INSERT_RESERVATION = insert(_reservations).returning(_reservations.c.id)
+# reservations take their ids one transaction at a time, so ids follow commit order
+_RESERVATION_LOCK = select(func.pg_advisory_xact_lock(0x626F746B6974))
 _OLDER_UNFINISHED = (
     select(_messages.c.id)
     .where(

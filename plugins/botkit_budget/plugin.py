@@ -92,7 +92,11 @@ async def enforce(call: ModelCall, runtime: PluginRuntime) -> None:
         QuotaExceededError: naming the limit, what was used and when it resets.
     """
     refusal = await check_limits(
-        runtime, runtime.settings_as(BudgetSettings), call.message, call.prompt_tokens
+        runtime,
+        runtime.settings_as(BudgetSettings),
+        call.message,
+        call.prompt_tokens,
+        before_reservation=call.reservation_id,
     )
     if refusal is not None:
         raise QuotaExceededError("budget", refusal, code="budget_exceeded")
@@ -105,12 +109,16 @@ async def check_limits(
     prompt_tokens: int = 0,
     *,
     now: datetime | None = None,
+    before_reservation: int | None = None,
 ) -> str | None:
     """Why a call of ``prompt_tokens`` for ``message`` may not be made, or ``None``.
 
     A token limit refuses a call whose prompt would take the period's total past it; a
     dollar limit refuses once the period's spend has reached it (the price of a reply
-    is only known afterwards, so one call can go past a dollar limit, never two).
+    is only known afterwards, so one call can go past a dollar limit, never two). Calls
+    being made count with their worst case (their spend reservations; with
+    ``before_reservation``, the caller's own, those made before it), so calls made at
+    once, in one process or several, cannot pass a limit together.
     """
     moment = now or datetime.now(UTC)
     zone = _zone(settings.timezone, "timezone")
@@ -120,7 +128,9 @@ async def check_limits(
         start, reset = _period(limit.period, moment, zone)
         user = message.sender.id if message is not None and limit.scope == "user" else None
         channel = message.channel if message is not None and limit.scope != "bot" else None
-        tokens, nanos = await runtime.store.spend(since=start, user_id=user, channel=channel)
+        tokens, nanos = await runtime.store.spend(
+            since=start, user_id=user, channel=channel, before_reservation=before_reservation
+        )
         if limit.tokens is not None and tokens + prompt_tokens > limit.tokens:
             return (
                 f"{_whose(limit, message)} {_ADVERB[limit.period]} limit of "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,6 +75,25 @@ async def test_dollar_limits_per_channel_and_for_the_whole_bot(start_bot: StartB
         refused = await bot.ask("d", channel="other")
         assert "the bot's daily limit of $1.50 is spent ($1.50 used)" in refused
     assert len(model.requests) == 2
+
+
+async def test_concurrent_calls_cannot_together_pass_a_dollar_limit(start_bot: StartBot) -> None:
+    """Ten $1.00 calls at once against a $1/day limit for the whole bot: each reserves
+    its worst case before it is made, so only the first is made."""
+    model = FakeModel(input_price_per_1k="1", output_price_per_1k="1")
+    for _ in range(10):
+        model.reply("costly", usage=(500, 500))  # $1.00 each
+    settings = _limits({"scope": "bot", "period": "day", "usd": 1.0})
+    async with start_bot(plugins=[budget, chat], model=model, settings=settings) as bot:
+        answers = await asyncio.gather(
+            *(bot.ask(f"question {i}", user=f"u{i}", chat=f"c{i}") for i in range(10))
+        )
+        report = await bot.ask("/budget", user="u0", chat="c0")
+    assert len(model.requests) == 1
+    assert answers.count("costly") == 1
+    refusals = [a for a in answers if a != "costly"]
+    assert all("the bot's daily limit of $1.00" in a for a in refusals), refusals
+    assert "$1.00 of $1.00" in report  # the real usage, once stored; no reservation left
 
 
 async def test_unlimited_users_and_the_budget_command(start_bot: StartBot) -> None:

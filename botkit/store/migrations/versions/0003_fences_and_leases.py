@@ -1,4 +1,5 @@
-"""fences and leases: a fencing token on every claim, singleton leases, fired jobs
+"""fences and leases: a fencing token on every claim, singleton leases, fired jobs,
+spend reservations
 
 Revision ID: 0003
 Revises: 0002
@@ -38,9 +39,22 @@ def upgrade() -> None:
         sa.Column("fired_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("job", "due_at", name=op.f("pk_job_runs")),
     )
+    op.create_table(
+        "spend_reservations",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("model", sa.String(length=128), nullable=False),
+        sa.Column("channel", sa.String(length=64), nullable=True),
+        sa.Column("user_id", sa.String(length=255), nullable=True),
+        sa.Column("tokens", sa.BigInteger(), nullable=False),
+        sa.Column("cost_nanos", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_spend_reservations")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("spend_reservations")
     op.drop_table("job_runs")
     op.drop_table("leases")
     with op.batch_alter_table("messages", schema=None) as batch_op:
