@@ -207,6 +207,7 @@ class FakeTelegramAPI:
         token: the only token it accepts; others get 401 Unauthorized.
         bot_id: the bot's user id (``getMe``).
         username: the bot's username, without ``@``.
+        exclusive_polling: end a waiting getUpdates with 409 when another one arrives.
     """
 
     def __init__(
@@ -215,8 +216,13 @@ class FakeTelegramAPI:
         token: str = TOKEN,
         bot_id: int = 635392558,
         username: str = "opsdroid_bot",
+        exclusive_polling: bool = False,
     ) -> None:
         self.token = token
+        self.exclusive_polling = exclusive_polling
+        #: getUpdates calls ended by a newer one (``exclusive_polling`` only)
+        self.conflicts = 0
+        self._poll_generation = 0
         self.bot_user = {
             "id": bot_id,
             "is_bot": True,
@@ -338,7 +344,18 @@ class FakeTelegramAPI:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         deadline = time.monotonic() + timeout
         async with self._changed:
+            self._poll_generation += 1
+            generation = self._poll_generation
+            if self.exclusive_polling:
+                self._changed.notify_all()  # an older poll still waiting is ended
             while not self._updates and not self._closing:
+                if self.exclusive_polling and generation != self._poll_generation:
+                    self.conflicts += 1
+                    _refuse(
+                        409,
+                        "Conflict: terminated by other getUpdates request; make sure that "
+                        "only one bot instance is running",
+                    )
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
