@@ -264,6 +264,7 @@ class SlackEvents:
         self._session = session
         self._timeout = timeout
         self._ts = 0
+        self._turn = 0
         #: every delivery attempt made: (bot name, ts, status or None for no answer)
         self.deliveries: list[tuple[str, str, int | None]] = []
 
@@ -336,21 +337,25 @@ class SlackEvents:
         text: str,
         ts: str | None = None,
         *,
+        first: int | None = None,
         deadline: float = 60.0,
     ) -> str:
         """Deliver one message until a bot acknowledges it with 2xx; its ``ts``.
 
         Like Slack, a delivery that fails (no answer in time, a 5xx, a refused connection)
-        is retried with ``X-Slack-Retry-Num``; with several bots, each try goes to the next
-        one, as behind a load balancer.
+        is retried with ``X-Slack-Retry-Num``. With several bots the deliveries go round
+        robin, as behind a load balancer (``first`` picks the bot of the first try), and
+        each retry goes to the next bot.
         """
         pool = [bots] if isinstance(bots, BotProcess) else list(bots)
         ts = ts or self.next_ts()
         raw = self.body(channel, text, ts)
         give_up = time.monotonic() + deadline
+        if first is None:
+            first, self._turn = self._turn, self._turn + 1
         attempt = 0
         while True:
-            bot = pool[(hash(ts) + attempt) % len(pool)]
+            bot = pool[(first + attempt) % len(pool)]
             status = await self.post_raw(bot, raw, self.headers(raw, retry=attempt))
             self.deliveries.append((bot.name, ts, status))
             if status is not None and 200 <= status < 300:
