@@ -80,6 +80,7 @@ async def wait_until(
     what: str = "the condition",
     watch: Sequence[BotProcess] = (),
     interval: float = 0.05,
+    explain: Callable[[], str] | None = None,
 ) -> None:
     """Wait until ``condition()`` holds; fail after ``within`` seconds.
 
@@ -89,6 +90,8 @@ async def wait_until(
         what: named in the failure.
         watch: bots that must stay alive meanwhile (one that exits fails at once, with its
             log); a bot stopped on purpose should not be watched.
+        interval: seconds between checks.
+        explain: what the failure should say about the state reached (what is missing).
     """
     deadline = time.monotonic() + within
     while True:
@@ -105,7 +108,8 @@ async def wait_until(
                 )
         if time.monotonic() > deadline:
             logs = "\n".join(f"--- {b.name}\n{b.log_tail(2000)}" for b in watch)
-            raise AssertionError(f"timed out after {within:g} s waiting for {what}\n{logs}")
+            state = f"\n{explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {within:g} s waiting for {what}{state}\n{logs}")
         await asyncio.sleep(interval)
 
 
