@@ -84,6 +84,8 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         #: every message in the fake workspace, by channel, in posting order
         self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        #: every text each message showed, by (channel, ts): posted, then each edit
+        self.shown: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.reactions: list[tuple[str, str, str, str]] = []  # (add|remove, channel, ts, name)
         self.acks: list[dict[str, Any]] = []
         self._scripts: dict[str, deque[Scripted]] = defaultdict(deque)
@@ -347,6 +349,7 @@ class FakeSlack:
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
         self.messages[channel].append(message)
+        self.shown[(channel, message["ts"])].append(text)
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
 
     def _api_chat_update(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
@@ -355,6 +358,7 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         message["text"] = params.get("text", "")
         message["edited"] = message.get("edited", 0) + 1
+        self.shown[(str(params["channel"]), str(params["ts"]))].append(message["text"])
         return {
             "ok": True,
             "channel": params["channel"],

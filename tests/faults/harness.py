@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import os
 import signal
@@ -325,7 +326,7 @@ class SlackEvents:
         try:
             async with self._session.post(
                 bot.url + path,
-                data=raw,
+                data=io.BytesIO(raw),
                 headers=dict(headers),
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
             ) as response:
@@ -407,7 +408,7 @@ class TelegramWebhook:
         try:
             async with self._session.post(
                 bot.url + self._path,
-                data=raw,
+                data=io.BytesIO(raw),
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=5),
             ) as response:
