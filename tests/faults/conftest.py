@@ -15,12 +15,18 @@ from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.faults.harness import Cluster
 
 
+#: per-test timeout of a scenario that sets none: processes start, die and restart
+SCENARIO_TIMEOUT = 120
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in this folder is a ``faults`` test."""
+    """Every test in this folder is a ``faults`` test, with a scenario's timeout."""
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.faults)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(SCENARIO_TIMEOUT))
 
 
 @pytest.fixture
