@@ -14,7 +14,6 @@ from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.faults.harness import Cluster
 
-
 #: per-test timeout of a scenario that sets none: processes start, die and restart
 SCENARIO_TIMEOUT = 120
 
