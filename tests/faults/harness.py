@@ -586,6 +586,10 @@ class Cluster:
         """Whether a message with exactly ``expected`` is in ``channel``."""
         return expected in self.slack_texts(channel)
 
+    def telegram_texts(self, chat_id: int) -> list[str]:
+        """What each message the bot sent to a Telegram chat shows now, in sending order."""
+        return [s.text for s in self.telegram.sent if s.chat_id == chat_id and not s.deleted]
+
     def cleanup(self) -> None:
         """Kill every bot still running."""
         for bot in self.bots:

@@ -79,10 +79,6 @@ async def test_a_slack_retry_storm_over_two_workers_is_answered_once(
     assert answered_once_problems(cluster, expected) == []
 
 
-def _telegram_answers(cluster: Cluster, chat_id: int) -> list[str]:
-    return [s.text for s in cluster.telegram.sent if s.chat_id == chat_id and not s.deleted]
-
-
 async def test_a_telegram_update_redelivered_to_two_workers_is_answered_once(
     cluster: Cluster, postgres_url: str
 ) -> None:
@@ -99,13 +95,13 @@ async def test_a_telegram_update_redelivered_to_two_workers_is_answered_once(
     )
     expected = {7000 + i: [f"echo: again {i}"] for i in range(TELEGRAM_UPDATES)}
     await wait_until(
-        lambda: all(_telegram_answers(cluster, c) for c in expected),
+        lambda: all(cluster.telegram_texts(c) for c in expected),
         what="every update answered",
         watch=workers,
     )
     await asyncio.sleep(SETTLE)
 
-    assert {c: _telegram_answers(cluster, c) for c in expected} == expected
+    assert {c: cluster.telegram_texts(c) for c in expected} == expected
 
 
 @pytest.mark.xfail(
@@ -130,13 +126,13 @@ async def test_two_processes_with_one_telegram_token_poll_one_at_a_time(
         await cluster.telegram.push_update(cluster.telegram_webhook.update(8000 + i, f"poll {i}"))
     expected = {8000 + i: [f"echo: poll {i}"] for i in range(TELEGRAM_UPDATES)}
     await wait_until(
-        lambda: all(_telegram_answers(cluster, c) for c in expected),
+        lambda: all(cluster.telegram_texts(c) for c in expected),
         what="every update answered",
         watch=workers,
     )
     await asyncio.sleep(SETTLE)
 
-    assert {c: _telegram_answers(cluster, c) for c in expected} == expected
+    assert {c: cluster.telegram_texts(c) for c in expected} == expected
     assert cluster.telegram.conflicts == 0
 
 

@@ -108,9 +108,7 @@ async def test_bad_telegram_webhook_bodies_get_a_4xx_and_the_next_update_is_answ
 
     assert {n: s for n, s in statuses.items() if s is None or not 400 <= s < 500} == {}
     await wait_until(
-        lambda: any(
-            s.chat_id == 5002 and s.text == "echo: hi again" for s in cluster.telegram.sent
-        ),
+        lambda: cluster.telegram_texts(5002) == ["echo: hi again"],
         what="the next update answered",
         watch=[bot],
     )
