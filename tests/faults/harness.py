@@ -6,29 +6,28 @@ The fakes (model, Slack Web API, Telegram Bot API) run in the test's own event l
 ``tmp_path``. Everything waits on a condition with a deadline (:func:`wait_until`),
 never on a fixed sleep, except where a scenario must give a wrong behaviour time to show.
 
-    bot = cluster.start(cluster.config("a", database=url))
-    await bot.wait_ready()
-    await cluster.slack_events.post(bot, "D1", "hello")
-    await wait_until(lambda: cluster.slack_answers("D1"), what="the answer")
-    bot.kill()
+    bot = cluster.config("bot", database=postgres_url, bot={"stream": False}).start()
+    await bot.wait_ready()                               # /healthz answers 200
+    await cluster.slack_events.post(bot, "D1", "hello")  # signed, redelivered until 2xx
+    await wait_until(lambda: cluster.slack_answered("D1", "echo: hello"), what="the answer",
+                     watch=[bot])
+    bot.kill()            # SIGKILL; also pause() (SIGSTOP), resume(), terminate() (SIGTERM)
+    bot.start()           # the same config, port and log again
+    assert answered_once_problems(cluster, {"D1": "echo: hello"}) == []
+
+The pieces: :mod:`tests.faults._process` (:class:`BotProcess`, :func:`wait_until`),
+:mod:`tests.faults._channels` (:class:`SlackEvents`, :class:`TelegramWebhook`),
+:mod:`tests.faults._postgres` (restarting PostgreSQL); this module ties them to the fakes
+(:class:`Cluster`, the ``cluster`` fixture).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import hmac
-import io
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,18 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.faults._channels import (
+    BOT_USER,
+    SIGNING_SECRET,
+    TELEGRAM_SECRET,
+    SlackEvents,
+    TelegramWebhook,
+)
+from tests.faults._postgres import ensure_postgres_running, restart_postgres
+from tests.faults._process import BotProcess, free_port, wait_until
 
 __all__ = [
+    "BOT_USER",
     "ROOT",
     "SIGNING_SECRET",
     "TELEGRAM_SECRET",
@@ -56,62 +65,12 @@ __all__ = [
     "wait_until",
 ]
 
+
 ROOT = Path(__file__).resolve().parents[2]
-SIGNING_SECRET = "faults-signing-secret-0123456789"
-TELEGRAM_SECRET = "faults-webhook-secret"
 OPENAI_KEY = "sk-faults-fake-key"
-BOT_USER = "W222"  # the person talking to the bot in every Slack scenario
 
 # environment variables that would override a scenario's config file
 _OVERRIDES = ("OPENAI_BASE_URL", "BOTKIT_MODEL", "BOTKIT_DATABASE_URL", "BOTKIT_CONFIG")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def wait_until(
-    condition: Callable[[], bool] | Callable[[], Awaitable[bool]],
-    *,
-    within: float = 30.0,
-    what: str = "the condition",
-    watch: Sequence[BotProcess] = (),
-    interval: float = 0.05,
-    explain: Callable[[], str] | None = None,
-) -> None:
-    """Wait until ``condition()`` holds; fail after ``within`` seconds.
-
-    Args:
-        condition: checked every ``interval`` seconds; may be a coroutine function.
-        within: the deadline, in seconds.
-        what: named in the failure.
-        watch: bots that must stay alive meanwhile (one that exits fails at once, with its
-            log); a bot stopped on purpose should not be watched.
-        interval: seconds between checks.
-        explain: what the failure should say about the state reached (what is missing).
-    """
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        for bot in watch:
-            if bot.exited:
-                raise AssertionError(
-                    f"{bot.name} exited ({bot.returncode}) while waiting for {what}:\n"
-                    f"{bot.log_tail()}"
-                )
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {b.name}\n{b.log_tail(2000)}" for b in watch)
-            state = f"\n{explain()}" if explain is not None else ""
-            raise AssertionError(f"timed out after {within:g} s waiting for {what}{state}\n{logs}")
-        await asyncio.sleep(interval)
 
 
 def toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
@@ -136,302 +95,6 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, Iterable):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
-
-
-@dataclass
-class BotProcess:
-    """One ``botkit run`` subprocess; its output goes to ``<name>.log`` beside its config."""
-
-    name: str
-    config: Path
-    port: int
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-    signals: list[str] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        """The bot's web server: ``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        """Where its stdout and stderr go (appended across restarts)."""
-        return self.config.with_suffix(".log")
-
-    def start(self) -> BotProcess:
-        """Start (or restart) the process."""
-        assert self.process is None or self.process.poll() is not None, "already running"
-        self.starts += 1
-        with self.log_path.open("ab") as log:
-            log.write(f"===== start {self.starts} =====\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "botkit", "-c", str(self.config), "run"],
-                cwd=self.config.parent,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C in the test run does not reach it
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        """The running process's id."""
-        assert self.process is not None
-        return self.process.pid
-
-    @property
-    def exited(self) -> bool:
-        """Whether it was started and has ended."""
-        return self.process is not None and self.process.poll() is not None
-
-    @property
-    def running(self) -> bool:
-        """Whether it is running (stopped with SIGSTOP counts as running)."""
-        return self.process is not None and self.process.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        """Its exit status, once ended (negative: killed by that signal)."""
-        return None if self.process is None else self.process.poll()
-
-    def _signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        self.signals.append(sig.name)
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-
-    def kill(self) -> None:
-        """SIGKILL, and reap it."""
-        self._signal(signal.SIGKILL)
-        assert self.process is not None
-        self.process.wait(timeout=10)
-
-    def pause(self) -> None:
-        """SIGSTOP: the process freezes, its sockets stay open."""
-        self._signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """SIGCONT."""
-        self._signal(signal.SIGCONT)
-
-    def terminate(self) -> None:
-        """SIGTERM: botkit's graceful stop."""
-        self._signal(signal.SIGTERM)
-
-    async def wait_exit(self, within: float = 30.0) -> int:
-        """Wait for the process to end; its exit status."""
-        await wait_until(lambda: self.exited, within=within, what=f"{self.name} to exit")
-        code = self.returncode
-        assert code is not None
-        return code
-
-    async def wait_ready(self, path: str = "/healthz", within: float = 30.0) -> None:
-        """Wait until its web server answers ``path`` with 200."""
-
-        async def answers() -> bool:
-            try:
-                async with (
-                    aiohttp.ClientSession() as session,
-                    session.get(self.url + path, timeout=aiohttp.ClientTimeout(total=2)) as r,
-                ):
-                    return r.status == 200
-            except (aiohttp.ClientError, TimeoutError):
-                return False
-
-        await wait_until(answers, within=within, what=f"{self.name} to be ready", watch=[self])
-
-    def log_text(self) -> str:
-        """Everything it logged, across restarts."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, chars: int = 4000) -> str:
-        """The end of its log."""
-        return self.log_text()[-chars:]
-
-    def cleanup(self) -> None:
-        """Make sure it is not left running (nor stopped)."""
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGCONT)
-                self.process.kill()
-            self.process.wait(timeout=10)
-
-
-class SlackEvents:
-    """Delivers Events API messages to bots the way Slack does: signed, and redelivered
-    (``X-Slack-Retry-Num``) when a bot does not answer 2xx in time."""
-
-    def __init__(self, session: aiohttp.ClientSession, *, timeout: float = 3.0) -> None:
-        self._session = session
-        self._timeout = timeout
-        self._ts = 0
-        self._turn = 0
-        #: every delivery attempt made: (bot name, ts, status or None for no answer)
-        self.deliveries: list[tuple[str, str, int | None]] = []
-
-    def next_ts(self) -> str:
-        """A fresh Slack message timestamp."""
-        self._ts += 1
-        return f"1700001000.{self._ts:06d}"
-
-    @staticmethod
-    def body(channel: str, text: str, ts: str, *, event_id: str | None = None) -> bytes:
-        """An ``event_callback`` body for a direct message from :data:`BOT_USER`."""
-        event = {
-            "type": "message",
-            "channel": channel,
-            "channel_type": "im",
-            "user": BOT_USER,
-            "text": text,
-            "ts": ts,
-            "event_ts": ts,
-        }
-        return json.dumps(
-            {
-                "token": "verification-token",
-                "team_id": "T111",
-                "api_app_id": "A111",
-                "event": event,
-                "type": "event_callback",
-                "event_id": event_id or f"Ev{ts.replace('.', '')}",
-                "event_time": int(float(ts)),
-                "authorizations": [{"team_id": "T111", "user_id": "W111", "is_bot": True}],
-            }
-        ).encode()
-
-    @staticmethod
-    def headers(raw: bytes, *, secret: str = SIGNING_SECRET, retry: int = 0) -> dict[str, str]:
-        """Slack's headers for ``raw``: content type, timestamp, signature, retry number."""
-        stamp = str(int(time.time()))
-        base = b"v0:" + stamp.encode() + b":" + raw
-        signature = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-        }
-        if retry:
-            headers["X-Slack-Retry-Num"] = str(retry)
-            headers["X-Slack-Retry-Reason"] = "http_timeout"
-        return headers
-
-    async def post_raw(
-        self, bot: BotProcess, raw: bytes, headers: Mapping[str, str], path: str = "/slack/events"
-    ) -> int | None:
-        """POST bytes as they are; the status, or ``None`` if the bot did not answer."""
-        try:
-            async with self._session.post(
-                bot.url + path,
-                data=io.BytesIO(raw),
-                headers=dict(headers),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-            ) as response:
-                await response.read()
-                return response.status
-        except (aiohttp.ClientError, TimeoutError):
-            return None
-
-    async def post(
-        self,
-        bots: BotProcess | Sequence[BotProcess],
-        channel: str,
-        text: str,
-        ts: str | None = None,
-        *,
-        first: int | None = None,
-        deadline: float = 60.0,
-    ) -> str:
-        """Deliver one message until a bot acknowledges it with 2xx; its ``ts``.
-
-        Like Slack, a delivery that fails (no answer in time, a 5xx, a refused connection)
-        is retried with ``X-Slack-Retry-Num``. With several bots the deliveries go round
-        robin, as behind a load balancer (``first`` picks the bot of the first try), and
-        each retry goes to the next bot.
-        """
-        pool = [bots] if isinstance(bots, BotProcess) else list(bots)
-        ts = ts or self.next_ts()
-        raw = self.body(channel, text, ts)
-        give_up = time.monotonic() + deadline
-        if first is None:
-            first, self._turn = self._turn, self._turn + 1
-        attempt = 0
-        while True:
-            bot = pool[(first + attempt) % len(pool)]
-            status = await self.post_raw(bot, raw, self.headers(raw, retry=attempt))
-            self.deliveries.append((bot.name, ts, status))
-            if status is not None and 200 <= status < 300:
-                return ts
-            if status is not None and 400 <= status < 500:
-                raise AssertionError(f"{bot.name} refused {text!r} with {status}")
-            attempt += 1
-            if time.monotonic() > give_up:
-                raise AssertionError(f"no bot acknowledged {text!r} within {deadline:g} s")
-            await asyncio.sleep(0.2)
-
-
-class TelegramWebhook:
-    """Delivers updates to bots' Telegram webhooks the way Telegram does, resending an
-    update until a bot answers 2xx."""
-
-    def __init__(self, session: aiohttp.ClientSession, *, path: str = "/telegram/webhook") -> None:
-        self._session = session
-        self._path = path
-        self._update_id = 0
-
-    def update(self, chat_id: int, text: str, *, update_id: int | None = None) -> dict[str, Any]:
-        """A private-chat text message update."""
-        if update_id is None:
-            self._update_id += 1
-            update_id = self._update_id
-        return {
-            "update_id": update_id,
-            "message": {
-                "message_id": update_id,
-                "from": {"id": chat_id, "is_bot": False, "first_name": "Ann"},
-                "chat": {"id": chat_id, "type": "private", "first_name": "Ann"},
-                "date": int(time.time()),
-                "text": text,
-            },
-        }
-
-    async def post_raw(
-        self, bot: BotProcess, raw: bytes, *, secret: str | None = TELEGRAM_SECRET
-    ) -> int | None:
-        """POST bytes to the webhook; the status, or ``None`` without an answer."""
-        headers = {"Content-Type": "application/json"}
-        if secret is not None:
-            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-        try:
-            async with self._session.post(
-                bot.url + self._path,
-                data=io.BytesIO(raw),
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=5),
-            ) as response:
-                await response.read()
-                return response.status
-        except (aiohttp.ClientError, TimeoutError):
-            return None
-
-    async def post(self, bot: BotProcess, update: Mapping[str, Any], *, times: int = 1) -> None:
-        """Deliver ``update`` until acknowledged, then ``times - 1`` more times (redelivery)."""
-        raw = json.dumps(update).encode()
-        delivered = 0
-        give_up = time.monotonic() + 60
-        while delivered < times:
-            status = await self.post_raw(bot, raw)
-            if status == 200:
-                delivered += 1
-                continue
-            if status is not None and 400 <= status < 500:
-                raise AssertionError(f"{bot.name} refused update {update['update_id']}: {status}")
-            if time.monotonic() > give_up:
-                raise AssertionError(f"update {update['update_id']} never acknowledged")
-            await asyncio.sleep(0.2)
 
 
 class Cluster:
@@ -594,31 +257,6 @@ class Cluster:
         """Kill every bot still running."""
         for bot in self.bots:
             bot.cleanup()
-
-
-def restart_postgres() -> None:
-    """Restart the local PostgreSQL cluster (``pg_ctlcluster ... restart``)."""
-    _pg_ctl("restart")
-
-
-def ensure_postgres_running() -> None:
-    """Start the local PostgreSQL cluster if it is not running (teardown safety net)."""
-    status = _pg_ctl("status", check=False)
-    if status != 0:
-        _pg_ctl("start")
-
-
-def _pg_ctl(action: str, *, check: bool = True) -> int:
-    versions = sorted(os.listdir("/etc/postgresql"))
-    result = subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", action],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"pg_ctlcluster {action} failed: {result.stderr.decode()}")
-    return result.returncode
 
 
 def answered_once_problems(cluster: Cluster, expected: Mapping[str, str]) -> list[str]:
