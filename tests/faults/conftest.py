@@ -60,3 +60,19 @@ async def postgres_url() -> AsyncIterator[str]:
 def sqlite_url(tmp_path: Path) -> str:
     """A SQLite database file in ``tmp_path``."""
     return f"sqlite:///{tmp_path / 'bot.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Each backend in turn, for scenarios one process can play: SQLite, then PostgreSQL
+    (skipped without BOTKIT_TEST_POSTGRES_URL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bot.db'}"
+        return
+    if POSTGRES_URL is None:
+        pytest.skip("needs PostgreSQL: set BOTKIT_TEST_POSTGRES_URL")
+    url = await _create_postgres_database()
+    try:
+        yield url
+    finally:
+        await _drop_postgres_database(url)

@@ -83,9 +83,9 @@ async def test_killed_during_a_group_commit_each_message_is_answered_once(
 
 
 async def test_killed_during_the_model_call_the_message_is_answered_once(
-    cluster: Cluster, postgres_url: str
+    cluster: Cluster, database: str
 ) -> None:
-    bot = cluster.config("bot", database=postgres_url).start()
+    bot = cluster.config("bot", database=database).start()
     await bot.wait_ready()
     cluster.openai.default = hang(120)
     await cluster.slack_events.post(bot, "D1", "are you there?")

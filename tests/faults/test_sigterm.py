@@ -25,9 +25,9 @@ SETTLE = 4.0
 )
 @pytest.mark.timeout(90)
 async def test_sigterm_mid_stream_then_restart_leaves_one_message_per_answer(
-    cluster: Cluster, postgres_url: str
+    cluster: Cluster, database: str
 ) -> None:
-    bot = cluster.config("bot", database=postgres_url, bot={"shutdown_grace": GRACE}).start()
+    bot = cluster.config("bot", database=database, bot={"shutdown_grace": GRACE}).start()
     await bot.wait_ready()
     cluster.openai.default = echo(pad_words=PAD_WORDS, interval=WORD_INTERVAL)
     padding = "".join(f" w{i}" for i in range(PAD_WORDS))
