@@ -14,6 +14,12 @@ Script replies in order with :meth:`FakeOpenAI.script` and the builders below
 :func:`rate_limited`); each request takes the next one, and the echo answers once the
 queue is empty. A :func:`completion` served to a request with ``"stream": true`` is
 streamed word by word, so scripts work for both kinds of call.
+
+For outages that last a while rather than a number of requests, set
+:attr:`FakeOpenAI.default` (what answers once the queue is empty, instead of the echo):
+``fake.default = server_error()`` for a 500 burst, ``fake.default = hang(60)`` for a model
+that accepts requests and says nothing, ``fake.default = echo(pad_words=40, interval=0.1)``
+for long, slow streamed answers; ``None`` brings the echo back.
 """
 
 from __future__ import annotations
@@ -40,8 +46,10 @@ __all__ = [
     "bad_gateway_html",
     "completion",
     "context_length_exceeded",
+    "echo",
     "error",
     "fake_openai",
+    "hang",
     "insufficient_quota",
     "model_not_found",
     "rate_limited",
@@ -97,11 +105,13 @@ class FakeOpenAI:
     Attributes:
         requests: every request received, in order.
         model: the model named in echo replies when the request names none.
+        default: what answers once the scripted queue is empty; ``None``: the echo.
     """
 
     def __init__(self, *, model: str = "gpt-4o-mini") -> None:
         self.model = model
         self.requests: list[RecordedRequest] = []
+        self.default: Responder | None = None
         self._queue: deque[Responder] = deque()
         self._closing = asyncio.Event()
         app = web.Application()
@@ -163,7 +173,7 @@ class FakeOpenAI:
             decoded,
         )
         self.requests.append(recorded)
-        responder = self._queue.popleft() if self._queue else _echo
+        responder = self._queue.popleft() if self._queue else (self.default or _echo)
         try:
             return await responder(request, recorded, self)
         except ConnectionError:
@@ -453,7 +463,55 @@ def model_not_found() -> Responder:
     return respond
 
 
+def hang(seconds: float, *, then: Responder | None = None) -> Responder:
+    """Accept the request and send nothing for ``seconds`` (or until the client hangs up or
+    the server closes), then answer with ``then`` (default: the echo)."""
+
+    async def respond(
+        request: web.Request, recorded: RecordedRequest, fake: FakeOpenAI
+    ) -> web.StreamResponse:
+        await _stall(request, fake, seconds)
+        return await (then or _echo)(request, recorded, fake)
+
+    return respond
+
+
+def echo(
+    *,
+    pad_words: int = 0,
+    interval: float = 0.0,
+    stall_after: int | None = None,
+    stall_for: float = 30.0,
+) -> Responder:
+    """The echo (``"echo: <last user text>"``), followed by ``pad_words`` words
+    ``" w0 w1 ..."``; streamed word by word ``interval`` seconds apart to a streaming
+    request, going silent after ``stall_after`` events (see :func:`stream`)."""
+
+    async def respond(
+        request: web.Request, recorded: RecordedRequest, fake: FakeOpenAI
+    ) -> web.StreamResponse:
+        said = _last_user_text(recorded)
+        content = f"echo: {said}" + "".join(f" w{i}" for i in range(pad_words))
+        if not recorded.wants_stream:
+            return await completion(content)(request, recorded, fake)
+        inner = stream(
+            _words(content), interval=interval, stall_after=stall_after, stall_for=stall_for
+        )
+        return await inner(request, recorded, fake)
+
+    return respond
+
+
 # --- helpers ---------------------------------------------------------------------------
+
+
+def _last_user_text(recorded: RecordedRequest) -> str:
+    """The last user message's text (JSON text for structured content)."""
+    for message in reversed(recorded.messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else json.dumps(content)
+    return ""
 
 
 async def _echo(

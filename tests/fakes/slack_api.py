@@ -5,7 +5,9 @@ bodies (``chat.postMessage``, ``chat.update``), query strings and form bodies fo
 rest, the token in ``Authorization: Bearer``; answers ``{"ok": false, "error": ...}``
 the way Slack does, and 429 with ``Retry-After``. Every request is recorded. Tests
 script failures per method (:meth:`FakeSlack.fail`, :meth:`FakeSlack.rate_limit`,
-:meth:`FakeSlack.http_error`), which are served before the normal answer.
+:meth:`FakeSlack.http_error`), which are served before the normal answer, and can hold
+a method's answer back after carrying the call out (:meth:`FakeSlack.hold`: the message
+is posted, but the client hears nothing for a while).
 
 Socket Mode: ``apps.connections.open`` (with the app token) answers a ``ws://`` URL on
 this same server; a connection gets ``hello``, then whatever :meth:`FakeSlack.send_envelope`
@@ -15,6 +17,7 @@ pushes, and every ``{"envelope_id": ...}`` it sends back is recorded in ``acks``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections import defaultdict, deque
@@ -81,9 +84,15 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         #: every message in the fake workspace, by channel, in posting order
         self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        #: every text each message showed, by (channel, ts): posted, then each edit
+        self.shown: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.reactions: list[tuple[str, str, str, str]] = []  # (add|remove, channel, ts, name)
         self.acks: list[dict[str, Any]] = []
         self._scripts: dict[str, deque[Scripted]] = defaultdict(deque)
+        self._holds: dict[str, deque[float]] = defaultdict(deque)
+        self._closing = asyncio.Event()
+        #: calls carried out whose answer is being held back now
+        self.holding = 0
         self._ts = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._connected = asyncio.Event()
@@ -103,7 +112,8 @@ class FakeSlack:
         await self.close()
 
     async def close(self) -> None:
-        """Close sockets and stop the server."""
+        """Close sockets and stop the server; held answers end at once."""
+        self._closing.set()
         for ws in self._sockets:
             await ws.close()
         await self._server.close()
@@ -153,6 +163,11 @@ class FakeSlack:
                 for _ in range(times)
             ),
         )
+
+    def hold(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Carry out the next ``times`` calls of ``method``, then wait ``seconds`` (or until
+        the server closes) before answering: the effect happened, the client does not know."""
+        self._holds[method].extend([seconds] * times)
 
     def add_user(self, user_id: str, display_name: str, *, is_bot: bool = False) -> None:
         """Make ``users.info`` know a user."""
@@ -283,6 +298,14 @@ class FakeSlack:
         body: dict[str, Any] = handler(params, request)
         async with self._called:
             self._called.notify_all()
+        holds = self._holds[method]
+        if holds:
+            self.holding += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), holds.popleft())
+            finally:
+                self.holding -= 1
         return web.json_response(body)
 
     def _api_auth_test(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
@@ -326,6 +349,7 @@ class FakeSlack:
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
         self.messages[channel].append(message)
+        self.shown[(channel, message["ts"])].append(text)
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
 
     def _api_chat_update(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
@@ -334,6 +358,7 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         message["text"] = params.get("text", "")
         message["edited"] = message.get("edited", 0) + 1
+        self.shown[(str(params["channel"]), str(params["ts"]))].append(message["text"])
         return {
             "ok": True,
             "channel": params["channel"],

@@ -238,6 +238,8 @@ class FakeTelegramAPI:
         token: the only token it accepts; others get 401 Unauthorized.
         bot_id: the bot's user id (``getMe``).
         username: the bot's username, without ``@``.
+        exclusive_polling: kept for older callers: a waiting getUpdates is always ended
+            with 409 when another one arrives, as Telegram does.
     """
 
     def __init__(
@@ -246,8 +248,10 @@ class FakeTelegramAPI:
         token: str = TOKEN,
         bot_id: int = 635392558,
         username: str = "opsdroid_bot",
+        exclusive_polling: bool = False,
     ) -> None:
         self.token = token
+        self.exclusive_polling = exclusive_polling
         self.bot_user = {
             "id": bot_id,
             "is_bot": True,
@@ -276,6 +280,11 @@ class FakeTelegramAPI:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
         self._server = TestServer(app, host="127.0.0.1", port=0)
+
+    @property
+    def conflicts(self) -> int:
+        """getUpdates calls ended by a newer one (two pollers at once)."""
+        return len(self.overlaps)
 
     async def __aenter__(self) -> FakeTelegramAPI:
         # no access log: like the real API, the fake must not write the token anywhere
