@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from botkit import ConfigError
-from botkit.llm import OpenAIChatClient
+from botkit.llm import ModelTable, OpenAIChatClient
 from botkit.testing import FakeModel
 from botkit_budget import plugin as budget
 from botkit_budget.plugin import _period
 from botkit_chat import plugin as chat
-from tests.fakes.openai_server import FakeOpenAI, completion
+from tests.fakes.openai_server import FakeOpenAI, completion, hang
 from tests.plugins.conftest import StartBot
 
 NO_STREAM = {"bot": {"stream": False}}
@@ -77,23 +77,36 @@ async def test_dollar_limits_per_channel_and_for_the_whole_bot(start_bot: StartB
     assert len(model.requests) == 2
 
 
-async def test_concurrent_calls_cannot_together_pass_a_dollar_limit(start_bot: StartBot) -> None:
-    """Ten $1.00 calls at once against a $1/day limit for the whole bot: each reserves
-    its worst case before it is made, so only the first is made."""
-    model = FakeModel(input_price_per_1k="1", output_price_per_1k="1")
-    for _ in range(10):
-        model.reply("costly", usage=(500, 500))  # $1.00 each
+async def test_concurrent_calls_cannot_together_pass_a_dollar_limit(
+    start_bot: StartBot, fake_openai: FakeOpenAI
+) -> None:
+    """Ten $1.00 calls at once against a $1/day limit for the whole bot, each taking a
+    moment at the server: each reserves its worst case before it is made, so only the
+    first is made (without reservations all ten were)."""
+    prices = {"input_price_per_1k": "1", "output_price_per_1k": "1"}
+    model = OpenAIChatClient(
+        fake_openai.url,
+        None,
+        "pricey",
+        models=ModelTable.from_config({"pricey": prices}),
+        max_retries=0,
+    )
+    fake_openai.script(
+        *[hang(0.2, then=completion("costly", usage=(500, 500))) for _ in range(10)]
+    )
     settings = _limits({"scope": "bot", "period": "day", "usd": 1.0})
-    async with start_bot(plugins=[budget, chat], model=model, settings=settings) as bot:
+    async with start_bot(
+        plugins=[budget, chat], model=model, settings=settings, config=NO_STREAM
+    ) as bot:
         answers = await asyncio.gather(
             *(bot.ask(f"question {i}", user=f"u{i}", chat=f"c{i}") for i in range(10))
         )
         report = await bot.ask("/budget", user="u0", chat="c0")
-    assert len(model.requests) == 1
+    assert len(fake_openai.requests) == 1
     assert answers.count("costly") == 1
     refusals = [a for a in answers if a != "costly"]
     assert all("the bot's daily limit of $1.00" in a for a in refusals), refusals
-    assert "$1.00 of $1.00" in report  # the real usage, once stored; no reservation left
+    assert "$1.00 of $1.00" in report, report  # the real usage, stored; nothing held
 
 
 async def test_unlimited_users_and_the_budget_command(start_bot: StartBot) -> None:
