@@ -97,12 +97,6 @@ async def test_killed_during_the_model_call_the_message_is_answered_once(
     await _restart_and_settle(cluster, bot, {"D1": "echo: are you there?"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: the live reply is not owned by the outbox yet; after a crash the "
-    "new answer is posted as a second message instead of editing the first",
-)
 async def test_killed_mid_stream_the_answer_edits_the_message_already_shown(
     cluster: Cluster, postgres_url: str
 ) -> None:

@@ -60,12 +60,6 @@ class _Outage:
         return await self._echo(request, recorded, fake)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: a model outage fails the messages (an apology, status failed) "
-    "instead of waiting for the model and telling the user once that the answer is delayed",
-)
 @pytest.mark.timeout(120)
 async def test_a_model_outage_mid_burst_delays_answers_and_says_so_once(
     cluster: Cluster, sqlite_url: str

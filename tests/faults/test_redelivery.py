@@ -104,12 +104,6 @@ async def test_a_telegram_update_redelivered_to_two_workers_is_answered_once(
     assert {c: cluster.telegram_texts(c) for c in expected} == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: no singleton lease for the Telegram poller yet; both processes poll "
-    "the one token and Telegram ends one's getUpdates with 409 Conflict",
-)
 async def test_two_processes_with_one_telegram_token_poll_one_at_a_time(
     cluster: Cluster, postgres_url: str
 ) -> None:
@@ -137,12 +131,6 @@ async def test_two_processes_with_one_telegram_token_poll_one_at_a_time(
     assert cluster.telegram.conflicts == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: no singleton lease for the scheduler yet; each process runs the "
-    "minute's job and the digest is sent twice",
-)
 @pytest.mark.timeout(120)
 async def test_a_scheduled_digest_with_two_processes_is_sent_once(
     cluster: Cluster, postgres_url: str

@@ -17,12 +17,6 @@ ANSWERS = 3
 SETTLE = 4.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: the live reply is not owned by the outbox yet; an answer cut by the "
-    "shutdown is answered again after the restart in a second message",
-)
 @pytest.mark.timeout(90)
 async def test_sigterm_mid_stream_then_restart_leaves_one_message_per_answer(
     cluster: Cluster, database: str

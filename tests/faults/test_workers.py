@@ -140,12 +140,6 @@ async def test_workers_answer_every_message_once(
     print(f"{count} workers: {FULL.messages} messages in {time.monotonic() - started:.1f} s")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: messages of one conversation accepted by different workers are "
-    "answered concurrently (order is kept per process only)",
-)
 @pytest.mark.timeout(360)
 async def test_workers_keep_the_order_of_a_conversation_delivered_to_each_in_turn(
     cluster: Cluster, postgres_url: str
@@ -178,12 +172,6 @@ class _Trap:
         return await self._echo(request, recorded, fake)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: claims carry no fencing token yet; a worker frozen past its lease "
-    "wakes up and sends the answer another worker already sent",
-)
 @pytest.mark.timeout(360)
 @pytest.mark.parametrize("count", [2, 4])
 async def test_a_worker_frozen_past_its_lease_sends_nothing_twice(
