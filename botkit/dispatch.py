@@ -317,6 +317,9 @@ class Dispatcher:
             log.warning("messages %s: %s; left to the process that holds them", ids, exc)
             with contextlib.suppress(Exception):  # the calls were paid for all the same
                 await store.record_calls(turn.calls or [])
+            # a finish whose commit went unheard (the connection lost) stored its replies:
+            # they go out as any waiting reply does
+            await runtime.outbox.flush(conversation_id)
             return True
 
     async def _answer(self, turn: Turn, ctx: Context) -> bool:

@@ -35,7 +35,12 @@ from datetime import timedelta
 
 from botkit.adapter import Adapter
 from botkit.claims import Claims
-from botkit.exceptions import ClaimLostError, RateLimitError, ServiceError
+from botkit.exceptions import (
+    ClaimLostError,
+    RateLimitError,
+    ServiceError,
+    StoreUnavailableError,
+)
 from botkit.landing import until_landed
 from botkit.live import LiveReply, delivery_id, edit_with_retry
 from botkit.messages import Message, Reply, SentMessage
@@ -349,9 +354,12 @@ class Outbox:
                     sent = await adapter.send(
                         row.conversation, reply_from_row(row), delivery_id=delivery_id(row.id)
                     )
-                except ServiceError as exc:
+                except (ServiceError, StoreUnavailableError) as exc:
+                    # a channel down or limiting us, or the adapter's own bookkeeping
+                    # unreachable with the database: tried again later
                     delay = self._delay(exc, attempts)
-                    if not exc.retryable or attempts >= self._policy.max_attempts:
+                    retryable = not isinstance(exc, ServiceError) or exc.retryable
+                    if not retryable or attempts >= self._policy.max_attempts:
                         await self._fail(row, attempts, exc, fence)
                         return True
                     if delay > self._policy.inline_wait_max:
@@ -412,7 +420,7 @@ class Outbox:
         )
         self._metrics.failures.labels("send").inc()
 
-    def _delay(self, exc: ServiceError, attempts: int) -> float:
+    def _delay(self, exc: ServiceError | StoreUnavailableError, attempts: int) -> float:
         if isinstance(exc, RateLimitError) and exc.retry_after is not None:
             return max(exc.retry_after, 0.0)
         base = min(self._policy.backoff_base * 2 ** (attempts - 1), self._policy.backoff_max)

@@ -38,6 +38,7 @@ from botkit import (
     RequestRejectedError,
     SentMessage,
     ServiceUnavailableError,
+    StoreError,
     WebhookGate,
     read_webhook_body,
     refuse_request,
@@ -356,11 +357,19 @@ class SlackAdapter(Adapter):
             raise RequestRejectedError("slack", "the reply is empty", code="no_text")
         channel, thread = conversation.chat_id, conversation.thread_id
         key = f"delivery:{delivery_id}"
-        posted = [str(ts) for ts in (await self._state.get(key, None) or [])]
+        try:
+            posted = [str(ts) for ts in (await self._state.get(key, None) or [])]
+        except StoreError as exc:  # what an earlier try posted is unknown: post nothing now
+            raise ServiceUnavailableError(
+                "slack", f"cannot tell what an earlier try posted: {exc}"
+            ) from exc
         try:
             for piece in pieces[len(posted) :]:
                 posted.append(await api.post(channel, piece, thread))
-                await self._state.set(key, posted)
+                try:
+                    await self._state.set(key, posted)
+                except StoreError as exc:  # posted all the same: only a later retry's memo
+                    log.warning("slack: could not note the pieces posted so far: %s", exc)
         except RequestRejectedError as exc:
             log.warning(
                 "slack: a reply to %s was refused (%s); not retrying", conversation.key, exc.code

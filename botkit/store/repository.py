@@ -1028,7 +1028,7 @@ def _set_done(conn: Connection, ops: list[_Finish]) -> None:
     fenced = [op for op in ops if op.fence is not None]
     for op in fenced:
         assert op.fence is not None
-        _run_fenced(conn, _UPDATE_FENCED, [{**op.done, **f} for f in op.fence])
+        _run_fenced(conn, _FINISH_FENCED, [{**op.done, **f} for f in op.fence])
     ops = [op for op in ops if op.fence is None]
     every = [i for op in ops for i in op.ids]
     if len(set(every)) < len(every):
@@ -1304,8 +1304,8 @@ def _run_fenced(conn: Connection, statement: Any, params: list[dict[str, Any]]) 
     for row in params:
         if conn.execute(statement, row).rowcount != 1:
             raise ClaimLostError(
-                f"message {row['b_id']} is held by another process now (token "
-                f"{row['b_token']} of {row['b_owner']} lapsed)"
+                f"message {row['b_id']} is held by another process now, or was finished "
+                f"already (token {row['b_token']} of {row['b_owner']})"
             )
 
 
@@ -1482,6 +1482,9 @@ _UPDATE_FENCED = update(_messages).where(
     _messages.c.claimed_by == bindparam("b_owner"),
     _messages.c.claim_token == bindparam("b_token"),
 )
+# a finish happens once: a retry after a commit the client did not hear of (the
+# connection lost mid-commit) finds the message finished and changes nothing
+_FINISH_FENCED = _UPDATE_FENCED.where(_one_of(_messages.c.status, UNFINISHED_IN))
 _SET_STATUS = update(_messages).where(_messages.c.id.in_(bindparam("b_ids", expanding=True)))
 
 
@@ -1545,11 +1548,20 @@ def _store_error(what: str, exc: BaseException) -> StoreError:
 _NOT_OUTAGES = ("no such table", "no such column", "syntax error", "does not exist")
 
 
+# PostgreSQL's SQLSTATE classes of an outage: a lost connection (08), the server
+# shutting down or starting (57: admin shutdown, crash shutdown, cannot connect now),
+# out of resources (53)
+_OUTAGE_CLASSES = ("08", "57", "53")
+
+
 def _unreachable(exc: BaseException) -> bool:
     """Whether a driver's error says the database could not be reached."""
     if isinstance(exc, OSError | InterfaceError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in _OUTAGE_CLASSES:
         return True
     if isinstance(exc, OperationalError):
         text = str(exc.orig).lower()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import Iterator
 
@@ -47,16 +48,13 @@ def postgres_restarts(postgres_url: str) -> Iterator[None]:
         ensure_postgres_running()
 
 
+DELAY_NOTICE = re.compile(r"\bdelay", re.IGNORECASE)  # botkit's notice says "delayed"
+
+
 def _unanswered(cluster: Cluster, expected: dict[str, list[str]]) -> list[str]:
     return [t for c, texts in expected.items() for t in texts if t not in cluster.slack_texts(c)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: a database outage fails the work in flight instead of waiting; "
-    "the messages it released are not taken up again until botkit restarts",
-)
 @pytest.mark.timeout(180)
 async def test_a_postgres_restart_mid_burst_loses_and_doubles_nothing(
     cluster: Cluster, postgres_url: str, postgres_restarts: None
@@ -96,6 +94,11 @@ async def test_a_postgres_restart_mid_burst_loses_and_doubles_nothing(
     )
     await asyncio.sleep(SETTLE)
 
+    # while the database was away, a conversation may have been told once that its
+    # answer is delayed; besides that, each message is answered once, in order
     shown = {channel: cluster.slack_texts(channel) for channel in expected}
-    assert {c: t for c, t in shown.items() if t != expected[c]} == {}
+    notices = {c: [t for t in texts if DELAY_NOTICE.search(t)] for c, texts in shown.items()}
+    assert all(len(n) <= 1 for n in notices.values()), notices
+    answers = {c: [t for t in texts if not DELAY_NOTICE.search(t)] for c, texts in shown.items()}
+    assert {c: t for c, t in answers.items() if t != expected[c]} == {}
     assert bot.running
