@@ -116,6 +116,22 @@ class Adapter(ABC):
             ServiceError: a subclass saying whether a retry may help.
         """
 
+    async def find_sent(
+        self, conversation: ConversationRef, delivery_id: str
+    ) -> SentMessage | None:
+        """The message an earlier try of ``delivery_id`` posted, if the channel shows it.
+
+        The outbox asks before it sends again a reply whose earlier send may have reached
+        the channel (its process stopped between the send and recording it), so an
+        adapter that can look (Slack keeps the delivery id in the message's metadata)
+        turns that resend into "already delivered". ``None``: not found, or this channel
+        cannot tell (the default); the reply is then sent again with the same id.
+
+        Raises:
+            ServiceError: the channel could not be asked; the outbox tries again later.
+        """
+        return None
+
     async def edit(self, sent: SentMessage, text: str) -> SentMessage:
         """Replace the text of a message sent earlier (streaming).
 

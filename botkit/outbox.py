@@ -293,13 +293,14 @@ class Outbox:
         for row in await self._store.pending_outbound(conversation_id):
             if row.id in self._sending:
                 return False  # this process is sending it right now (the dispatcher)
-            if row.status == "sending":
-                log.warning("reply %d was being sent when its process stopped; resending", row.id)
+            in_doubt = row.status == "sending"  # its process stopped while sending it
+            if in_doubt:
+                log.warning("reply %d was being sent when its process stopped", row.id)
             now = utcnow()
             if row.next_attempt_at is not None and row.next_attempt_at > now:
                 self._schedule(conversation_id, (row.next_attempt_at - now).total_seconds())
                 return False
-            if not await self._deliver(row):
+            if not await self._deliver(row, in_doubt=in_doubt):
                 return False
         return True
 
@@ -310,11 +311,15 @@ class Outbox:
         with contextlib.suppress(Exception):
             await self._store.release_conversation(conversation_id, self._claims.owner)
 
-    async def _deliver(self, row: StoredMessage, *, token: int | None = None) -> bool:
+    async def _deliver(
+        self, row: StoredMessage, *, token: int | None = None, in_doubt: bool = False
+    ) -> bool:
         """Send one reply with retries; False when it must wait (later rows wait too).
 
         ``token``: the row is already claimed by this process with that fencing token and
         its first attempt counted, so the first try goes straight to the channel.
+        ``in_doubt``: an earlier send may have reached the channel; the adapter is asked
+        (``find_sent``) before it is sent again.
         """
         owner = self._claims.owner
         adapter = self._adapters.get(row.conversation.channel)
@@ -351,9 +356,16 @@ class Outbox:
                 fence = (owner, token)
                 token = None  # a retry claims again, counting the attempt
                 try:
-                    sent = await adapter.send(
-                        row.conversation, reply_from_row(row), delivery_id=delivery_id(row.id)
-                    )
+                    found = None
+                    if in_doubt:
+                        found = await adapter.find_sent(row.conversation, delivery_id(row.id))
+                    if found is not None:
+                        log.info("reply %d had reached the channel; not sent again", row.id)
+                        sent = found
+                    else:
+                        sent = await adapter.send(
+                            row.conversation, reply_from_row(row), delivery_id=delivery_id(row.id)
+                        )
                 except (ServiceError, StoreUnavailableError) as exc:
                     # a channel down or limiting us, or the adapter's own bookkeeping
                     # unreachable with the database: tried again later

@@ -132,14 +132,44 @@ class SlackAPI:
             )  # pragma: no cover
         return url
 
-    async def post(self, channel: str, text: str, thread_ts: str | None) -> str:
-        """Post one message; its ``ts``."""
+    async def post(
+        self,
+        channel: str,
+        text: str,
+        thread_ts: str | None,
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Post one message (with ``metadata``: Slack's message metadata, an
+        ``event_type`` and an ``event_payload``); its ``ts``."""
         response = await self.call(
             "chat.postMessage",
             channel,
-            lambda: self.client.chat_postMessage(channel=channel, text=text, thread_ts=thread_ts),
+            lambda: self.client.chat_postMessage(
+                channel=channel, text=text, thread_ts=thread_ts, metadata=metadata
+            ),
         )
         return str(response["ts"])
+
+    async def recent_with_metadata(
+        self, channel: str, thread_ts: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` messages of a channel (or of a thread), each with its
+        metadata (``include_all_metadata``)."""
+        method = "conversations.replies" if thread_ts else "conversations.history"
+
+        def fetch() -> Any:
+            common: dict[str, Any] = {
+                "channel": channel,
+                "limit": limit,
+                "include_all_metadata": True,
+            }
+            if thread_ts:
+                return self.client.conversations_replies(ts=thread_ts, **common)
+            return self.client.conversations_history(**common)
+
+        response = await self.call(method, channel, fetch)
+        return [m for m in response.get("messages") or () if isinstance(m, dict)]
 
     async def update(self, channel: str, ts: str, text: str) -> None:
         """Replace a message's text."""

@@ -51,6 +51,8 @@ from botkit_slack.settings import SlackSettings
 
 __all__ = ["EDIT_INTERVAL", "MAX_TEXT", "SlackAdapter"]
 
+DELIVERY_EVENT = "botkit_reply"  # the metadata event type of every reply botkit posts
+FIND_SENT_LOOKBACK = 50  # newest messages searched for a reply an earlier try posted
 log = logging.getLogger("botkit_slack")
 
 #: The longest rendered text one message carries. Slack truncates ``text`` past 40,000
@@ -364,8 +366,18 @@ class SlackAdapter(Adapter):
                 "slack", f"cannot tell what an earlier try posted: {exc}"
             ) from exc
         try:
-            for piece in pieces[len(posted) :]:
-                posted.append(await api.post(channel, piece, thread))
+            for index in range(len(posted), len(pieces)):
+                # the delivery id travels with the message, so a resend after a crash
+                # can find it (find_sent) instead of posting it again
+                metadata = {
+                    "event_type": DELIVERY_EVENT,
+                    "event_payload": {
+                        "delivery_id": delivery_id,
+                        "piece": index,
+                        "of": len(pieces),
+                    },
+                }
+                posted.append(await api.post(channel, pieces[index], thread, metadata=metadata))
                 try:
                     await self._state.set(key, posted)
                 except StoreError as exc:  # posted all the same: only a later retry's memo
@@ -378,6 +390,42 @@ class SlackAdapter(Adapter):
         _remember(self._markup, (channel, posted[0]), reply.markup)
         await self._typing_done(reply.reply_to)
         return SentMessage(conversation, posted[-1], reply.text, tuple(posted))
+
+    async def find_sent(
+        self, conversation: ConversationRef, delivery_id: str
+    ) -> SentMessage | None:
+        """The pieces an earlier try of ``delivery_id`` posted, found by their message
+        metadata among the conversation's newest messages; ``None`` unless every piece
+        is there.
+
+        Raises:
+            ServiceError: Slack could not be asked (the outbox tries again later).
+        """
+        api = self._require_api()
+        try:
+            messages = await api.recent_with_metadata(
+                conversation.chat_id, conversation.thread_id, FIND_SENT_LOOKBACK
+            )
+        except RequestRejectedError as exc:  # no history scope, say: it cannot tell
+            log.warning("slack: cannot look for an earlier post (%s); sending again", exc)
+            return None
+        pieces: dict[int, dict[str, Any]] = {}
+        expected = 0
+        for message in messages:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") != DELIVERY_EVENT:
+                continue
+            if payload.get("delivery_id") != delivery_id:
+                continue
+            pieces[int(payload.get("piece", 0))] = message
+            expected = int(payload.get("of", 1))
+        if not pieces or len(pieces) < expected:
+            return None
+        ordered = [pieces[i] for i in sorted(pieces)]
+        parts = tuple(str(m["ts"]) for m in ordered)
+        text = "\n\n".join(str(m.get("text") or "") for m in ordered)
+        return SentMessage(conversation, parts[-1], text, parts)
 
     async def edit(self, sent: SentMessage, text: str) -> SentMessage:
         """Show ``text`` in a message sent earlier: changed pieces updated, new ones posted

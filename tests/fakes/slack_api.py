@@ -348,6 +348,11 @@ class FakeSlack:
         }
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
+        metadata = params.get("metadata")
+        if isinstance(metadata, str):  # form-encoded: a JSON string
+            metadata = json.loads(metadata)
+        if isinstance(metadata, dict):
+            message["metadata"] = metadata
         self.messages[channel].append(message)
         self.shown[(channel, message["ts"])].append(text)
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
@@ -383,7 +388,17 @@ class FakeSlack:
         ]
         if not thread:
             return {"ok": False, "error": "thread_not_found"}
-        return {"ok": True, "messages": thread, "has_more": False}
+        return {"ok": True, "messages": _listed(thread, params), "has_more": False}
+
+    def _api_conversations_history(
+        self, params: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        """A channel's top-level messages, newest first, as Slack lists them."""
+        channel = str(params.get("channel"))
+        limit = int(params.get("limit") or 100)
+        top = [m for m in self.messages.get(channel, ()) if m.get("thread_ts") in (None, m["ts"])]
+        newest = list(reversed(top))[:limit]
+        return {"ok": True, "messages": _listed(newest, params), "has_more": len(top) > limit}
 
     def _api_users_info(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
         user = self.users.get(str(params.get("user")))
@@ -409,3 +424,10 @@ class FakeSlack:
         self, params: dict[str, Any], request: web.Request
     ) -> dict[str, Any]:
         return self._reaction("remove", params)
+
+
+def _listed(messages: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Messages as a listing returns them: metadata only with ``include_all_metadata``."""
+    if str(params.get("include_all_metadata")).lower() in ("1", "true"):
+        return [dict(m) for m in messages]
+    return [{k: v for k, v in m.items() if k != "metadata"} for m in messages]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from tests.fakes.openai_server import echo, hang
 from tests.faults.harness import BotProcess, Cluster, answered_once_problems, wait_until
 
@@ -114,12 +112,6 @@ async def test_killed_mid_stream_the_answer_edits_the_message_already_shown(
     await _restart_and_settle(cluster, bot, {"D1": "echo: tell me more"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: a post Slack carried out but whose answer never came back is not "
-    "recorded as delivered, and the restarted bot posts it again",
-)
 async def test_killed_after_slack_received_the_reply_it_is_not_posted_again(
     cluster: Cluster, postgres_url: str
 ) -> None:

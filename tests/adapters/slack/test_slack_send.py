@@ -257,3 +257,35 @@ async def test_a_failing_reaction_never_fails_the_reply(
     assert "missing_scope" in caplog.text
     assert sent.text == "hello"
     assert [r[0] for r in slack.reactions] == []  # refused, and nothing left to remove
+
+
+async def test_a_reply_posted_by_an_earlier_try_is_found_by_its_delivery_id(
+    start_adapter: StartAdapter, slack: FakeSlack
+) -> None:
+    adapter = await start_adapter()
+    sent = await adapter.send(THREAD, Reply(_long_reply()), delivery_id="botkit-7")
+    await adapter.send(THREAD, Reply("another reply"), delivery_id="botkit-8")
+
+    found = await adapter.find_sent(THREAD, "botkit-7")
+
+    assert found is not None
+    assert found.parts == sent.parts  # every piece, in order
+    assert found.external_id == sent.external_id
+    assert await adapter.find_sent(THREAD, "botkit-9") is None  # never posted
+    in_channel = ConversationRef("slack", "C111")
+    top = await adapter.send(in_channel, Reply("top level"), delivery_id="botkit-10")
+    found_top = await adapter.find_sent(in_channel, "botkit-10")
+    assert found_top is not None
+    assert found_top.external_id == top.external_id
+
+
+async def test_a_reply_is_not_found_when_a_piece_is_missing_or_history_is_refused(
+    start_adapter: StartAdapter, slack: FakeSlack
+) -> None:
+    adapter = await start_adapter()
+    sent = await adapter.send(THREAD, Reply(_long_reply()), delivery_id="botkit-7")
+    slack.messages["C111"] = [m for m in slack.messages["C111"] if m["ts"] != sent.parts[3]]
+    assert await adapter.find_sent(THREAD, "botkit-7") is None  # partly posted: not whole
+
+    slack.fail("conversations.replies", "missing_scope")
+    assert await adapter.find_sent(THREAD, "botkit-8") is None  # cannot tell: not found
