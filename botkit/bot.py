@@ -170,12 +170,14 @@ class Bot:
             ),
             plugin_settings=parsed,
             commands=self.pipeline.command_list(),
-            model_guards=[
-                ModelGuardEntry(p.name, g) for p in self.plugins for g in p.model_guards
-            ],
             claims=self.claims,
             shared=not is_sqlite(self.database.url),
         )
+        self.runtime.model_guards = [
+            ModelGuardEntry(p.name, g, PluginRuntime(self.runtime, p.name))
+            for p in self.plugins
+            for g in p.model_guards
+        ]
         self.dispatcher = Dispatcher(
             self.runtime,
             self.pipeline,

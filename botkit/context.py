@@ -10,9 +10,10 @@ import logging
 import re
 from collections.abc import AsyncIterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from botkit.adapter import Capabilities
+from botkit.conversation import ConversationLLM
 from botkit.exceptions import ServiceError
 from botkit.inbox import KeyValueState
 from botkit.messages import ConversationRef, Markup, Message, Reply
@@ -22,9 +23,6 @@ from botkit.runtime import Runtime
 from botkit.store import CallRow, Store, StoredMessage
 from botkit.streaming import stream_reply
 from botkit.turn import Turn
-
-if TYPE_CHECKING:
-    from botkit.conversation import ConversationLLM
 
 __all__ = ["Context", "JobContext", "PluginRuntime"]
 
@@ -67,8 +65,6 @@ class PluginRuntime:
     @property
     def llm(self) -> ConversationLLM:
         """The model, with calls recorded for cost but tied to no conversation."""
-        from botkit.conversation import ConversationLLM
-
         return ConversationLLM(self._runtime, None, None, None)
 
     async def requeue(self, message_id: int, **metadata: Any) -> None:
@@ -198,8 +194,6 @@ class Context(PluginRuntime):
     @property
     def llm(self) -> ConversationLLM:
         """The model, with calls recorded against this message, its conversation and user."""
-        from botkit.conversation import ConversationLLM
-
         return ConversationLLM(self._runtime, self, self.message.id, self.conversation_id)
 
     async def history(self, limit: int = 50) -> list[StoredMessage]:

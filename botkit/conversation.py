@@ -25,8 +25,10 @@ from botkit.llm import (
     fit_messages,
 )
 from botkit.messages import Reply
+from botkit.plugin import ModelCall
 from botkit.runtime import Runtime
 from botkit.store import CallRow, StoredMessage, nanos
+from botkit.tools import DEFAULT_TOOL_ROUNDS, offered_tools, run_tool_loop
 
 if TYPE_CHECKING:
     from botkit.context import Context
@@ -103,9 +105,6 @@ class ConversationLLM:
         """
         if not self._runtime.model_guards:
             return _HeldCall(self, None)
-        from botkit.context import PluginRuntime
-        from botkit.plugin import ModelCall
-
         model = request.model or self._runtime.model.name
         prompt_tokens = self._runtime.tokens.count_messages(list(request.messages))
         message = self._ctx.message if self._ctx is not None else None
@@ -132,7 +131,7 @@ class ConversationLLM:
         )
         try:
             for guard in self._runtime.model_guards:
-                await guard.func(call, PluginRuntime(self._runtime, guard.plugin))
+                await guard.func(call, guard.view)
         except BaseException:
             await held.close()
             raise
@@ -163,8 +162,6 @@ class ConversationLLM:
         ctx = self._ctx
         if ctx is None or self._conversation_id is None:
             raise RuntimeError("respond() needs a message to answer")
-        from botkit.tools import DEFAULT_TOOL_ROUNDS, offered_tools, run_tool_loop
-
         settings = self._runtime.chat
         info = self._runtime.model.model_info()
         reserve = max(1, min(settings.reserve_output_tokens, info.max_output_tokens))

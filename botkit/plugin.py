@@ -120,10 +120,11 @@ class ModelCall:
 
 @dataclass(frozen=True, slots=True)
 class ModelGuardEntry:
-    """A plugin's ``before_model_call`` function."""
+    """A plugin's ``before_model_call`` function, with the view of the bot it is given."""
 
     plugin: str
     func: ModelGuard
+    view: PluginRuntime
 
 
 @dataclass(frozen=True, slots=True)
