@@ -5,6 +5,7 @@ The names below are the public API; adapters and plugins import only these.
 
 from botkit.adapter import Adapter, Capabilities, CommandInfo, MarkupDialect
 from botkit.bot import Bot
+from botkit.claims import ensure_claims_live
 from botkit.config import Config, load_config
 from botkit.context import Context, JobContext, PluginRuntime
 from botkit.conversation import ConversationLLM
@@ -109,6 +110,7 @@ __all__ = [
     "ToolCall",
     "Usage",
     "WebhookGate",
+    "ensure_claims_live",
     "load_config",
     "parse_json_object",
     "read_webhook_body",

@@ -11,15 +11,22 @@ nothing more once it wakes.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import timedelta
 
+from botkit.exceptions import ClaimLostError
 from botkit.store import Claim
 from botkit.store.models import utcnow
 
-__all__ = ["Claims"]
+__all__ = ["Claims", "ensure_claims_live", "sending_under"]
+
+# the claims behind the send or edit under way in this task (set by the outbox)
+_SENDING: ContextVar[Claims | None] = ContextVar("botkit_sending", default=None)
 
 _LIVE_SHARE = 0.8  # of a lease after the last renewal: the margin covers latency and drift
 
@@ -51,3 +58,28 @@ class Claims:
         """Whether every claim this process holds is surely still live: no send or edit
         starts on a claim that may have lapsed."""
         return time.monotonic() < self._renewed_at + self.lease * _LIVE_SHARE
+
+
+@contextlib.contextmanager
+def sending_under(claims: Claims) -> Iterator[None]:
+    """Mark the sends and edits made inside as made under ``claims`` (the outbox, around
+    every call of an adapter's ``send`` and ``edit``)."""
+    token = _SENDING.set(claims)
+    try:
+        yield
+    finally:
+        _SENDING.reset(token)
+
+
+def ensure_claims_live() -> None:
+    """For adapters, right before a request goes on the wire (after any pacing or
+    rate-limit wait): refuse it when the claims it is sent under may have lapsed, so a
+    process frozen mid-send (a long pause, SIGSTOP) sends nothing once it wakes; another
+    process holds that reply by then. Does nothing outside a send.
+
+    Raises:
+        ClaimLostError: the claims may have lapsed; nothing was sent by this request.
+    """
+    claims = _SENDING.get()
+    if claims is not None and not claims.live():
+        raise ClaimLostError("this process's claims may have lapsed; the request was not sent")

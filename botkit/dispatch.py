@@ -54,6 +54,8 @@ APOLOGY = "Sorry, I couldn't answer that just now. Please try again in a moment.
 BurstPolicy = Literal["queue", "coalesce"]
 UNFINISHED = ("pending", "processing")
 OUTAGE_BACKOFF_MAX = 300.0  # the longest wait between two tries of a waiting message
+# how soon to look again at a conversation waiting behind a message another process holds
+RECHECK_BLOCKED = 1.0
 
 
 class Dispatcher:
@@ -140,9 +142,8 @@ class Dispatcher:
             if not mine or (row.due is not None and row.due > now):
                 stopped.add(conversation_id)
                 self._blocked.add(conversation_id)
-                if mine and row.due is not None:
-                    wait = (row.due - now).total_seconds()
-                    soonest = wait if soonest is None else min(soonest, wait)
+                wait = (row.due - now).total_seconds() if mine and row.due else RECHECK_BLOCKED
+                soonest = wait if soonest is None else min(soonest, wait)
                 continue
             self._blocked.discard(conversation_id)
             if row.id not in self._known:
@@ -246,6 +247,7 @@ class Dispatcher:
                     self._blocked.add(conversation_id)
                     self._finish(list(queue))
                     queue.clear()
+                    self._wake_in(RECHECK_BLOCKED)
         finally:
             self._workers.pop(conversation_id, None)
             if not queue:

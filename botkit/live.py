@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from botkit.adapter import Adapter
+from botkit.claims import sending_under
 from botkit.exceptions import ClaimLostError, RateLimitError, ServiceError
 from botkit.landing import until_landed
 from botkit.messages import Reply, SentMessage
@@ -107,11 +108,12 @@ class LiveReply:
         self._check_claims()
         store = self._outbox.store
         if self._sent is None:
-            self._sent = await self._adapter.send(
-                self._turn.message.conversation,
-                dataclasses.replace(self._template, text=text),
-                delivery_id=delivery_id(self.row_id),
-            )
+            with sending_under(self._outbox.claims):
+                self._sent = await self._adapter.send(
+                    self._turn.message.conversation,
+                    dataclasses.replace(self._template, text=text),
+                    delivery_id=delivery_id(self.row_id),
+                )
             self.shown = text
             # stored at once (and tried until it lands): from here on a crash or an
             # outage ends in an edit of this message, not in a second one
@@ -125,7 +127,8 @@ class LiveReply:
                 "record a posted message",
             )
             return
-        edited = await edit_with_retry(self._adapter, self._sent, text)
+        with sending_under(self._outbox.claims):
+            edited = await edit_with_retry(self._adapter, self._sent, text)
         if edited is not None:
             self._sent, self.shown = edited, text
             await store.update_outbound(self.row_id, fence=self._fence, text=text)
@@ -157,7 +160,8 @@ class LiveReply:
         else:
             if pieces[0] != self.shown:
                 self._check_claims()
-                edited = await edit_with_retry(self._adapter, self._sent, pieces[0])
+                with sending_under(self._outbox.claims):
+                    edited = await edit_with_retry(self._adapter, self._sent, pieces[0])
                 if edited is None:
                     # the message shows only part of the answer: it stays recorded as
                     # such, and the whole answer is sent as a reply of its own

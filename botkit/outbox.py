@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from botkit.adapter import Adapter
-from botkit.claims import Claims
+from botkit.claims import Claims, sending_under
 from botkit.exceptions import (
     ClaimLostError,
     RateLimitError,
@@ -227,7 +227,8 @@ class Outbox:
             )
             edited = sent if earlier.text == first else None
             if edited is None and self._claims.live():
-                edited = await edit_with_retry(adapter, sent, first)
+                with sending_under(self._claims):
+                    edited = await edit_with_retry(adapter, sent, first)
             if edited is not None:
                 await self._store.update_outbound(
                     earlier.id,
@@ -363,9 +364,12 @@ class Outbox:
                         log.info("reply %d had reached the channel; not sent again", row.id)
                         sent = found
                     else:
-                        sent = await adapter.send(
-                            row.conversation, reply_from_row(row), delivery_id=delivery_id(row.id)
-                        )
+                        with sending_under(self._claims):
+                            sent = await adapter.send(
+                                row.conversation,
+                                reply_from_row(row),
+                                delivery_id=delivery_id(row.id),
+                            )
                 except (ServiceError, StoreUnavailableError) as exc:
                     # a channel down or limiting us, or the adapter's own bookkeeping
                     # unreachable with the database: tried again later
@@ -389,6 +393,8 @@ class Outbox:
                     await asyncio.sleep(delay)
                     attempts += 1
                     continue
+                except ClaimLostError:
+                    raise
                 except Exception as exc:  # a bug in an adapter must not wedge the conversation
                     log.exception("adapter %r crashed sending reply %d", adapter.name, row.id)
                     await self._fail(row, attempts, exc, fence)

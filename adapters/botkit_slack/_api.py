@@ -13,7 +13,7 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from botkit import RateLimitError, ServiceError
+from botkit import RateLimitError, ServiceError, ensure_claims_live
 from botkit_slack._errors import SERVICE, service_error
 from botkit_slack._pacing import Pacer, TooLong
 from botkit_slack.settings import SlackSettings
@@ -93,6 +93,7 @@ class SlackAPI:
                         f"{method} is rate limited for {held.wait:.1f} s more",
                         retry_after=held.wait,
                     ) from None
+                ensure_claims_live()  # after the waits: a frozen process sends nothing
                 try:
                     return await send()
                 except Exception as exc:  # mapped right here, at the edge

@@ -26,6 +26,7 @@ from botkit import (
     RequestRejectedError,
     SentMessage,
     Singleton,
+    ensure_claims_live,
 )
 from botkit_telegram._errors import (
     is_not_modified,
@@ -424,6 +425,7 @@ class TelegramAdapter(Adapter):
         key = str(chat_id)
         for attempt in range(1, _FLOOD_RETRIES + 1):
             await self._limiter.wait(key)
+            ensure_claims_live()  # after the wait: a frozen process sends nothing
             try:
                 return await request()
             except tg.RetryAfter as exc:

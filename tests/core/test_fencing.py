@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from botkit import ConversationRef, Message, Sender
-from botkit.claims import Claims
+from botkit import ConversationRef, Message, Sender, ensure_claims_live
+from botkit.claims import Claims, sending_under
 from botkit.exceptions import ClaimLostError
 from botkit.store import Claim, OutboundDraft, Store
 
@@ -107,3 +107,15 @@ def test_claims_are_live_only_within_a_lease_of_the_last_renewal() -> None:
     claims.lease = 60.0
     assert claims.live()
     assert claims.claim().owner == claims.owner
+
+
+def test_a_request_under_lapsed_claims_is_refused_before_it_goes_out() -> None:
+    ensure_claims_live()  # outside a send: nothing to check
+    lapsed = Claims(lease=0.05)
+    time.sleep(0.06)
+    live = Claims(lease=60.0)
+    with sending_under(live):
+        ensure_claims_live()
+    with sending_under(lapsed), pytest.raises(ClaimLostError):
+        ensure_claims_live()
+    ensure_claims_live()  # the mark ends with the send

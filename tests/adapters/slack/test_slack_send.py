@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -10,12 +11,14 @@ import pytest
 
 from botkit import (
     AuthenticationError,
+    ClaimLostError,
     ConversationRef,
     RateLimitError,
     Reply,
     RequestRejectedError,
     ServiceUnavailableError,
 )
+from botkit.claims import Claims, sending_under
 from botkit_slack import MAX_TEXT
 from tests.adapters.slack.recording_inbox import RecordingInbox
 from tests.adapters.slack.slack_helpers import HttpEvents, StartAdapter, event
@@ -289,3 +292,16 @@ async def test_a_reply_is_not_found_when_a_piece_is_missing_or_history_is_refuse
 
     slack.fail("conversations.replies", "missing_scope")
     assert await adapter.find_sent(THREAD, "botkit-8") is None  # cannot tell: not found
+
+
+async def test_a_send_under_lapsed_claims_posts_nothing(
+    start_adapter: StartAdapter, slack: FakeSlack
+) -> None:
+    """A process frozen mid-send (its claims lapsed meanwhile) posts nothing once it wakes:
+    the check comes after the pacing wait, right before the request."""
+    adapter = await start_adapter()
+    lapsed = Claims(lease=0.05)
+    await asyncio.sleep(0.06)
+    with sending_under(lapsed), pytest.raises(ClaimLostError):
+        await adapter.send(THREAD, Reply("too late"), delivery_id="botkit-1")
+    assert slack.posted("C111") == []
