@@ -25,8 +25,9 @@ from botkit.store.models import utcnow
 
 __all__ = ["Claims", "ensure_claims_live", "sending_under"]
 
-# the claims behind the send or edit under way in this task (set by the outbox)
-_SENDING: ContextVar[Claims | None] = ContextVar("botkit_sending", default=None)
+# the claim behind the send or edit under way in this task, and when it was taken (set
+# by the outbox)
+_SENDING: ContextVar[tuple[Claims, float] | None] = ContextVar("botkit_sending", default=None)
 
 _LIVE_SHARE = 0.8  # of a lease after the last renewal: the margin covers latency and drift
 
@@ -45,26 +46,41 @@ class Claims:
         # the database's clock minus this process's (PostgreSQL's now() is the judge)
         self.clock_offset = timedelta(0)
         self._renewed_at = time.monotonic()
+        # claims taken before this moment may have lapsed and been taken over while the
+        # process could not renew them (a pause, a lost database): they stay lost
+        self._valid_since = float("-inf")
 
     def claim(self) -> Claim:
         """A claim by this process, valid for one lease from now, in database time."""
         return Claim(self.owner, utcnow() + self.clock_offset + timedelta(seconds=self.lease))
 
     def renewal_sent(self, at: float) -> None:
-        """A renewal of every claim, sent at ``at`` (``time.monotonic()``), succeeded."""
+        """A renewal of every claim, sent at ``at`` (``time.monotonic()``), succeeded.
+
+        After a gap longer than a claim is surely live (the process was paused, or the
+        database away), the claims taken before it may have been taken over: the renewal
+        extends only those still held, so none of them counts as live any more; the work
+        is found again by the next sweep, under a fresh claim.
+        """
+        if at - self._renewed_at > self.lease * _LIVE_SHARE:
+            self._valid_since = at
         self._renewed_at = max(self._renewed_at, at)
 
-    def live(self) -> bool:
-        """Whether every claim this process holds is surely still live: no send or edit
-        starts on a claim that may have lapsed."""
-        return time.monotonic() < self._renewed_at + self.lease * _LIVE_SHARE
+    def live(self, taken_at: float) -> bool:
+        """Whether a claim taken at ``taken_at`` (``time.monotonic()`` before its statement
+        was sent) is surely still held: no send or edit starts on one that may have
+        lapsed."""
+        if taken_at < self._valid_since:
+            return False
+        since = max(self._renewed_at, taken_at)
+        return time.monotonic() < since + self.lease * _LIVE_SHARE
 
 
 @contextlib.contextmanager
-def sending_under(claims: Claims) -> Iterator[None]:
-    """Mark the sends and edits made inside as made under ``claims`` (the outbox, around
-    every call of an adapter's ``send`` and ``edit``)."""
-    token = _SENDING.set(claims)
+def sending_under(claims: Claims, taken_at: float) -> Iterator[None]:
+    """Mark the sends and edits made inside as made under a claim of ``claims`` taken at
+    ``taken_at`` (the outbox, around every call of an adapter's ``send`` and ``edit``)."""
+    token = _SENDING.set((claims, taken_at))
     try:
         yield
     finally:
@@ -80,6 +96,6 @@ def ensure_claims_live() -> None:
     Raises:
         ClaimLostError: the claims may have lapsed; nothing was sent by this request.
     """
-    claims = _SENDING.get()
-    if claims is not None and not claims.live():
+    sending = _SENDING.get()
+    if sending is not None and not sending[0].live(sending[1]):
         raise ClaimLostError("this process's claims may have lapsed; the request was not sent")

@@ -368,6 +368,7 @@ class Dispatcher:
         drafts = [draft_of(conversation_id, message.channel, r, message) for r in replies]
         calls = turn.calls or []
         claim = runtime.claim()
+        taken_at = time.monotonic()  # the replies' claim, if they are stored claimed
         try:
             finished = await until_landed(
                 lambda: store.finish_inbound(
@@ -390,6 +391,7 @@ class Dispatcher:
             await outbox.send_claimed(
                 conversation_id,
                 [_outgoing(i, d, message) for i, d in zip(finished.out_ids, drafts, strict=True)],
+                taken_at,
             )
         elif drafts:
             await outbox.flush(conversation_id)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from botkit.adapter import Adapter
@@ -55,6 +56,7 @@ class LiveReply:
         row_id: int | None,
         token: int,
         sent: SentMessage | None,
+        taken_at: float = 0.0,
     ) -> None:
         self._outbox = outbox
         self._turn = turn
@@ -62,6 +64,7 @@ class LiveReply:
         self._template = template
         self.row_id = row_id
         self._token = token
+        self._taken_at = taken_at  # when its claim was taken (time.monotonic())
         self._sent = sent
         self.shown: str | None = sent.text if sent is not None else None
 
@@ -75,6 +78,7 @@ class LiveReply:
         if queue_only:
             return cls(outbox, turn, adapter, template, row_id=None, token=0, sent=None)
         store, claims = outbox.store, outbox.claims
+        taken_at = time.monotonic()
         earlier = turn.take_earlier()
         if earlier is not None:
             fence = await store.claim(
@@ -87,18 +91,20 @@ class LiveReply:
                 sent = _sent_of(earlier) if earlier.status != "pending" else None
                 return cls(
                     outbox, turn, adapter, template, row_id=earlier.id, token=fence[earlier.id],
-                    sent=sent,
+                    sent=sent, taken_at=taken_at,
                 )  # fmt: skip
         draft = dataclasses.replace(_draft(turn, template, ""), status="streaming")
         row_id = await store.add_outbound(draft, claim=claims.claim())
-        return cls(outbox, turn, adapter, template, row_id=row_id, token=1, sent=None)
+        return cls(
+            outbox, turn, adapter, template, row_id=row_id, token=1, sent=None, taken_at=taken_at
+        )
 
     @property
     def _fence(self) -> tuple[str, int]:
         return (self._outbox.claims.owner, self._token)
 
     def _check_claims(self) -> None:
-        if not self._outbox.claims.live():
+        if not self._outbox.claims.live(self._taken_at):
             raise ClaimLostError("this process's claims may have lapsed; the answer stops here")
 
     async def show(self, text: str) -> None:
@@ -108,7 +114,7 @@ class LiveReply:
         self._check_claims()
         store = self._outbox.store
         if self._sent is None:
-            with sending_under(self._outbox.claims):
+            with sending_under(self._outbox.claims, self._taken_at):
                 self._sent = await self._adapter.send(
                     self._turn.message.conversation,
                     dataclasses.replace(self._template, text=text),
@@ -127,7 +133,7 @@ class LiveReply:
                 "record a posted message",
             )
             return
-        with sending_under(self._outbox.claims):
+        with sending_under(self._outbox.claims, self._taken_at):
             edited = await edit_with_retry(self._adapter, self._sent, text)
         if edited is not None:
             self._sent, self.shown = edited, text
@@ -160,7 +166,7 @@ class LiveReply:
         else:
             if pieces[0] != self.shown:
                 self._check_claims()
-                with sending_under(self._outbox.claims):
+                with sending_under(self._outbox.claims, self._taken_at):
                     edited = await edit_with_retry(self._adapter, self._sent, pieces[0])
                 if edited is None:
                     # the message shows only part of the answer: it stays recorded as

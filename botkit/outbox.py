@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -159,17 +160,19 @@ class Outbox:
         """The lock held while a conversation's replies are sent (streaming holds it too)."""
         return self._locks.setdefault(conversation_id, asyncio.Lock())
 
-    async def send_claimed(self, conversation_id: int, rows: list[StoredMessage]) -> None:
+    async def send_claimed(
+        self, conversation_id: int, rows: list[StoredMessage], taken_at: float
+    ) -> None:
         """Send replies just stored already claimed by this process (the dispatcher's
         fast path: nothing earlier of the conversation was waiting); a new row's fencing
-        token is 1."""
+        token is 1, and ``taken_at`` when the statement that claimed them was sent."""
         ids = {row.id for row in rows}
         self._sending |= ids  # before any wait: a flush meanwhile leaves them to us
         try:
             async with self.lock(conversation_id):
                 try:
                     for row in rows:
-                        if not await self._deliver(row, token=1):
+                        if not await self._deliver(row, token=1, taken_at=taken_at):
                             return
                 except Exception:
                     await self._hand_back(conversation_id)
@@ -202,6 +205,7 @@ class Outbox:
 
     async def _replace_locked(self, earlier: StoredMessage, draft: OutboundDraft) -> None:
         owner = self._claims.owner
+        taken_at = time.monotonic()
         fence = await self._store.claim(
             [earlier.id],
             self._claims.claim(),
@@ -226,8 +230,8 @@ class Outbox:
                 tuple(earlier.meta.get("parts") or ()),
             )
             edited = sent if earlier.text == first else None
-            if edited is None and self._claims.live():
-                with sending_under(self._claims):
+            if edited is None and self._claims.live(taken_at):
+                with sending_under(self._claims, taken_at):
                     edited = await edit_with_retry(adapter, sent, first)
             if edited is not None:
                 await self._store.update_outbound(
@@ -313,12 +317,18 @@ class Outbox:
             await self._store.release_conversation(conversation_id, self._claims.owner)
 
     async def _deliver(
-        self, row: StoredMessage, *, token: int | None = None, in_doubt: bool = False
+        self,
+        row: StoredMessage,
+        *,
+        token: int | None = None,
+        taken_at: float = 0.0,
+        in_doubt: bool = False,
     ) -> bool:
         """Send one reply with retries; False when it must wait (later rows wait too).
 
-        ``token``: the row is already claimed by this process with that fencing token and
-        its first attempt counted, so the first try goes straight to the channel.
+        ``token``: the row is already claimed by this process with that fencing token
+        (taken at ``taken_at``) and its first attempt counted, so the first try goes
+        straight to the channel.
         ``in_doubt``: an earlier send may have reached the channel; the adapter is asked
         (``find_sent``) before it is sent again.
         """
@@ -341,6 +351,7 @@ class Outbox:
         try:
             while True:
                 if token is None:
+                    taken_at = time.monotonic()
                     taken = await self._store.claim(
                         [row.id],
                         self._claims.claim(),
@@ -351,7 +362,7 @@ class Outbox:
                     if not taken:
                         return False  # another live process is sending it; later rows wait
                     token = taken[row.id]
-                if not self._claims.live():
+                if not self._claims.live(taken_at):
                     log.warning("reply %d not sent: this process's claims may have lapsed", row.id)
                     return False
                 fence = (owner, token)
@@ -364,7 +375,7 @@ class Outbox:
                         log.info("reply %d had reached the channel; not sent again", row.id)
                         sent = found
                     else:
-                        with sending_under(self._claims):
+                        with sending_under(self._claims, taken_at):
                             sent = await adapter.send(
                                 row.conversation,
                                 reply_from_row(row),

@@ -101,21 +101,37 @@ async def test_claims_lapse_by_the_databases_clock_on_postgresql(store: Store) -
 
 def test_claims_are_live_only_within_a_lease_of_the_last_renewal() -> None:
     claims = Claims(lease=0.05)
+    taken = time.monotonic()
     time.sleep(0.06)  # past the lease: may have lapsed, whatever the machine's load
-    assert not claims.live()
-    claims.renewal_sent(time.monotonic())
+    assert not claims.live(taken)
     claims.lease = 60.0
-    assert claims.live()
+    assert claims.live(time.monotonic())  # a claim taken just now is live for a lease
     assert claims.claim().owner == claims.owner
+
+
+def test_claims_taken_before_a_gap_in_renewals_stay_lost() -> None:
+    """A process that could not renew for longer than a claim is surely live (paused,
+    or its database away) may have had its claims taken over: the renewal after the gap
+    extends only those still held, so none taken before the gap counts as live."""
+    claims = Claims(lease=0.1)
+    before = time.monotonic()
+    claims.renewal_sent(before)
+    assert claims.live(before)
+    time.sleep(0.15)  # longer than a lease: a gap, however loaded the machine
+    after = time.monotonic()
+    claims.renewal_sent(after)
+    assert not claims.live(before)
+    assert claims.live(after)
 
 
 def test_a_request_under_lapsed_claims_is_refused_before_it_goes_out() -> None:
     ensure_claims_live()  # outside a send: nothing to check
     lapsed = Claims(lease=0.05)
+    taken = time.monotonic()
     time.sleep(0.06)
     live = Claims(lease=60.0)
-    with sending_under(live):
+    with sending_under(live, time.monotonic()):
         ensure_claims_live()
-    with sending_under(lapsed), pytest.raises(ClaimLostError):
+    with sending_under(lapsed, taken), pytest.raises(ClaimLostError):
         ensure_claims_live()
     ensure_claims_live()  # the mark ends with the send

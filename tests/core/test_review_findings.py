@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -187,10 +188,11 @@ async def test_a_flush_waiting_on_the_lock_does_not_resend_a_reply_being_sent(
         queued = asyncio.create_task(bot.outbox.flush(conversation_id))
         await asyncio.sleep(0)
         draft = draft_of(conversation_id, "test", reply_of("the answer", message), message)
+        taken_at = time.monotonic()
         finished = await bot.store.finish_inbound([], "done", [draft], claim=bot.runtime.claim())
         assert finished.claimed
         rows = [_outgoing(i, draft, message) for i in finished.out_ids]
-        sending = asyncio.create_task(bot.outbox.send_claimed(conversation_id, rows))
+        sending = asyncio.create_task(bot.outbox.send_claimed(conversation_id, rows, taken_at))
         await asyncio.sleep(0)
         lock.release()
         await asyncio.gather(queued, sending)
