@@ -28,7 +28,7 @@ from botkit.turn import Turn
 if TYPE_CHECKING:
     from botkit.outbox import Outbox
 
-__all__ = ["LiveReply", "delivery_id", "edit_with_retry"]
+__all__ = ["LiveReply", "delivery_id", "edit_with_retry", "shown_by"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class LiveReply:
                 from_statuses=("pending", "sending", "delivered", "interrupted", "streaming"),
             )
             if fence:
-                sent = _sent_of(earlier) if earlier.status != "pending" else None
+                sent = await shown_by(adapter, earlier)
                 return cls(
                     outbox, turn, adapter, template, row_id=earlier.id, token=fence[earlier.id],
                     sent=sent, taken_at=taken_at,
@@ -235,12 +235,20 @@ def _draft(turn: Turn, template: Reply, text: str) -> OutboundDraft:
     )
 
 
-def _sent_of(row: StoredMessage) -> SentMessage | None:
-    """The channel message an earlier reply posted, if it posted one."""
-    if row.external_id is None:
+async def shown_by(adapter: Adapter, row: StoredMessage) -> SentMessage | None:
+    """The channel message an earlier reply posted, if it posted one: as recorded, or,
+    when its process stopped between posting it and recording that, as the adapter finds
+    it by its delivery id (``Adapter.find_sent``)."""
+    if row.status == "pending":
+        return None  # never handed to the channel
+    if row.external_id is not None:
+        parts = tuple(row.meta.get("parts") or ())
+        return SentMessage(row.conversation, row.external_id, row.text, parts)
+    try:
+        return await adapter.find_sent(row.conversation, delivery_id(row.id))
+    except ServiceError as exc:
+        log.warning("could not look for reply %d on the channel: %s", row.id, exc)
         return None
-    parts = tuple(row.meta.get("parts") or ())
-    return SentMessage(row.conversation, row.external_id, row.text, parts)
 
 
 async def edit_with_retry(

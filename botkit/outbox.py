@@ -43,7 +43,7 @@ from botkit.exceptions import (
     StoreUnavailableError,
 )
 from botkit.landing import until_landed
-from botkit.live import LiveReply, delivery_id, edit_with_retry
+from botkit.live import LiveReply, delivery_id, edit_with_retry, shown_by
 from botkit.messages import Message, Reply, SentMessage
 from botkit.metrics import Metrics
 from botkit.store import OutboundDraft, Store, StoredMessage
@@ -220,16 +220,14 @@ class Outbox:
         adapter = self._adapters.get(earlier.conversation.channel)
         pieces = split_text(draft.text, adapter.capabilities.max_length) if adapter else []
         first = pieces[0] if pieces else draft.text
-        shown = earlier.external_id is not None and earlier.status != "pending"
-        if adapter is not None and shown and adapter.capabilities.edits and first.strip():
-            assert earlier.external_id is not None
-            sent = SentMessage(
-                earlier.conversation,
-                earlier.external_id,
-                earlier.text,
-                tuple(earlier.meta.get("parts") or ()),
-            )
-            edited = sent if earlier.text == first else None
+        sent = await shown_by(adapter, earlier) if adapter is not None else None
+        if (
+            adapter is not None
+            and sent is not None
+            and adapter.capabilities.edits
+            and first.strip()
+        ):
+            edited = sent if sent.text == first else None
             if edited is None and self._claims.live(taken_at):
                 with sending_under(self._claims, taken_at):
                     edited = await edit_with_retry(adapter, sent, first)

@@ -350,7 +350,9 @@ class Store:
         query = _SNAPSHOT_QUERY.where(
             _messages.c.direction == "out",
             _messages.c.reply_to_id.in_(list(inbound_ids)),
-            _messages.c.status.in_(EARLIER_OUT),
+            # a stream still marked as being written is one whose writer stopped: the
+            # caller holds the message it answers now
+            _messages.c.status.in_((*EARLIER_OUT, "streaming")),
         ).order_by(_messages.c.id)
         return await self._read("load earlier replies", _snapshots(query))
 
