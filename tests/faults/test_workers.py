@@ -8,8 +8,10 @@ so that 1,000 answers fit the suite's time on two cores: a streamed answer is a 
 its edits, and the streamed path has scenarios of its own.
 
 Sizes: the full load (1,000 messages over 100 conversations) for the plain runs; the
-frozen-worker and order scenarios, which fail today and wait out leases, run a smaller
-load (:data:`SMALL`) to keep the suite within its time.
+frozen-worker and order scenarios run a smaller load (:data:`SMALL`). At the full load a
+frozen worker still leaves one or two messages answered twice (two replies stored for one
+message; the cause is not found yet, see the issue's note), so the full-size freeze is
+not claimed here.
 """
 
 from __future__ import annotations
