@@ -135,3 +135,18 @@ def test_a_request_under_lapsed_claims_is_refused_before_it_goes_out() -> None:
     with sending_under(lapsed, taken), pytest.raises(ClaimLostError):
         ensure_claims_live()
     ensure_claims_live()  # the mark ends with the send
+
+
+async def test_a_message_is_finished_once_even_by_its_holder(store: Store) -> None:
+    """A finish tried again (its first commit went unheard) finds the message finished
+    and stores nothing more: one message, one set of replies."""
+    accepted, conversation_id = await store.accept(_message(), claim=Claim("A", _soon()))
+    message_id = accepted.message_id
+    draft = OutboundDraft(conversation_id, "test", "the answer", reply_to_id=message_id)
+    claim = Claim("A", _soon())
+    await store.finish_inbound([message_id], "done", [draft], claim=claim, fence={message_id: 1})
+    with pytest.raises(ClaimLostError):
+        await store.finish_inbound(
+            [message_id], "done", [draft], claim=claim, fence={message_id: 1}
+        )
+    assert [r.text for r in await store.pending_outbound(conversation_id)] == ["the answer"]
