@@ -212,9 +212,15 @@ class Outbox:
             status="sending",
             from_statuses=(*EARLIER_OUT, "streaming"),
         )
-        if not fence:  # another live process holds it: this answer goes out on its own
-            await self._store.add_outbound(draft)
-            await self.flush_locked(draft.conversation_id)
+        if not fence:
+            # another live process is delivering that reply right now: it answers the
+            # same message, so this answer would be a second one
+            log.warning(
+                "reply %d to message %s is being delivered by another process; this answer"
+                " is not sent as well",
+                earlier.id,
+                draft.reply_to_id,
+            )
             return
         token = fence[earlier.id]
         adapter = self._adapters.get(earlier.conversation.channel)
