@@ -191,7 +191,8 @@ async def test_one_holder_runs_the_work_and_a_clean_stop_hands_it_over_at_once(
     assert info.holder is None
     # b tries again every lease/3, so it takes over long before the lease would lapse
     await eventually(lambda: second.held, lease)
-    assert probe.starts == ["a", "b"]
+    # held first, then its work starts (a task of its own): wait for that, not race it
+    await eventually(lambda: probe.starts == ["a", "b"], lease)
     assert probe.most == 1
     assert first.token == 1
     assert second.token == 2
@@ -216,7 +217,7 @@ async def test_a_holder_that_cannot_renew_stops_before_its_lease_ends_and_anothe
     assert probe.stopped_at[0] - failing.last_sent < lease
     assert probe.stopped_at[0] - failing.last_sent >= lease * STOP_AT
     await eventually(lambda: second.held, 2 * lease)  # b takes over once it lapses
-    assert probe.starts == ["a", "b"]
+    await eventually(lambda: probe.starts == ["a", "b"], lease)  # its work, a task
     assert probe.most == 1
     assert second.token == 2
     await stop(a)
@@ -364,5 +365,5 @@ async def test_a_database_that_refuses_connections_delays_the_take_but_never_end
     task = start(singleton)
     await eventually(lambda: singleton.held, 10)
     assert refusing.failures == 0
-    assert probe.starts == ["a"]
+    await eventually(lambda: probe.starts == ["a"], 5)  # its work, a task of its own
     await stop(task)
