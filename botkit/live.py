@@ -21,7 +21,7 @@ from botkit.claims import sending_under
 from botkit.exceptions import ClaimLostError, RateLimitError, ServiceError
 from botkit.landing import until_landed
 from botkit.messages import Reply, SentMessage
-from botkit.store import OutboundDraft, StoredMessage
+from botkit.store import StoredMessage
 from botkit.text import split_text
 from botkit.turn import Turn
 
@@ -93,7 +93,7 @@ class LiveReply:
                     outbox, turn, adapter, template, row_id=earlier.id, token=fence[earlier.id],
                     sent=sent, taken_at=taken_at,
                 )  # fmt: skip
-        draft = dataclasses.replace(_draft(turn, template, ""), status="streaming")
+        draft = dataclasses.replace(turn.draft(template), text="", status="streaming")
         row_id = await store.add_outbound(draft, claim=claims.claim())
         return cls(
             outbox, turn, adapter, template, row_id=row_id, token=1, sent=None, taken_at=taken_at
@@ -146,7 +146,9 @@ class LiveReply:
         conversation_id = self._turn.conversation_id
         if self.row_id is None:  # collecting only: queued behind what waits
             if text.strip():
-                await store.add_outbound(_draft(self._turn, self._template, text))
+                await store.add_outbound(
+                    self._turn.draft(dataclasses.replace(self._template, text=text))
+                )
             return
         pieces = split_text(text, self._adapter.capabilities.max_length) if text.strip() else []
         if not pieces:
@@ -178,14 +180,18 @@ class LiveReply:
                         text=self.shown or "",
                         error="the last edit failed",
                     )
-                    await store.add_outbound(_draft(self._turn, self._template, text))
+                    await store.add_outbound(
+                        self._turn.draft(dataclasses.replace(self._template, text=text))
+                    )
                     await outbox.flush_locked(conversation_id)
                     return
                 self._sent, self.shown = edited, pieces[0]
             await store.update_outbound(self.row_id, fence=self._fence, text=pieces[0])
             await outbox.mark_delivered(self.row_id, self._sent, fence=self._fence)
         for rest in pieces[1:]:  # past one message: through the outbox, with retries
-            await store.add_outbound(_draft(self._turn, self._template, rest))
+            await store.add_outbound(
+                self._turn.draft(dataclasses.replace(self._template, text=rest))
+            )
         await outbox.flush_locked(conversation_id)
 
     async def fail(self, error: BaseException) -> None:
@@ -221,18 +227,6 @@ class LiveReply:
         if self._sent is not None and self._sent.parts:
             meta["parts"] = list(self._sent.parts)
         return meta
-
-
-def _draft(turn: Turn, template: Reply, text: str) -> OutboundDraft:
-    message = turn.message
-    return OutboundDraft(
-        conversation_id=turn.conversation_id,
-        channel=message.channel,
-        text=text,
-        markup=template.markup,
-        reply_to_id=message.id,
-        meta={"reply_to": template.reply_to, "metadata": dict(template.metadata)},
-    )
 
 
 async def shown_by(adapter: Adapter, row: StoredMessage) -> SentMessage | None:

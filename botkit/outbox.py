@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -44,13 +45,13 @@ from botkit.exceptions import (
 )
 from botkit.landing import until_landed
 from botkit.live import LiveReply, delivery_id, edit_with_retry, shown_by
-from botkit.messages import Message, Reply, SentMessage
+from botkit.messages import Reply, SentMessage
 from botkit.metrics import Metrics
 from botkit.store import OutboundDraft, Store, StoredMessage
 from botkit.store.models import utcnow
 from botkit.store.repository import EARLIER_OUT
 from botkit.text import split_text
-from botkit.turn import Turn
+from botkit.turn import Turn, draft_of, reply_of
 
 __all__ = ["Outbox", "OutboxPolicy", "delivery_id", "draft_of", "reply_of"]
 
@@ -72,28 +73,6 @@ class OutboxPolicy:
     backoff_base: float = 1.0
     backoff_max: float = 300.0
     inline_wait_max: float = 10.0
-
-
-def reply_of(value: Reply | str, message: Message | None) -> Reply:
-    """A handler's answer as a ``Reply`` that quotes the message it answers."""
-    reply = Reply(value) if isinstance(value, str) else value
-    if reply.reply_to is None and message is not None:
-        reply = Reply(reply.text, reply.markup, message.external_id, reply.metadata)
-    return reply
-
-
-def draft_of(
-    conversation_id: int, channel: str, reply: Reply, message: Message | None
-) -> OutboundDraft:
-    """The outbox entry for a reply."""
-    return OutboundDraft(
-        conversation_id=conversation_id,
-        channel=channel,
-        text=reply.text,
-        markup=reply.markup,
-        reply_to_id=message.id if message is not None else None,
-        meta={"reply_to": reply.reply_to, "metadata": dict(reply.metadata)},
-    )
 
 
 def reply_from_row(row: StoredMessage) -> Reply:
@@ -184,8 +163,7 @@ class Outbox:
         """Send a reply of ``turn`` now (``ctx.reply``): stored, then sent in order; or,
         when an earlier try of the turn posted a reply in its place, that one edited."""
         earlier = turn.take_earlier()
-        message = turn.message
-        draft = draft_of(turn.conversation_id, message.channel, reply, message)
+        draft = turn.draft(reply)
         if earlier is not None:
             await self.replace(earlier, draft)
             return
@@ -248,7 +226,7 @@ class Outbox:
                     claimed_until=None,
                 )
                 for rest in pieces[1:]:
-                    await self._store.add_outbound(_with_text(draft, rest))
+                    await self._store.add_outbound(dataclasses.replace(draft, text=rest))
                 await self.flush_locked(draft.conversation_id)
                 return
         # nothing shown that could be edited: the entry goes out (again) with the new text
@@ -490,9 +468,3 @@ class Outbox:
         self._timers.clear()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _with_text(draft: OutboundDraft, text: str) -> OutboundDraft:
-    return OutboundDraft(
-        draft.conversation_id, draft.channel, text, draft.markup, draft.reply_to_id, draft.meta
-    )

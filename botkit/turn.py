@@ -5,10 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from botkit.messages import Message
-from botkit.store import CallRow, Fence, StoredMessage
+from botkit.messages import Message, Reply
+from botkit.store import CallRow, Fence, OutboundDraft, StoredMessage
 
-__all__ = ["Turn"]
+__all__ = ["Turn", "draft_of", "reply_of"]
+
+
+def reply_of(value: Reply | str, message: Message | None) -> Reply:
+    """A handler's answer as a ``Reply`` that quotes the message it answers."""
+    reply = Reply(value) if isinstance(value, str) else value
+    if reply.reply_to is None and message is not None:
+        reply = Reply(reply.text, reply.markup, message.external_id, reply.metadata)
+    return reply
+
+
+def draft_of(
+    conversation_id: int, channel: str, reply: Reply, message: Message | None
+) -> OutboundDraft:
+    """The outbox entry for a reply."""
+    return OutboundDraft(
+        conversation_id=conversation_id,
+        channel=channel,
+        text=reply.text,
+        markup=reply.markup,
+        reply_to_id=message.id if message is not None else None,
+        meta={"reply_to": reply.reply_to, "metadata": dict(reply.metadata)},
+    )
 
 
 @dataclass(slots=True)
@@ -45,3 +67,7 @@ class Turn:
     def take_earlier(self) -> StoredMessage | None:
         """The oldest earlier reply not yet replaced, which the next reply replaces."""
         return self.earlier.pop(0) if self.earlier else None
+
+    def draft(self, reply: Reply) -> OutboundDraft:
+        """The outbox entry for a reply of this turn."""
+        return draft_of(self.conversation_id, self.message.channel, reply, self.message)
