@@ -245,9 +245,11 @@ class Bot:
             await self.web.start()
         await asyncio.to_thread(self.runtime.tokens.warm)
         # this process holds no claim yet: whatever it claims from now on is live for at
-        # least a lease from now
-        self.claims.renewal_sent(time.monotonic())
+        # least a lease from now (in the database's time, learnt first)
         await self._read_clock()
+        sent = time.monotonic()
+        self.claims.renewal()
+        self.claims.renewal_sent(sent)
         await self.outbox.resume()
         await self.dispatcher.resume()
         self._maintenance = asyncio.create_task(self._maintain(), name="botkit-claims")
@@ -385,7 +387,7 @@ class Bot:
             await asyncio.sleep(self.runtime.lease / 3)
             try:
                 sent = time.monotonic()
-                await self.store.renew_claims(self.claims.claim())
+                await self.store.renew_claims(self.claims.renewal())
                 self.claims.renewal_sent(sent)
                 await self._read_clock()
                 await self.outbox.resume()  # streams first: their messages are answered anew

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from botkit.exceptions import ClaimLostError
 from botkit.store import Claim
@@ -46,16 +46,34 @@ class Claims:
         # the database's clock minus this process's (PostgreSQL's now() is the judge)
         self.clock_offset = timedelta(0)
         self._renewed_at = time.monotonic()
+        # when this process's claims lapse unless renewed (database time): all at once
+        self._until = self._a_lease_from_now()
         # claims taken before this moment may have lapsed and been taken over while the
         # process could not renew them (a pause, a lost database): they stay lost
         self._valid_since = float("-inf")
 
+    def _a_lease_from_now(self) -> datetime:
+        return utcnow() + self.clock_offset + timedelta(seconds=self.lease)
+
     def claim(self) -> Claim:
-        """A claim by this process, valid for one lease from now, in database time."""
-        return Claim(self.owner, utcnow() + self.clock_offset + timedelta(seconds=self.lease))
+        """A claim by this process, in database time.
+
+        Every claim of a process lapses at the same moment, the one its last renewal
+        set: a message and the replies to it never outlive each other's claims, so the
+        process that takes a message over finds the replies an earlier try posted free
+        to edit as well (none still held by the stalled or dead process).
+        """
+        return Claim(self.owner, self._until)
+
+    def renewal(self) -> Claim:
+        """The claim a renewal about to be sent extends every claim to (a lease from now);
+        claims taken from now on lapse with them."""
+        self._until = self._a_lease_from_now()
+        return Claim(self.owner, self._until)
 
     def renewal_sent(self, at: float) -> None:
-        """A renewal of every claim, sent at ``at`` (``time.monotonic()``), succeeded.
+        """A renewal of every claim (to :meth:`renewal`), sent at ``at``
+        (``time.monotonic()``, taken before :meth:`renewal` was called), succeeded.
 
         After a gap longer than a claim is surely live (the process was paused, or the
         database away), the claims taken before it may have been taken over: the renewal
@@ -72,8 +90,8 @@ class Claims:
         lapsed."""
         if taken_at < self._valid_since:
             return False
-        since = max(self._renewed_at, taken_at)
-        return time.monotonic() < since + self.lease * _LIVE_SHARE
+        # every claim lapses a lease after the last renewal sent at the latest
+        return time.monotonic() < self._renewed_at + self.lease * _LIVE_SHARE
 
 
 @contextlib.contextmanager

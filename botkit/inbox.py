@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from botkit._faults import fault_point
 from botkit.exceptions import StoreError
 from botkit.leases import Singleton, Singletons
 from botkit.messages import Message
@@ -103,6 +104,7 @@ class Inbox:
             raise ValueError("a message needs an external_id to be deduplicated")
         claim = self._claim() if self._claim is not None else None
         accepted, conversation_id = await self._store.accept(message, claim=claim, skip=skip)
+        fault_point("accept")
         if accepted.duplicate:
             self._metrics.duplicates.labels(message.channel).inc()
             log.info("duplicate %s message %s ignored", message.channel, message.external_id)

@@ -16,6 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from botkit._faults import fault_point
 from botkit.adapter import Adapter
 from botkit.claims import sending_under
 from botkit.exceptions import ClaimLostError, RateLimitError, ServiceError
@@ -57,6 +58,7 @@ class LiveReply:
         token: int,
         sent: SentMessage | None,
         taken_at: float = 0.0,
+        dropped: bool = False,
     ) -> None:
         self._outbox = outbox
         self._turn = turn
@@ -67,6 +69,9 @@ class LiveReply:
         self._taken_at = taken_at  # when its claim was taken (time.monotonic())
         self._sent = sent
         self.shown: str | None = sent.text if sent is not None else None
+        # another process delivers the reply this answer would replace: nothing is shown
+        # and nothing queued
+        self._dropped = dropped
 
     @classmethod
     async def open(
@@ -81,20 +86,26 @@ class LiveReply:
         taken_at = time.monotonic()
         earlier = turn.take_earlier()
         if earlier is not None:
-            fence = await store.claim(
-                [earlier.id],
-                claims.claim(),
-                status="streaming",
-                from_statuses=("pending", "sending", "delivered", "interrupted", "streaming"),
-            )
-            if fence:
-                sent = await shown_by(adapter, earlier)
+            taken = await outbox.claim_earlier(earlier, status="streaming")
+            if taken is None:
+                # another live process kept delivering it: this answer is not shown
+                log.warning(
+                    "reply %d is being delivered by another process; this answer is not"
+                    " sent as well",
+                    earlier.id,
+                )
                 return cls(
-                    outbox, turn, adapter, template, row_id=earlier.id, token=fence[earlier.id],
-                    sent=sent, taken_at=taken_at,
+                    outbox, turn, adapter, template, row_id=None, token=0, sent=None,
+                    dropped=True,
                 )  # fmt: skip
+            token, taken_at = taken
+            sent = await shown_by(adapter, earlier)
+            return cls(
+                outbox, turn, adapter, template, row_id=earlier.id, token=token,
+                sent=sent, taken_at=taken_at,
+            )  # fmt: skip
         draft = dataclasses.replace(turn.draft(template), text="", status="streaming")
-        row_id = await store.add_outbound(draft, claim=claims.claim())
+        row_id = await store.add_outbound(draft, claim=claims.claim(), held=outbox.held(turn))
         return cls(
             outbox, turn, adapter, template, row_id=row_id, token=1, sent=None, taken_at=taken_at
         )
@@ -132,6 +143,7 @@ class LiveReply:
                 ),
                 "record a posted message",
             )
+            fault_point("live-shown")
             return
         with sending_under(self._outbox.claims, self._taken_at):
             edited = await edit_with_retry(self._adapter, self._sent, text)
@@ -145,9 +157,10 @@ class LiveReply:
         outbox, store = self._outbox, self._outbox.store
         conversation_id = self._turn.conversation_id
         if self.row_id is None:  # collecting only: queued behind what waits
-            if text.strip():
+            if text.strip() and not self._dropped:
                 await store.add_outbound(
-                    self._turn.draft(dataclasses.replace(self._template, text=text))
+                    self._turn.draft(dataclasses.replace(self._template, text=text)),
+                    held=outbox.held(self._turn),
                 )
             return
         pieces = split_text(text, self._adapter.capabilities.max_length) if text.strip() else []
@@ -181,7 +194,8 @@ class LiveReply:
                         error="the last edit failed",
                     )
                     await store.add_outbound(
-                        self._turn.draft(dataclasses.replace(self._template, text=text))
+                        self._turn.draft(dataclasses.replace(self._template, text=text)),
+                        held=outbox.held(self._turn),
                     )
                     await outbox.flush_locked(conversation_id)
                     return
@@ -190,7 +204,8 @@ class LiveReply:
             await outbox.mark_delivered(self.row_id, self._sent, fence=self._fence)
         for rest in pieces[1:]:  # past one message: through the outbox, with retries
             await store.add_outbound(
-                self._turn.draft(dataclasses.replace(self._template, text=rest))
+                self._turn.draft(dataclasses.replace(self._template, text=rest)),
+                held=outbox.held(self._turn),
             )
         await outbox.flush_locked(conversation_id)
 

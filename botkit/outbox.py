@@ -47,7 +47,7 @@ from botkit.landing import until_landed
 from botkit.live import LiveReply, delivery_id, edit_with_retry, shown_by
 from botkit.messages import Reply, SentMessage
 from botkit.metrics import Metrics
-from botkit.store import OutboundDraft, Store, StoredMessage
+from botkit.store import Fence, OutboundDraft, Store, StoredMessage
 from botkit.store.models import utcnow
 from botkit.store.repository import EARLIER_OUT
 from botkit.text import split_text
@@ -167,8 +167,14 @@ class Outbox:
         if earlier is not None:
             await self.replace(earlier, draft)
             return
-        await self._store.add_outbound(draft)
+        await self._store.add_outbound(draft, held=self.held(turn))
         await self.flush(turn.conversation_id)
+
+    def held(self, turn: Turn) -> tuple[str, Fence] | None:
+        """What a reply of ``turn`` is stored under: its messages, still held by this
+        process with the tokens it took them with (``Store.add_outbound``), so a process
+        that lost them to another (it stalled past its lease) stores no second answer."""
+        return None if turn.fence is None else (self._claims.owner, turn.fence)
 
     async def replace(self, earlier: StoredMessage, draft: OutboundDraft) -> None:
         """Make the reply ``earlier`` (posted, queued or cut short by an earlier try of an
@@ -181,18 +187,38 @@ class Outbox:
             except ClaimLostError as exc:
                 log.warning("reply %d not replaced: %s", earlier.id, exc)
 
+    async def claim_earlier(
+        self, earlier: StoredMessage, *, status: str = "sending"
+    ) -> tuple[int, float] | None:
+        """Claim the reply ``earlier`` to replace it: its fencing token and when it was
+        taken, or ``None`` if another process kept it for a whole lease.
+
+        It can still be held elsewhere: a process that stalled past its lease renews
+        what nobody took from it yet when it wakes, and then lets go (it closes its
+        stream as interrupted, or sends the reply and marks it delivered). Waiting for
+        that, rather than posting the new answer beside it, keeps one channel message.
+        """
+        started = time.monotonic()
+        while True:
+            taken_at = time.monotonic()
+            fence = await self._store.claim(
+                [earlier.id],
+                self._claims.claim(),
+                status=status,
+                from_statuses=(*EARLIER_OUT, "streaming"),
+            )
+            if fence:
+                return fence[earlier.id], taken_at
+            if taken_at - started > self._claims.lease or not self._claims.live(started):
+                return None
+            await asyncio.sleep(min(1.0, self._claims.lease / 10))
+
     async def _replace_locked(self, earlier: StoredMessage, draft: OutboundDraft) -> None:
         owner = self._claims.owner
-        taken_at = time.monotonic()
-        fence = await self._store.claim(
-            [earlier.id],
-            self._claims.claim(),
-            status="sending",
-            from_statuses=(*EARLIER_OUT, "streaming"),
-        )
-        if not fence:
-            # another live process is delivering that reply right now: it answers the
-            # same message, so this answer would be a second one
+        taken = await self.claim_earlier(earlier)
+        if taken is None:
+            # another live process kept delivering that reply: it answers the same
+            # message, so this answer would be a second one
             log.warning(
                 "reply %d to message %s is being delivered by another process; this answer"
                 " is not sent as well",
@@ -200,7 +226,7 @@ class Outbox:
                 draft.reply_to_id,
             )
             return
-        token = fence[earlier.id]
+        token, taken_at = taken
         adapter = self._adapters.get(earlier.conversation.channel)
         pieces = split_text(draft.text, adapter.capabilities.max_length) if adapter else []
         first = pieces[0] if pieces else draft.text

@@ -65,5 +65,5 @@ class Runtime:
         return self.claims.lease
 
     def claim(self) -> Claim:
-        """A claim by this process, valid for one lease from now (database time)."""
+        """A claim by this process, lapsing with all its others (``Claims.claim``)."""
         return self.claims.claim()

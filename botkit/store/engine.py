@@ -30,6 +30,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from botkit._faults import fault_point
 from botkit.exceptions import ConfigError, StoreError
 
 __all__ = ["Database", "Operation", "Synchronous", "is_sqlite"]
@@ -279,7 +280,10 @@ class Database:
         """In the writer thread: the batch in one transaction, or each alone if it fails."""
         try:
             with self._writer_engine.begin() as conn:
-                return [(True, r) for group in _groups(batch) for r in _run_group(conn, group)]
+                results = [(True, r) for group in _groups(batch) for r in _run_group(conn, group)]
+                if len(batch) > 1:
+                    fault_point("group-commit")
+                return results
         except Exception as exc:
             if len(batch) == 1 or _locked(exc):
                 # another process holds the file: each write alone would wait as long again

@@ -466,10 +466,36 @@ class Store:
 
     # -- outbox --------------------------------------------------------------------------
 
-    async def add_outbound(self, draft: OutboundDraft, *, claim: Claim | None = None) -> int:
-        """Queue one reply in the outbox (claimed by ``claim``, if given); returns its id."""
+    async def add_outbound(
+        self,
+        draft: OutboundDraft,
+        *,
+        claim: Claim | None = None,
+        held: tuple[str, Fence] | None = None,
+    ) -> int:
+        """Queue one reply in the outbox (claimed by ``claim``, if given); returns its id.
+
+        ``held``: (owner, fence) of the messages the reply answers: it is stored only
+        while ``owner`` still holds every one of them, unfinished, with its token (on
+        PostgreSQL their rows stay locked until the reply is committed, so a take-over
+        waits for it and then finds it among the earlier replies to edit).
+
+        Raises:
+            ClaimLostError: another process holds one of the messages now, or it was
+                finished; nothing was stored.
+        """
         row = _reply_row(draft, utcnow())
-        return await self._write("queue reply", lambda conn: _add_outbound(conn, row, claim))
+        holds = (
+            []
+            if held is None
+            else [{"b_id": i, "b_owner": held[0], "b_token": t} for i, t in held[1].items()]
+        )
+
+        def op(conn: Connection) -> int:
+            _run_fenced(conn, _STILL_HELD, holds)
+            return _add_outbound(conn, row, claim)
+
+        return await self._write("queue reply", op)
 
     async def pending_outbound(self, conversation_id: int) -> list[StoredMessage]:
         """Undelivered replies of one conversation, oldest first."""
@@ -1488,6 +1514,8 @@ _UPDATE_FENCED = update(_messages).where(
 # connection lost mid-commit) finds the message finished and changes nothing
 _FINISH_FENCED = _UPDATE_FENCED.where(_one_of(_messages.c.status, UNFINISHED_IN))
 _SET_STATUS = update(_messages).where(_messages.c.id.in_(bindparam("b_ids", expanding=True)))
+# changes nothing, only while the message is held unfinished (and locks its row)
+_STILL_HELD = _FINISH_FENCED.values(claim_token=_messages.c.claim_token)
 
 
 def _snapshot(r: Any) -> StoredMessage:

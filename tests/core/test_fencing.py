@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from botkit import ConversationRef, Message, Sender, ensure_claims_live
+from botkit import Capabilities, ConversationRef, Message, Reply, Sender, ensure_claims_live
 from botkit.claims import Claims, sending_under
 from botkit.exceptions import ClaimLostError
-from botkit.store import Claim, OutboundDraft, Store
+from botkit.metrics import Metrics
+from botkit.outbox import Outbox
+from botkit.store import Claim, OutboundDraft, Store, StoredMessage
+from botkit.testing import InMemoryChannel
 
 UNFINISHED = ("pending", "processing")
 
@@ -150,3 +153,69 @@ async def test_a_message_is_finished_once_even_by_its_holder(store: Store) -> No
             [message_id], "done", [draft], claim=claim, fence={message_id: 1}
         )
     assert [r.text for r in await store.pending_outbound(conversation_id)] == ["the answer"]
+
+
+def test_every_claim_of_a_process_lapses_together() -> None:
+    """A message and the reply to it, claimed a moment apart, lapse at the same moment,
+    the one the last renewal set: a take-over of the message never finds its reply
+    still held by the process it took the message from."""
+    claims = Claims(lease=30.0)
+    first = claims.claim()
+    time.sleep(0.01)
+    assert claims.claim() == first
+    renewed = claims.renewal()
+    assert renewed.until > first.until
+    assert claims.claim() == renewed
+
+
+async def test_a_reply_stored_after_its_message_was_taken_over_is_refused(store: Store) -> None:
+    message_id, conversation_id = await _taken_over(store)
+    late = OutboundDraft(conversation_id, "test", "A's late reply", reply_to_id=message_id)
+    with pytest.raises(ClaimLostError):
+        await store.add_outbound(late, held=("A", {message_id: 1}))
+    assert await store.pending_outbound(conversation_id) == []
+
+    draft = OutboundDraft(conversation_id, "test", "B's reply", reply_to_id=message_id)
+    await store.add_outbound(draft, held=("B", {message_id: 2}))
+    assert [r.text for r in await store.pending_outbound(conversation_id)] == ["B's reply"]
+
+
+async def _posted_reply_held_by_a(
+    store: Store, channel: InMemoryChannel, held_for: float
+) -> tuple[StoredMessage, int]:
+    """A message taken over by B, and the reply A posted to it (shown in the channel),
+    which A still holds for ``held_for`` seconds."""
+    message_id, conversation_id = await _taken_over(store)
+    conversation = ConversationRef("test", "c1")
+    sent = await channel.send(conversation, Reply("A's half answer"), delivery_id="botkit-0")
+    draft = OutboundDraft(conversation_id, "test", sent.text, reply_to_id=message_id)
+    until = datetime.now(UTC) + timedelta(seconds=held_for)
+    reply_id = await store.add_outbound(draft, claim=Claim("A", until))
+    await store.update_outbound(reply_id, status="streaming", external_id=sent.external_id)
+    [earlier] = await store.messages([reply_id])
+    return earlier, conversation_id
+
+
+async def test_a_reply_still_held_elsewhere_is_waited_for_then_edited(store: Store) -> None:
+    channel = InMemoryChannel(capabilities=Capabilities(edits=True))
+    earlier, conversation_id = await _posted_reply_held_by_a(store, channel, held_for=0.5)
+    outbox = Outbox(store, {"test": channel}, Metrics(), claims=Claims(lease=5.0, owner="B"))
+    draft = OutboundDraft(conversation_id, "test", "B's whole answer", reply_to_id=1)
+
+    await outbox.replace(earlier, draft)
+
+    assert [s.text for s in channel.sent] == ["B's whole answer"]
+    [row] = await store.messages([earlier.id])
+    assert (row.status, row.text) == ("delivered", "B's whole answer")
+
+
+async def test_a_reply_kept_by_a_live_process_is_left_to_it(store: Store) -> None:
+    channel = InMemoryChannel(capabilities=Capabilities(edits=True))
+    earlier, conversation_id = await _posted_reply_held_by_a(store, channel, held_for=60)
+    outbox = Outbox(store, {"test": channel}, Metrics(), claims=Claims(lease=0.3, owner="B"))
+    draft = OutboundDraft(conversation_id, "test", "B's whole answer", reply_to_id=1)
+
+    await outbox.replace(earlier, draft)  # gives up after one of its leases
+
+    assert [s.text for s in channel.sent] == ["A's half answer"]
+    assert await store.pending_outbound(conversation_id) == []

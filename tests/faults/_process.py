@@ -127,6 +127,14 @@ class BotProcess:
         """Its exit status, once ended (negative: killed by that signal)."""
         return None if self.process is None else self.process.poll()
 
+    @property
+    def stopped(self) -> bool:
+        """Whether it is stopped (SIGSTOP, sent by a test or by itself at a fault point)."""
+        if not self.running:
+            return False
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] == "T"
+
     def _signal(self, sig: signal.Signals) -> None:
         assert self.process is not None
         self.signals.append(sig.name)

@@ -10,7 +10,9 @@ channel) of its own, so "exactly one message in the channel" is "answered once".
 from __future__ import annotations
 
 import asyncio
+import signal
 
+from botkit._faults import ENV
 from tests.fakes.openai_server import echo, hang
 from tests.faults.harness import BotProcess, Cluster, answered_once_problems, wait_until
 
@@ -34,26 +36,21 @@ async def _restart_and_settle(cluster: Cluster, bot: BotProcess, expected: dict[
     assert answered_once_problems(cluster, expected) == []
 
 
-async def _burst_killed_midway(cluster: Cluster, bot: BotProcess) -> dict[str, str]:
-    """Post ``BURST`` messages at once and SIGKILL the bot when about a third of them are
-    acknowledged; restart it while the rest are still being redelivered.
-
-    The model says nothing until the kill, so the kill cuts accepting (and claiming) and
-    nothing else: the later steps have tests of their own.
-    """
-    cluster.openai.default = hang(120)
+async def _burst_killed_at(cluster: Cluster, bot: BotProcess, point: str) -> dict[str, str]:
+    """Post ``BURST`` messages at once to a bot started with ``BOTKIT_FAULT_AT=point``,
+    which SIGKILLs itself there (``botkit._faults``); restart it (without the fault) while
+    the messages it did not acknowledge are still being redelivered."""
+    bot.env[ENV] = point
+    bot.start()
+    await bot.wait_ready()
     expected = {f"D{i}": f"echo: burst {i}" for i in range(BURST)}
     posts = [
         asyncio.create_task(cluster.slack_events.post(bot, f"D{i}", f"burst {i}"))
         for i in range(BURST)
     ]
-    await wait_until(
-        lambda: sum(t.done() for t in posts) >= BURST // 3,
-        what="a third of the burst acknowledged",
-        watch=[bot],
-    )
-    bot.kill()
-    cluster.openai.default = None
+    # it stops itself at the point: a run that never reaches it fails here
+    assert await bot.wait_exit(within=ANSWER_TIMEOUT) == -signal.SIGKILL
+    del bot.env[ENV]
     restarted = asyncio.create_task(_restart_and_settle(cluster, bot, expected))
     await asyncio.gather(*posts)
     await restarted
@@ -63,21 +60,20 @@ async def _burst_killed_midway(cluster: Cluster, bot: BotProcess) -> dict[str, s
 async def test_killed_during_accept_each_message_is_answered_once(
     cluster: Cluster, postgres_url: str
 ) -> None:
-    bot = cluster.config("bot", database=postgres_url).start()
-    await bot.wait_ready()
+    # the fifth message is stored, and the process dies before Slack hears it was taken
+    bot = cluster.config("bot", database=postgres_url)
 
-    await _burst_killed_midway(cluster, bot)
+    await _burst_killed_at(cluster, bot, "accept:5")
 
 
 async def test_killed_during_a_group_commit_each_message_is_answered_once(
     cluster: Cluster, sqlite_url: str
 ) -> None:
-    # SQLite commits the writes that arrive together as one transaction: a burst of
-    # accepts (and the claims that follow them) is a stream of group commits, cut by the kill
-    bot = cluster.config("bot", database=sqlite_url).start()
-    await bot.wait_ready()
+    # SQLite commits the writes that arrive together as one transaction: the process dies
+    # with the second such batch written and not committed (accepts, claims, answers)
+    bot = cluster.config("bot", database=sqlite_url)
 
-    await _burst_killed_midway(cluster, bot)
+    await _burst_killed_at(cluster, bot, "group-commit:2")
 
 
 async def test_killed_during_the_model_call_the_message_is_answered_once(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
+from botkit._faults import ENV
 from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, echo
 from tests.faults.harness import BotProcess, Cluster, wait_until
 
@@ -205,3 +206,40 @@ async def test_a_worker_frozen_past_its_lease_sends_nothing_twice(
 
     assert _lost_or_doubled(cluster, FULL) == []
     assert _out_of_order(cluster, FULL) == []
+
+
+@pytest.mark.timeout(120)
+async def test_a_worker_frozen_mid_stream_leaves_one_message_with_the_whole_answer(
+    cluster: Cluster, postgres_url: str
+) -> None:
+    """Streaming (the default): a worker shows the start of an answer and freezes right
+    there (``live-shown``, before its next renewal: its reply's claim is younger than
+    its message's); the other takes the message over once the frozen worker's claims
+    lapse, all of them at once, and edits the shown message into its own whole answer.
+    The frozen worker wakes and adds nothing."""
+    await cluster.migrate(postgres_url)
+    frozen, other = [
+        cluster.config(f"worker{i}", database=postgres_url, bot={"claim_lease": LEASE})
+        for i in range(2)
+    ]
+    frozen.env[ENV] = "live-shown:1:stop"
+    for worker in (frozen, other):
+        await worker.start().wait_ready()
+    whole = "echo: tell me more" + "".join(f" w{i}" for i in range(20))
+    cluster.openai.default = echo(pad_words=20, interval=0.05)
+    await cluster.slack_events.post([frozen, other], "D1", "tell me more", first=0)
+    await wait_until(lambda: frozen.stopped, what="the worker to freeze at its first post")
+    assert len(cluster.slack_texts("D1")) == 1
+
+    await wait_until(
+        lambda: cluster.slack_texts("D1") == [whole],
+        within=60,
+        what="the other worker's whole answer, in the message already shown",
+        watch=[other],
+        explain=lambda: f"the channel shows {cluster.slack_texts('D1')!r}",
+    )
+    frozen.resume()
+    await asyncio.sleep(SETTLE)
+
+    assert cluster.slack_texts("D1") == [whole]
+    assert not frozen.exited
