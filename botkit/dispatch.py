@@ -316,9 +316,14 @@ class Dispatcher:
         try:
             return await self._answer(turn, ctx)
         except ClaimLostError as exc:
-            log.warning("messages %s: %s; left to the process that holds them", ids, exc)
-            with contextlib.suppress(Exception):  # the calls were paid for all the same
-                await store.record_calls(turn.calls or [])
+            if await self._finished_here(turn):
+                # a finish whose commit went unheard (the connection lost) and was tried
+                # again: it landed the first time, with its calls
+                log.info("messages %s were finished by this process already", ids)
+            else:
+                log.warning("messages %s: %s; left to the process that holds them", ids, exc)
+                with contextlib.suppress(Exception):  # the calls were paid for all the same
+                    await store.record_calls(turn.calls or [])
             # a finish whose commit went unheard (the connection lost) stored its replies:
             # they go out as any waiting reply does
             await runtime.outbox.flush(conversation_id)
@@ -382,6 +387,8 @@ class Dispatcher:
                 ),
                 "finish a message",
             )
+        except ClaimLostError:
+            raise  # its handler records the calls, unless this finish stored them
         except Exception:
             with contextlib.suppress(Exception):  # the calls were paid for all the same
                 await store.record_calls(calls)
@@ -396,6 +403,15 @@ class Dispatcher:
         elif drafts:
             await outbox.flush(conversation_id)
         return True
+
+    async def _finished_here(self, turn: Turn) -> bool:
+        """Whether the turn's messages were finished under this process's claim on them."""
+        if turn.fence is None:
+            return False
+        try:
+            return await self._runtime.store.finished_under(self._runtime.owner, turn.fence)
+        except Exception:  # the database away again: count the calls rather than lose them
+            return False
 
     def _within_horizon(self, message: Message) -> bool:
         age = (utcnow() - message.received_at).total_seconds()

@@ -702,6 +702,23 @@ class Store:
         """Store one model call with its usage and cost."""
         await self.record_calls([call])
 
+    async def finished_under(self, owner: str, fence: Fence) -> bool:
+        """Whether every one of these messages was finished while ``owner`` held it with
+        its token (a finish keeps the claim it was made under): after a finish whose
+        commit went unheard, whether it landed."""
+        query = select(
+            _messages.c.id, _messages.c.claimed_by, _messages.c.claim_token, _messages.c.status
+        ).where(_messages.c.id.in_(list(fence)))
+
+        def op(conn: Connection) -> bool:
+            rows = conn.execute(query).all()
+            return len(rows) == len(fence) and all(
+                by == owner and token == fence[int(i)] and status not in UNFINISHED_IN
+                for i, by, token, status in rows
+            )
+
+        return await self._read("check a finish", op)
+
     async def record_calls(self, calls: Sequence[CallRow]) -> None:
         """Store model calls with their usage and cost, in one transaction."""
         if not calls:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from botkit import Capabilities, ConversationRef, Message, Reply, Sender, ensure_claims_live
 from botkit.claims import Claims, sending_under
-from botkit.exceptions import ClaimLostError
+from botkit.exceptions import ClaimLostError, StoreUnavailableError
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox
 from botkit.store import Claim, OutboundDraft, Store, StoredMessage
-from botkit.testing import InMemoryChannel
+from botkit.store.repository import Finished
+from botkit.testing import FakeModel, InMemoryChannel
+from tests.fakes.bots import make_bot
+from tests.fakes.recording_adapter import RecordingAdapter
 
 UNFINISHED = ("pending", "processing")
 
@@ -153,6 +157,40 @@ async def test_a_message_is_finished_once_even_by_its_holder(store: Store) -> No
             [message_id], "done", [draft], claim=claim, fence={message_id: 1}
         )
     assert [r.text for r in await store.pending_outbound(conversation_id)] == ["the answer"]
+    assert await store.finished_under("A", {message_id: 1})  # it was A's own finish
+    assert not await store.finished_under("A", {message_id: 2})
+    assert not await store.finished_under("B", {message_id: 1})
+
+
+async def test_a_finish_under_a_lost_claim_is_not_the_losers(store: Store) -> None:
+    message_id, _ = await _taken_over(store)
+    assert not await store.finished_under("B", {message_id: 2})  # not finished yet
+    await store.finish_inbound(
+        [message_id], "done", [], claim=Claim("B", _soon()), fence={message_id: 2}
+    )
+    assert await store.finished_under("B", {message_id: 2})
+    assert not await store.finished_under("A", {message_id: 1})
+
+
+async def test_a_finish_whose_commit_went_unheard_records_its_model_calls_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = RecordingAdapter()
+    async with make_bot(database_url, {"test": adapter}, model=FakeModel()) as bot:
+        finish = bot.store.finish_inbound
+        unheard: list[object] = []
+
+        async def finish_then_lose_the_connection(*args: Any, **kwargs: Any) -> Finished:
+            finished = await finish(*args, **kwargs)
+            if not unheard:  # committed; the answer never reaches the bot
+                unheard.append(finished)
+                raise StoreUnavailableError("connection lost during the commit")
+            return finished
+
+        monkeypatch.setattr(bot.store, "finish_inbound", finish_then_lose_the_connection)
+        assert await adapter.ask("hello") == ["echo: hello"]
+        assert unheard
+        assert [row.calls for row in await bot.store.usage()] == [1]
 
 
 def test_every_claim_of_a_process_lapses_together() -> None:
