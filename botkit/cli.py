@@ -151,6 +151,8 @@ async def _usage(config: Config, args: argparse.Namespace) -> int:
         cost = dollars(r.cost_nanos) or Decimal(0)
         total += cost
         unknown = f" (+{r.unpriced_calls} unpriced)" if r.unpriced_calls else ""
+        if r.estimated_calls:  # the server sent no usage for these: botkit counted
+            unknown += f" ({r.estimated_calls} of {r.calls} calls estimated)"
         print(
             f"{r.day:10}  {r.model[:24]:24} {r.channel[:10]:10} {r.user[:16]:16} {r.calls:>5} "
             f"{r.prompt_tokens:>9} {r.completion_tokens:>9} {cost:>12.6f}{unknown}"
@@ -185,6 +187,7 @@ def _usage_json(row: UsageRow) -> dict[str, object]:
         "completion_tokens": row.completion_tokens,
         "cost_usd": str(dollars(row.cost_nanos)),
         "unpriced_calls": row.unpriced_calls,
+        "estimated_calls": row.estimated_calls,
     }
 
 

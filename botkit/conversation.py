@@ -257,6 +257,7 @@ class ConversationLLM:
             ok=record.ok,
             error=record.error,
             attempt=record.attempt,
+            usage_estimated=record.estimated,
             message_id=self._message_id,
             conversation_id=self._conversation_id,
             channel=message.channel if message is not None else None,

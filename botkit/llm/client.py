@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from botkit.llm._retry import Failed, RetryPolicy
 from botkit.llm._sse import SSEParser
 from botkit.llm._wire import StreamAssembler, build_body, check_request, finish, parse_completion
 from botkit.llm.models import ModelInfo, ModelTable
+from botkit.llm.tokens import TokenCounter
 from botkit.llm.types import CallRecord, CallRecorder, ChatRequest, Completion, TextDelta, Usage
 from botkit.secrets import Secret
 
@@ -89,6 +91,7 @@ class OpenAIChatClient:
         self.name = model
         self.base_url = base_url.rstrip("/")
         self._url = f"{self.base_url}/chat/completions"
+        self._counters: dict[str | None, TokenCounter] = {}  # by encoding, for estimates
         self._api_key = api_key
         self._models = models
         self._timeout = timeout
@@ -125,7 +128,7 @@ class OpenAIChatClient:
             started = time.monotonic()
             usage: Usage | None = None
             try:
-                completion = await self._post_plain(body, model)
+                completion = self._with_usage(request, model, await self._post_plain(body, model))
                 usage = completion.usage
                 completion = finish(request, completion)
             except Failed as failed:
@@ -168,7 +171,9 @@ class OpenAIChatClient:
                     async for text in texts:
                         yielded = True
                         yield TextDelta(text)
-                completion = finish(request, assembler.completion())
+                completion = finish(
+                    request, self._with_usage(request, model, assembler.completion())
+                )
             except Failed as failed:
                 await self._record(
                     record, request, model, assembler.usage, started, attempt, failed.error
@@ -362,6 +367,25 @@ class OpenAIChatClient:
             failed.error,
         )
         await self._sleep(delay)
+
+    def _with_usage(self, request: ChatRequest, model: str, completion: Completion) -> Completion:
+        """``completion`` with its usage: the server's, or, when it sent none (llama.cpp's
+        server in a stream, some proxies), botkit's own count, marked as an estimate, so
+        usage reports and token budgets still add up."""
+        if completion.usage is not None:
+            return completion
+        info = self.model_info(model)
+        counter = self._counters.get(info.encoding)
+        if counter is None:
+            counter = self._counters[info.encoding] = TokenCounter.for_model(info)
+        prompt = counter.count_messages(request.messages)
+        if request.tools:
+            prompt += counter.count(json.dumps(list(request.tools), default=str))
+        output = counter.count(completion.content or "") + sum(
+            counter.count(call.name) + counter.count(call.arguments)
+            for call in completion.tool_calls
+        )
+        return dataclasses.replace(completion, usage=Usage(prompt, output, estimated=True))
 
     async def _record(
         self,

@@ -64,10 +64,13 @@ class Usage:
     Attributes:
         prompt_tokens: tokens in the request (messages, tools, overhead).
         completion_tokens: tokens the model generated.
+        estimated: the server said nothing (llama.cpp's server in a stream, some
+            proxies): botkit counted both with the model's tokenizer.
     """
 
     prompt_tokens: int
     completion_tokens: int
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -230,12 +233,14 @@ class CallRecord:
         purpose: the request's ``purpose``.
         prompt_tokens: from the server's usage, ``None`` when it did not say.
         completion_tokens: likewise.
-        cost: in US dollars, priced from the model table; ``None`` when the model's price
-            is unknown or there was no usage (never a guessed price).
+        cost: in US dollars, priced from the model table (from botkit's own count when
+            the server sent no usage: see ``estimated``); ``None`` when the model's price
+            is unknown or the attempt failed before any usage.
         latency_s: seconds from sending the request to the end of the reply.
         ok: whether this attempt produced the completion.
         error: the error's text when it did not (never holds a secret).
         attempt: 1 for the first try, 2 for the first retry...
+        estimated: the tokens (and the cost) are botkit's count, the server sent none.
     """
 
     model: str
@@ -247,6 +252,7 @@ class CallRecord:
     ok: bool
     error: str | None
     attempt: int
+    estimated: bool = False
 
     @classmethod
     def of_attempt(
@@ -272,6 +278,7 @@ class CallRecord:
             ok=error is None,
             error=str(error) if error is not None else None,
             attempt=attempt,
+            estimated=usage.estimated if usage else False,
         )
 
 

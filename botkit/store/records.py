@@ -48,3 +48,4 @@ class UsageRow:
     completion_tokens: int
     cost_nanos: int
     unpriced_calls: int
+    estimated_calls: int = 0  # the server sent no usage: botkit counted the tokens

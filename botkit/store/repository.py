@@ -758,6 +758,7 @@ class Store:
             func.coalesce(func.sum(calls.completion_tokens), 0),
             func.coalesce(func.sum(calls.cost_nanos), 0),
             func.sum(func.cast(and_(calls.cost_nanos.is_(None), calls.ok.is_(True)), Integer())),
+            func.sum(func.cast(calls.usage_estimated, Integer())),
         ).group_by("day", calls.model, "channel", "user")
         if since is not None:
             query = query.where(calls.created_at >= since)
@@ -765,8 +766,19 @@ class Store:
 
         def op(conn: Connection) -> list[UsageRow]:
             return [
-                UsageRow(str(d), m, c, u, int(n), int(p), int(o), int(cost), int(unpriced or 0))
-                for d, m, c, u, n, p, o, cost, unpriced in conn.execute(query).all()
+                UsageRow(
+                    str(d),
+                    m,
+                    c,
+                    u,
+                    int(n),
+                    int(p),
+                    int(o),
+                    int(cost),
+                    int(unpriced or 0),
+                    int(estimated or 0),
+                )
+                for d, m, c, u, n, p, o, cost, unpriced, estimated in conn.execute(query).all()
             ]
 
         return await self._read("usage report", op)
@@ -1384,6 +1396,8 @@ class CallRow:
     conversation_id: int | None = None
     channel: str | None = None
     user_id: str | None = None
+    # the tokens are botkit's count: the server sent no usage
+    usage_estimated: bool = False
     # the spend reservation this call settles (dropped when the call is stored)
     reservation_id: int | None = None
 

@@ -99,3 +99,29 @@ def test_usage_reports_how_often_each_annotation_value_occurred(
     assert "negative" in capsys.readouterr().out
     assert main(["usage", "--annotation", "mood"]) == 0
     assert "no messages annotated with 'mood'" in capsys.readouterr().out
+
+
+async def _calls_database(url: str) -> None:
+    from botkit.store import CallRow, Database, Store
+
+    database = Database(url)
+    await database.upgrade()
+    store = Store(database)
+    for estimated in (False, True):  # the second server sent no usage: botkit counted
+        await store.record_call(
+            CallRow("chat", "llama", 100, 20, None, 5.0, True, None, 1, usage_estimated=estimated)
+        )
+    await database.close()
+
+
+def test_usage_says_which_figures_are_estimated(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    asyncio.run(_calls_database(f"sqlite:///{workdir / 'cli.db'}"))
+    assert main(["usage"]) == 0
+    assert "(1 of 2 calls estimated)" in capsys.readouterr().out
+    assert main(["usage", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["calls"], row["estimated_calls"], row["prompt_tokens"]) == (2, 1, 200)

@@ -18,6 +18,8 @@ from botkit.llm import (
     ModelTable,
     OpenAIChatClient,
 )
+from botkit.llm.tokens import TokenCounter
+from botkit.llm.types import Usage
 from botkit.secrets import Secret
 from tests.core import conftest_llm
 from tests.core.conftest_llm import KEY, Records
@@ -250,15 +252,28 @@ async def test_unknown_model_records_tokens_but_no_cost(
     assert records[0].cost is None
 
 
-async def test_reply_without_usage_records_no_cost(
+async def test_a_reply_without_usage_is_counted_by_botkit_and_marked_estimated(
     fake_openai: FakeOpenAI, client: OpenAIChatClient
 ) -> None:
     fake_openai.script(completion("fine", usage=None))
     records = Records()
     reply = await client.complete(ChatRequest(HELLO), record=records)
-    assert reply.usage is None
-    assert records[0].prompt_tokens is None
-    assert records[0].cost is None
+    prompt = TokenCounter("cl100k_base").count_messages(HELLO)  # gpt-4-turbo's encoding
+    assert reply.usage == Usage(prompt, 1, estimated=True)  # "fine" is one token
+    assert (records[0].prompt_tokens, records[0].completion_tokens) == (prompt, 1)
+    assert records[0].estimated
+    assert records[0].cost == client.model_info("gpt-4-turbo").cost(reply.usage)
+    assert records[0].cost
+
+
+async def test_a_reply_with_usage_is_not_an_estimate(
+    fake_openai: FakeOpenAI, client: OpenAIChatClient
+) -> None:
+    fake_openai.script(completion("fine", usage=(100, 20)))
+    records = Records()
+    reply = await client.complete(ChatRequest(HELLO), record=records)
+    assert reply.usage == Usage(100, 20)
+    assert not records[0].estimated
 
 
 async def test_failed_json_reply_is_recorded_with_its_cost(

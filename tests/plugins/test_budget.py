@@ -15,7 +15,7 @@ from botkit.testing import FakeModel
 from botkit_budget import plugin as budget
 from botkit_budget.plugin import _period
 from botkit_chat import plugin as chat
-from tests.fakes.openai_server import FakeOpenAI, completion, hang
+from tests.fakes.openai_server import FakeOpenAI, completion, hang, stream
 from tests.plugins.conftest import StartBot
 
 NO_STREAM = {"bot": {"stream": False}}
@@ -166,3 +166,22 @@ def test_periods_begin_at_local_midnight_and_on_the_first_of_the_month() -> None
     start, reset = _period("month", now, berlin)
     assert start == datetime(2024, 2, 29, 23, 0, tzinfo=UTC)
     assert reset == datetime(2024, 4, 1, tzinfo=berlin)
+
+
+async def test_streamed_answers_without_usage_add_up_to_a_token_limit(
+    start_bot: StartBot, fake_openai: FakeOpenAI, openai_model: OpenAIChatClient
+) -> None:
+    """llama.cpp's server sends no usage in a stream: botkit counts the tokens itself,
+    stores them marked as estimates, and a token budget adds them up over the day."""
+    words = tuple(f" word{i}" for i in range(60))
+    fake_openai.default = stream(("An answer", *words), usage=None)
+    settings = _limits({"scope": "user", "period": "day", "tokens": 300})
+    async with start_bot(plugins=[budget, chat], model=openai_model, settings=settings) as bot:
+        answers = [await bot.ask(f"question {n}") for n in range(6)]
+        [row] = await bot.store.usage()
+    refused = [a for a in answers if "your daily limit of 300 tokens is used up" in a]
+    assert refused, answers  # the streamed calls were counted, so the limit was reached
+    assert answers[0].startswith("An answer word0")
+    assert row.calls == len(fake_openai.requests) == answers.index(refused[0])
+    assert row.estimated_calls == row.calls
+    assert row.completion_tokens >= 60 * row.calls
