@@ -206,8 +206,12 @@ class Completion:
     refusal: str | None = None
 
     def as_message(self) -> ChatMessage:
-        """This reply as an assistant message, ready to append to the conversation."""
-        message: ChatMessage = {"role": "assistant", "content": self.content}
+        """This reply as an assistant message, ready to append to the conversation.
+
+        Its content is a string even when the model only called tools (``""``, not
+        ``null``): llama.cpp's server, among others, refuses a null content.
+        """
+        message: ChatMessage = {"role": "assistant", "content": self.content or ""}
         if self.tool_calls:
             message["tool_calls"] = [call.as_wire() for call in self.tool_calls]
         return message

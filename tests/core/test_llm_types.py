@@ -42,7 +42,7 @@ def test_completion_as_message_carries_tool_calls_in_wire_format() -> None:
     )
     assert completion.as_message() == {
         "role": "assistant",
-        "content": None,
+        "content": "",  # never null: llama.cpp's server refuses it
         "tool_calls": [
             {
                 "id": "call_1",

@@ -106,12 +106,15 @@ class FakeOpenAI:
         requests: every request received, in order.
         model: the model named in echo replies when the request names none.
         default: what answers once the scripted queue is empty; ``None``: the echo.
+        strict_content: like llama.cpp's server, refuse (500) a request with a message
+            whose ``content`` is null (an assistant turn that only calls tools).
     """
 
     def __init__(self, *, model: str = "gpt-4o-mini") -> None:
         self.model = model
         self.requests: list[RecordedRequest] = []
         self.default: Responder | None = None
+        self.strict_content = False
         self._queue: deque[Responder] = deque()
         self._closing = asyncio.Event()
         app = web.Application()
@@ -173,6 +176,17 @@ class FakeOpenAI:
             decoded,
         )
         self.requests.append(recorded)
+        if self.strict_content and any(m.get("content") is None for m in recorded.messages):
+            return web.json_response(
+                {
+                    "error": {
+                        "code": 500,
+                        "message": "Expected 'content' to be a string or an array",
+                        "type": "server_error",
+                    }
+                },
+                status=500,
+            )
         responder = self._queue.popleft() if self._queue else (self.default or _echo)
         try:
             return await responder(request, recorded, self)

@@ -206,9 +206,11 @@ async def test_tool_calls_stream_through_the_real_client(
         completion(None, tool_calls=[("call_9", "forecast", '{"city": "Oslo", "days": 2}')]),
         completion("Oslo will be sunny."),
     )
+    fake_openai.strict_content = True  # as llama.cpp's server: no null content
     async with start_bot(plugins=[weather, chat], model=openai_model) as bot:
         assert await bot.ask("Oslo?") == "Oslo will be sunny."
     first, second = fake_openai.requests
+    assert second.messages[-2]["content"] == ""  # the assistant turn that called the tool
     assert first.wants_stream
     assert first.json["tools"][0]["function"]["name"] == "forecast"
     assert second.messages[-1] == {
