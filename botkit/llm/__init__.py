@@ -10,6 +10,7 @@ from botkit.llm.client import OpenAIChatClient
 from botkit.llm.fitting import FitResult, fit_messages
 from botkit.llm.models import ModelInfo, ModelTable, TokenParameter
 from botkit.llm.standin import StandInModel
+from botkit.llm.structured import StructuredMode
 from botkit.llm.tokens import TokenCounter
 from botkit.llm.types import (
     CallRecord,
@@ -39,6 +40,7 @@ __all__ = [
     "OpenAIChatClient",
     "ResponseFormat",
     "StandInModel",
+    "StructuredMode",
     "TextDelta",
     "TokenCounter",
     "TokenParameter",

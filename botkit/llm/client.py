@@ -25,6 +25,14 @@ from botkit.llm._retry import Failed, RetryPolicy
 from botkit.llm._sse import SSEParser
 from botkit.llm._wire import StreamAssembler, build_body, check_request, finish, parse_completion
 from botkit.llm.models import ModelInfo, ModelTable
+from botkit.llm.structured import (
+    StructuredMode,
+    lower_mode,
+    refuses_structure,
+    shaped,
+    unfenced,
+    wants_structure,
+)
 from botkit.llm.tokens import TokenCounter
 from botkit.llm.types import CallRecord, CallRecorder, ChatRequest, Completion, TextDelta, Usage
 from botkit.secrets import Secret
@@ -92,6 +100,9 @@ class OpenAIChatClient:
         self.base_url = base_url.rstrip("/")
         self._url = f"{self.base_url}/chat/completions"
         self._counters: dict[str | None, TokenCounter] = {}  # by encoding, for estimates
+        # structured output: the mode learnt per model, and the models it worked for
+        self._structured: dict[str, StructuredMode] = {}
+        self._confirmed: set[str] = set()
         self._api_key = api_key
         self._models = models
         self._timeout = timeout
@@ -121,22 +132,86 @@ class OpenAIChatClient:
         """
         check_request(request)
         model = request.model or self.name
-        body = build_body(request, model, self.model_info(model), stream=False)
+        if not wants_structure(request):
+            return await self._complete(request, request, model, record, mode=None)
+        while True:
+            mode = self.structured_mode(model)
+            try:
+                completion = await self._complete(
+                    request, shaped(request, mode), model, record, mode=mode
+                )
+            except _StructureRefused as refused:
+                lower = lower_mode(mode)
+                if lower is None:
+                    raise refused.error from None
+                logger.warning(
+                    "model %s: the server refused %s output (%s); asking for %s from now on",
+                    model,
+                    mode,
+                    refused.error.reason,
+                    lower,
+                )
+                self._structured[model] = lower
+                continue
+            self._confirmed.add(model)
+            return completion
+
+    def structured_mode(self, model: str | None = None) -> StructuredMode:
+        """How JSON replies are asked of ``model``: as configured, else as learnt from the
+        server's refusals (``botkit.llm.structured``), else ``json_schema``."""
+        name = model or self.name
+        return (
+            self.model_info(name).structured_output or self._structured.get(name) or "json_schema"
+        )
+
+    async def _complete(
+        self,
+        request: ChatRequest,
+        sent: ChatRequest,
+        model: str,
+        record: CallRecorder | None,
+        *,
+        mode: StructuredMode | None,
+    ) -> Completion:
+        """:meth:`complete` of ``sent`` (``request`` in ``mode``), checked against
+        ``request``. A reply that does not match the schema is asked for once more, the
+        error named; a refusal of a mode not yet seen to work ends at once
+        (``_StructureRefused``), without the retries an outage gets."""
+        probing = (
+            mode is not None
+            and model not in self._confirmed
+            and self.model_info(model).structured_output is None
+        )
+        body = build_body(sent, model, self.model_info(model), stream=False)
         attempt = 0
+        corrected = False
         while True:
             attempt += 1
             started = time.monotonic()
             usage: Usage | None = None
             try:
-                completion = self._with_usage(request, model, await self._post_plain(body, model))
+                completion = self._with_usage(sent, model, await self._post_plain(body, model))
                 usage = completion.usage
-                completion = finish(request, completion)
+                completion = finish(request, unfenced(completion) if mode else completion)
             except Failed as failed:
                 await self._record(record, request, model, usage, started, attempt, failed.error)
+                if probing and refuses_structure(failed.error):
+                    raise _StructureRefused(failed.error) from None
                 await self._backoff(failed, attempt)
+                continue
+            except InvalidResponseError as error:
+                await self._record(record, request, model, usage, started, attempt, error)
+                if mode is None or corrected or error.code not in _CORRECTABLE:
+                    raise
+                # one corrective try, the mistake named: not retried as if the server were down
+                corrected = True
+                sent = _corrective(sent, completion, error)
+                body = build_body(sent, model, self.model_info(model), stream=False)
                 continue
             except ServiceError as error:
                 await self._record(record, request, model, usage, started, attempt, error)
+                if probing and refuses_structure(error):
+                    raise _StructureRefused(error) from None
                 raise
             await self._record(record, request, model, usage, started, attempt, None)
             return completion
@@ -159,7 +234,10 @@ class OpenAIChatClient:
         """
         check_request(request)
         model = request.model or self.name
-        body = build_body(request, model, self.model_info(model), stream=True)
+        sent = (
+            shaped(request, self.structured_mode(model)) if wants_structure(request) else request
+        )
+        body = build_body(sent, model, self.model_info(model), stream=True)
         attempt = 0
         while True:
             attempt += 1
@@ -171,9 +249,8 @@ class OpenAIChatClient:
                     async for text in texts:
                         yielded = True
                         yield TextDelta(text)
-                completion = finish(
-                    request, self._with_usage(request, model, assembler.completion())
-                )
+                whole = self._with_usage(sent, model, assembler.completion())
+                completion = finish(request, unfenced(whole) if sent is not request else whole)
             except Failed as failed:
                 await self._record(
                     record, request, model, assembler.usage, started, attempt, failed.error
@@ -411,6 +488,33 @@ class OpenAIChatClient:
                 error=error,
             )
         )
+
+
+_CORRECTABLE = frozenset({"invalid_json", "schema_mismatch"})
+
+
+class _StructureRefused(Exception):
+    """The server refused the structured-output mode asked for (see ``complete``)."""
+
+    def __init__(self, error: ServiceError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _corrective(sent: ChatRequest, completion: Completion, error: ServiceError) -> ChatRequest:
+    """``sent`` again, with the reply that failed and what was wrong with it."""
+    return dataclasses.replace(
+        sent,
+        messages=[
+            *sent.messages,
+            {"role": "assistant", "content": completion.content or ""},
+            {
+                "role": "user",
+                "content": f"That reply was not valid: {error.reason}. Answer again with "
+                "only the corrected JSON.",
+            },
+        ],
+    )
 
 
 def _parse_plain(raw: bytes, model: str) -> Completion:

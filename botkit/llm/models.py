@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from botkit.exceptions import ConfigError
+from botkit.llm.structured import MODES, StructuredMode
 from botkit.llm.types import Usage
 
 __all__ = ["BUILTIN_MODELS", "ModelInfo", "ModelTable", "TokenParameter"]
@@ -43,6 +44,9 @@ class ModelInfo:
             reasoning models want ``max_completion_tokens``.
         encoding: the tokenizer (``"cl100k_base"``, ``"o200k_base"``), ``None`` when the
             model is not an OpenAI one (token counts are then estimates).
+        structured_output: how JSON replies are asked for (``"json_schema"``,
+            ``"json_object"`` or ``"prompt"``, see ``botkit.llm.structured``); ``None``:
+            the best the server accepts, learnt from its first refusal.
     """
 
     name: str
@@ -52,6 +56,7 @@ class ModelInfo:
     output_price_per_1k: Decimal | None
     token_parameter: TokenParameter = "max_tokens"
     encoding: str | None = None
+    structured_output: StructuredMode | None = None
 
     def cost(self, usage: Usage | None) -> Decimal | None:
         """What ``usage`` cost in dollars.
@@ -131,6 +136,7 @@ _FIELDS = {
     "output_price_per_1k",
     "token_parameter",
     "encoding",
+    "structured_output",
 }
 
 
@@ -169,9 +175,10 @@ class ModelTable:
 
         Each entry may give any of ``context_window``, ``max_output_tokens``,
         ``input_price_per_1k``, ``output_price_per_1k`` (write prices as strings,
-        ``"0.0025"``, to keep them exact; numbers are accepted), ``token_parameter`` and
-        ``encoding``. Fields not given come from the model the name already resolves to,
-        so ``[llm.models."gpt-4o"] input_price_per_1k = "0.002"`` changes only that.
+        ``"0.0025"``, to keep them exact; numbers are accepted), ``token_parameter``,
+        ``encoding`` and ``structured_output``. Fields not given come from the model the
+        name already resolves to, so ``[llm.models."gpt-4o"] input_price_per_1k = "0.002"``
+        changes only that.
 
         Args:
             overrides: model name to its fields.
@@ -254,6 +261,10 @@ def _convert(field: str, value: Any, key: str) -> Any:
         if not price.is_finite() or price < 0:
             raise ConfigError(where, "must be a non-negative price")
         return price
+    if field == "structured_output":
+        if value not in MODES:
+            raise ConfigError(where, f"must be one of {', '.join(map(repr, MODES))}")
+        return value
     if field == "token_parameter":
         if value not in ("max_tokens", "max_completion_tokens"):
             raise ConfigError(where, 'must be "max_tokens" or "max_completion_tokens"')

@@ -139,10 +139,11 @@ async def test_json_mode_word_check_ignores_case_and_parses_the_reply(
 async def test_json_mode_bad_replies_are_invalid_response_errors(
     fake_openai: FakeOpenAI, client: OpenAIChatClient, scripted: Responder, match: str
 ) -> None:
-    fake_openai.script(scripted)
+    fake_openai.script(scripted, scripted)
     with pytest.raises(InvalidResponseError, match=match):
         await client.complete(ChatRequest(JSON_ASK, response_format="json_object"))
-    assert len(fake_openai.requests) == 1  # not retried
+    # a cut-off reply is not corrected (raise max_tokens); a malformed one is, once
+    assert len(fake_openai.requests) == (1 if match == "cut off" else 2)
 
 
 async def test_json_schema_is_sent_and_the_reply_validated(
@@ -160,7 +161,7 @@ async def test_json_schema_is_sent_and_the_reply_validated(
 async def test_json_schema_mismatch_names_the_field(
     fake_openai: FakeOpenAI, client: OpenAIChatClient
 ) -> None:
-    fake_openai.script(completion('{"name": "Ada", "age": "old"}'))
+    fake_openai.script(*[completion('{"name": "Ada", "age": "old"}')] * 2)
     with pytest.raises(InvalidResponseError, match=r"person.*age") as caught:
         await client.complete(ChatRequest(HELLO, response_format=PERSON))
     assert caught.value.code == "schema_mismatch"
@@ -279,11 +280,12 @@ async def test_a_reply_with_usage_is_not_an_estimate(
 async def test_failed_json_reply_is_recorded_with_its_cost(
     fake_openai: FakeOpenAI, client: OpenAIChatClient
 ) -> None:
-    fake_openai.script(completion("not json", usage=(1000, 1000)))
+    fake_openai.script(*[completion("not json", usage=(1000, 1000))] * 2)
     records = Records()
     with pytest.raises(InvalidResponseError):
         await client.complete(ChatRequest(JSON_ASK, response_format="json_object"), record=records)
-    (record,) = records
+    (record, corrective) = records  # the first reply, and the one corrective try
+    assert not corrective.ok
     assert not record.ok
     assert record.cost == Decimal("0.04")  # the tokens were spent all the same
     assert record.error is not None

@@ -108,6 +108,8 @@ class FakeOpenAI:
         default: what answers once the scripted queue is empty; ``None``: the echo.
         strict_content: like llama.cpp's server, refuse (500) a request with a message
             whose ``content`` is null (an assistant turn that only calls tools).
+        refused_formats: ``response_format`` types it answers 500 to, as servers that
+            do not support them do (``{"json_schema"}``, ``{"json_schema", "json_object"}``).
     """
 
     def __init__(self, *, model: str = "gpt-4o-mini") -> None:
@@ -115,6 +117,7 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self.default: Responder | None = None
         self.strict_content = False
+        self.refused_formats: set[str] = set()
         self._queue: deque[Responder] = deque()
         self._closing = asyncio.Event()
         app = web.Application()
@@ -182,6 +185,18 @@ class FakeOpenAI:
                     "error": {
                         "code": 500,
                         "message": "Expected 'content' to be a string or an array",
+                        "type": "server_error",
+                    }
+                },
+                status=500,
+            )
+        fmt = recorded.json.get("response_format") if isinstance(recorded.json, dict) else None
+        if isinstance(fmt, dict) and fmt.get("type") in self.refused_formats:
+            return web.json_response(
+                {
+                    "error": {
+                        "code": 500,
+                        "message": f"response_format type {fmt.get('type')!r} is not supported",
                         "type": "server_error",
                     }
                 },
