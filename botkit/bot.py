@@ -26,6 +26,7 @@ from botkit.gctuning import CollectorSettings, restore_gc, tune_gc
 from botkit.inbox import Inbox
 from botkit.leases import Singletons
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient, StandInModel, TokenCounter
+from botkit.llm.models import unknown_model_note
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox, OutboxPolicy
 from botkit.plugin import ModelGuardEntry, Plugin
@@ -222,6 +223,11 @@ class Bot:
         """Migrate (SQLite), resume unfinished work, start plugins, the web server, adapters."""
         if self.uses_stand_in:
             log.warning(STAND_IN_NOTICE)
+        else:
+            table = ModelTable.from_config(self.config.llm.models)
+            note = unknown_model_note(self.model.model_info(), table)
+            if note is not None:  # one line: what is assumed, and what to set
+                log.warning(note)
         auto = self.config.database.auto_migrate
         if auto or (auto is None and is_sqlite(self.database.url)):
             await self.database.upgrade()

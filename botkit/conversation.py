@@ -8,6 +8,7 @@ retries once with a tighter fit if the server still says the prompt is too long.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
@@ -80,11 +81,63 @@ class ConversationLLM:
         Raises:
             QuotaExceededError: a guard (a budget) refused the call; nothing was sent.
         """
+        request = self._fitted(request)
+        try:
+            return await self._complete_once(request)
+        except ContextLengthError as exc:
+            if request.purpose == "chat":
+                raise  # respond() and the tool loop fit the conversation themselves
+            # a summary or a skill's call: fitted once more, to the window the server
+            # stated (learnt by the client), else to a share of what was sent
+            refit = self._fitted(request)
+            if refit.messages == request.messages:
+                sent = self._runtime.tokens.count_messages(list(request.messages))
+                output = self._output_reserve(request)
+                refit = self._fitted(request, budget=refit_budget(str(exc), sent, output))
+            if refit.messages == request.messages:
+                raise
+            return await self._complete_once(refit)
+
+    def _output_reserve(self, request: ChatRequest) -> int:
+        """The tokens of the window kept for the reply to ``request``."""
+        info = self._runtime.model.model_info(request.model)
+        return request.max_tokens or min(
+            self._runtime.chat.reserve_output_tokens, info.max_output_tokens
+        )
+
+    async def _complete_once(self, request: ChatRequest) -> Completion:
         held = await self._guard(request)
         try:
             return await self._runtime.model.complete(request, record=held.record)
         finally:
             await held.close()
+
+    def _fitted(self, request: ChatRequest, *, budget: int | None = None) -> ChatRequest:
+        """``request`` with its oldest turns dropped (and its newest cut) to fit the
+        model's window as known now (a window a server stated is learnt), or ``budget``
+        prompt tokens."""
+        if budget is None:
+            info = self._runtime.model.model_info(request.model)
+            budget = info.context_window - self._output_reserve(request)
+            # cheap bound first: a token is at least one character (plus the framing)
+            chars = sum(len(str(m.get("content") or "")) + 8 for m in request.messages)
+            if chars + TokenCounter.reply_priming() <= budget and not request.tools:
+                return request
+        messages = list(request.messages)
+        leading = next(
+            (i for i, m in enumerate(messages) if m.get("role") != "system"), len(messages)
+        )
+        if leading == len(messages):
+            return request  # nothing but instructions: nothing to drop
+        fit = fit_messages(
+            messages[:leading],
+            messages[leading:],
+            budget=max(budget, 1),
+            counter=self._runtime.tokens,
+        )
+        if fit.messages == messages:
+            return request
+        return dataclasses.replace(request, messages=fit.messages)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | Completion]:
         """Ask for a streamed reply; yields fragments, then the whole ``Completion``."""

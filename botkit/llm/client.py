@@ -19,12 +19,17 @@ from typing import Any, NoReturn
 
 import aiohttp
 
-from botkit.exceptions import InvalidResponseError, ServiceError, ServiceUnavailableError
+from botkit.exceptions import (
+    ContextLengthError,
+    InvalidResponseError,
+    ServiceError,
+    ServiceUnavailableError,
+)
 from botkit.llm._errors import SERVICE, error_from_response, retry_after_from
 from botkit.llm._retry import Failed, RetryPolicy
 from botkit.llm._sse import SSEParser
 from botkit.llm._wire import StreamAssembler, build_body, check_request, finish, parse_completion
-from botkit.llm.models import ModelInfo, ModelTable
+from botkit.llm.models import ModelInfo, ModelTable, stated_window
 from botkit.llm.structured import (
     StructuredMode,
     lower_mode,
@@ -102,6 +107,7 @@ class OpenAIChatClient:
         self._counters: dict[str | None, TokenCounter] = {}  # by encoding, for estimates
         # structured output: the mode learnt per model, and the models it worked for
         self._structured: dict[str, StructuredMode] = {}
+        self._windows: dict[str, int] = {}  # context windows servers stated in errors
         self._confirmed: set[str] = set()
         self._api_key = api_key
         self._models = models
@@ -115,8 +121,33 @@ class OpenAIChatClient:
         self._connections = connections
 
     def model_info(self, model: str | None = None) -> ModelInfo:
-        """Limits and prices of ``model`` (default: the client's model)."""
-        return self._models.lookup(model or self.name)
+        """Limits and prices of ``model`` (default: the client's model), with the window
+        its server stated in a context-length error, once one did."""
+        name = model or self.name
+        info = self._models.lookup(name)
+        window = self._windows.get(name)
+        if window is None or window >= info.context_window:
+            return info
+        # a learnt window smaller than assumed: leave most of it to the prompt
+        output = min(info.max_output_tokens, max(window // 4, 1))
+        return dataclasses.replace(info, context_window=window, max_output_tokens=output)
+
+    def _learn_window(self, model: str, error: ServiceError) -> None:
+        """Remember the window a context-length error states, so every later call (chat,
+        summaries, skills) is fitted to it instead of failing first."""
+        if not isinstance(error, ContextLengthError):
+            return
+        window = stated_window(error.reason)
+        if window is None or window >= self.model_info(model).context_window:
+            return
+        logger.warning(
+            "model %s: its server's context window is %d tokens (%d were assumed); fitting"
+            " to it from now on",
+            model,
+            window,
+            self.model_info(model).context_window,
+        )
+        self._windows[model] = window
 
     async def complete(
         self, request: ChatRequest, *, record: CallRecorder | None = None
@@ -474,7 +505,9 @@ class OpenAIChatClient:
         attempt: int,
         error: ServiceError | None,
     ) -> None:
-        """Report one attempt to the caller's recorder."""
+        """Report one attempt to the caller's recorder (and learn from its error)."""
+        if error is not None:
+            self._learn_window(model, error)
         if record is None:
             return
         await record(

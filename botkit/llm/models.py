@@ -9,6 +9,7 @@ not know gets no price at all rather than a guessed one.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -18,7 +19,14 @@ from botkit.exceptions import ConfigError
 from botkit.llm.structured import MODES, StructuredMode
 from botkit.llm.types import Usage
 
-__all__ = ["BUILTIN_MODELS", "ModelInfo", "ModelTable", "TokenParameter"]
+__all__ = [
+    "BUILTIN_MODELS",
+    "ModelInfo",
+    "ModelTable",
+    "TokenParameter",
+    "stated_window",
+    "unknown_model_note",
+]
 
 TokenParameter = Literal["max_tokens", "max_completion_tokens"]
 
@@ -272,3 +280,40 @@ def _convert(field: str, value: Any, key: str) -> Any:
     if not isinstance(value, str) or value not in (_CL100K, _O200K):
         raise ConfigError(where, f'must be "{_CL100K}" or "{_O200K}"')
     return value
+
+
+# how servers state their window in a context-length error: OpenAI and vLLM ("maximum
+# context length is 8192 tokens"), llama.cpp ("n_ctx": 512, "context size (512 tokens)"),
+# others ("context window of 4096", "context length of 4096")
+_STATED_WINDOW = re.compile(
+    r"maximum context length is (\d+)"
+    r"|n_ctx\D{0,4}(\d+)"
+    r"|context (?:size|window|length)(?: is| of)?\D{0,3}(\d+)",
+    re.IGNORECASE,
+)
+
+
+def stated_window(message: str) -> int | None:
+    """The context window a server's context-length error states, if it states one."""
+    found = _STATED_WINDOW.search(message)
+    if found is None:
+        return None
+    window = int(next(group for group in found.groups() if group))
+    return window if window > 0 else None
+
+
+def unknown_model_note(info: ModelInfo, table: ModelTable) -> str | None:
+    """One line for a configured model the table does not know (or prices only
+    partly), saying what is assumed and what to set; ``None`` for a known one."""
+    if table.is_known(info.name):
+        return None
+    prices = (
+        "no prices"
+        if info.input_price_per_1k is None or info.output_price_per_1k is None
+        else "prices set"
+    )
+    return (
+        f"{info.name}: unknown model, {info.context_window:,}-token window assumed, {prices};"
+        f' set [llm.models."{info.name}"]'
+    )
+
