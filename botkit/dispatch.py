@@ -30,8 +30,10 @@ from typing import Literal, TypeVar
 
 from botkit.context import Context
 from botkit.exceptions import (
+    AuthenticationError,
     ClaimLostError,
     QuotaExceededError,
+    RequestRejectedError,
     ServiceError,
     StoreError,
     StoreUnavailableError,
@@ -51,6 +53,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 APOLOGY = "Sorry, I couldn't answer that just now. Please try again in a moment."
+# the model refused the bot's configuration: trying again will not help
+CONFIG_APOLOGY = (
+    "Sorry, I can't answer: the assistant is not set up correctly. Whoever runs this bot"
+    " has been told."
+)
 BurstPolicy = Literal["queue", "coalesce"]
 UNFINISHED = ("pending", "processing")
 OUTAGE_BACKOFF_MAX = 300.0  # the longest wait between two tries of a waiting message
@@ -346,12 +353,30 @@ class Dispatcher:
             if _waits_out(exc) and self._within_horizon(message):
                 await self._postpone(turn, exc)
                 return False
+            text = APOLOGY
             if _waits_out(exc):
                 log.warning("messages %s failed: the outage outlasted the horizon: %s", ids, exc)
-            else:
+            elif _misconfigured(exc):
+                # not the user's doing and not passing: the operator must act
+                log.error(
+                    "messages %s not answered: the model refused the bot's configuration"
+                    " (check the API key and llm.model): %s",
+                    ids,
+                    _one_line(str(exc)),
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+                runtime.metrics.failures.labels("model_config").inc()
+                text = CONFIG_APOLOGY
+            elif isinstance(exc, ServiceError):  # expected: one line, the traceback with -v
+                log.warning(
+                    "messages %s not answered: %s",
+                    ids,
+                    _one_line(str(exc)),
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+            else:  # a bug: the whole traceback
                 log.exception("handling message %s failed", ids)
             runtime.metrics.failures.labels("handle").inc()
-            text = APOLOGY
             if isinstance(exc, QuotaExceededError):
                 text = f"Sorry, I can't answer right now: {exc.reason}"
             reply = reply_of(Reply(text, "plain"), message)
@@ -452,6 +477,16 @@ class Dispatcher:
             await until_landed(lambda: runtime.store.add_outbound(notice), "queue a notice")
             await runtime.outbox.flush(conversation_id)
         self._wake_in(delay)
+
+
+def _misconfigured(exc: BaseException) -> bool:
+    """Whether the model refused the bot's own set-up (a bad key, no access, no such
+    model): retrying cannot help, and the user should not be asked to."""
+    if not isinstance(exc, ServiceError) or exc.service != "llm":
+        return False
+    return isinstance(exc, AuthenticationError) or (
+        isinstance(exc, RequestRejectedError) and exc.status == 404
+    )
 
 
 def _waits_out(exc: BaseException) -> bool:

@@ -316,4 +316,3 @@ def unknown_model_note(info: ModelInfo, table: ModelTable) -> str | None:
         f"{info.name}: unknown model, {info.context_window:,}-token window assumed, {prices};"
         f' set [llm.models."{info.name}"]'
     )
-

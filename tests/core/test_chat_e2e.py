@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from botkit import Capabilities
-from botkit.dispatch import APOLOGY
+from botkit.dispatch import APOLOGY, CONFIG_APOLOGY
 from botkit.llm import TokenCounter
 from botkit.store import dollars
 from tests.fakes.bots import make_bot
@@ -261,7 +261,7 @@ async def test_the_api_key_never_reaches_logs_or_stored_errors(
         bot={"stream": False},
         environ={"OPENAI_API_KEY": KEY},
     ) as bot:
-        assert await adapter.ask("hi") == [APOLOGY]
+        assert await adapter.ask("hi") == [CONFIG_APOLOGY]
         [row] = await bot.store.messages([1])
     assert "AuthenticationError" in (row.error or "")
     assert KEY not in (row.error or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -12,14 +13,19 @@ from botkit import (
     Message,
     Plugin,
     PluginError,
+    QuotaExceededError,
     RateLimitError,
     Reply,
     RequestRejectedError,
     ServiceUnavailableError,
     SkipHandler,
 )
-from botkit.dispatch import APOLOGY
+from botkit.bot import Bot
+from botkit.dispatch import APOLOGY, CONFIG_APOLOGY
+from botkit.llm import ModelTable, OpenAIChatClient
+from botkit.secrets import Secret
 from tests.fakes.bots import make_bot
+from tests.fakes.openai_server import FakeOpenAI, unauthorized
 from tests.fakes.recording_adapter import RecordingAdapter
 
 
@@ -475,3 +481,65 @@ async def test_streamed_edits_including_the_last_keep_the_channels_pace(
     # no two changes of the message closer than edit_interval: each waits from when the
     # change before it returned, so this lower bound holds however loaded the machine is
     assert min(gaps) >= 0.1
+
+
+def _failure_count(bot: Bot, stage: str) -> float:
+    value = bot.metrics.registry.get_sample_value("botkit_failures_total", {"stage": stage})
+    return value or 0.0
+
+
+async def test_a_model_that_refuses_the_bots_key_is_one_error_line_and_no_try_again(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = RecordingAdapter()
+    async with FakeOpenAI() as fake:
+        fake.default = unauthorized()
+        model = OpenAIChatClient(fake.url, Secret("sk-wrong"), "gpt-4o-mini", models=ModelTable())
+        async with model, make_bot(database_url, {"test": adapter}, model=model) as bot:
+            with caplog.at_level(logging.WARNING):
+                assert await adapter.ask("hello") == [CONFIG_APOLOGY]
+            assert _failure_count(bot, "model_config") == 1
+    assert "try again" not in CONFIG_APOLOGY
+    [line] = [r for r in caplog.records if "not answered" in r.getMessage()]
+    assert line.levelno == logging.ERROR
+    assert "check the API key" in line.getMessage()
+    assert not line.exc_info  # one line: no traceback for an expected failure
+    assert "\n" not in line.getMessage()
+
+
+async def test_a_budget_refusal_is_one_warning_line(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    plugin = Plugin("refuser")
+
+    @plugin.on_message()
+    async def refuse(message: Message, ctx: Context) -> str:
+        raise QuotaExceededError("budget", "your daily limit of 10 tokens is used up")
+
+    adapter = RecordingAdapter()
+    with caplog.at_level(logging.WARNING):
+        async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
+            assert await adapter.ask("hi") == [
+                "Sorry, I can't answer right now: your daily limit of 10 tokens is used up"
+            ]
+    [line] = [r for r in caplog.records if "not answered" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert not line.exc_info
+    bugs = [r for r in caplog.records if r.exc_info]
+    assert bugs == []
+
+
+async def test_a_bug_in_a_handler_keeps_its_traceback(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    plugin = Plugin("buggy")
+
+    @plugin.on_message()
+    async def broken(message: Message, ctx: Context) -> str:
+        raise ValueError("boom")
+
+    adapter = RecordingAdapter()
+    with caplog.at_level(logging.WARNING):
+        async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
+            assert await adapter.ask("hi") == [APOLOGY]
+    assert [r for r in caplog.records if r.exc_info is not None and "boom" in str(r.exc_info[1])]
