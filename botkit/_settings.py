@@ -76,18 +76,22 @@ def parse_settings(
                 values[name] = _resolve_secret(f, table, key, environ, hints[name])
             elif name in table:
                 values[name] = _convert(table[name], hints[name], key, environ)
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            elif _required(f):
                 errors.append(ConfigError(key, "is required"))
         except ConfigError as exc:
             errors.append(exc)
+    required = {n for n, f in fields.items() if _required(f)}
+    if required <= set(values):  # a faulty optional field checks as its default would
+        settings = cls(**values)
+        check = getattr(settings, "problems", None)
+        errors += check(prefix) if check is not None else ()
     if errors:
         raise ConfigError.together(errors)
-    settings = cls(**values)
-    check = getattr(settings, "problems", None)
-    found = list(check(prefix)) if check is not None else []
-    if found:
-        raise ConfigError.together(found)
     return settings
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def _join(prefix: str, key: str) -> str:
