@@ -274,6 +274,10 @@ async def test_a_postgres_database_without_the_schema_says_to_run_db_upgrade(
         [line] = err.splitlines()
         assert line.startswith("botkit: config error: database.url: postgresql")
         assert line.endswith(hint)
+    (tmp_path / "auto.toml").write_text("[database]\nauto_migrate = true\n")
+    code, out, _ = await asyncio.to_thread(_main_captured, ["-c", "auto.toml", "check-config"])
+    assert code == 0
+    assert "(empty: botkit run migrates it to 0004)" in out
     config = parse_config({"database": {"url": database_url}, "adapters": {}}, environ={})
     with pytest.raises(StoreError, match=r"has no botkit schema, this botkit needs 0004: run"):
         async with Bot(config):
