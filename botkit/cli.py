@@ -145,7 +145,7 @@ async def _db_upgrade(config: Config, args: argparse.Namespace) -> int:
         migrated = await database.upgrade()
     finally:
         await database.close()
-    url = safe_url(database.url)
+    url = safe_url(db.url)
     if not migrated.applied:
         print(f"database {url}: already at {migrated.now}, nothing to apply")
         return 0
