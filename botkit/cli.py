@@ -18,7 +18,7 @@ from botkit.config import Config, read_config
 from botkit.discovery import load_adapter_class
 from botkit.exceptions import BotkitError, ConfigError, PluginError
 from botkit.plugin import Plugin
-from botkit.preflight import check_database, check_port, safe_url
+from botkit.preflight import DatabaseReport, check_database, check_port, safe_url
 from botkit.routing import Pipeline
 from botkit.store import Database, Store, UsageRow, dollars, one_process_per_sqlite_file
 
@@ -110,14 +110,7 @@ def _parser() -> argparse.ArgumentParser:
 async def _run(config: Config, args: argparse.Namespace) -> int:
     # everything that would stop the bot is found before anything is created or migrated
     adapters, plugins, settings = _components(config, args.faults)
-    errors = []
-    try:
-        await check_database(config.database)
-    except ConfigError as exc:
-        errors.append(exc)
-    errors += _port_faults(config, adapters)
-    if errors:
-        raise ConfigError.together(errors)
+    await _surroundings(config, adapters)
     with one_process_per_sqlite_file(config.database.url):
         bot = Bot(config, adapters=adapters, plugins=plugins, plugin_settings=settings)
         bot.handle_signals()
@@ -227,14 +220,7 @@ async def _check_config(config: Config, args: argparse.Namespace) -> int:
     Pipeline(plugins)  # duplicate commands fail here
     model = build_model(config)
     await model.close()
-    errors = []
-    try:
-        database = await check_database(config.database)
-    except ConfigError as exc:
-        errors.append(exc)
-    errors += _port_faults(config, adapters)
-    if errors:
-        raise ConfigError.together(errors)
+    database = await _surroundings(config, adapters)
     print(f"config: {config.path or '(built-in defaults)'}")
     print(f"database: {database.url} ({database.state})")
     model_name = (
@@ -261,9 +247,17 @@ def _components(
     return built
 
 
-def _port_faults(config: Config, adapters: Mapping[str, Adapter]) -> list[ConfigError]:
-    """The web port, when ``run`` would start the web server and it is taken."""
-    if not config.web.enabled and not any(a.web_routes() for a in adapters.values()):
-        return []
-    fault = check_port(config.web.host, config.web.port)
-    return [fault] if fault is not None else []
+async def _surroundings(config: Config, adapters: Mapping[str, Adapter]) -> DatabaseReport:
+    """The database and, when ``run`` would start the web server, its port: what the
+    database holds, or every fault at once."""
+    errors = []
+    try:
+        database = await check_database(config.database)
+    except ConfigError as exc:
+        errors.append(exc)
+    if config.web.enabled or any(a.web_routes() for a in adapters.values()):
+        port = check_port(config.web.host, config.web.port)
+        errors += [port] if port is not None else []
+    if errors:
+        raise ConfigError.together(errors)
+    return database
