@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from botkit.exceptions import ConfigError
@@ -14,6 +14,7 @@ from botkit.secrets import Secret
 __all__ = ["parse_settings"]
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 _NONE = type(None)
 
@@ -33,9 +34,16 @@ def parse_settings(
     table may say ``token_env = "NAME"`` (else ``field(metadata={"env": ...})`` gives the
     default name) and the value is read from that environment variable.
 
+    A settings dataclass (or a nested one) may define ``problems(self, key: str)``,
+    yielding a ``ConfigError`` for each inconsistency its types cannot catch (a regex
+    that does not compile, two settings that contradict each other); it runs here, when
+    the table is parsed, with the table's dotted key, so the faults surface with every
+    other fault in the file, before anything starts.
+
     Raises:
         ConfigError: naming ``prefix.key`` and what is wrong: an unknown key, a wrong
-            type, a missing required value, a secret written into the file.
+            type, a missing required value, a secret written into the file, a problem
+            the settings report; several at once as ``ConfigErrors``.
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
@@ -44,29 +52,46 @@ def parse_settings(
     known = set(fields)
     secret_names = {name for name in fields if _is_secret(hints[name])}
     known |= {f"{name}_env" for name in secret_names}
+    errors: list[ConfigError] = []
     for key in table:
         if key in secret_names:
-            raise ConfigError(
-                _join(prefix, key),
-                f"secrets are not written in the config file; set {key}_env to the name "
-                "of an environment variable that holds it",
+            errors.append(
+                ConfigError(
+                    _join(prefix, key),
+                    f"secrets are not written in the config file; set {key}_env to the name "
+                    "of an environment variable that holds it",
+                )
             )
-        if key not in known:
-            raise ConfigError(
-                _join(prefix, key), f"unknown setting (known: {', '.join(sorted(known))})"
+        elif key not in known:
+            errors.append(
+                ConfigError(
+                    _join(prefix, key), f"unknown setting (known: {', '.join(sorted(known))})"
+                )
             )
     values: dict[str, Any] = {}
     for name, f in fields.items():
         key = _join(prefix, name)
-        if name in secret_names:
-            values[name] = _resolve_secret(f, table, key, environ, hints[name])
-            continue
-        if name not in table:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(key, "is required")
-            continue
-        values[name] = _convert(table[name], hints[name], key, environ)
-    return cls(**values)
+        try:
+            if name in secret_names:
+                values[name] = _resolve_secret(f, table, key, environ, hints[name])
+            elif name in table:
+                values[name] = _convert(table[name], hints[name], key, environ)
+            elif _required(f):
+                errors.append(ConfigError(key, "is required"))
+        except ConfigError as exc:
+            errors.append(exc)
+    required = {n for n, f in fields.items() if _required(f)}
+    if required <= set(values):  # a faulty optional field checks as its default would
+        settings = cls(**values)
+        check = getattr(settings, "problems", None)
+        errors += check(prefix) if check is not None else ()
+    if errors:
+        raise ConfigError.together(errors)
+    return settings
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def _join(prefix: str, key: str) -> str:
@@ -122,17 +147,17 @@ def _convert(value: Any, hint: Any, key: str, environ: Mapping[str, str]) -> Any
         if not isinstance(value, list):
             raise ConfigError(key, f"must be a list, not {_kind(value)}")
         item = get_args(hint)[0]
-        items = [_convert(v, item, f"{key}[{i}]", environ) for i, v in enumerate(value)]
-        return frozenset(items) if origin is frozenset else tuple(items)
+        items = _each(enumerate(value), lambda i, v: _convert(v, item, f"{key}[{i}]", environ))
+        return frozenset(items.values()) if origin is frozenset else tuple(items.values())
     if origin in (dict, Mapping) or hint is dict:
         if not isinstance(value, dict):
             raise ConfigError(key, f"must be a table, not {_kind(value)}")
         args = get_args(hint)
         if len(args) == 2 and isinstance(args[1], type) and dataclasses.is_dataclass(args[1]):
-            return {
-                k: parse_settings(args[1], v, prefix=f"{key}.{k}", environ=environ)
-                for k, v in value.items()
-            }
+            return _each(
+                value.items(),
+                lambda k, v: parse_settings(args[1], v, prefix=f"{key}.{k}", environ=environ),
+            )
         return dict(value)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
@@ -154,6 +179,20 @@ def _convert(value: Any, hint: Any, key: str, environ: Mapping[str, str]) -> Any
             )
         return value
     raise TypeError(f"parse_settings cannot read a field of type {hint!r} ({key})")
+
+
+def _each(items: Iterable[tuple[K, Any]], parse: Callable[[K, Any], Any]) -> dict[K, Any]:
+    """Parse every item, and raise the faults of all of them together."""
+    values: dict[K, Any] = {}
+    errors: list[ConfigError] = []
+    for name, value in items:
+        try:
+            values[name] = parse(name, value)
+        except ConfigError as exc:
+            errors.append(exc)
+    if errors:
+        raise ConfigError.together(errors)
+    return values
 
 
 def _kind(value: Any) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from botkit._routes import route_problems
 from botkit._settings import parse_settings
 from botkit.adapter import Adapter, CommandInfo
 from botkit.claims import Claims
@@ -21,7 +22,7 @@ from botkit.config import Config
 from botkit.context import PluginRuntime
 from botkit.discovery import load_adapter_class, load_plugin
 from botkit.dispatch import Dispatcher
-from botkit.exceptions import PluginError, StoreError
+from botkit.exceptions import ConfigError, PluginError, StoreError
 from botkit.gctuning import CollectorSettings, restore_gc, tune_gc
 from botkit.inbox import Inbox
 from botkit.leases import Singletons
@@ -30,6 +31,7 @@ from botkit.llm.models import unknown_model_note
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox, OutboxPolicy
 from botkit.plugin import ModelGuardEntry, Plugin
+from botkit.preflight import auto_migrates, safe_url
 from botkit.routing import Pipeline
 from botkit.runtime import ChatSettings, Runtime
 from botkit.scheduler import Scheduler
@@ -37,7 +39,14 @@ from botkit.store import Database, Store, is_sqlite
 from botkit.store.models import utcnow
 from botkit.web import WebServer
 
-__all__ = ["STAND_IN_NOTICE", "Bot", "build_adapters", "build_model", "build_plugins"]
+__all__ = [
+    "STAND_IN_NOTICE",
+    "Bot",
+    "build_adapters",
+    "build_components",
+    "build_model",
+    "build_plugins",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,24 +77,52 @@ def build_model(config: Config) -> ChatModel:
 
 
 def build_adapters(config: Config) -> dict[str, Adapter]:
-    """Every enabled adapter, with its settings parsed (secrets from the environment)."""
+    """Every enabled adapter, with its settings parsed (secrets from the environment).
+
+    Raises:
+        ConfigError: every adapter's faults at once.
+        PluginError: an adapter that cannot be loaded.
+    """
     adapters: dict[str, Adapter] = {}
+    errors: list[ConfigError] = []
     for section in config.adapters:
         cls = load_adapter_class(section.name, section.use)
         if cls.settings_class is None:
             if section.settings:
                 raise PluginError(f"adapter {section.name!r} takes no settings ({section.key})")
             adapters[section.name] = cls(section.name)
-        else:
+            continue
+        try:  # an adapter checks what its settings' types cannot when it is made
             settings = parse_settings(
                 cls.settings_class, section.settings, prefix=section.key, environ=config.environ
             )
             adapters[section.name] = cls(section.name, settings)  # type: ignore[call-arg]
+        except ConfigError as exc:
+            errors.append(exc)
+    if errors:
+        raise ConfigError.together(errors)
     return adapters
 
 
 def build_plugins(config: Config) -> tuple[list[Plugin], dict[str, Any]]:
-    """Every enabled plugin and its parsed settings, checked for duplicates."""
+    """Every enabled plugin and its parsed settings, checked for duplicates.
+
+    Raises:
+        ConfigError: every plugin's faults at once.
+        PluginError: a plugin that cannot be loaded, or is enabled twice.
+    """
+    errors: list[ConfigError] = []
+    plugins, settings = _build_plugins(config, errors)
+    if errors:
+        raise ConfigError.together(errors)
+    return plugins, settings
+
+
+def _build_plugins(
+    config: Config, errors: list[ConfigError]
+) -> tuple[list[Plugin], dict[str, Any]]:
+    """:func:`build_plugins`, adding the faults to ``errors``: the settings returned are
+    those that parsed."""
     plugins: list[Plugin] = []
     settings: dict[str, Any] = {}
     for section in config.plugins:
@@ -93,13 +130,45 @@ def build_plugins(config: Config) -> tuple[list[Plugin], dict[str, Any]]:
         if any(p.name == plugin.name for p in plugins):
             raise PluginError(f"plugin {plugin.name!r} is enabled twice ({section.key})")
         if plugin.settings_class is not None:
-            settings[plugin.name] = parse_settings(
-                plugin.settings_class, section.settings, prefix=section.key, environ=config.environ
-            )
+            try:
+                settings[plugin.name] = parse_settings(
+                    plugin.settings_class,
+                    section.settings,
+                    prefix=section.key,
+                    environ=config.environ,
+                )
+            except ConfigError as exc:
+                errors.append(exc)
         elif section.settings:
             raise PluginError(f"plugin {section.name!r} takes no settings ({section.key})")
         plugins.append(plugin)
     return plugins, settings
+
+
+def build_components(config: Config) -> tuple[dict[str, Adapter], list[Plugin], dict[str, Any]]:
+    """The adapters, the plugins and their settings (as :func:`build_adapters` and
+    :func:`build_plugins`), with the model table and every route checked too: all the
+    faults at once, before anything is created.
+
+    Raises:
+        ConfigError: every fault found (``ConfigErrors`` when there are several).
+        PluginError: an adapter or plugin that cannot be loaded.
+    """
+    errors: list[ConfigError] = []
+    adapters: dict[str, Adapter] = {}
+    try:
+        adapters = build_adapters(config)
+    except ConfigError as exc:
+        errors.append(exc)
+    plugins, settings = _build_plugins(config, errors)
+    try:
+        ModelTable.from_config(config.llm.models)
+    except ConfigError as exc:
+        errors.append(exc)
+    errors += route_problems(settings, {section.name for section in config.adapters})
+    if errors:
+        raise ConfigError.together(errors)
+    return adapters, plugins, settings
 
 
 class Bot:
@@ -139,6 +208,11 @@ class Bot:
         self.plugins = loaded
         self.pipeline = Pipeline(self.plugins)
         self.adapters = dict(adapters) if adapters is not None else build_adapters(config)
+        # routes may name the configured channels and those handed in (`botkit chat`)
+        channels = {*self.adapters, *(section.name for section in config.adapters)}
+        routes = list(route_problems(parsed, channels))
+        if routes:
+            raise ConfigError.together(routes)
         self.model = model if model is not None else build_model(config)
         self.metrics = Metrics()
         db = config.database
@@ -228,9 +302,16 @@ class Bot:
             note = unknown_model_note(self.model.model_info(), table)
             if note is not None:  # one line: what is assumed, and what to set
                 log.warning(note)
-        auto = self.config.database.auto_migrate
-        if auto or (auto is None and is_sqlite(self.database.url)):
+        if auto_migrates(self.config.database):
             await self.database.upgrade()
+        else:  # one line with what to do, not a missing table's traceback later
+            current, head = await self.database.revisions()
+            if current != head:
+                found = f"is at {current}" if current else "has no botkit schema"
+                raise StoreError(
+                    f"database {safe_url(self.database.url)} {found}, this botkit needs "
+                    f"{head}: run `botkit db upgrade`"
+                )
         self._started.append("database")
         for plugin in self.plugins:
             for hook in plugin.startup_hooks:

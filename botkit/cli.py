@@ -7,14 +7,18 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from botkit.bot import STAND_IN_NOTICE, Bot, build_adapters, build_model, build_plugins
-from botkit.config import Config, load_config
+from botkit.adapter import Adapter
+from botkit.bot import STAND_IN_NOTICE, Bot, build_components, build_model
+from botkit.config import Config, read_config
 from botkit.discovery import load_adapter_class
 from botkit.exceptions import BotkitError, ConfigError, PluginError
+from botkit.plugin import Plugin
+from botkit.preflight import DatabaseReport, check_database, check_port, safe_url
 from botkit.routing import Pipeline
 from botkit.store import Database, Store, UsageRow, dollars, one_process_per_sqlite_file
 
@@ -38,10 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        config = load_config(args.config)
+        config, faults = read_config(args.config)
+        if faults and not args.builds:  # the others report these with their own
+            raise ConfigError.together(faults)
+        args.faults = faults
         return int(asyncio.run(args.handler(config, args)))
     except ConfigError as exc:
-        print(f"botkit: config error: {exc}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"botkit: config error: {error}", file=sys.stderr)
         return 2
     except PluginError as exc:
         print(f"botkit: {exc}", file=sys.stderr)
@@ -64,9 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         "else ./botkit.toml, else built-in defaults)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    # builds: the command builds the adapters and plugins, and reports their faults
+    # together with the file's
+    parser.set_defaults(builds=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="run the bot on every configured channel")
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run, builds=True)
     chat = sub.add_parser("chat", help="talk to the bot in this terminal (or through a pipe)")
     chat.set_defaults(handler=_chat)
     db = sub.add_parser("db", help="database maintenance")
@@ -83,8 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         "stores (sentiment, spam...) occurred, by day and channel",
     )
     usage.set_defaults(handler=_usage)
-    check = sub.add_parser("check-config", help="load and check the configuration, then exit")
-    check.set_defaults(handler=_check_config)
+    check = sub.add_parser(
+        "check-config",
+        help="check the configuration, the database and the web port as run would, then exit",
+    )
+    check.set_defaults(handler=_check_config, builds=True)
     return parser
 
 
@@ -94,8 +108,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
+    # everything that would stop the bot is found before anything is created or migrated
+    adapters, plugins, settings = _components(config, args.faults)
+    await _surroundings(config, adapters)
     with one_process_per_sqlite_file(config.database.url):
-        bot = Bot(config)
+        bot = Bot(config, adapters=adapters, plugins=plugins, plugin_settings=settings)
         bot.handle_signals()
         async with bot:
             await bot.run_until_stopped()
@@ -118,10 +135,17 @@ async def _db_upgrade(config: Config, args: argparse.Namespace) -> int:
     db = config.database
     database = Database(db.url, busy_timeout=db.busy_timeout, synchronous=db.synchronous)
     try:
-        await database.upgrade()
+        migrated = await database.upgrade()
     finally:
         await database.close()
-    print(f"database {_safe_url(database.url)} is up to date")
+    url = safe_url(db.url)
+    if not migrated.applied:
+        print(f"database {url}: already at {migrated.now}, nothing to apply")
+        return 0
+    first, last = migrated.applied[0], migrated.applied[-1]
+    span = first if first == last else f"{first} → {last}"
+    was = f"it was at {migrated.before}" if migrated.before else "it had no schema"
+    print(f"database {url}: applied {span} ({was})")
     return 0
 
 
@@ -192,13 +216,13 @@ def _usage_json(row: UsageRow) -> dict[str, object]:
 
 
 async def _check_config(config: Config, args: argparse.Namespace) -> int:
-    adapters = build_adapters(config)
-    plugins, _ = build_plugins(config)
+    adapters, plugins, _ = _components(config, args.faults)
     Pipeline(plugins)  # duplicate commands fail here
     model = build_model(config)
     await model.close()
+    database = await _surroundings(config, adapters)
     print(f"config: {config.path or '(built-in defaults)'}")
-    print(f"database: {_safe_url(config.database.url)}")
+    print(f"database: {database.url} ({database.state})")
     model_name = (
         "stand-in (offline, not a real model)" if config.llm.stand_in else config.llm.model
     )
@@ -209,7 +233,31 @@ async def _check_config(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+def _components(
+    config: Config, faults: Sequence[ConfigError]
+) -> tuple[dict[str, Adapter], list[Plugin], dict[str, Any]]:
+    """The adapters, plugins and settings; the file's ``faults`` and the components'
+    own raised together."""
+    try:
+        built = build_components(config)
+    except ConfigError as exc:
+        raise ConfigError.together([*faults, exc]) from None
+    if faults:
+        raise ConfigError.together(faults)
+    return built
 
-    return make_url(url).render_as_string(hide_password=True)
+
+async def _surroundings(config: Config, adapters: Mapping[str, Adapter]) -> DatabaseReport:
+    """The database and, when ``run`` would start the web server, its port: what the
+    database holds, or every fault at once."""
+    errors = []
+    try:
+        database = await check_database(config.database)
+    except ConfigError as exc:
+        errors.append(exc)
+    if config.web.enabled or any(a.web_routes() for a in adapters.values()):
+        port = check_port(config.web.host, config.web.port)
+        errors += [port] if port is not None else []
+    if errors:
+        raise ConfigError.together(errors)
+    return database

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from botkit._settings import parse_settings
 from botkit.exceptions import ConfigError
@@ -26,6 +29,7 @@ __all__ = [
     "OutboxSection",
     "WebSection",
     "load_config",
+    "read_config",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///botkit.db"
@@ -169,40 +173,74 @@ def load_config(
         environ: the environment to read (default: ``os.environ``).
 
     Raises:
-        ConfigError: naming the key and what is wrong with it.
+        ConfigError: naming the key and what is wrong with it (``ConfigErrors``: every
+            fault in the file).
+    """
+    config, errors = read_config(path, environ=environ)
+    if errors:
+        raise ConfigError.together(errors)
+    return config
+
+
+def read_config(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> tuple[Config, tuple[ConfigError, ...]]:
+    """``load_config``, returning the faults instead of raising them: a faulty section
+    is left at its defaults, so a caller can add the faults of what it builds from the
+    rest (adapters, plugins) and report every one at once.
+
+    Raises:
+        ConfigError: the file is missing or is not TOML (nothing else can be read).
     """
     env = dict(os.environ if environ is None else environ)
     file = _find_file(path, env)
     data = _read_toml(file) if file is not None else {}
-    return parse_config(data, environ=env, path=file)
+    return _parse(data, env, file)
 
 
 def parse_config(
     data: Mapping[str, Any], *, environ: Mapping[str, str], path: Path | None = None
 ) -> Config:
-    """Build a ``Config`` from an already parsed TOML document."""
+    """Build a ``Config`` from an already parsed TOML document.
+
+    Raises:
+        ConfigError: every fault at once (``ConfigErrors`` when there are several).
+    """
+    config, errors = _parse(data, environ, path)
+    if errors:
+        raise ConfigError.together(errors)
+    return config
+
+
+def _parse(
+    data: Mapping[str, Any], environ: Mapping[str, str], path: Path | None
+) -> tuple[Config, tuple[ConfigError, ...]]:
+    errors: list[ConfigError] = []
     unknown = set(data) - set(_SECTIONS) - {"adapters", "plugins"}
-    if unknown:
-        known = ", ".join(sorted([*_SECTIONS, "adapters", "plugins"]))
-        raise ConfigError(sorted(unknown)[0], f"unknown section (known: {known})")
-    tables = {name: dict(_table(data, name)) for name in _SECTIONS}
-    for variable, (section, key) in _ENV_OVERRIDES.items():
-        if environ.get(variable):
-            tables[section][key] = environ[variable]
-    sections = {
-        name: parse_settings(cls, tables[name], prefix=name, environ=environ)
-        for name, cls in _SECTIONS.items()
-    }
-    _check(sections)
-    adapters = _components(data, "adapters", DEFAULT_ADAPTERS)
-    plugins = _components(data, "plugins", DEFAULT_PLUGINS)
-    return Config(
+    known = ", ".join(sorted([*_SECTIONS, "adapters", "plugins"]))
+    errors += [ConfigError(name, f"unknown section (known: {known})") for name in sorted(unknown)]
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        try:
+            table = dict(_table(data, name))
+            for variable, (section, key) in _ENV_OVERRIDES.items():
+                if section == name and environ.get(variable):
+                    table[key] = environ[variable]
+            sections[name] = parse_settings(cls, table, prefix=name, environ=environ)
+        except ConfigError as exc:
+            errors.append(exc)
+            sections[name] = cls()
+    errors += _check(sections)
+    adapters = _components(data, "adapters", DEFAULT_ADAPTERS, errors)
+    plugins = _components(data, "plugins", DEFAULT_PLUGINS, errors)
+    config = Config(
         **sections,
         adapters=adapters,
         plugins=plugins,
         environ=environ,
         path=path,
     )
+    return config, tuple(one for error in errors for one in error.errors)
 
 
 def _find_file(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
@@ -224,6 +262,14 @@ def _read_toml(file: Path) -> dict[str, Any]:
         raise ConfigError("", f"{file} is not valid TOML: {exc}") from None
 
 
+def _backend(url: str) -> str | None:
+    """The database's kind in ``url`` (``"sqlite"``, ``"postgresql"``), or ``None``."""
+    try:
+        return make_url(url).get_backend_name()
+    except ArgumentError:
+        return None
+
+
 def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
@@ -231,58 +277,76 @@ def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
-def _check(sections: Mapping[str, Any]) -> None:
+def _check(sections: Mapping[str, Any]) -> Iterator[ConfigError]:
     bot: BotSection = sections["bot"]
     llm: LLMSection = sections["llm"]
     web: WebSection = sections["web"]
+    database: DatabaseSection = sections["database"]
+    backend = _backend(database.url)
+    if backend not in ("sqlite", "postgresql", "postgres"):
+        yield ConfigError(
+            "database.url",
+            ("is not a database URL; " if backend is None else f"{backend}: ")
+            + "botkit runs on SQLite (sqlite:///botkit.db) or PostgreSQL "
+            "(postgresql://user@host/db)",
+        )
     if bot.max_in_flight < 1:
-        raise ConfigError("bot.max_in_flight", "must be at least 1")
+        yield ConfigError("bot.max_in_flight", "must be at least 1")
     if bot.claim_lease < 1:
-        raise ConfigError("bot.claim_lease", "must be at least 1 second")
+        yield ConfigError("bot.claim_lease", "must be at least 1 second")
     if bot.outage_horizon < 0:
-        raise ConfigError("bot.outage_horizon", "must not be negative")
+        yield ConfigError("bot.outage_horizon", "must not be negative")
     if bot.outage_retry <= 0:
-        raise ConfigError("bot.outage_retry", "must be more than 0 seconds")
+        yield ConfigError("bot.outage_retry", "must be more than 0 seconds")
     if bot.singleton_lease is not None and bot.singleton_lease < 1:
-        raise ConfigError("bot.singleton_lease", "must be at least 1 second")
+        yield ConfigError("bot.singleton_lease", "must be at least 1 second")
     if bot.history_limit < 1:
-        raise ConfigError("bot.history_limit", "must be at least 1")
+        yield ConfigError("bot.history_limit", "must be at least 1")
     for key, value in (
         ("llm.timeout", llm.timeout),
         ("llm.stream_idle_timeout", llm.stream_idle_timeout),
     ):
         if value <= 0:
-            raise ConfigError(key, "must be a positive number of seconds")
+            yield ConfigError(key, "must be a positive number of seconds")
     if llm.max_retries < 0:
-        raise ConfigError("llm.max_retries", "must not be negative")
+        yield ConfigError("llm.max_retries", "must not be negative")
     if llm.reserve_output_tokens < 1:
-        raise ConfigError("llm.reserve_output_tokens", "must be at least 1")
+        yield ConfigError("llm.reserve_output_tokens", "must be at least 1")
     if llm.base_url is not None and not llm.base_url.startswith(("http://", "https://")):
-        raise ConfigError(
+        yield ConfigError(
             "llm.base_url", f"must start with http:// or https://, not {llm.base_url!r}"
         )
     if not 0 <= web.port <= 65535:
-        raise ConfigError("web.port", "must be a port number (0-65535)")
+        yield ConfigError("web.port", "must be a port number (0-65535)")
     if web.max_body_size < 1024:
-        raise ConfigError("web.max_body_size", "must be at least 1024 bytes")
+        yield ConfigError("web.max_body_size", "must be at least 1024 bytes")
 
 
 def _components(
-    data: Mapping[str, Any], section: str, defaults: tuple[str, ...]
+    data: Mapping[str, Any], section: str, defaults: tuple[str, ...], errors: list[ConfigError]
 ) -> tuple[ComponentSection, ...]:
+    """The enabled ``[section.NAME]`` tables; their faults are added to ``errors``."""
     if section not in data:
         return tuple(ComponentSection(n, None, True, {}, f"{section}.{n}") for n in defaults)
+    if not isinstance(data[section], dict):
+        errors.append(ConfigError(section, "must be a table"))
+        return ()
     result = []
-    for name, table in _table(data, section).items():
+    for name, table in data[section].items():
         key = f"{section}.{name}"
         if not isinstance(table, dict):
-            raise ConfigError(key, "must be a table")
+            errors.append(ConfigError(key, "must be a table"))
+            continue
         settings = dict(table)
         use = settings.pop("use", None)
         enabled = settings.pop("enabled", True)
         if use is not None and (not isinstance(use, str) or ":" not in use):
-            raise ConfigError(f"{key}.use", 'must be an import path like "package.module:Name"')
+            errors.append(
+                ConfigError(f"{key}.use", 'must be an import path like "package.module:Name"')
+            )
+            continue
         if not isinstance(enabled, bool):
-            raise ConfigError(f"{key}.enabled", "must be true or false")
+            errors.append(ConfigError(f"{key}.enabled", "must be true or false"))
+            continue
         result.append(ComponentSection(name, use, enabled, settings, key))
     return tuple(c for c in result if c.enabled)

@@ -4,6 +4,7 @@ Every error botkit raises on purpose is a ``BotkitError``::
 
     BotkitError
     ├── ConfigError           bad or missing settings, raised at start, names the TOML key
+    │   └── ConfigErrors      several at once: every fault in a file, each in .errors
     ├── PluginError           an entry point missing, broken, duplicated, or of the wrong type
     ├── StoreError            wraps the database driver's errors
     │   ├── StoreUnavailableError  the database cannot be reached (down, restarting)
@@ -24,11 +25,14 @@ secret: callers pass descriptions, never credentials.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "AuthenticationError",
     "BotkitError",
     "ClaimLostError",
     "ConfigError",
+    "ConfigErrors",
     "ContextLengthError",
     "InvalidResponseError",
     "PluginError",
@@ -58,6 +62,39 @@ class ConfigError(BotkitError):
         self.key = key
         self.problem = problem
         super().__init__(f"{key}: {problem}" if key else problem)
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        """Each fault this error stands for: itself, or (``ConfigErrors``) every one."""
+        return (self,)
+
+    @staticmethod
+    def together(errors: Sequence[ConfigError]) -> ConfigError:
+        """One error for all of ``errors`` (at least one; flattened): the error itself
+        when there is one, else a ``ConfigErrors``."""
+        flat = [one for error in errors for one in error.errors]
+        return flat[0] if len(flat) == 1 else ConfigErrors(flat)
+
+
+class ConfigErrors(ConfigError):
+    """Several faults found together, so that one run shows every one of them.
+
+    ``key`` and ``problem`` are the first fault's; ``str()`` is one line per fault.
+
+    Args:
+        errors: the faults, at least two, in the order they were found.
+    """
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        self._errors = tuple(one for error in errors for one in error.errors)
+        first = self._errors[0]
+        super().__init__(first.key, first.problem)
+        self.args = ("\n".join(str(error) for error in self._errors),)
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        """Every fault, one ``ConfigError`` each."""
+        return self._errors
 
 
 class PluginError(BotkitError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -155,48 +156,58 @@ class EmailSettings:
         """The domain of the Message-IDs botkit writes."""
         return self.message_id_domain or self.address.rpartition("@")[2].strip().lower()
 
-    def check(self, prefix: str) -> None:
-        """Refuse combinations the TOML types alone cannot catch.
+    def problems(self, prefix: str) -> Iterator[ConfigError]:
+        """Combinations the TOML types alone cannot catch, found when the table is parsed.
 
         Args:
             prefix: the table's dotted name, e.g. ``"adapters.email"``.
 
-        Raises:
-            ConfigError: naming the key at fault.
+        Yields:
+            ConfigError: naming the key at fault, one for each problem.
         """
         for key in ("address", *(("notify_to",) if self.notify_to is not None else ())):
             value = getattr(self, key)
             local, at, domain = value.strip().rpartition("@")
             if not at or not local or "." not in domain or any(c.isspace() for c in value):
-                raise ConfigError(f"{prefix}.{key}", f"is not an email address: {value!r}")
+                yield ConfigError(f"{prefix}.{key}", f"is not an email address: {value!r}")
         for key in ("imap_host", "smtp_host", "mailbox"):
             if not getattr(self, key).strip():
-                raise ConfigError(f"{prefix}.{key}", "must not be empty")
+                yield ConfigError(f"{prefix}.{key}", "must not be empty")
         for key in ("imap_port", "smtp_port"):
             port = getattr(self, key)
             if port is not None and not 1 <= port <= 65535:
-                raise ConfigError(f"{prefix}.{key}", "must be a port number (1-65535)")
+                yield ConfigError(f"{prefix}.{key}", "must be a port number (1-65535)")
         if self.mode == "notify" and not self.notify_to:
-            raise ConfigError(f"{prefix}.notify_to", 'is required with mode = "notify"')
+            yield ConfigError(f"{prefix}.notify_to", 'is required with mode = "notify"')
         if self.after_accept == "move" and not self.move_to.strip():
-            raise ConfigError(f"{prefix}.move_to", 'is required with after_accept = "move"')
+            yield ConfigError(f"{prefix}.move_to", 'is required with after_accept = "move"')
         if self.after_accept == "move" and self.move_to == self.mailbox:
-            raise ConfigError(f"{prefix}.move_to", "must differ from mailbox")
+            yield ConfigError(f"{prefix}.move_to", "must differ from mailbox")
         if self.after_accept == "flag" and not _is_keyword(self.flag):
-            raise ConfigError(
+            yield ConfigError(
                 f"{prefix}.flag", f"is not an IMAP keyword (letters, digits, $, _): {self.flag!r}"
             )
         if not 0 < self.idle_renew <= IDLE_LIMIT:
-            raise ConfigError(
+            yield ConfigError(
                 f"{prefix}.idle_renew", "must be a positive number of seconds, at most 1740"
             )
         for key in ("poll_interval", "timeout", "reconnect_min", "reconnect_max"):
             if getattr(self, key) <= 0:
-                raise ConfigError(f"{prefix}.{key}", "must be a positive number of seconds")
+                yield ConfigError(f"{prefix}.{key}", "must be a positive number of seconds")
         if self.reconnect_max < self.reconnect_min:
-            raise ConfigError(f"{prefix}.reconnect_max", "must not be less than reconnect_min")
+            yield ConfigError(f"{prefix}.reconnect_max", "must not be less than reconnect_min")
         if self.autoreply_period < 0:
-            raise ConfigError(f"{prefix}.autoreply_period", "must not be negative")
+            yield ConfigError(f"{prefix}.autoreply_period", "must not be negative")
+
+    def check(self, prefix: str) -> None:
+        """Raise every problem :meth:`problems` finds, together.
+
+        Raises:
+            ConfigError: naming the key at fault (``ConfigErrors``: several).
+        """
+        found = list(self.problems(prefix))
+        if found:
+            raise ConfigError.together(found)
 
 
 def _is_keyword(flag: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -59,38 +60,48 @@ class SlackSettings:
     max_rate_limit_wait: float = 30.0
     timeout: float = 30.0
 
-    def check(self, prefix: str) -> None:
-        """Refuse combinations the TOML types alone cannot catch.
+    def problems(self, prefix: str) -> Iterator[ConfigError]:
+        """Combinations the TOML types alone cannot catch, found when the table is parsed.
 
         Args:
             prefix: the table's dotted name, e.g. ``"adapters.slack"``.
 
-        Raises:
-            ConfigError: naming the key at fault.
+        Yields:
+            ConfigError: naming the key at fault, one for each problem.
         """
         if self.transport == "socket" and self.app_token is None:
-            raise ConfigError(
+            yield ConfigError(
                 f"{prefix}.app_token",
                 "Socket Mode needs an app-level token (xapp-…): set SLACK_APP_TOKEN, or name "
                 'another variable with app_token_env, or use transport = "http"',
             )
         if self.transport == "http" and self.signing_secret is None:
-            raise ConfigError(
+            yield ConfigError(
                 f"{prefix}.signing_secret",
                 "the HTTP Events API needs the signing secret: set SLACK_SIGNING_SECRET, or "
                 "name another variable with signing_secret_env",
             )
         if not self.events_path.startswith("/"):
-            raise ConfigError(f"{prefix}.events_path", "must start with '/'")
+            yield ConfigError(f"{prefix}.events_path", "must start with '/'")
         if not self.slash_command.startswith("/") or len(self.slash_command) < 2:
-            raise ConfigError(f"{prefix}.slash_command", "must look like '/botkit'")
+            yield ConfigError(f"{prefix}.slash_command", "must look like '/botkit'")
         if not self.api_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{prefix}.api_url", "must be an http(s) URL")
+            yield ConfigError(f"{prefix}.api_url", "must be an http(s) URL")
         for key, value in (
             ("post_interval", self.post_interval),
             ("max_rate_limit_wait", self.max_rate_limit_wait),
         ):
             if value < 0:
-                raise ConfigError(f"{prefix}.{key}", "must not be negative")
+                yield ConfigError(f"{prefix}.{key}", "must not be negative")
         if self.timeout <= 0:
-            raise ConfigError(f"{prefix}.timeout", "must be positive")
+            yield ConfigError(f"{prefix}.timeout", "must be positive")
+
+    def check(self, prefix: str) -> None:
+        """Raise every problem :meth:`problems` finds, together.
+
+        Raises:
+            ConfigError: naming the key at fault (``ConfigErrors``: several).
+        """
+        found = list(self.problems(prefix))
+        if found:
+            raise ConfigError.together(found)

@@ -1,7 +1,7 @@
 """The conversation store: SQLAlchemy 2 async models, queries and Alembic migrations."""
 
 from botkit.store._process_lock import one_process_per_sqlite_file
-from botkit.store.engine import Database, is_sqlite
+from botkit.store.engine import Database, Migrated, is_sqlite
 from botkit.store.records import StoredMessage, UsageRow
 from botkit.store.repository import (
     CallRow,
@@ -22,6 +22,7 @@ __all__ = [
     "Database",
     "Fence",
     "Finished",
+    "Migrated",
     "NamespaceState",
     "OutboundDraft",
     "Resumable",

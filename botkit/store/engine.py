@@ -24,7 +24,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, create_engine, event
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -33,7 +34,7 @@ from sqlalchemy.pool import StaticPool
 from botkit._faults import fault_point
 from botkit.exceptions import ConfigError, StoreError
 
-__all__ = ["Database", "Operation", "Synchronous", "is_sqlite"]
+__all__ = ["Database", "Migrated", "Operation", "Synchronous", "is_sqlite"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "botkit_write"
@@ -142,6 +143,21 @@ class _Line:
                     item.future.set_result(value)
                 else:
                     item.future.set_exception(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    """What :meth:`Database.upgrade` did.
+
+    Attributes:
+        before: the schema's revision before (``None``: there was no schema).
+        applied: the migrations applied, oldest first (empty: it was current).
+        now: the schema's revision now, the newest botkit knows.
+    """
+
+    before: str | None
+    applied: tuple[str, ...]
+    now: str
 
 
 def is_sqlite(url: str) -> bool:
@@ -297,13 +313,24 @@ class Database:
                 outcomes.append((False, alone))
         return outcomes
 
-    async def upgrade(self) -> None:
-        """Apply every Alembic migration not yet applied (``botkit db upgrade``)."""
+    async def upgrade(self) -> Migrated:
+        """Apply every Alembic migration not yet applied (``botkit db upgrade``).
+
+        Returns:
+            The revision before, the migrations applied, the revision now.
+        """
         if self._async is not None:
             async with self._async.begin() as conn:
-                await conn.run_sync(_run_upgrade)
-            return
-        await self.write(_run_upgrade)
+                return await conn.run_sync(_run_upgrade)
+        return await self.write(_run_upgrade)
+
+    async def revisions(self) -> tuple[str | None, str]:
+        """The schema's revision (``None``: no botkit schema) and the newest botkit
+        knows; the schema is current when they are equal. Changes nothing."""
+        if self._async is not None:
+            async with self._async.connect() as conn:
+                return await conn.run_sync(_revisions)
+        return await self.read(_revisions)
 
     async def close(self) -> None:
         """Finish the work under way, then close every pooled connection; the database
@@ -421,5 +448,21 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
     return cfg
 
 
-def _run_upgrade(connection: Connection) -> None:
-    command.upgrade(_alembic_config(connection), "head")
+def _revisions(connection: Connection) -> tuple[str | None, str]:
+    # read directly: alembic's MigrationContext logs two INFO lines for each look
+    current = (
+        connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if inspect(connection).has_table("alembic_version")
+        else None
+    )
+    head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
+    assert head is not None  # botkit ships its migrations
+    return current, head
+
+
+def _run_upgrade(connection: Connection) -> Migrated:
+    before, head = _revisions(connection)
+    config = _alembic_config(connection)
+    command.upgrade(config, "head")
+    walked = ScriptDirectory.from_config(config).iterate_revisions(head, before)
+    return Migrated(before, tuple(reversed([script.revision for script in walked])), head)

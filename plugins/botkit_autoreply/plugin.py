@@ -14,12 +14,11 @@ from botkit import (
     JsonSchema,
     Message,
     Plugin,
-    PluginRuntime,
     Reply,
     ServiceError,
     SkipHandler,
 )
-from botkit_autoreply.rules import AutoreplySettings, Rule, active_range, check_rules, matches
+from botkit_autoreply.rules import AutoreplySettings, Rule, active_range, matches
 
 __all__ = ["plugin"]
 
@@ -46,16 +45,6 @@ plugin = Plugin(
     description="Automatic replies by rule: templates, drafts by the model, hand-offs",
     settings_class=AutoreplySettings,
 )
-
-
-@plugin.on_startup
-async def check_settings(runtime: PluginRuntime) -> None:
-    """Refuse to start with a rule that could never work."""
-    settings = runtime.settings_as(AutoreplySettings)
-    check_rules(settings, f"plugins.{runtime.plugin}")
-    for rule in settings.rules:
-        if rule.classify is not None and rule.handoff_to is None:
-            log.warning("autoreply rule %r hands off to nobody (no handoff_to)", rule.name)
 
 
 def _not_command(message: Message) -> bool:

@@ -1,9 +1,10 @@
-"""Auto-reply rules: their settings, their checks at start, and matching a message."""
+"""Auto-reply rules: their settings, their checks when parsed, and matching a message."""
 
 from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Literal
@@ -91,48 +92,53 @@ class AutoreplySettings:
 
     rules: tuple[Rule, ...] = ()
 
+    def problems(self, key: str) -> Iterator[ConfigError]:
+        """Checked when the table is parsed: see :func:`check_rules`."""
+        return check_rules(self, key)
 
-def check_rules(settings: AutoreplySettings, key: str) -> None:
-    """Refuse rules that could never work, naming the key at fault.
 
-    Raises:
-        ConfigError: a bad regex, time zone, window, date, or a rule with no answer.
-    """
+def check_rules(settings: AutoreplySettings, key: str) -> Iterator[ConfigError]:
+    """Each fault of rules that could never work, naming the key at fault: a bad regex,
+    time zone, window or date, a rule with no answer, a hand-off to nobody."""
     names: set[str] = set()
     for index, rule in enumerate(settings.rules):
         where = f"{key}.rules[{index}]"
         if rule.name in names:
-            raise ConfigError(f"{where}.name", f"another rule is named {rule.name!r}")
+            yield ConfigError(f"{where}.name", f"another rule is named {rule.name!r}")
         names.add(rule.name)
         if rule.reply is None and rule.instruction is None:
-            raise ConfigError(where, "give reply (a template) or instruction (for the model)")
+            yield ConfigError(where, "give reply (a template) or instruction (for the model)")
+        if rule.classify is not None and rule.handoff_to is None:
+            yield ConfigError(
+                f"{where}.handoff_to",
+                "is required with classify: the model may hand a message to a person",
+            )
         if rule.pattern is not None:
             try:
                 re.compile(rule.pattern)
             except re.error as exc:
-                raise ConfigError(f"{where}.pattern", str(exc)) from None
+                yield ConfigError(f"{where}.pattern", str(exc))
         try:
             ZoneInfo(rule.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(
-                f"{where}.timezone", f"unknown time zone {rule.timezone!r}"
-            ) from None
+            yield ConfigError(f"{where}.timezone", f"unknown time zone {rule.timezone!r}")
         if rule.hours is not None and not _HOURS.match(rule.hours):
-            raise ConfigError(f"{where}.hours", 'must look like "09:00-17:00"')
+            yield ConfigError(f"{where}.hours", 'must look like "09:00-17:00"')
         for day in rule.days:
             if day.lower()[:3] not in DAYS:
-                raise ConfigError(f"{where}.days", f"{day!r} is not a weekday (mon ... sun)")
+                yield ConfigError(f"{where}.days", f"{day!r} is not a weekday (mon ... sun)")
         if rule.outside and rule.hours is None and not rule.days:
-            raise ConfigError(f"{where}.outside", "needs hours or days to be outside of")
+            yield ConfigError(f"{where}.outside", "needs hours or days to be outside of")
         for n, span in enumerate(rule.dates):
             try:
                 start, end = date.fromisoformat(span.start), date.fromisoformat(span.end)
             except ValueError:
-                raise ConfigError(f"{where}.dates[{n}]", "dates look like 2024-12-24") from None
+                yield ConfigError(f"{where}.dates[{n}]", "dates look like 2024-12-24")
+                continue
             if end < start:
-                raise ConfigError(f"{where}.dates[{n}]", "end is before start")
+                yield ConfigError(f"{where}.dates[{n}]", "end is before start")
         if rule.cooldown_minutes < 0:
-            raise ConfigError(f"{where}.cooldown_minutes", "must not be negative")
+            yield ConfigError(f"{where}.cooldown_minutes", "must not be negative")
 
 
 def matches(rule: Rule, message: Message, now: datetime) -> bool:
@@ -175,7 +181,7 @@ def _in_window(rule: Rule, local: datetime) -> bool:
     if rule.hours is None:
         return DAYS[weekday] in _days(rule)
     found = _HOURS.match(rule.hours)
-    assert found is not None  # checked at start
+    assert found is not None  # checked when the settings were parsed
     h1, m1, h2, m2 = (int(g) for g in found.groups())
     start = time(h1, m1)
     now = local.time().replace(tzinfo=None)

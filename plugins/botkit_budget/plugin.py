@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -44,6 +45,15 @@ class Limit:
     usd: float | None = None
     channels: tuple[str, ...] = ()
 
+    def problems(self, key: str) -> Iterator[ConfigError]:
+        """A limit that cannot work, found when the table is parsed."""
+        if (self.tokens is None) == (self.usd is None):
+            yield ConfigError(key, "give exactly one of tokens and usd")
+        if self.tokens is not None and self.tokens <= 0:
+            yield ConfigError(f"{key}.tokens", "must be a positive number of tokens")
+        if self.usd is not None and self.usd <= 0:
+            yield ConfigError(f"{key}.usd", "must be a positive amount of dollars")
+
 
 @dataclass(frozen=True, slots=True)
 class BudgetSettings:
@@ -60,28 +70,19 @@ class BudgetSettings:
     timezone: str = "UTC"
     unlimited_users: tuple[str, ...] = ()
 
+    def problems(self, key: str) -> Iterator[ConfigError]:
+        """An unknown time zone, found when the table is parsed."""
+        try:
+            _zone(self.timezone, f"{key}.timezone")
+        except ConfigError as exc:
+            yield exc
+
 
 plugin = Plugin(
     "budget",
     description="Spending limits per user, channel and bot",
     settings_class=BudgetSettings,
 )
-
-
-@plugin.on_startup
-async def check_settings(runtime: PluginRuntime) -> None:
-    """Refuse to start with a limit that cannot work."""
-    settings = runtime.settings_as(BudgetSettings)
-    key = f"plugins.{runtime.plugin}"
-    _zone(settings.timezone, f"{key}.timezone")
-    for index, limit in enumerate(settings.limits):
-        where = f"{key}.limits[{index}]"
-        if (limit.tokens is None) == (limit.usd is None):
-            raise ConfigError(where, "give exactly one of tokens and usd")
-        if limit.tokens is not None and limit.tokens <= 0:
-            raise ConfigError(f"{where}.tokens", "must be a positive number of tokens")
-        if limit.usd is not None and limit.usd <= 0:
-            raise ConfigError(f"{where}.usd", "must be a positive amount of dollars")
 
 
 @plugin.before_model_call

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,6 @@ from botkit import (
     Message,
     Next,
     Plugin,
-    PluginRuntime,
     Reply,
     ServiceError,
 )
@@ -68,22 +67,19 @@ class SentimentSettings:
     escalate_below: float = -0.6
     report_messages: int = 100
 
+    def problems(self, key: str) -> Iterator[ConfigError]:
+        """A threshold outside the score's range, found when the table is parsed."""
+        if not -1 <= self.escalate_below <= 1:
+            yield ConfigError(f"{key}.escalate_below", "must be between -1 and 1")
+        if self.report_messages < 1:
+            yield ConfigError(f"{key}.report_messages", "must be at least 1")
+
 
 plugin = Plugin(
     "sentiment",
     description="Sentiment of each message, for other plugins and reports",
     settings_class=SentimentSettings,
 )
-
-
-@plugin.on_startup
-async def check_settings(runtime: PluginRuntime) -> None:
-    """Refuse to start with a threshold outside the score's range."""
-    settings = runtime.settings_as(SentimentSettings)
-    if not -1 <= settings.escalate_below <= 1:
-        raise ConfigError(f"plugins.{runtime.plugin}.escalate_below", "must be between -1 and 1")
-    if settings.report_messages < 1:
-        raise ConfigError(f"plugins.{runtime.plugin}.report_messages", "must be at least 1")
 
 
 @plugin.middleware

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from botkit import (
@@ -16,7 +17,6 @@ from botkit import (
     Message,
     Next,
     Plugin,
-    PluginRuntime,
     ServiceError,
 )
 
@@ -91,6 +91,17 @@ class SpamSettings:
     instruction: str = DEFAULT_INSTRUCTION
     notify: ConversationRef | None = None
 
+    def problems(self, key: str) -> Iterator[ConfigError]:
+        """A pattern that is not a regular expression, or thresholds out of order; found
+        when the table is parsed."""
+        for index, pattern in enumerate(self.patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                yield ConfigError(f"{key}.patterns[{index}]", str(exc))
+        if not 0 < self.unsure_score <= self.spam_score:
+            yield ConfigError(f"{key}.unsure_score", "must be above 0 and at most spam_score")
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -113,21 +124,6 @@ class Verdict:
 plugin = Plugin(
     "spam", description="Holds spam before it reaches the model", settings_class=SpamSettings
 )
-
-
-@plugin.on_startup
-async def check_settings(runtime: PluginRuntime) -> None:
-    """Refuse to start with a pattern that is not a regular expression."""
-    settings = runtime.settings_as(SpamSettings)
-    for index, pattern in enumerate(settings.patterns):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError(f"plugins.{runtime.plugin}.patterns[{index}]", str(exc)) from None
-    if not 0 < settings.unsure_score <= settings.spam_score:
-        raise ConfigError(
-            f"plugins.{runtime.plugin}.unsure_score", "must be above 0 and at most spam_score"
-        )
 
 
 def score_text(text: str, settings: SpamSettings, *, repeats: int = 1) -> Verdict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -59,6 +59,19 @@ class Digest:
     hours: float = 24
     skip_empty: bool = True
 
+    def problems(self, key: str) -> Iterator[ConfigError]:
+        """A digest that could never run, found when the table is parsed."""
+        try:
+            CronSchedule.parse(self.cron)
+        except ValueError as exc:
+            yield ConfigError(f"{key}.cron", str(exc))
+        try:
+            _zone(self.timezone, f"{key}.timezone")
+        except ConfigError as exc:
+            yield exc
+        if self.hours <= 0:
+            yield ConfigError(f"{key}.hours", "must be positive")
+
 
 @dataclass(frozen=True, slots=True)
 class SummarySettings:
@@ -83,35 +96,25 @@ class SummarySettings:
     parallel: int = 4
     digests: tuple[Digest, ...] = ()
 
+    def problems(self, key: str) -> Iterator[ConfigError]:
+        """Sizes below 1 and digests named alike, found when the table is parsed."""
+        for field_name in ("max_messages", "summary_tokens", "parallel"):
+            if getattr(self, field_name) < 1:
+                yield ConfigError(f"{key}.{field_name}", "must be at least 1")
+        names: set[str] = set()
+        for index, digest in enumerate(self.digests):
+            if digest.name in names:
+                yield ConfigError(
+                    f"{key}.digests[{index}].name", f"another digest is named {digest.name!r}"
+                )
+            names.add(digest.name)
+
 
 plugin = Plugin(
     "summary",
     description="Summaries of conversations and channels",
     settings_class=SummarySettings,
 )
-
-
-@plugin.on_startup
-async def check_settings(runtime: PluginRuntime) -> None:
-    """Refuse to start with a digest that could never run."""
-    settings = runtime.settings_as(SummarySettings)
-    key = f"plugins.{runtime.plugin}"
-    for field_name in ("max_messages", "summary_tokens", "parallel"):
-        if getattr(settings, field_name) < 1:
-            raise ConfigError(f"{key}.{field_name}", "must be at least 1")
-    names: set[str] = set()
-    for index, digest in enumerate(settings.digests):
-        where = f"{key}.digests[{index}]"
-        if digest.name in names:
-            raise ConfigError(f"{where}.name", f"another digest is named {digest.name!r}")
-        names.add(digest.name)
-        try:
-            CronSchedule.parse(digest.cron)
-        except ValueError as exc:
-            raise ConfigError(f"{where}.cron", str(exc)) from None
-        _zone(digest.timezone, f"{where}.timezone")
-        if digest.hours <= 0:
-            raise ConfigError(f"{where}.hours", "must be positive")
 
 
 def parse_hours(text: str) -> float | None:

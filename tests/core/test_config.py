@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from botkit import ConfigError, Secret
+from botkit import ConfigError, ConfigErrors, Secret
 from botkit._settings import parse_settings
 from botkit.config import load_config, parse_config
 
@@ -178,3 +179,56 @@ def test_the_example_config_documents_every_setting() -> None:
                 assert "[llm.models." in text
                 continue
             assert f"{key} =" in body or f"# {key} =" in body, f"{section}.{key} undocumented"
+
+
+def test_every_fault_in_the_file_is_reported_at_once(tmp_path: Path) -> None:
+    file = tmp_path / "bad.toml"
+    file.write_text(
+        "[bot]\nmax_in_flight = 0\nhistory_limit = 0\n"
+        '[llm]\ntimeout = "forever"\nmodle = "x"\n'
+        "[webhooks]\n"
+        "[plugins.chat]\nenabled = 1\n"
+    )
+    with pytest.raises(ConfigErrors) as caught:
+        load_config(file, environ={})
+    assert [e.key for e in caught.value.errors] == [
+        "webhooks",
+        "llm.modle",
+        "llm.timeout",
+        "bot.max_in_flight",
+        "bot.history_limit",
+        "plugins.chat.enabled",
+    ]
+    assert str(caught.value).splitlines() == [str(e) for e in caught.value.errors]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    low: int = 0
+    high: int = 10
+
+    def problems(self, key: str) -> Iterator[ConfigError]:
+        if self.low > self.high:
+            yield ConfigError(f"{key}.low", "must not be above high")
+
+
+def test_settings_report_their_own_problems_when_parsed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(_Checked, {"low": 11}, prefix="plugins.x", environ={})
+    assert str(caught.value) == "plugins.x.low: must not be above high"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mysql://bot@127.0.0.1/bot", "mysql: botkit runs on SQLite"),
+        ("not a url", "is not a database URL"),
+    ],
+)
+def test_a_database_botkit_cannot_run_on_is_refused_when_the_file_is_read(
+    url: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"database": {"url": url}}, environ={})
+    assert caught.value.key == "database.url"
+    assert problem in caught.value.problem

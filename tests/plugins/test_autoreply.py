@@ -169,6 +169,7 @@ async def test_an_invalid_classification_takes_the_rules_fallback_route(
             "classify": "x",
             "reply": "ok",
             "on_error": "handoff",
+            "handoff_to": {"channel": "test", "chat_id": "staff"},
         },
         {
             "name": "lenient",
@@ -176,6 +177,7 @@ async def test_an_invalid_classification_takes_the_rules_fallback_route(
             "classify": "x",
             "reply": "ok",
             "on_error": "pass",
+            "handoff_to": {"channel": "test", "chat_id": "staff"},
         },
     )
     model = FakeModel().reply("route: answer", purpose="autoreply")  # not JSON
@@ -221,6 +223,7 @@ async def test_a_cooldown_answers_each_sender_once(start_bot: StartBot) -> None:
         ({"name": "a", "reply": "x", "hours": "9-17"}, r"rules\[0\]\.hours"),
         ({"name": "a", "reply": "x", "days": ["funday"]}, r"rules\[0\]\.days"),
         ({"name": "a", "reply": "x", "outside": True}, r"rules\[0\]\.outside"),
+        ({"name": "a", "reply": "x", "classify": "route"}, r"rules\[0\]\.handoff_to: is required"),
         (
             {"name": "a", "reply": "x", "dates": [{"start": "2024-02-02", "end": "2024-01-01"}]},
             r"rules\[0\]\.dates\[0\]: end is before start",

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from botkit import AuthenticationError, ConfigError, RequestRejectedError, ServiceUnavailableError
+from botkit import (
+    AuthenticationError,
+    ConfigError,
+    ConfigErrors,
+    RequestRejectedError,
+    ServiceUnavailableError,
+)
 from botkit.bot import build_adapters
 from botkit.config import parse_config
 from botkit_email import EmailAdapter, EmailSettings
@@ -78,6 +84,16 @@ def test_bad_settings_name_the_key(
     with pytest.raises(ConfigError) as error:
         build(dict(table), environ)
     assert error.value.key == key
+
+
+def test_every_bad_setting_of_the_table_is_reported_at_once() -> None:
+    with pytest.raises(ConfigErrors) as error:
+        build({**BASE, "address": "nobody", "imap_port": 0, "autoreply_period": -1})
+    assert [e.key for e in error.value.errors] == [
+        "adapters.email.address",
+        "adapters.email.imap_port",
+        "adapters.email.autoreply_period",
+    ]
 
 
 def test_redactor_scrubs_every_form_of_a_secret() -> None:
