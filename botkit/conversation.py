@@ -30,7 +30,6 @@ from botkit.runtime import Runtime
 from botkit.store import CallRow, StoredMessage, nanos
 from botkit.tools import (
     DEFAULT_TOOL_ROUNDS,
-    ToolLedger,
     offered_tools,
     run_tool_loop,
     tool_choice_of,
@@ -183,8 +182,7 @@ class ConversationLLM:
         offered = offered_tools(ctx) if tools is None else list(tools)
         definitions = [tool.definition() for tool in offered]
         choice = tool_choice_of(tool_choice, offered) if offered else None
-        runtime = self._runtime
-        ledger = ToolLedger(runtime.store, ctx.turn, runtime.outbox.held(ctx.turn), runtime.claims)
+        ledger = ctx.tool_ledger()
         # the tool definitions travel with every request: keep room for them
         tool_tokens = self._runtime.tokens.count(repr(definitions)) if offered else 0
         budget = max(info.context_window - reserve - tool_tokens, 1)

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from botkit.conversation import ConversationLLM
 
 __all__ = [
+    "CONFIRMED",
     "CONFIRM_TIMEOUT",
     "DEFAULT_TOOL_ROUNDS",
     "Tool",
@@ -94,6 +95,8 @@ MAX_RESULT_CHARS = 8000
 MAX_DONE_CHARS = 200
 #: ``tool_choice`` values that name no tool.
 TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
+#: The round number a call run on the user's "yes" is stored under.
+CONFIRMED = -1
 #: What the model is told of a call a stop or a crash cut short.
 CUT_SHORT = {
     "error": "this call was cut short (the bot stopped while it ran): it may or may not "
@@ -573,10 +576,10 @@ class ToolLedger:
         if self._replayed is not None:
             return self._replayed
         turn = self._turn
-        ids = turn.ids or ([turn.message.id] if turn.message.id is not None else [])
-        records = await self._store.tool_calls(ids) if turn.resumed and ids else []
-        if turn.tool_rounds:  # this turn has made rounds already: they are its own
-            records = []
+        # a turn that made rounds already has replayed what there was
+        records = [] if turn.tool_rounds else await self.earlier_calls()
+        records = [r for r in records if r.round >= 0]
+        ids = sorted({r.message_id for r in records})
         rounds: list[list[ToolCallRecord]] = []
         for record in records:
             same = rounds and (rounds[-1][0].message_id, rounds[-1][0].round) == (
@@ -608,6 +611,12 @@ class ToolLedger:
             )
         self._replayed = (len(rounds), messages)
         return self._replayed
+
+    async def earlier_calls(self) -> list[ToolCallRecord]:
+        """The calls an earlier try of this answer stored (none for a first try)."""
+        turn = self._turn
+        ids = turn.ids or ([turn.message.id] if turn.message.id is not None else [])
+        return await self._store.tool_calls(ids) if turn.resumed and ids else []
 
     async def start(self, round_: int, call: ToolCall, said: str | None) -> int | None:
         """Store a call about to run; its row id (``None`` when there is no stored
@@ -731,7 +740,16 @@ def _is_answer(message: Message) -> bool:
 
 
 async def confirm_pending(message: Message, ctx: Context) -> HandlerResult:
-    """Run (on "yes") or drop (on "no") the call the model asked for, if one is waiting."""
+    """Run (on "yes") or drop (on "no") the call the model asked for, if one is waiting.
+
+    The call is stored with the "yes" like a call of the tool loop (round
+    :data:`CONFIRMED`): an answer to that "yes" tried again (the process stopped) says
+    what the earlier try did instead of running the tool again.
+    """
+    ledger = ctx.tool_ledger()
+    earlier = [c for c in await ledger.earlier_calls() if c.round == CONFIRMED]
+    if earlier:  # an earlier try ran it (the process stopped before answering)
+        return _confirmed_earlier(earlier)
     key = _PENDING.format(ctx.conversation_id)
     pending = await ctx.state.get(key)
     if not isinstance(pending, dict) or pending.get("user") != message.sender.id:
@@ -752,7 +770,32 @@ async def confirm_pending(message: Message, ctx: Context) -> HandlerResult:
         arguments = spec.parse(pending.get("arguments") or {})
     except ToolArgumentsError as exc:  # the declaration changed since
         return Reply(f"/{name} cannot run: {exc}", markup="plain")
-    return await spec.func(arguments, ctx)
+    call = ToolCall("confirmed", name, json.dumps(pending.get("arguments") or {}))
+    row = await ledger.start(CONFIRMED, call, None)
+    try:
+        result = await spec.func(arguments, ctx)
+    except Exception as exc:  # a stop (cancellation) leaves it running: it may have run
+        if row is not None:
+            await ledger.finish(row, "failed", _text({"error": type(exc).__name__}))
+        raise
+    if row is not None:
+        text = result.text if isinstance(result, Reply) else str(result or "")
+        await ledger.finish(row, "done", _text(text))
+    return result
+
+
+def _confirmed_earlier(calls: Sequence[ToolCallRecord]) -> Reply:
+    """The answer to a "yes" an earlier try of this answer acted on: what that did."""
+    call = calls[-1]
+    if call.status == "running":
+        return Reply(
+            f"I may have run {_named(call)} already (it was cut short), so I did not run "
+            "it again.",
+            markup="plain",
+        )
+    if call.status == "failed":
+        return Reply(f"{_named(call)} failed when it ran; I did not run it again.", "plain")
+    return Reply(call.result or f"{_named(call)} ran.", markup="plain")
 
 
 # -- JSON schemas from dataclasses -----------------------------------------------------------

@@ -50,6 +50,15 @@ async def note(args: NoteArgs, ctx: Context) -> str:
     return f"Saved note #{len(saved)}"
 
 
+@tool(notes, "share", side_effects=True, confirm="Share {text}?")
+async def share(args: NoteArgs, ctx: Context) -> str:
+    """Share a note with everyone (asks first)."""
+    saved.append(f"shared {args.text}")
+    if gate:
+        await gate[0].wait()
+    return f"Shared {args.text}"
+
+
 @pytest.fixture(autouse=True)
 def _clear() -> None:
     saved.clear()
@@ -190,6 +199,44 @@ async def test_a_call_cut_short_by_a_stop_is_not_run_again_and_may_have_happened
     assert answer == (
         "I may have run /note(text='milk') (it was cut short). "
         "But I couldn't write a full answer just now."
+    )
+
+
+async def test_a_confirmed_call_cut_short_by_a_stop_is_not_run_again_by_the_resumed_yes(
+    start_bot: StartBot,
+) -> None:
+    first_model = FakeModel().call_tool("share", {"text": "milk"})
+    async with start_bot(plugins=[notes, chat], model=first_model) as bot:
+        question = await bot.ask("share milk")
+        assert question == 'Share milk? Reply "yes" to go ahead or "no" to cancel.'
+        gate.append(asyncio.Event())  # the tool never returns: the process stops mid-call
+        yes = await bot.channel.receive("yes")
+        await _eventually(lambda: saved == ["shared milk"])
+        await _stop_mid_answer(bot)
+    gate.clear()
+    async with start_bot(plugins=[notes, chat]) as bot:
+        await _eventually(lambda: len(bot.sent) == 1)
+        await bot.idle()
+        [answer] = [s.text for s in bot.sent]
+        [stored] = await bot.store.tool_calls([yes])
+    assert saved == ["shared milk"]
+    assert answer == (
+        "I may have run /share(text='milk') already (it was cut short), so I did not run it again."
+    )
+    assert (stored.name, stored.status) == ("share", "running")
+
+
+async def test_a_confirmed_call_is_stored_with_the_yes_that_ran_it(start_bot: StartBot) -> None:
+    model = FakeModel().call_tool("share", {"text": "milk"})
+    async with start_bot(plugins=[notes, chat], model=model) as bot:
+        await bot.ask("share milk")
+        assert await bot.ask("yes") == "Shared milk"
+        [stored] = await bot.store.tool_calls([bot.last_message_id])
+    assert (stored.name, stored.arguments, stored.status, stored.result) == (
+        "share",
+        '{"text": "milk"}',
+        "done",
+        "Shared milk",
     )
 
 
