@@ -22,6 +22,7 @@ from botkit.plugin import CommandHandler
 from botkit.runtime import Runtime
 from botkit.store import CallRow, Store, StoredMessage
 from botkit.streaming import stream_reply
+from botkit.tools import ToolLedger
 from botkit.turn import Turn
 
 __all__ = ["Context", "JobContext", "PluginRuntime"]
@@ -154,6 +155,13 @@ class Context(PluginRuntime):
             match=match,
             turn=self._turn,
         )
+
+    def tool_ledger(self) -> ToolLedger:
+        """Where this answer's tool calls are stored (fenced by this process's hold on
+        its messages), and found again when the answer is tried again."""
+        runtime = self._runtime
+        held = runtime.outbox.held(self._turn)
+        return ToolLedger(runtime.store, self._turn, held, runtime.claims)
 
     @property
     def turn(self) -> Turn:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from botkit.exceptions import ContextLengthError
 from botkit.llm import (
@@ -29,7 +29,12 @@ from botkit.messages import Reply
 from botkit.plugin import ModelCall
 from botkit.runtime import Runtime
 from botkit.store import CallRow, StoredMessage, nanos
-from botkit.tools import DEFAULT_TOOL_ROUNDS, offered_tools, run_tool_loop
+from botkit.tools import (
+    DEFAULT_TOOL_ROUNDS,
+    offered_tools,
+    run_tool_loop,
+    tool_choice_of,
+)
 
 if TYPE_CHECKING:
     from botkit.context import Context
@@ -197,6 +202,7 @@ class ConversationLLM:
         stream: bool | None = None,
         tools: Sequence[Tool] | None = None,
         max_tool_rounds: int | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
     ) -> Reply | None:
         """Answer the current message from the conversation's history.
 
@@ -208,9 +214,17 @@ class ConversationLLM:
                 command the loaded plugins declared with :func:`botkit.tool`, ``()`` none.
             max_tool_rounds: the most rounds of tool calls before the model must answer
                 in words (default :data:`botkit.tools.DEFAULT_TOOL_ROUNDS`).
+            tool_choice: whether the model may call tools in its first request:
+                ``"auto"``, ``"none"``, ``"required"``, the name of one of ``tools`` (it
+                must call that one), or a mapping in the wire format; ``None`` leaves it
+                to the server (``"auto"``). Later requests of the answer never force a
+                call again.
 
         Returns:
             The reply to send, or ``None`` when it was already streamed.
+
+        Raises:
+            ValueError: ``tool_choice`` names a tool that is not offered.
         """
         ctx = self._ctx
         if ctx is None or self._conversation_id is None:
@@ -220,6 +234,8 @@ class ConversationLLM:
         reserve = max(1, min(settings.reserve_output_tokens, info.max_output_tokens))
         offered = offered_tools(ctx) if tools is None else list(tools)
         definitions = [tool.definition() for tool in offered]
+        choice = tool_choice_of(tool_choice, offered) if offered else None
+        ledger = ctx.tool_ledger()
         # the tool definitions travel with every request: keep room for them
         tool_tokens = self._runtime.tokens.count(repr(definitions)) if offered else 0
         budget = max(info.context_window - reserve - tool_tokens, 1)
@@ -244,13 +260,20 @@ class ConversationLLM:
                 max_tokens=reserve,
                 temperature=settings.temperature,
                 tools=definitions,
+                tool_choice=choice,
                 purpose="chat",
             )
             try:
                 if offered:
                     rounds = DEFAULT_TOOL_ROUNDS if max_tool_rounds is None else max_tool_rounds
                     return await run_tool_loop(
-                        self, ctx, request, offered, stream=use_stream, max_rounds=rounds
+                        self,
+                        ctx,
+                        request,
+                        offered,
+                        stream=use_stream,
+                        max_rounds=rounds,
+                        ledger=ledger,
                     )
                 if use_stream:
                     await ctx.stream(self._texts(request))

@@ -45,6 +45,7 @@ from botkit.routing import Pipeline
 from botkit.runtime import Runtime
 from botkit.store import Fence, OutboundDraft, StoredMessage
 from botkit.store.models import utcnow
+from botkit.tools import unfinished_answer
 from botkit.turn import Turn
 
 __all__ = ["APOLOGY", "Dispatcher"]
@@ -278,6 +279,7 @@ class Dispatcher:
         fresh = [self._fresh.get(i) for i in batch]
         earlier: list[StoredMessage] = []
         attempts = 0
+        resumed = False
         if all(f is not None and f[1] > now for f in fresh):
             # accepted by this process moments ago: our claim on them is live, token 1
             messages = [f[0] for f in fresh if f is not None]
@@ -292,6 +294,7 @@ class Dispatcher:
             rows = await store.messages(list(fence))
             messages = [_message_of([row]) for row in rows]
             attempts = max(row.attempts for row in rows)
+            resumed = True
             # what an earlier try posted: this answer takes its place
             earlier = await store.earlier_replies(list(fence))
         if (runtime.shared or conversation_id in self._blocked) and await store.older_unfinished(
@@ -315,6 +318,7 @@ class Dispatcher:
             ids=ids,
             fence={i: fence[i] for i in ids},
             attempts=attempts,
+            resumed=resumed,
             annotations=dict(message.metadata),
             calls=[],
             earlier=earlier,
@@ -377,8 +381,11 @@ class Dispatcher:
             else:  # a bug: the whole traceback
                 log.exception("handling message %s failed", ids)
             runtime.metrics.failures.labels("handle").inc()
-            if isinstance(exc, QuotaExceededError):
-                text = f"Sorry, I can't answer right now: {exc.reason}"
+            reason = exc.reason if isinstance(exc, QuotaExceededError) else None
+            if reason is not None:
+                text = f"Sorry, I can't answer right now: {reason}"
+            if turn.done:  # a tool did something: say what, rather than invite a second try
+                text = unfinished_answer(turn.done, reason)
             reply = reply_of(Reply(text, "plain"), message)
             status, replies, error = "failed", [reply], f"{type(exc).__name__}: {exc}"
         else:

@@ -7,7 +7,13 @@ call it. The tool loop runs the handler with the parsed arguments, gives the mod
 result and asks again, for at most ``max_tool_rounds`` rounds. Invalid arguments are
 not a crash: the error goes back to the model, which can correct itself. A tool with
 side effects is not run on the model's word alone: the user is asked first, the call
-waits in the plugin's state, and their "yes" runs it::
+waits in the plugin's state, and their "yes" runs it.
+
+No tool runs twice for one message: each call is stored with the message it answers
+before the model is asked again (a :class:`ToolLedger`), and an answer tried again (the
+model was down, or the process stopped mid-answer) replays the stored rounds instead of
+running them again. If the answer fails after a tool did something, the user is told
+what was done (:func:`unfinished_answer`), not asked to try again::
 
     @dataclass(frozen=True)
     class ForecastArgs:
@@ -34,6 +40,7 @@ import json
 import logging
 import re
 import shlex
+import time
 import types
 import typing
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
@@ -44,24 +51,36 @@ import jsonschema
 import jsonschema.exceptions
 import jsonschema.validators
 
-from botkit.exceptions import ContextLengthError, PluginError, RequestRejectedError
+from botkit.claims import Claims
+from botkit.exceptions import (
+    ClaimLostError,
+    ContextLengthError,
+    PluginError,
+    RequestRejectedError,
+)
 from botkit.llm import ChatMessage, ChatRequest, Completion, TextDelta, ToolCall
 from botkit.messages import Message, Reply
 from botkit.plugin import HandlerResult, Plugin, SkipHandler
+from botkit.store import Fence, Store, ToolCallRecord
+from botkit.turn import Turn
 
 if TYPE_CHECKING:
     from botkit.context import Context
     from botkit.conversation import ConversationLLM
 
 __all__ = [
+    "CONFIRMED",
     "CONFIRM_TIMEOUT",
     "DEFAULT_TOOL_ROUNDS",
     "Tool",
     "ToolArgumentsError",
+    "ToolLedger",
     "offered_tools",
     "run_tool_loop",
     "schema_of",
     "tool",
+    "tool_choice_of",
+    "unfinished_answer",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,6 +91,17 @@ DEFAULT_TOOL_ROUNDS = 4
 CONFIRM_TIMEOUT = timedelta(minutes=10)
 #: The longest tool result given back to the model, in characters.
 MAX_RESULT_CHARS = 8000
+#: The longest tool result quoted to the user when the answer fails after it ran.
+MAX_DONE_CHARS = 200
+#: ``tool_choice`` values that name no tool.
+TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
+#: The round number a call run on the user's "yes" is stored under.
+CONFIRMED = -1
+#: What the model is told of a call a stop or a crash cut short.
+CUT_SHORT = {
+    "error": "this call was cut short (the bot stopped while it ran): it may or may not "
+    "have taken effect; do not call it again without asking the user"
+}
 
 ToolFunction = Callable[[Any, "Context"], Awaitable[HandlerResult]]
 
@@ -310,12 +340,19 @@ async def run_tool_loop(
     *,
     stream: bool,
     max_rounds: int,
+    ledger: ToolLedger | None = None,
 ) -> Reply | None:
     """Ask, run the tools the model calls, give it the results, ask again.
 
-    After ``max_rounds`` rounds of calls the model is asked once more with
-    ``tool_choice="none"``, so it must answer in words. A call of a tool with side
-    effects ends the turn with a question to the user; their "yes" runs it.
+    The first request carries ``request.tool_choice``; the later ones do not force a call
+    again (``"required"`` or a named function becomes ``"auto"``), or the model would
+    call tools until the bound. After ``max_rounds`` rounds of calls the model is asked
+    once more with ``tool_choice="none"``, so it must answer in words. A call of a tool
+    with side effects ends the turn with a question to the user; their "yes" runs it.
+
+    With a ``ledger``, every call is stored before the model is asked again, and the
+    rounds an earlier try of this answer made are replayed first (they count towards
+    ``max_rounds``): no tool runs twice for one message.
 
     Returns:
         The reply, or ``None`` when it was streamed.
@@ -323,23 +360,31 @@ async def run_tool_loop(
     Raises:
         ContextLengthError: the first request does not fit (the caller re-fits).
         RequestRejectedError: a later request no longer fits with the tool results.
+        ClaimLostError: another process holds the message now; no tool was run for it.
     """
     by_name = {t.name: t for t in tools}
     await _forget_pending(ctx, tools)  # a new turn drops an unconfirmed call
     messages: list[ChatMessage] = list(request.messages)
-    for round_ in range(max_rounds + 1):
-        last = round_ == max_rounds
+    round_ = 0
+    if ledger is not None:
+        round_, replayed = await ledger.replay()
+        messages.extend(replayed)
+    first = True
+    while True:
+        last = round_ >= max_rounds
+        choice = request.tool_choice if round_ == 0 else _follow_up(request.tool_choice)
         ask = dataclasses.replace(
-            request, messages=messages, tool_choice="none" if last else request.tool_choice
+            request, messages=messages, tool_choice="none" if last else choice
         )
         try:
             completion, streamed = await _ask(llm, ctx, ask, stream)
         except ContextLengthError as exc:
-            if round_ == 0:
+            if first:
                 raise  # nothing has run yet: respond() fits the prompt again
             raise RequestRejectedError(
                 "llm", f"the tool results no longer fit the context window: {exc.reason}"
             ) from exc
+        first = False
         if not completion.tool_calls or last:
             if streamed:
                 return None
@@ -348,19 +393,50 @@ async def run_tool_loop(
                 text = "Sorry, I could not finish that with the tools I have."
             return Reply(text)
         messages.append(completion.as_message())
+        number = ctx.turn.tool_rounds
+        ctx.turn.tool_rounds += 1
+        round_ += 1
         for call in completion.tool_calls:
             spec = by_name.get(call.name)
             if spec is not None and spec.side_effects:
                 try:
                     arguments = spec.parse(call.arguments)
                 except ToolArgumentsError as exc:
-                    messages.append(_result(call, {"error": f"invalid arguments: {exc}"}))
+                    text = _text({"error": f"invalid arguments: {exc}"})
+                    if ledger is not None:
+                        await ledger.record(number, call, completion.content, "rejected", text)
+                    messages.append(_result(call, text))
                     continue
                 question = await _hold(ctx, spec, arguments, call)
                 said = "" if streamed else (completion.content or "").strip()
                 return Reply(f"{said}\n\n{question}" if said else question, markup="plain")
-            messages.append(_result(call, await _run(ctx, spec, call)))
-    raise AssertionError("unreachable")  # pragma: no cover
+            text = await _call(ctx, ledger, spec, call, number, completion.content)
+            messages.append(_result(call, text))
+
+
+def _follow_up(choice: str | Mapping[str, Any] | None) -> str | Mapping[str, Any] | None:
+    """The ``tool_choice`` after the first round: a forced call is not forced again."""
+    return choice if choice is None or choice in ("auto", "none") else "auto"
+
+
+def tool_choice_of(
+    choice: str | Mapping[str, Any] | None, tools: Sequence[Tool]
+) -> str | Mapping[str, Any] | None:
+    """A ``tool_choice`` as the wire wants it: ``"auto"``, ``"none"`` and ``"required"``
+    as they are, a tool's name as the named-function mapping.
+
+    Raises:
+        ValueError: the name is not one of ``tools``.
+    """
+    if choice is None or not isinstance(choice, str) or choice in TOOL_CHOICE_MODES:
+        return choice
+    if choice not in {t.name for t in tools}:
+        offered = ", ".join(sorted(t.name for t in tools)) or "none"
+        raise ValueError(
+            f"tool_choice {choice!r} is neither auto, none nor required, and names no "
+            f"offered tool (offered: {offered})"
+        )
+    return {"type": "function", "function": {"name": choice}}
 
 
 async def _ask(
@@ -392,31 +468,238 @@ async def _ask(
         await events.aclose()
 
 
-async def _run(ctx: Context, spec: Tool | None, call: ToolCall) -> Any:
-    """Run one call; what to tell the model (the result, or an error to correct)."""
+async def _call(
+    ctx: Context,
+    ledger: ToolLedger | None,
+    spec: Tool | None,
+    call: ToolCall,
+    round_: int,
+    said: str | None,
+) -> str:
+    """Run one call, stored before and after when there is a ledger; what the model is
+    told (the result, or an error to correct)."""
     if spec is None:
-        return {"error": f"there is no tool named {call.name!r}"}
-    try:
-        arguments = spec.parse(call.arguments)
-    except ToolArgumentsError as exc:
-        return {"error": f"invalid arguments: {exc}"}
+        rejection: str | None = f"there is no tool named {call.name!r}"
+    else:
+        try:
+            arguments = spec.parse(call.arguments)
+            rejection = None
+        except ToolArgumentsError as exc:
+            rejection = f"invalid arguments: {exc}"
+    if spec is None or rejection is not None:
+        text = _text({"error": rejection})
+        if ledger is not None:
+            await ledger.record(round_, call, said, "rejected", text)
+        return text
+    row = await ledger.start(round_, call, said) if ledger is not None else None
+    status, value = await _run(ctx, spec, arguments, call)
+    text = _text(value)
+    if ledger is not None and row is not None:
+        await ledger.finish(row, status, text)
+    if status == "done":
+        _note_done(ctx.turn, f"ran {_named(call)}: {_quoted(text)}")
+    return text
+
+
+async def _run(ctx: Context, spec: Tool, arguments: Any, call: ToolCall) -> tuple[str, Any]:
+    """Run a tool: how it went (``done``, ``skipped``, ``failed``) and its result."""
     try:
         result = await spec.func(arguments, ctx.for_handler(spec.plugin, args=call.arguments))
     except SkipHandler:
-        return "(no result)"
+        return "skipped", "(no result)"
     except Exception as exc:  # a broken tool must not break the answer
         log.exception("tool %s failed", spec.name)
-        return {"error": f"the tool failed ({type(exc).__name__})"}
+        return "failed", {"error": f"the tool failed ({type(exc).__name__})"}
     if result is None:
-        return "(done, nothing to show)"
-    return result.text if isinstance(result, Reply) else result
+        return "done", "(done, nothing to show)"
+    return "done", result.text if isinstance(result, Reply) else result
 
 
-def _result(call: ToolCall, value: Any) -> ChatMessage:
+def _text(value: Any) -> str:
+    """A result as the text the model is given (and the ledger stores), cut to size."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + " […cut]"
-    return {"role": "tool", "tool_call_id": call.id, "content": text}
+    return text
+
+
+def _result(call: ToolCall | ToolCallRecord, text: str) -> ChatMessage:
+    call_id = call.id if isinstance(call, ToolCall) else call.call_id
+    return {"role": "tool", "tool_call_id": call_id, "content": text}
+
+
+# -- no side effect twice ------------------------------------------------------------------
+
+
+class ToolLedger:
+    """Where the tool loop stores each call of an answer, so no tool runs twice for one
+    message.
+
+    Each call is stored with the inbound message it answers and the model's id of the
+    call, when it starts and again when it ends, before the model is asked again. The
+    start is fenced: it is stored only while this process still holds the message, and a
+    process that lost it (it stalled past its lease) runs no tool.
+
+    An answer tried again (postponed by a model outage, or taken up after a stop or a
+    crash) asks the model again, and the model would make new calls with new ids, so a
+    stored result cannot be matched to a new call. Instead, the rounds the earlier try
+    made (the assistant turn with its calls, then their results) are replayed into the
+    request as they happened, and the model goes on from there; they count towards the
+    bound on rounds. A call stored as still running was cut short: the model is told it
+    may or may not have taken effect, and it is not run again.
+
+    Args:
+        store: the bot's store.
+        turn: the answer in the making (its message's id, whether it was resumed).
+        held: what the calls are stored under: (owner, fence) of the messages while this
+            process holds them (``Outbox.held``); ``None`` unfenced.
+        claims: this process's claims: no tool starts on one that may have lapsed.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        turn: Turn,
+        held: tuple[str, Fence] | None = None,
+        claims: Claims | None = None,
+    ) -> None:
+        self._store = store
+        self._turn = turn
+        self._held = held
+        self._claims = claims
+        self._replayed: tuple[int, list[ChatMessage]] | None = None
+
+    async def replay(self) -> tuple[int, list[ChatMessage]]:
+        """The rounds an earlier try of this answer made, and those rounds as messages
+        to send after the prompt: nothing for a first try. Read once per answer; what
+        they did is noted on the turn (``Turn.done``)."""
+        if self._replayed is not None:
+            return self._replayed
+        turn = self._turn
+        # a turn that made rounds already has replayed what there was
+        records = [] if turn.tool_rounds else await self.earlier_calls()
+        records = [r for r in records if r.round >= 0]
+        ids = sorted({r.message_id for r in records})
+        rounds: list[list[ToolCallRecord]] = []
+        for record in records:
+            same = rounds and (rounds[-1][0].message_id, rounds[-1][0].round) == (
+                record.message_id,
+                record.round,
+            )
+            if same:
+                rounds[-1].append(record)
+            else:
+                rounds.append([record])
+        messages: list[ChatMessage] = []
+        for calls in rounds:
+            asked = tuple(ToolCall(c.call_id, c.name, c.arguments) for c in calls)
+            messages.append(Completion(calls[0].said, asked, "tool_calls", None, "").as_message())
+            for c in calls:
+                if c.status == "running":
+                    messages.append(_result(c, _text(CUT_SHORT)))
+                    _note_done(turn, f"may have run {_named(c)} (it was cut short)")
+                else:
+                    messages.append(_result(c, c.result or ""))
+                    if c.status == "done":
+                        _note_done(turn, f"ran {_named(c)}: {_quoted(c.result or '')}")
+        if records:
+            turn.tool_rounds = max(r.round for r in records) + 1
+            log.info(
+                "message %s: %d earlier round(s) of tool calls replayed, not run again",
+                ids,
+                len(rounds),
+            )
+        self._replayed = (len(rounds), messages)
+        return self._replayed
+
+    async def earlier_calls(self) -> list[ToolCallRecord]:
+        """The calls an earlier try of this answer stored (none for a first try)."""
+        turn = self._turn
+        ids = turn.ids or ([turn.message.id] if turn.message.id is not None else [])
+        return await self._store.tool_calls(ids) if turn.resumed and ids else []
+
+    async def start(self, round_: int, call: ToolCall, said: str | None) -> int | None:
+        """Store a call about to run; its row id (``None`` when there is no stored
+        message to keep it with).
+
+        Raises:
+            ClaimLostError: another process holds the message now (or this process's
+                claims may have lapsed): the tool must not run.
+        """
+        message_id = self._turn.message.id
+        if message_id is None:
+            return None
+        taken_at = time.monotonic()
+        row = await self._store.start_tool_call(
+            ToolCallRecord(message_id, round_, call.id, call.name, call.arguments, said),
+            held=self._held,
+        )
+        if self._held is not None and self._claims is not None and not self._claims.live(taken_at):
+            raise ClaimLostError("this process's claims may have lapsed; the tool was not run")
+        return row
+
+    async def finish(self, row: int, status: str, result: str) -> None:
+        """Store how a started call ended and what the model is told."""
+        await self._store.finish_tool_call(row, status, result)
+
+    async def record(
+        self, round_: int, call: ToolCall, said: str | None, status: str, result: str
+    ) -> None:
+        """Store a call answered without running a tool (``rejected``: no such tool, or
+        arguments that do not fit), so a replayed round is whole."""
+        message_id = self._turn.message.id
+        if message_id is None:
+            return
+        await self._store.start_tool_call(
+            ToolCallRecord(
+                message_id, round_, call.id, call.name, call.arguments, said, status, result
+            ),
+            held=self._held,
+        )
+
+
+def unfinished_answer(done: Sequence[str], reason: str | None = None) -> str:
+    """What the user is told when an answer fails after its tools did something: what
+    was done, and no invitation to try again (which would do it twice).
+
+    Args:
+        done: what the tools did, one phrase each (``Turn.done``).
+        reason: why no answer can be written (a budget), if the user may know it.
+    """
+    end = (
+        f"But I can't write a full answer right now: {reason}"
+        if reason
+        else "But I couldn't write a full answer just now."
+    )
+    if len(done) == 1:
+        return f"I {done[0]}. {end}"
+    listed = "\n".join(f"- {phrase}" for phrase in done)
+    return f"Here is what I did:\n{listed}\n{end}"
+
+
+def _note_done(turn: Turn, phrase: str) -> None:
+    if phrase not in turn.done:
+        turn.done.append(phrase)
+
+
+def _named(call: ToolCall | ToolCallRecord) -> str:
+    """``/name(key='value', ...)``, as the user would read the call."""
+    try:
+        values = json.loads(call.arguments) if call.arguments.strip() else {}
+    except ValueError:
+        values = None
+    if isinstance(values, dict):
+        shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+    else:
+        shown = call.arguments[:MAX_DONE_CHARS]
+    return f"/{call.name}({shown})"
+
+
+def _quoted(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > MAX_DONE_CHARS:
+        text = text[: MAX_DONE_CHARS - 1] + "…"
+    return f'"{text}"'
 
 
 # -- confirmation of side effects ----------------------------------------------------------
@@ -457,7 +740,16 @@ def _is_answer(message: Message) -> bool:
 
 
 async def confirm_pending(message: Message, ctx: Context) -> HandlerResult:
-    """Run (on "yes") or drop (on "no") the call the model asked for, if one is waiting."""
+    """Run (on "yes") or drop (on "no") the call the model asked for, if one is waiting.
+
+    The call is stored with the "yes" like a call of the tool loop (round
+    :data:`CONFIRMED`): an answer to that "yes" tried again (the process stopped) says
+    what the earlier try did instead of running the tool again.
+    """
+    ledger = ctx.tool_ledger()
+    earlier = [c for c in await ledger.earlier_calls() if c.round == CONFIRMED]
+    if earlier:  # an earlier try ran it (the process stopped before answering)
+        return _confirmed_earlier(earlier)
     key = _PENDING.format(ctx.conversation_id)
     pending = await ctx.state.get(key)
     if not isinstance(pending, dict) or pending.get("user") != message.sender.id:
@@ -478,7 +770,32 @@ async def confirm_pending(message: Message, ctx: Context) -> HandlerResult:
         arguments = spec.parse(pending.get("arguments") or {})
     except ToolArgumentsError as exc:  # the declaration changed since
         return Reply(f"/{name} cannot run: {exc}", markup="plain")
-    return await spec.func(arguments, ctx)
+    call = ToolCall("confirmed", name, json.dumps(pending.get("arguments") or {}))
+    row = await ledger.start(CONFIRMED, call, None)
+    try:
+        result = await spec.func(arguments, ctx)
+    except Exception as exc:  # a stop (cancellation) leaves it running: it may have run
+        if row is not None:
+            await ledger.finish(row, "failed", _text({"error": type(exc).__name__}))
+        raise
+    if row is not None:
+        text = result.text if isinstance(result, Reply) else str(result or "")
+        await ledger.finish(row, "done", _text(text))
+    return result
+
+
+def _confirmed_earlier(calls: Sequence[ToolCallRecord]) -> Reply:
+    """The answer to a "yes" an earlier try of this answer acted on: what that did."""
+    call = calls[-1]
+    if call.status == "running":
+        return Reply(
+            f"I may have run {_named(call)} already (it was cut short), so I did not run "
+            "it again.",
+            markup="plain",
+        )
+    if call.status == "failed":
+        return Reply(f"{_named(call)} failed when it ran; I did not run it again.", "plain")
+    return Reply(call.result or f"{_named(call)} ran.", markup="plain")
 
 
 # -- JSON schemas from dataclasses -----------------------------------------------------------

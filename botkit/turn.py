@@ -44,6 +44,9 @@ class Turn:
         fence: their fencing tokens, while this process holds them (``None`` for a
             message answered without a claim, as in a test).
         attempts: how often answering them was tried before (outages).
+        resumed: they were read back from the store (a retry after an outage, or work
+            taken up after a stop or a crash), so an earlier try may have begun the
+            answer: run tools, posted replies.
         annotations: facts stored with the message so far, plus its metadata.
         replied: whether a handler replied through the context already.
         calls: model calls kept until the message is finished, then stored in that
@@ -52,6 +55,11 @@ class Turn:
             stopped, or the model failed mid-answer), oldest first: this answer's
             replies take their places, editing what the channel shows, so the user sees
             one message per reply however often the answer is tried.
+        tool_rounds: rounds of tool calls this answer has made so far, replayed ones
+            included (the next round's number).
+        done: what the answer's tool calls did, one phrase each (``"ran /book(...):
+            booked"``): if the answer then fails, the user is told this rather than
+            asked to try again.
     """
 
     message: Message
@@ -59,10 +67,13 @@ class Turn:
     ids: list[int] = field(default_factory=list)
     fence: Fence | None = None
     attempts: int = 0
+    resumed: bool = False
     annotations: dict[str, Any] = field(default_factory=dict)
     replied: bool = False
     calls: list[CallRow] | None = None
     earlier: list[StoredMessage] = field(default_factory=list)
+    tool_rounds: int = 0
+    done: list[str] = field(default_factory=list)
 
     def take_earlier(self) -> StoredMessage | None:
         """The oldest earlier reply not yet replaced, which the next reply replaces."""

@@ -2,7 +2,7 @@
 
 from botkit.store._process_lock import one_process_per_sqlite_file
 from botkit.store.engine import Database, Migrated, is_sqlite
-from botkit.store.records import StoredMessage, UsageRow
+from botkit.store.records import StoredMessage, ToolCallRecord, UsageRow
 from botkit.store.repository import (
     CallRow,
     Claim,
@@ -28,6 +28,7 @@ __all__ = [
     "Resumable",
     "Store",
     "StoredMessage",
+    "ToolCallRecord",
     "UsageRow",
     "dollars",
     "is_sqlite",

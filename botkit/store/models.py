@@ -38,6 +38,7 @@ __all__ = [
     "ModelCallRow",
     "SpendReservationRow",
     "StateRow",
+    "ToolCallRow",
     "utcnow",
 ]
 
@@ -165,6 +166,32 @@ class ModelCallRow(Base):
     # the server sent no usage: the tokens (and the cost) are botkit's own count
     usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ToolCallRow(Base):
+    """One tool call the model made while answering an inbound message, and its result.
+
+    Stored when the call starts (``status`` "running") and again when it ends ("done";
+    "failed" when the tool raised, "skipped" when it declined), before the model is
+    asked again: a retried or resumed answer replays these rounds instead of running
+    the tools again. One still "running" when the answer is tried again was cut short
+    by a stop or crash, and may or may not have taken effect.
+    """
+
+    __tablename__ = "tool_calls"
+    __table_args__ = (Index("ix_tool_calls_message", "message_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    round: Mapped[int] = mapped_column(Integer)  # the answer's round of calls, from 0
+    call_id: Mapped[str] = mapped_column(String(255))  # the model's id of the call
+    name: Mapped[str] = mapped_column(String(128))
+    arguments: Mapped[str] = mapped_column(Text)  # as the model wrote them (JSON text)
+    said: Mapped[str | None] = mapped_column(Text)  # text the model said with the round
+    status: Mapped[str] = mapped_column(String(16))  # running, done, failed, skipped
+    result: Mapped[str | None] = mapped_column(Text)  # what the model was told
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
 
 
 class StateRow(Base):

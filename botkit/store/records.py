@@ -8,7 +8,7 @@ from typing import Any
 
 from botkit.messages import ConversationRef
 
-__all__ = ["StoredMessage", "UsageRow"]
+__all__ = ["StoredMessage", "ToolCallRecord", "UsageRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +49,32 @@ class UsageRow:
     cost_nanos: int
     unpriced_calls: int
     estimated_calls: int = 0  # the server sent no usage: botkit counted the tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRecord:
+    """A tool call the model made while answering an inbound message, and its result.
+
+    Attributes:
+        message_id: the inbound message answered.
+        round: the answer's round of calls it belongs to, from 0.
+        call_id: the model's id of the call.
+        name: the tool's name.
+        arguments: the arguments as the model wrote them (JSON text).
+        said: what the model said along with the round's calls.
+        status: ``"running"`` (started and never finished when read back: cut short by
+            a stop or a crash, it may or may not have taken effect), ``"done"``,
+            ``"failed"`` (the tool raised) or ``"skipped"`` (it declined).
+        result: what the model was told; ``None`` while running.
+        id: the row's id; 0 before it is stored.
+    """
+
+    message_id: int
+    round: int
+    call_id: str
+    name: str
+    arguments: str
+    said: str | None = None
+    status: str = "running"
+    result: str | None = None
+    id: int = 0

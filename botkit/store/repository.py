@@ -40,7 +40,7 @@ from botkit.messages import Attachment, ConversationRef, Message
 from botkit.store.engine import Database
 from botkit.store.leases import LeaseStore
 from botkit.store.models import Base, utcnow
-from botkit.store.records import StoredMessage, UsageRow
+from botkit.store.records import StoredMessage, ToolCallRecord, UsageRow
 
 __all__ = [
     "NANOS_PER_DOLLAR",
@@ -72,6 +72,7 @@ _calls = Base.metadata.tables["model_calls"]
 _state = Base.metadata.tables["state"]
 _reservations = Base.metadata.tables["spend_reservations"]
 _summaries = Base.metadata.tables["conversation_summaries"]
+_tool_calls = Base.metadata.tables["tool_calls"]
 _UPDATABLE = frozenset(_messages.c.keys()) - {"id"}
 _JSON_COLUMNS = frozenset({"meta", "attachments", "raw"})
 
@@ -881,6 +882,88 @@ class Store:
         query = delete(_reservations).where(_reservations.c.id == reservation_id)
         await self._write("release reservation", lambda conn: conn.execute(query))
 
+    # -- tool calls ----------------------------------------------------------------------
+
+    async def start_tool_call(
+        self, call: ToolCallRecord, *, held: tuple[str, Fence] | None = None
+    ) -> int:
+        """Store a tool call before it runs (or, with its status and result, one answered
+        without running a tool), while the messages it answers are still held.
+
+        Args:
+            call: the call; ``status`` "running" for one about to run.
+            held: (owner, fence) of the messages being answered: the call is stored only
+                while ``owner`` still holds every one of them, unfinished, with its token.
+
+        Returns:
+            The stored row's id.
+
+        Raises:
+            ClaimLostError: another process holds the messages now, or they were
+                finished: nothing was stored, and the tool must not run.
+        """
+        row = {
+            "message_id": call.message_id,
+            "round": call.round,
+            "call_id": call.call_id[:255],
+            "name": call.name[:128],
+            "arguments": call.arguments,
+            "said": call.said,
+            "status": call.status,
+            "result": call.result,
+            "created_at": utcnow(),
+            "finished_at": None if call.status == "running" else utcnow(),
+        }
+        holds = (
+            []
+            if held is None
+            else [{"b_id": i, "b_owner": held[0], "b_token": t} for i, t in held[1].items()]
+        )
+
+        def op(conn: Connection) -> int:
+            _run_fenced(conn, _STILL_HELD, holds)
+            return int(conn.execute(_INSERT_TOOL_CALL, row).scalar_one())
+
+        return await self._write("store a tool call", op)
+
+    async def finish_tool_call(self, call_id: int, status: str, result: str) -> None:
+        """Store how a running tool call ended (``"done"``, ``"failed"``, ``"skipped"``)
+        and what the model is told. Not fenced: the tool ran, whoever holds the message
+        now is better off knowing what it did."""
+        query = (
+            update(_tool_calls)
+            .where(_tool_calls.c.id == call_id)
+            .values(status=status, result=result, finished_at=utcnow())
+        )
+        await self._write("store a tool result", lambda conn: conn.execute(query))
+
+    async def tool_calls(self, message_ids: Sequence[int]) -> list[ToolCallRecord]:
+        """The tool calls stored while answering these messages, in the order they were
+        made."""
+        query = (
+            select(_tool_calls)
+            .where(_tool_calls.c.message_id.in_(list(message_ids)))
+            .order_by(_tool_calls.c.id)
+        )
+
+        def op(conn: Connection) -> list[ToolCallRecord]:
+            return [
+                ToolCallRecord(
+                    message_id=r.message_id,
+                    round=r.round,
+                    call_id=r.call_id,
+                    name=r.name,
+                    arguments=r.arguments,
+                    said=r.said,
+                    status=r.status,
+                    result=r.result,
+                    id=r.id,
+                )
+                for r in conn.execute(query)
+            ]
+
+        return await self._read("load tool calls", op)
+
     # -- state ---------------------------------------------------------------------------
 
     def state(self, namespace: str) -> NamespaceState:
@@ -1547,6 +1630,7 @@ _FINISH_FENCED = _UPDATE_FENCED.where(_one_of(_messages.c.status, UNFINISHED_IN)
 _SET_STATUS = update(_messages).where(_messages.c.id.in_(bindparam("b_ids", expanding=True)))
 # changes nothing, only while the message is held unfinished (and locks its row)
 _STILL_HELD = _FINISH_FENCED.values(claim_token=_messages.c.claim_token)
+_INSERT_TOOL_CALL = insert(_tool_calls).returning(_tool_calls.c.id)
 
 
 def _snapshot(r: Any) -> StoredMessage:

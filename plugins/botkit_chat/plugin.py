@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from botkit import Context, Message, Plugin, Reply
+from botkit import ConfigError, Context, Message, Plugin, Reply
 
 __all__ = ["ChatPluginSettings", "plugin"]
+
+_TOOL_CHOICE = re.compile(r"[a-z0-9_][a-z0-9_-]{0,31}")  # a mode, or a command's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,10 @@ class ChatPluginSettings:
         non_text_reply: the answer to a message with no text (a sticker, a voice note).
         tool_rounds: the most rounds of tool calls (plugin commands offered to the model)
             before the model must answer in words.
+        tool_choice: whether the model may call tools when it starts an answer:
+            ``"auto"``, ``"none"``, ``"required"`` or a tool's name (it must call that
+            one first); unset leaves it to the server. Never forced again later in the
+            answer.
     """
 
     system_prompt: str | None = None
@@ -27,6 +34,15 @@ class ChatPluginSettings:
     greeting: str = "Hello! Ask me anything. Send /help to see the commands, /reset to start over."
     non_text_reply: str = "I can only read text here."
     tool_rounds: int = 4
+    tool_choice: str | None = None
+
+    def __post_init__(self) -> None:
+        choice = self.tool_choice
+        if choice is not None and not _TOOL_CHOICE.fullmatch(choice):
+            raise ConfigError(
+                "plugins.chat.tool_choice",
+                f'must be "auto", "none", "required" or a tool\'s name, not {choice!r}',
+            )
 
 
 plugin = Plugin("chat", description="Talk with the model", settings_class=ChatPluginSettings)
@@ -61,4 +77,8 @@ async def chat(message: Message, ctx: Context) -> Reply | str | None:
     if not message.text.strip():
         return settings.non_text_reply
     prompt = settings.channel_prompts.get(message.channel) or settings.system_prompt
-    return await ctx.llm.respond(system_prompt=prompt, max_tool_rounds=settings.tool_rounds)
+    return await ctx.llm.respond(
+        system_prompt=prompt,
+        max_tool_rounds=settings.tool_rounds,
+        tool_choice=settings.tool_choice,
+    )

@@ -14,14 +14,14 @@ import pytest
 import botkit.store
 from botkit import Bot, StoreError
 from botkit.cli import main
+from botkit.config import parse_config
+from botkit.store import is_sqlite
 
 # the newest migration's revision: what a current schema is at
 HEAD = max(
     p.name[:4]
     for p in (Path(botkit.store.__file__).parent / "migrations" / "versions").glob("0*.py")
 )
-from botkit.config import parse_config
-from botkit.store import is_sqlite
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from botkit.claims import Claims, sending_under
 from botkit.exceptions import ClaimLostError, StoreUnavailableError
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox
-from botkit.store import Claim, OutboundDraft, Store, StoredMessage
+from botkit.store import Claim, OutboundDraft, Store, StoredMessage, ToolCallRecord
 from botkit.store.repository import Finished
 from botkit.testing import FakeModel, InMemoryChannel
 from tests.fakes.bots import make_bot
@@ -92,6 +92,19 @@ async def test_a_postponement_by_a_lapsed_holder_changes_nothing(store: Store) -
         )
     [row] = await store.messages([message_id])
     assert (row.status, row.next_attempt_at, row.attempts) == ("processing", None, 0)
+
+
+async def test_a_tool_call_by_a_lapsed_holder_is_not_stored_so_the_tool_never_runs(
+    store: Store,
+) -> None:
+    message_id, _ = await _taken_over(store)
+    call = ToolCallRecord(message_id, 0, "call_1", "book", '{"room": 1}')
+    with pytest.raises(ClaimLostError):
+        await store.start_tool_call(call, held=("A", {message_id: 1}))
+    assert await store.tool_calls([message_id]) == []
+    row = await store.start_tool_call(call, held=("B", {message_id: 2}))
+    [stored] = await store.tool_calls([message_id])
+    assert (stored.id, stored.status, stored.result) == (row, "running", None)
 
 
 async def test_claims_lapse_by_the_databases_clock_on_postgresql(store: Store) -> None:

@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
 from botkit import ConversationRef, Message, Sender
-from botkit.store import CallRow, OutboundDraft, Store, dollars, nanos
+from botkit.store import CallRow, OutboundDraft, Store, ToolCallRecord, dollars, nanos
 from botkit.store.models import Base
 
 
@@ -199,6 +199,31 @@ async def test_summary_is_replaced_and_cleared_by_reset(store: Store) -> None:
     assert await store.summary(conv) == ("two", a.message_id)
     await store.reset_conversation(conv, through_id=a.message_id)
     assert await store.summary(conv) is None
+
+
+async def test_tool_calls_are_kept_with_the_message_they_answer_in_call_order(
+    store: Store,
+) -> None:
+    a, _ = await store.accept(_msg("book a room", "e1"))
+    b, _ = await store.accept(_msg("other", "e2"))
+    first = await store.start_tool_call(
+        ToolCallRecord(a.message_id, 0, "call_1", "book", '{"room": 1}', said="On it.")
+    )
+    await store.start_tool_call(
+        ToolCallRecord(a.message_id, 0, "call_2", "nope", "{}", None, "rejected", "no tool")
+    )
+    await store.start_tool_call(ToolCallRecord(b.message_id, 0, "call_9", "book", "{}"))
+    running = await store.tool_calls([a.message_id])
+    assert [(c.call_id, c.status, c.result) for c in running] == [
+        ("call_1", "running", None),
+        ("call_2", "rejected", "no tool"),
+    ]
+    await store.finish_tool_call(first, "done", "Booked room 1")
+    [done, rejected] = await store.tool_calls([a.message_id])
+    assert done == ToolCallRecord(
+        a.message_id, 0, "call_1", "book", '{"room": 1}', "On it.", "done", "Booked room 1", first
+    )
+    assert rejected.said is None
 
 
 def test_money_is_exact_in_nano_dollars() -> None:

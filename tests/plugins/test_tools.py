@@ -368,16 +368,18 @@ async def test_an_old_unanswered_question_is_not_confirmed_by_a_late_yes(
     assert runs == []
 
 
-async def test_a_prompt_that_outgrows_the_window_after_tool_results_is_an_apology(
+async def test_a_prompt_that_outgrows_the_window_after_tool_results_says_what_was_done(
     start_bot: StartBot,
 ) -> None:
     from botkit import ContextLengthError
-    from botkit.dispatch import APOLOGY
 
     model = FakeModel().call_tool("forecast", {"city": "Oslo"})
     model.fail(ContextLengthError("llm", "maximum context length is 8192 tokens"))
     async with start_bot(plugins=[weather, chat], model=model) as bot:
-        assert await bot.ask("Oslo?") == APOLOGY
+        assert await bot.ask("Oslo?") == (
+            "I ran /forecast(city='Oslo'): \"Sunny in Oslo for 1 day(s)\". "
+            "But I couldn't write a full answer just now."
+        )
         stored = await bot.stored()
     assert stored.status == "failed"
     assert "the tool results no longer fit" in str(stored.error)
