@@ -27,6 +27,16 @@ _BODY_PREFIX = 200
 _CONTEXT_WORDS = re.compile(r"maximum context length|context[_ ]length|context window", re.I)
 _TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.I)
 _SPACES = re.compile(r"\s+")
+# A FastAPI/pydantic request-validation failure, as llama-cpp-python's server reports it
+# (with status 500): "2 validation errors:\n  {'type': 'literal_error', 'loc': ('body',
+# 'response_format', 'type'), 'msg': "Input should be 'text' or 'json_object'", 'input':
+# 'json_schema', ...}\n ... File "...app.py", line 376 ..."
+_VALIDATION = re.compile(r"^\s*\d+ validation errors?:")
+_VALIDATION_ITEM = re.compile(
+    r"\{'type': '(?P<type>[^']*)', 'loc': \('body'(?P<loc>[^)]*)\), "
+    r"'msg': (?P<msg>\"[^\"]*\"|'[^']*')"
+    r"(?:, 'input': (?P<input>'[^']*'|\"[^\"]*\"|None|True|False|-?\d[\d.]*)(?=[,}]))?"
+)
 
 # Status implied by an error object's "type" or "code" when there is no HTTP status
 # (an error event in the middle of a stream).
@@ -80,6 +90,11 @@ def error_from_response(
     if redact:
         message = message.replace(redact, "***")
     tags = {code, kind}
+    invalid = _invalid_request(message)
+    if invalid is not None:
+        # the request itself is wrong, whatever status the server gave: retrying the
+        # same bytes cannot help
+        return RequestRejectedError(SERVICE, invalid, status=status, code="invalid_request")
     if status in (401, 403):
         return AuthenticationError(SERVICE, message, status=status, code=code)
     if status == 404:
@@ -158,6 +173,28 @@ def _parse(body: bytes | str | Mapping[str, Any]) -> tuple[str | None, str | Non
         str(code) if code is not None else None,
         str(kind) if kind is not None else None,
     )
+
+
+def _invalid_request(message: str) -> str | None:
+    """One line for a request-validation failure (llama-cpp-python reports one as a 500
+    with pydantic's errors and a traceback), or ``None`` if ``message`` is not one.
+
+    pydantic lists every branch of a union (a message that is not a system message, not
+    a user message...): the error shown is the first that is not such a branch mismatch.
+    """
+    if _VALIDATION.match(message) is None:
+        return None
+    items = list(_VALIDATION_ITEM.finditer(message))
+    if not items:
+        return None
+    item = next((i for i in items if i["type"] not in ("literal_error", "missing")), items[0])
+    # the path without pydantic's union-branch names ("ChatCompletionRequestUserMessage")
+    parts = [p.strip().strip("'") for p in item["loc"].split(",")]
+    path = ".".join(p for p in parts if p and not p[:1].isupper())
+    got = f" (got {item['input'].strip()})" if item["input"] else ""
+    count = len(_VALIDATION_ITEM.findall(message))
+    more = f"; {count - 1} more" if count > 1 else ""
+    return f"the server refused the request as invalid: {path}: {item['msg'][1:-1]}{got}{more}"
 
 
 def _implied_status(code: str | None, kind: str | None) -> int:

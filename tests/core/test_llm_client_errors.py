@@ -21,7 +21,7 @@ from botkit.exceptions import (
     ServiceError,
     ServiceUnavailableError,
 )
-from botkit.llm import ChatRequest, ModelTable, OpenAIChatClient
+from botkit.llm import ChatRequest, JsonSchema, ModelTable, OpenAIChatClient
 from botkit.llm._errors import error_from_response, retry_after_from
 from tests.core import conftest_llm
 from tests.core.conftest_llm import KEY, Records, Sleeps
@@ -38,6 +38,7 @@ from tests.fakes.openai_server import (
     rate_limited,
     server_error,
     unauthorized,
+    validation_error,
 )
 
 fake_openai = conftest_llm.fake_openai
@@ -317,3 +318,77 @@ def test_context_length_is_recognised_by_its_message_too() -> None:
 )
 def test_retry_after_headers(headers: dict[str, str], expected: float | None) -> None:
     assert retry_after_from(headers) == expected
+
+
+# -- llama-cpp-python reports an invalid request as a 500 (tests/realserver sees it) -------
+
+
+async def test_a_refused_json_schema_is_a_one_line_rejection_not_an_outage(
+    fake_openai: FakeOpenAI, make_client: MakeClient, sleeps: Sleeps
+) -> None:
+    """With the mode set to json_schema (so botkit does not fall back), a server that
+    refuses it as llama-cpp-python does (a 500 with a validation error) gets one
+    request: not four retries as if it were down, and no traceback in the message."""
+    fake_openai.refused_formats = {"json_schema"}
+    models = ModelTable.from_config({"gpt-4-turbo": {"structured_output": "json_schema"}})
+    schema = JsonSchema("mood", {"type": "object", "properties": {"mood": {"type": "string"}}})
+    request = ChatRequest(
+        [{"role": "user", "content": "How do you feel, in JSON?"}], response_format=schema
+    )
+    records = Records()
+    with pytest.raises(RequestRejectedError) as caught:
+        await make_client(models=models).complete(request, record=records)
+    assert not caught.value.retryable
+    assert (caught.value.status, caught.value.code) == (500, "invalid_request")
+    assert caught.value.reason == (
+        "the server refused the request as invalid: response_format.type: "
+        "Input should be 'text' or 'json_object' (got 'json_schema')"
+    )
+    assert len(fake_openai.requests) == 1
+    assert sleeps == []
+    assert [(r.ok, r.attempt) for r in records] == [(False, 1)]
+
+
+async def test_a_refused_message_names_the_field_not_the_union_branches(
+    fake_openai: FakeOpenAI, make_client: MakeClient
+) -> None:
+    """A null assistant content: pydantic lists a mismatch for every kind of message;
+    the one that matters is the content that is not a string."""
+    fake_openai.script(
+        validation_error(
+            (
+                "literal_error",
+                ("messages", 1, "ChatCompletionRequestSystemMessage", "role"),
+                "Input should be 'system'",
+                "assistant",
+            ),
+            (
+                "string_type",
+                ("messages", 1, "ChatCompletionRequestAssistantMessage", "content"),
+                "Input should be a valid string",
+                None,
+            ),
+            (
+                "missing",
+                ("messages", 1, "ChatCompletionRequestToolMessage", "tool_call_id"),
+                "Field required",
+                {"role": "assistant", "content": None},
+            ),
+        )
+    )
+    with pytest.raises(RequestRejectedError) as caught:
+        await make_client().complete(ChatRequest(HELLO))
+    assert caught.value.reason == (
+        "the server refused the request as invalid: messages.1.content: "
+        "Input should be a valid string (got None); 2 more"
+    )
+    assert len(fake_openai.requests) == 1
+
+
+def test_a_500_that_is_not_a_request_validation_stays_retryable() -> None:
+    for message in (
+        "validation errors: the GPU is on fire",
+        "1 validation error:\n  {'type': 'x', 'loc': ('response', 'id'), 'msg': 'bad'}",
+    ):
+        body = {"error": {"message": message, "type": "internal_server_error"}}
+        assert isinstance(error_from_response(500, body, model="m"), ServiceUnavailableError)

@@ -28,7 +28,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -49,6 +49,7 @@ __all__ = [
     "echo",
     "error",
     "fake_openai",
+    "format_refused",
     "hang",
     "insufficient_quota",
     "model_not_found",
@@ -57,6 +58,7 @@ __all__ = [
     "server_error",
     "stream",
     "unauthorized",
+    "validation_error",
 ]
 
 ToolCallSpec = tuple[str, str, str]
@@ -109,7 +111,8 @@ class FakeOpenAI:
         strict_content: like llama.cpp's server, refuse (500) a request with a message
             whose ``content`` is null (an assistant turn that only calls tools).
         refused_formats: ``response_format`` types it answers 500 to, as servers that
-            do not support them do (``{"json_schema"}``, ``{"json_schema", "json_object"}``).
+            do not support them do (``{"json_schema"}``, ``{"json_schema", "json_object"}``),
+            with llama-cpp-python's body: a validation error (:func:`format_refused`).
     """
 
     def __init__(self, *, model: str = "gpt-4o-mini") -> None:
@@ -190,18 +193,9 @@ class FakeOpenAI:
                 },
                 status=500,
             )
-        fmt = recorded.json.get("response_format") if isinstance(recorded.json, dict) else None
-        if isinstance(fmt, dict) and fmt.get("type") in self.refused_formats:
-            return web.json_response(
-                {
-                    "error": {
-                        "code": 500,
-                        "message": f"response_format type {fmt.get('type')!r} is not supported",
-                        "type": "server_error",
-                    }
-                },
-                status=500,
-            )
+        fmt = _format_type(recorded)
+        if fmt in self.refused_formats:
+            return await format_refused(fmt, self.refused_formats)(request, recorded, self)
         responder = self._queue.popleft() if self._queue else (self.default or _echo)
         try:
             return await responder(request, recorded, self)
@@ -492,6 +486,37 @@ def model_not_found() -> Responder:
     return respond
 
 
+def validation_error(*errors: tuple[str, tuple[str | int, ...], str, Any]) -> Responder:
+    """A request-validation failure as llama-cpp-python's server reports it: status 500,
+    pydantic's errors (``(type, loc, msg, input)``, ``loc`` under ``"body"``) and a bit of
+    the server's traceback in one multi-line message."""
+    lines = [
+        f"  {{'type': {kind!r}, 'loc': {('body', *loc)!r}, 'msg': {msg!r}, 'input': {value!r}}}"
+        for kind, loc, msg, value in errors
+    ]
+    count = f"{len(errors)} validation error{'s' if len(errors) != 1 else ''}:"
+    where = (
+        '  File "/srv/llama_cpp/server/app.py", line 376, in create_chat_completion\n'
+        "    POST /v1/chat/completions"
+    )
+    message = "\n".join([count, *lines, "", where])
+    return error(500, message, type="internal_server_error")
+
+
+def format_refused(fmt: str, refused: Collection[str] = ("json_schema",)) -> Responder:
+    """How llama-cpp-python's server answers a ``response_format`` type it does not
+    support (it knows ``text`` and ``json_object``): a 500 with the validation error."""
+    known = [f"'{t}'" for t in ("text", "json_object", "json_schema") if t not in refused]
+    return validation_error(
+        (
+            "literal_error",
+            ("response_format", "type"),
+            f"Input should be {' or '.join(known)}",
+            fmt,
+        )
+    )
+
+
 def hang(seconds: float, *, then: Responder | None = None) -> Responder:
     """Accept the request and send nothing for ``seconds`` (or until the client hangs up or
     the server closes), then answer with ``then`` (default: the echo)."""
@@ -569,6 +594,14 @@ async def _stall(request: web.Request, fake: FakeOpenAI, seconds: float) -> None
         if transport is None or transport.is_closing():
             raise ConnectionResetError("client went away")
         await asyncio.sleep(0.02)
+
+
+def _format_type(recorded: RecordedRequest) -> str | None:
+    """The request's ``response_format.type``, if any."""
+    if not isinstance(recorded.json, dict):
+        return None
+    fmt = recorded.json.get("response_format")
+    return str(fmt.get("type")) if isinstance(fmt, dict) else None
 
 
 def _model(recorded: RecordedRequest, fake: FakeOpenAI, model: str | None) -> str:
