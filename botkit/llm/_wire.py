@@ -183,8 +183,10 @@ class StreamAssembler:
         if fragment.get("id"):
             partial.id = str(fragment["id"])
         function = fragment.get("function") or {}
-        if function.get("name"):
-            partial.name += str(function["name"])
+        name = str(function.get("name") or "")
+        if name and name != partial.name:
+            # OpenAI sends the name once; llama-cpp-python repeats it in every fragment
+            partial.name += name
         if function.get("arguments"):
             partial.arguments.append(str(function["arguments"]))
 

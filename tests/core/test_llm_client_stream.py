@@ -250,6 +250,37 @@ async def test_tool_call_fragments_are_assembled_by_index(
     assert final.tool_calls[1].parsed_arguments() == {"zone": "Europe/Oslo"}
 
 
+async def test_a_tool_name_repeated_in_every_fragment_is_taken_once(
+    fake_openai: FakeOpenAI, make_client: MakeClient
+) -> None:
+    """llama-cpp-python repeats the id and the whole name in every fragment of a
+    streamed tool call (OpenAI sends them once); the arguments come in pieces."""
+
+    def chunk(arguments: str) -> str:
+        call = {"name": "get_weather", "arguments": arguments}
+        delta = {
+            "role": None,
+            "content": None,
+            "function_call": call,
+            "tool_calls": [{"index": 0, "id": "call__0", "type": "function", "function": call}],
+        }
+        data = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
+        return f"data: {json.dumps(data)}\n\n"
+
+    finish = {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+    }
+    body = "".join(chunk(piece) for piece in ['{"city"', ': "Oslo"', "}"])
+    body += f"data: {json.dumps(finish)}\n\ndata: [DONE]\n\n"
+    fake_openai.script(raw(200, body, content_type="text/event-stream"))
+    texts, final = await collect(make_client(), ChatRequest(HELLO))
+    assert texts == []
+    [call] = final.tool_calls
+    assert (call.id, call.name) == ("call__0", "get_weather")
+    assert call.parsed_arguments() == {"city": "Oslo"}
+
+
 async def test_json_mode_stream_is_parsed_at_the_end(
     fake_openai: FakeOpenAI, make_client: MakeClient
 ) -> None:
