@@ -130,3 +130,55 @@ def test_postgres_variants_show_as_skipped_with_the_reason_when_off() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"\b1 passed, 1 skipped\b", done.stdout), done.stdout
     assert "PostgreSQL variant: BOTKIT_TEST_POSTGRES_URL is not set" in done.stdout
+
+
+# -- the llama.cpp server (scripts/llama-server.sh) ------------------------------------------
+
+
+def _llama(cwd: Path, path: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("BOTKIT_TEST_LLAMA")}
+    script = (
+        f'. "{ROOT}/scripts/llama-server.sh"; botkit_test_llama; rc=$?; '
+        'echo "python=${BOTKIT_TEST_LLAMA_PYTHON-}"; exit $rc'
+    )
+    return subprocess.run(
+        ["/bin/bash", "-c", script],
+        cwd=cwd,
+        env={**base, "PATH": path, "XDG_CACHE_HOME": str(cwd / "cache"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_llama_off_must_be_said_and_a_misspelt_switch_is_an_error(tmp_path: Path) -> None:
+    done = _llama(tmp_path, os.environ["PATH"], BOTKIT_TEST_LLAMA="off")
+    assert done.returncode == 0, done.stderr
+    assert "llama.cpp server tests: off" in done.stdout
+    assert "python=" in done.stdout.splitlines()
+    done = _llama(tmp_path, os.environ["PATH"], BOTKIT_TEST_LLAMA="no")
+    assert done.returncode == 2
+    assert "must be 'on' or 'off'" in done.stderr
+
+
+def test_an_installed_llama_server_is_used_without_building(tmp_path: Path) -> None:
+    (tmp_path / ".venv-llama" / "bin").mkdir(parents=True)
+    _stub(tmp_path / ".venv-llama" / "bin", "python", "exit 0")  # the versions match
+    done = _llama(tmp_path, os.environ["PATH"])
+    assert done.returncode == 0, done.stderr
+    assert "building" not in done.stdout
+    assert f"python={tmp_path}/.venv-llama/bin/python" in done.stdout.splitlines()
+
+
+def test_no_llama_server_and_no_compiler_fails_and_says_how_to_opt_out(
+    tmp_path: Path,
+) -> None:
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    _stub(stubs, "id", "echo 1000")  # not root: nothing is installed with apt-get
+    done = _llama(tmp_path, str(stubs))
+    assert done.returncode == 1
+    assert "needs cmake and a C++ compiler" in done.stderr
+    assert "BOTKIT_TEST_LLAMA=off" in done.stderr
+    assert "python=" in done.stdout.splitlines()
