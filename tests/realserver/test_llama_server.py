@@ -200,8 +200,10 @@ async def test_json_schema_is_refused_and_botkit_says_so_without_retrying(
         request = ChatRequest(IN_JSON, max_tokens=32, response_format=MOOD)
         with pytest.raises(RequestRejectedError) as raised:
             await client.complete(request, record=record)
+        with pytest.raises(RequestRejectedError):  # refused before the stream starts too
+            await _streamed(client, request, record)
     assert not raised.value.retryable
-    assert len(record.calls) == 1  # refused, not retried as if the server were down
+    assert len(record.calls) == 2  # refused, not retried as if the server were down
     reason = raised.value.reason
     assert "response_format.type" in reason
     assert "'json_schema'" in reason
