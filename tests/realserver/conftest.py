@@ -39,7 +39,9 @@ LLAMA_OFF = (
     "server and sets it, and fails without it unless BOTKIT_TEST_LLAMA=off)"
 )
 MODEL = "tiny-chat"
-CONTEXT = 256  # tokens: small, so that a context-length error is easy to provoke
+# tokens: small, so that a context-length error is easy to provoke (the tiny vocabulary
+# spends about a token per character)
+CONTEXT = 512
 _START_TIMEOUT = 120.0
 _HERE = Path(__file__).resolve().parent
 

@@ -28,7 +28,7 @@ from typing import Any
 import gguf
 import numpy as np
 
-CONTEXT = 256
+CONTEXT = 512
 EMBED = 64
 HEADS = 4
 LAYERS = 2
