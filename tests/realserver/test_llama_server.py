@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import aiohttp
 import pytest
 
+from botkit import Context, Plugin, tool
 from botkit.exceptions import (
     ContextLengthError,
     InvalidResponseError,
@@ -357,6 +359,40 @@ async def test_a_tool_call_and_its_follow_up_are_accepted(
     assert not answer.tool_calls
     texts, streamed = await _streamed(llama_client, follow_up, Records())
     assert streamed.content == "".join(texts)
+
+
+weather = Plugin("weather")
+asked: list[str] = []
+
+
+@dataclass(frozen=True)
+class WeatherArgs:
+    city: Literal["Paris", "Oslo"]
+
+
+@tool(weather, "get_weather")
+async def get_weather(args: WeatherArgs, ctx: Context) -> str:
+    """The weather in a city."""
+    asked.append(args.city)
+    return f"Sunny in {args.city}"
+
+
+async def test_a_bot_runs_a_forced_tool_and_answers_after_the_follow_up(
+    start_bot: StartBot, llama_client: OpenAIChatClient
+) -> None:
+    """The whole tool loop against the server: the first request forces the call
+    (``[plugins.chat] tool_choice``), the tool runs once, the follow-up (the assistant
+    turn with content "" and the tool's result) is accepted and answered in text."""
+    asked.clear()
+    settings = {"chat": {"tool_choice": "get_weather"}}
+    async with start_bot(plugins=[weather, chat], model=llama_client, settings=settings) as bot:
+        answer = await bot.ask("What is the weather like?")
+        [row] = await bot.store.usage()
+    assert len(asked) == 1
+    assert asked[0] in ("Paris", "Oslo")
+    assert answer.strip()
+    assert "Sorry" not in answer
+    assert row.calls == 2  # the forced call, then the follow-up
 
 
 async def test_a_streamed_tool_call_is_assembled(llama_client: OpenAIChatClient) -> None:
