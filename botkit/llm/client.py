@@ -208,11 +208,7 @@ class OpenAIChatClient:
         ``request``. A reply that does not match the schema is asked for once more, the
         error named; a refusal of a mode not yet seen to work ends at once
         (``_StructureRefused``), without the retries an outage gets."""
-        probing = (
-            mode is not None
-            and model not in self._confirmed
-            and self.model_info(model).structured_output is None
-        )
+        probing = mode is not None and self._probing(model)
         body = build_body(sent, model, self.model_info(model), stream=False)
         attempt = 0
         corrected = False
@@ -265,6 +261,11 @@ class OpenAIChatClient:
         """
         check_request(request)
         model = request.model or self.name
+        if wants_structure(request) and self._probing(model):
+            # the structured-output mode is learnt by a whole reply's refusal first
+            async for event in self._stream_of(self.complete(request, record=record)):
+                yield event
+            return
         sent = (
             shaped(request, self.structured_mode(model)) if wants_structure(request) else request
         )
@@ -288,6 +289,12 @@ class OpenAIChatClient:
                 )
                 if yielded:
                     raise failed.error from failed.__cause__
+                if failed.error.code == "empty_stream":
+                    # the server said nothing at all (llama.cpp's, to a prompt past its
+                    # window): asked once without streaming, it says why, or answers
+                    async for event in self._stream_of(self.complete(request, record=record)):
+                        yield event
+                    return
                 await self._backoff(failed, attempt)
                 continue
             except ServiceError as error:
@@ -304,6 +311,20 @@ class OpenAIChatClient:
             await self._record(record, request, model, completion.usage, started, attempt, None)
             yield completion
             return
+
+    def _probing(self, model: str) -> bool:
+        """Whether ``model``'s structured-output mode is still to be learnt."""
+        return model not in self._confirmed and self.model_info(model).structured_output is None
+
+    @staticmethod
+    async def _stream_of(
+        whole: Awaitable[Completion],
+    ) -> AsyncGenerator[TextDelta | Completion, None]:
+        """A whole reply as a stream: its text in one fragment, then the completion."""
+        completion = await whole
+        if completion.content:
+            yield TextDelta(completion.content)
+        yield completion
 
     async def close(self) -> None:
         """Close the HTTP session if this client made it."""
@@ -328,24 +349,33 @@ class OpenAIChatClient:
     # --- one attempt -------------------------------------------------------------
 
     async def _post_plain(self, body: bytes, model: str) -> Completion:
-        """Send once and read the whole reply; failures become ``Failed``."""
+        """Send once and read the whole reply; failures become ``Failed``.
+
+        A kept-alive connection the server had closed meanwhile (llama.cpp's server
+        closes one after a stream it cut short) is tried once more, on a new one.
+        """
         session = self._get_session()
-        try:
-            async with (
-                asyncio.timeout(self._timeout),
-                session.post(
-                    self._url,
-                    data=body,
-                    headers=self._headers(stream=False),
-                    allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=None),
-                ) as response,
-            ):
-                raw = await response.read()
-                if not 200 <= response.status < 300:
-                    self._fail(response.status, raw, response.headers, model)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            self._unreachable(exc)
+        for last in (False, True):
+            try:
+                async with (
+                    asyncio.timeout(self._timeout),
+                    session.post(
+                        self._url,
+                        data=body,
+                        headers=self._headers(stream=False),
+                        allow_redirects=False,
+                        timeout=aiohttp.ClientTimeout(total=None),
+                    ) as response,
+                ):
+                    raw = await response.read()
+                    if not 200 <= response.status < 300:
+                        self._fail(response.status, raw, response.headers, model)
+                    break
+            except aiohttp.ServerDisconnectedError as exc:
+                if last:
+                    self._unreachable(exc)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._unreachable(exc)
         return _parse_plain(raw, model)
 
     async def _post_stream(
@@ -354,6 +384,7 @@ class OpenAIChatClient:
         """Send once and yield text as it streams in; failures become ``Failed``."""
         session = self._get_session()
         response: aiohttp.ClientResponse | None = None
+        ended_early = False
         try:
             whole: bytes | None = None
             async with asyncio.timeout(self._timeout):
@@ -376,19 +407,25 @@ class OpenAIChatClient:
                 return
             content = response.content
             parser = SSEParser()
+            events = 0
             while not parser.done:
                 async with asyncio.timeout(self._idle_timeout):
                     chunk = await content.readany()
                 for event in parser.feed(chunk) if chunk else parser.close():
+                    events += 1
                     text = self._take(event.data, assembler, model)
                     if text:
                         yield text
                 if not chunk:
                     break
             if not parser.done and assembler.finish_reason is None:
+                ended_early = True
                 raise Failed(
                     ServiceUnavailableError(
-                        SERVICE, "the stream ended before the reply was finished"
+                        SERVICE,
+                        "the stream ended before the reply was finished",
+                        # nothing at all: how llama.cpp's server refuses some requests
+                        code="empty_stream" if events == 0 else None,
                     )
                 )
         except TimeoutError as exc:
@@ -400,7 +437,9 @@ class OpenAIChatClient:
         except aiohttp.ClientError as exc:
             self._unreachable(exc)
         finally:
-            if response is not None:
+            if response is not None and ended_early:
+                response.close()  # a server that cut its stream short: not a connection to reuse
+            elif response is not None:
                 # back to the pool if the body was read to the end, else the connection closes
                 response.release()
 

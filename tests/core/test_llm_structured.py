@@ -12,7 +12,14 @@ import pytest
 import pytest_asyncio
 
 from botkit.exceptions import ConfigError, InvalidResponseError, ServiceUnavailableError
-from botkit.llm import ChatRequest, JsonSchema, ModelTable, OpenAIChatClient
+from botkit.llm import (
+    ChatRequest,
+    Completion,
+    JsonSchema,
+    ModelTable,
+    OpenAIChatClient,
+    TextDelta,
+)
 from botkit.secrets import Secret
 from tests.core import conftest_llm
 from tests.core.conftest_llm import KEY, Records, Sleeps
@@ -141,3 +148,16 @@ async def test_once_a_mode_worked_a_server_error_is_an_outage_not_a_refusal(
     assert client.structured_mode() == "json_schema"
     assert {_format(r.json) for r in fake_openai.requests} == {"json_schema"}
     assert len(sleeps) >= 1  # retried with backoff, as an outage is
+
+
+async def test_a_first_structured_stream_learns_the_mode_as_a_whole_reply_does(
+    fake_openai: FakeOpenAI, client: OpenAIChatClient
+) -> None:
+    fake_openai.refused_formats = {"json_schema"}
+    fake_openai.script(completion(GOOD))
+    events = [e async for e in client.stream(ChatRequest(ASK, response_format=LABEL))]
+    *texts, whole = events
+    assert isinstance(whole, Completion)
+    assert whole.parsed == {"label": "positive"}
+    assert [t.text for t in texts if isinstance(t, TextDelta)] == [GOOD]
+    assert client.structured_mode() == "json_object"

@@ -17,7 +17,7 @@ from botkit.secrets import Secret
 from tests.core import conftest_llm
 from tests.core.conftest_llm import KEY
 from tests.fakes.bots import make_bot
-from tests.fakes.openai_server import FakeOpenAI, completion, error
+from tests.fakes.openai_server import FakeOpenAI, completion, error, raw
 from tests.fakes.recording_adapter import RecordingAdapter
 
 fake_openai = conftest_llm.fake_openai
@@ -122,3 +122,18 @@ async def test_a_skills_call_is_fitted_again_after_a_context_length_error_and_th
     assert len(refitted) < len(long) / 3
     assert refitted.endswith("word1499")
     assert fitted_first == refitted
+
+
+async def test_an_empty_stream_is_asked_again_whole_and_its_error_learnt(
+    fake_openai: FakeOpenAI, client: OpenAIChatClient
+) -> None:
+    """llama.cpp's server answers a streamed prompt past its window with an empty
+    stream (200, no event): asked once more without streaming, it says why."""
+    empty_stream = raw(200, b"", content_type="text/event-stream")
+    fake_openai.script(empty_stream, _too_long(700))  # type: ignore[arg-type]
+    request = ChatRequest([{"role": "user", "content": "hi"}])
+    with pytest.raises(ContextLengthError):
+        async for _ in client.stream(request):
+            pass
+    assert [r.wants_stream for r in fake_openai.requests] == [True, False]
+    assert client.model_info().context_window == 700

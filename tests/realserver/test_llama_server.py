@@ -21,7 +21,6 @@ from botkit.exceptions import (
     ContextLengthError,
     InvalidResponseError,
     RequestRejectedError,
-    ServiceError,
 )
 from botkit.llm import (
     CallRecord,
@@ -264,11 +263,6 @@ async def test_json_schema_set_for_the_model_is_refused_in_one_line_without_retr
     assert "\n" not in reason
 
 
-@pytest.mark.xfail(
-    reason="only complete() learns the structured mode from a refusal: a stream on a "
-    "client that has not learnt it yet asks for json_schema and fails",
-    raises=RequestRejectedError,
-)
 async def test_a_first_structured_stream_falls_back_too(
     llama_client: OpenAIChatClient,
 ) -> None:
@@ -481,12 +475,6 @@ async def test_a_streamed_prompt_longer_than_the_window_gets_an_empty_stream(
     assert _events(text) == []
 
 
-@pytest.mark.xfail(
-    reason="llama.cpp's empty stream says nothing of the context length: botkit sees a "
-    "stream that ended early (retryable ServiceUnavailableError); it could ask once more "
-    "without streaming to learn the real error",
-    raises=ServiceError,
-)
 async def test_a_streamed_prompt_longer_than_the_window_is_a_context_length_error(
     llama_client: OpenAIChatClient,
 ) -> None:
