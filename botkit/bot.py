@@ -27,7 +27,7 @@ from botkit.gctuning import CollectorSettings, restore_gc, tune_gc
 from botkit.inbox import Inbox
 from botkit.leases import Singletons
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient, StandInModel, TokenCounter
-from botkit.llm.models import unknown_model_note
+from botkit.llm.models import ModelInfo, unknown_model_note
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox, OutboxPolicy
 from botkit.plugin import ModelGuardEntry, Plugin
@@ -125,6 +125,7 @@ def _build_plugins(
     those that parsed."""
     plugins: list[Plugin] = []
     settings: dict[str, Any] = {}
+    model = _configured_model(config)
     for section in config.plugins:
         plugin = load_plugin(section.name, section.use)
         if any(p.name == plugin.name for p in plugins):
@@ -139,10 +140,25 @@ def _build_plugins(
                 )
             except ConfigError as exc:
                 errors.append(exc)
+            else:
+                for check in plugin.model_checks:
+                    if model is not None:
+                        errors.extend(check(settings[plugin.name], section.key, model))
         elif section.settings:
             raise PluginError(f"plugin {section.name!r} takes no settings ({section.key})")
         plugins.append(plugin)
     return plugins, settings
+
+
+def _configured_model(config: Config) -> ModelInfo | None:
+    """What the model table says of the configured model (``None`` with the stand-in,
+    or when the table itself is at fault: that is reported on its own)."""
+    if config.llm.stand_in:
+        return None
+    try:
+        return ModelTable.from_config(config.llm.models).lookup(config.llm.model)
+    except ConfigError:
+        return None
 
 
 def build_components(config: Config) -> tuple[dict[str, Adapter], list[Plugin], dict[str, Any]]:
@@ -297,7 +313,7 @@ class Bot:
         """Migrate (SQLite), resume unfinished work, start plugins, the web server, adapters."""
         if self.uses_stand_in:
             log.warning(STAND_IN_NOTICE)
-        else:
+        elif isinstance(self.model, OpenAIChatClient):  # a model given in code knows itself
             table = ModelTable.from_config(self.config.llm.models)
             note = unknown_model_note(self.model.model_info(), table)
             if note is not None:  # one line: what is assumed, and what to set

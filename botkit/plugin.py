@@ -13,18 +13,19 @@ object. Nothing is registered anywhere until a ``Bot`` loads the plugin::
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from botkit.exceptions import PluginError
+from botkit.exceptions import ConfigError, PluginError
 from botkit.llm.types import ChatRequest
 from botkit.messages import Message, Reply
 from botkit.schedule import CronSchedule, IntervalSchedule, Schedule
 
 if TYPE_CHECKING:
     from botkit.context import Context, JobContext, PluginRuntime
+    from botkit.llm.models import ModelInfo
 
 __all__ = [
     "CommandHandler",
@@ -137,6 +138,10 @@ class ScheduledJob:
     func: JobFunction
 
 
+# checks a plugin's parsed settings (and their config key) against the model's info
+ModelCheck = Callable[[Any, str, "ModelInfo"], Iterable[ConfigError]]
+
+
 class Plugin:
     """A skill: commands, message handlers, scheduled jobs, middlewares and hooks.
 
@@ -160,6 +165,7 @@ class Plugin:
         self.startup_hooks: list[LifecycleHook] = []
         self.shutdown_hooks: list[LifecycleHook] = []
         self.model_guards: list[ModelGuard] = []
+        self.model_checks: list[ModelCheck] = []
 
     def __repr__(self) -> str:
         return f"Plugin({self.name!r})"
@@ -265,6 +271,14 @@ class Plugin:
         budget); its message is what the user is told.
         """
         self.model_guards.append(func)
+        return func
+
+    def check_model(self, func: ModelCheck) -> ModelCheck:
+        """Check the plugin's settings against the model the bot talks to, when the
+        config is read (with every other fault of the file, before anything starts):
+        ``func(settings, key, model_info)`` yields a ``ConfigError`` per fault (a dollar
+        limit on a model without prices, say). Not run with the offline stand-in."""
+        self.model_checks.append(func)
         return func
 
     def on_startup(self, func: LifecycleHook) -> LifecycleHook:

@@ -120,7 +120,7 @@ class FakeModel:
         name: the model's name.
         context_window: its window in tokens (make it small to test long inputs).
         max_output_tokens: the most tokens a reply may have.
-        input_price_per_1k: dollars per 1,000 prompt tokens.
+        input_price_per_1k: dollars per 1,000 prompt tokens (``None``: the model has no prices).
         output_price_per_1k: dollars per 1,000 completion tokens.
 
     Attributes:
@@ -134,16 +134,16 @@ class FakeModel:
         *,
         context_window: int = 128_000,
         max_output_tokens: int = 4_096,
-        input_price_per_1k: Decimal | str = "0.001",
-        output_price_per_1k: Decimal | str = "0.002",
+        input_price_per_1k: Decimal | str | None = "0.001",
+        output_price_per_1k: Decimal | str | None = "0.002",
     ) -> None:
         self.name = name
         self._info = ModelInfo(
             name,
             context_window,
             max_output_tokens,
-            Decimal(input_price_per_1k),
-            Decimal(output_price_per_1k),
+            None if input_price_per_1k is None else Decimal(input_price_per_1k),
+            None if output_price_per_1k is None else Decimal(output_price_per_1k),
             encoding="cl100k_base",
         )
         self._counter = TokenCounter("cl100k_base")

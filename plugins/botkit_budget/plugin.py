@@ -19,6 +19,7 @@ from botkit import (
     QuotaExceededError,
     Reply,
 )
+from botkit.llm import ModelInfo
 
 __all__ = ["BudgetSettings", "Limit", "check_limits", "plugin"]
 
@@ -83,6 +84,24 @@ plugin = Plugin(
     description="Spending limits per user, channel and bot",
     settings_class=BudgetSettings,
 )
+
+
+@plugin.check_model
+def dollar_limits_need_prices(
+    settings: BudgetSettings, key: str, model: ModelInfo
+) -> Iterator[ConfigError]:
+    """A dollar limit on a model without prices could never be reached: refused when
+    the config is read, not found out as "$0.00 of $1.00 used" a month later."""
+    if model.input_price_per_1k is not None and model.output_price_per_1k is not None:
+        return
+    for index, limit in enumerate(settings.limits):
+        if limit.usd is not None:
+            yield ConfigError(
+                f"{key}.limits[{index}].usd",
+                f"the model {model.name!r} has no prices, so spend in dollars is unknown:"
+                f' set input_price_per_1k and output_price_per_1k in [llm.models."{model.name}"],'
+                " or limit tokens instead",
+            )
 
 
 @plugin.before_model_call
@@ -200,6 +219,8 @@ async def budget(message: Message, ctx: Context) -> Reply:
     settings = ctx.settings_as(BudgetSettings)
     zone = _zone(settings.timezone, "timezone")
     now = datetime.now(UTC)
+    info = ctx.llm.model_info()
+    priced = info.input_price_per_1k is not None and info.output_price_per_1k is not None
     lines = []
     for limit in settings.limits:
         if not _applies(limit, message, settings):
@@ -210,8 +231,10 @@ async def budget(message: Message, ctx: Context) -> Reply:
         tokens, nanos = await ctx.store.spend(since=start, user_id=user, channel=channel)
         if limit.tokens is not None:
             used, cap = f"{tokens:,} tokens", f"{limit.tokens:,} tokens"
-        else:
+        elif priced:
             used, cap = f"${_dollars(nanos)}", f"${limit.usd:.2f}"
+        else:  # no prices: what was spent is not known, and is not $0.00
+            used, cap = "an unknown amount (the model has no prices)", f"${limit.usd:.2f}"
         whose = _whose(limit, message).capitalize()
         lines.append(
             f"{whose} {_ADVERB[limit.period]} limit: {used} of {cap} used (resets {_when(reset)})"

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from botkit import ConfigError
+from botkit.bot import build_plugins
+from botkit.config import parse_config
 from botkit.llm import ModelTable, OpenAIChatClient
 from botkit.testing import FakeModel
 from botkit_budget import plugin as budget
@@ -185,3 +187,47 @@ async def test_streamed_answers_without_usage_add_up_to_a_token_limit(
     assert row.calls == len(fake_openai.requests) == answers.index(refused[0])
     assert row.estimated_calls == row.calls
     assert row.completion_tokens >= 60 * row.calls
+
+
+def test_a_dollar_limit_on_a_model_without_prices_is_a_config_error() -> None:
+    config = parse_config(
+        {
+            "llm": {"model": "tiny-chat", "base_url": "http://127.0.0.1:9/v1"},
+            "plugins": {
+                "budget": {"limits": [{"scope": "bot", "period": "day", "usd": 1.0}]},
+            },
+        },
+        environ={},
+    )
+    with pytest.raises(ConfigError) as raised:
+        build_plugins(config)
+    assert str(raised.value).startswith("plugins.budget.limits[0].usd: the model 'tiny-chat'")
+    assert "has no prices" in str(raised.value)
+    # with prices set, or with a token limit, it starts
+    priced = parse_config(
+        {
+            "llm": {
+                "model": "tiny-chat",
+                "base_url": "http://127.0.0.1:9/v1",
+                "models": {
+                    "tiny-chat": {"input_price_per_1k": "0.001", "output_price_per_1k": "0.002"}
+                },
+            },
+            "plugins": {
+                "budget": {"limits": [{"scope": "bot", "period": "day", "usd": 1.0}]},
+            },
+        },
+        environ={},
+    )
+    build_plugins(priced)
+
+
+async def test_the_budget_command_does_not_say_zero_dollars_for_an_unpriced_model(
+    start_bot: StartBot,
+) -> None:
+    model = FakeModel(input_price_per_1k=None, output_price_per_1k=None)
+    settings = _limits({"scope": "user", "period": "day", "usd": 1})
+    async with start_bot(plugins=[budget, chat], model=model, settings=settings) as bot:
+        shown = await bot.ask("/budget")
+    assert "$0.00" not in shown
+    assert "an unknown amount (the model has no prices) of $1.00 used" in shown
