@@ -17,6 +17,8 @@ from botkit.bot import STAND_IN_NOTICE, Bot, build_components, build_model
 from botkit.config import Config, read_config
 from botkit.discovery import load_adapter_class
 from botkit.exceptions import BotkitError, ConfigError, PluginError
+from botkit.llm import OpenAIChatClient
+from botkit.llm.probe import probe
 from botkit.plugin import Plugin
 from botkit.preflight import DatabaseReport, check_database, check_port, safe_url
 from botkit.routing import Pipeline
@@ -97,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check-config",
         help="check the configuration, the database and the web port as run would, then exit",
+    )
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="also call the model (three small requests) and report what its server "
+        "supports: usage in streams, the structured-output mode, tools",
     )
     check.set_defaults(handler=_check_config, builds=True)
     return parser
@@ -219,7 +227,10 @@ async def _check_config(config: Config, args: argparse.Namespace) -> int:
     adapters, plugins, _ = _components(config, args.faults)
     Pipeline(plugins)  # duplicate commands fail here
     model = build_model(config)
-    await model.close()
+    try:
+        found = await probe(model) if args.probe and isinstance(model, OpenAIChatClient) else None
+    finally:
+        await model.close()
     database = await _surroundings(config, adapters)
     print(f"config: {config.path or '(built-in defaults)'}")
     print(f"database: {database.url} ({database.state})")
@@ -229,6 +240,11 @@ async def _check_config(config: Config, args: argparse.Namespace) -> int:
     print(f"model: {model_name}")
     print(f"adapters: {', '.join(adapters) or 'none'}")
     print(f"plugins: {', '.join(p.name for p in plugins) or 'none'}")
+    for feature, finding in found.lines if found is not None else ():
+        print(f"probe: {feature}: {finding}")
+    if found is not None and found.failed:
+        print("the model could not be used as configured")
+        return 1
     print("ok")
     return 0
 

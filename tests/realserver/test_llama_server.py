@@ -32,6 +32,7 @@ from botkit.llm import (
     OpenAIChatClient,
     TextDelta,
 )
+from botkit.llm.probe import probe
 from botkit_chat import plugin as chat
 from tests.plugins.conftest import StartBot
 from tests.realserver.conftest import CONTEXT, LLAMA_OFF, LLAMA_PYTHON, MODEL, LlamaServer
@@ -506,3 +507,16 @@ async def test_any_model_name_is_answered_by_the_one_model(llama_server: LlamaSe
     )
     assert status == 200
     assert json.loads(text)["model"] == "no-such-model"
+
+
+async def test_the_probe_tells_what_llama_cpps_server_supports(
+    llama_client: OpenAIChatClient,
+) -> None:
+    """``botkit check-config --probe`` against the real thing."""
+    report = await probe(llama_client)
+    found = dict(report.lines)
+    assert found["streaming"] == "works; no usage from the server: botkit counts tokens"
+    # json_schema refused, json_object taken (the tiny model's "{}" misses the schema)
+    assert found["structured output"].startswith("json_object")
+    assert found["tools"] == "work"
+    assert not report.failed
