@@ -57,6 +57,11 @@ STAND_IN_NOTICE = (
 DEFAULT_API = "https://api.openai.com/v1"
 
 
+# where the model client's learnt facts are kept between starts
+LLM_STATE = "botkit.llm"
+STRUCTURED_MODES = "structured_output"
+
+
 def build_model(config: Config) -> ChatModel:
     """The configured model client, or the offline stand-in when none is configured."""
     models = ModelTable.from_config(config.llm.models)
@@ -329,6 +334,8 @@ class Bot:
                     f"{head}: run `botkit db upgrade`"
                 )
         self._started.append("database")
+        if isinstance(self.model, OpenAIChatClient):
+            await self._remember_structured_modes(self.model)
         for plugin in self.plugins:
             for hook in plugin.startup_hooks:
                 await hook(PluginRuntime(self.runtime, plugin.name))
@@ -499,6 +506,20 @@ class Bot:
                 log.warning("renewing claims failed (%s); retrying", exc)
             except Exception:  # a bug must not end the loop
                 log.exception("renewing claims failed; retrying")
+
+    async def _remember_structured_modes(self, model: OpenAIChatClient) -> None:
+        """Structured-output modes learnt by earlier processes are used from the start,
+        and each one learnt now is stored (the state table, namespace ``botkit.llm``)."""
+        state = self.store.state(LLM_STATE)
+        stored = await state.get(STRUCTURED_MODES, {})
+        if isinstance(stored, dict):
+            model.remember_modes(stored)
+
+        async def store_mode(name: str, mode: str) -> None:
+            with contextlib.suppress(StoreError):  # learnt for this process all the same
+                await state.set(STRUCTURED_MODES, {**model.learnt_modes(), name: mode})
+
+        model.on_learnt_mode = store_mode
 
     async def _read_clock(self) -> None:
         """Learn how far the database's clock is from this process's: claims are written

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -31,6 +31,7 @@ from botkit.llm._sse import SSEParser
 from botkit.llm._wire import StreamAssembler, build_body, check_request, finish, parse_completion
 from botkit.llm.models import ModelInfo, ModelTable, stated_window
 from botkit.llm.structured import (
+    MODES,
     StructuredMode,
     lower_mode,
     refuses_structure,
@@ -108,6 +109,8 @@ class OpenAIChatClient:
         # structured output: the mode learnt per model, and the models it worked for
         self._structured: dict[str, StructuredMode] = {}
         self._windows: dict[str, int] = {}  # context windows servers stated in errors
+        # told each structured-output mode learnt (the bot stores it for its next start)
+        self.on_learnt_mode: Callable[[str, StructuredMode], Awaitable[None]] | None = None
         self._confirmed: set[str] = set()
         self._api_key = api_key
         self._models = models
@@ -183,9 +186,22 @@ class OpenAIChatClient:
                     lower,
                 )
                 self._structured[model] = lower
+                if self.on_learnt_mode is not None:
+                    await self.on_learnt_mode(model, lower)
                 continue
             self._confirmed.add(model)
             return completion
+
+    def learnt_modes(self) -> dict[str, StructuredMode]:
+        """The structured-output modes learnt so far, by model."""
+        return dict(self._structured)
+
+    def remember_modes(self, modes: Mapping[str, object]) -> None:
+        """Take modes learnt by an earlier process (unknown values are ignored), so its
+        first structured call is not refused again."""
+        for model, mode in modes.items():
+            if mode in MODES:
+                self._structured[model] = mode
 
     def structured_mode(self, model: str | None = None) -> StructuredMode:
         """How JSON replies are asked of ``model``: as configured, else as learnt from the

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from botkit import Context, Message, Plugin
 from botkit.exceptions import ConfigError, InvalidResponseError, ServiceUnavailableError
 from botkit.llm import (
     ChatRequest,
@@ -23,7 +24,9 @@ from botkit.llm import (
 from botkit.secrets import Secret
 from tests.core import conftest_llm
 from tests.core.conftest_llm import KEY, Records, Sleeps
+from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import FakeOpenAI, completion, server_error
+from tests.fakes.recording_adapter import RecordingAdapter
 
 fake_openai = conftest_llm.fake_openai
 sleeps = conftest_llm.sleeps
@@ -161,3 +164,28 @@ async def test_a_first_structured_stream_learns_the_mode_as_a_whole_reply_does(
     assert whole.parsed == {"label": "positive"}
     assert [t.text for t in texts if isinstance(t, TextDelta)] == [GOOD]
     assert client.structured_mode() == "json_object"
+
+
+async def test_a_learnt_mode_is_stored_and_used_from_the_next_start(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    plugin = Plugin("labeller")
+
+    @plugin.on_message()
+    async def label(message: Message, ctx: Context) -> str:
+        reply = await ctx.llm.complete(ChatRequest(ASK, response_format=LABEL, purpose="x"))
+        return str(reply.parsed)
+
+    fake_openai.refused_formats = {"json_schema"}
+    fake_openai.default = completion(GOOD)
+    adapter = RecordingAdapter()  # one channel: its message ids go on across starts
+    for _ in range(2):  # two starts, a new client each
+        model = OpenAIChatClient(fake_openai.url, Secret(KEY), "tiny-llama", models=ModelTable())
+        async with model, make_bot(database_url, {"test": adapter}, plugins=[plugin], model=model):
+            assert await adapter.ask("hi") == ["{'label': 'positive'}"]
+    # refused once, by the first process only
+    assert [_format(r.json) for r in fake_openai.requests] == [
+        "json_schema",
+        "json_object",
+        "json_object",
+    ]
