@@ -175,22 +175,27 @@ class OpenAIChatClient:
                     request, shaped(request, mode), model, record, mode=mode
                 )
             except _StructureRefused as refused:
-                lower = lower_mode(mode)
-                if lower is None:
-                    raise refused.error from None
-                logger.warning(
-                    "model %s: the server refused %s output (%s); asking for %s from now on",
-                    model,
-                    mode,
-                    refused.error.reason,
-                    lower,
-                )
-                self._structured[model] = lower
-                if self.on_learnt_mode is not None:
-                    await self.on_learnt_mode(model, lower)
+                await self._downgrade(model, mode, refused.error)
                 continue
             self._confirmed.add(model)
             return completion
+
+    async def _downgrade(self, model: str, mode: StructuredMode, error: ServiceError) -> None:
+        """The server refused ``mode``: ask for the next one down from now on (raise
+        ``error`` when there is none), say so once, and tell whoever stores it."""
+        lower = lower_mode(mode)
+        if lower is None:
+            raise error from None
+        logger.warning(
+            "model %s: the server refused %s output (%s); asking for %s from now on",
+            model,
+            mode,
+            error.reason,
+            lower,
+        )
+        self._structured[model] = lower
+        if self.on_learnt_mode is not None:
+            await self.on_learnt_mode(model, lower)
 
     def learnt_modes(self) -> dict[str, StructuredMode]:
         """The structured-output modes learnt so far, by model."""
@@ -277,14 +282,36 @@ class OpenAIChatClient:
         """
         check_request(request)
         model = request.model or self.name
-        if wants_structure(request) and self._probing(model):
-            # the structured-output mode is learnt by a whole reply's refusal first
-            async for event in self._stream_of(self.complete(request, record=record)):
-                yield event
+        structured = wants_structure(request)
+        while True:
+            mode = self.structured_mode(model) if structured else None
+            try:
+                # closed with this generator: an abandoned stream is recorded at once
+                async with contextlib.aclosing(
+                    self._stream(request, model, record, mode=mode)
+                ) as events:
+                    async for event in events:
+                        yield event
+            except _StructureRefused as refused:
+                assert mode is not None
+                await self._downgrade(model, mode, refused.error)
+                continue
+            if mode is not None:
+                self._confirmed.add(model)
             return
-        sent = (
-            shaped(request, self.structured_mode(model)) if wants_structure(request) else request
-        )
+
+    async def _stream(
+        self,
+        request: ChatRequest,
+        model: str,
+        record: CallRecorder | None,
+        *,
+        mode: StructuredMode | None,
+    ) -> AsyncGenerator[TextDelta | Completion, None]:
+        """:meth:`stream` in one structured-output ``mode`` (``None``: plain text); a
+        refusal of a mode not yet seen to work ends at once (``_StructureRefused``)."""
+        probing = mode is not None and self._probing(model)
+        sent = shaped(request, mode) if mode is not None else request
         body = build_body(sent, model, self.model_info(model), stream=True)
         attempt = 0
         while True:
@@ -298,18 +325,22 @@ class OpenAIChatClient:
                         yielded = True
                         yield TextDelta(text)
                 whole = self._with_usage(sent, model, assembler.completion())
-                completion = finish(request, unfenced(whole) if sent is not request else whole)
+                completion = finish(request, unfenced(whole) if mode is not None else whole)
             except Failed as failed:
                 await self._record(
                     record, request, model, assembler.usage, started, attempt, failed.error
                 )
                 if yielded:
                     raise failed.error from failed.__cause__
+                if probing and refuses_structure(failed.error):
+                    raise _StructureRefused(failed.error) from None
                 if failed.error.code == "empty_stream":
                     # the server said nothing at all (llama.cpp's, to a prompt past its
                     # window): asked once without streaming, it says why, or answers
-                    async for event in self._stream_of(self.complete(request, record=record)):
-                        yield event
+                    whole_reply = self._stream_of(self.complete(request, record=record))
+                    async with contextlib.aclosing(whole_reply) as events:
+                        async for event in events:
+                            yield event
                     return
                 await self._backoff(failed, attempt)
                 continue
@@ -317,6 +348,8 @@ class OpenAIChatClient:
                 await self._record(
                     record, request, model, assembler.usage, started, attempt, error
                 )
+                if probing and not yielded and refuses_structure(error):
+                    raise _StructureRefused(error) from None
                 raise
             except (GeneratorExit, asyncio.CancelledError):
                 abandoned = ServiceUnavailableError(SERVICE, "the stream was abandoned")
@@ -387,8 +420,9 @@ class OpenAIChatClient:
                     if not 200 <= response.status < 300:
                         self._fail(response.status, raw, response.headers, model)
                     break
-            except aiohttp.ServerDisconnectedError as exc:
-                if last:
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # a connection refused is not a stale one: no second try for it
+                if last or isinstance(exc, aiohttp.ClientConnectorError):
                     self._unreachable(exc)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._unreachable(exc)
