@@ -208,8 +208,9 @@ class ConversationLLM:
 
         Args:
             system_prompt: overrides the bot's system prompt.
-            stream: stream the answer (edits in place where the channel can); defaults
-                to the bot's ``stream`` setting.
+            stream: stream the answer (edits in place); defaults to the bot's ``stream``
+                setting. Never streamed to a channel that cannot edit: it would show the
+                whole answer in one message anyway.
             tools: commands the model may call (function calling); ``None`` offers every
                 command the loaded plugins declared with :func:`botkit.tool`, ``()`` none.
             max_tool_rounds: the most rounds of tool calls before the model must answer
@@ -253,7 +254,12 @@ class ConversationLLM:
             system = _system(system_prompt or settings.system_prompt, summary)
             history = history[len(fit.dropped) :]
             fit = fit_messages(system, history, budget=budget, counter=self._runtime.tokens)
-        use_stream = settings.stream if stream is None else stream
+        # a stream only where it shows: a channel that cannot edit gets the whole answer
+        # in one message anyway, and a plain call costs less (and is stored with the
+        # message's outcome in one transaction)
+        adapter = self._runtime.adapters.get(ctx.message.channel)
+        shows = adapter is not None and adapter.capabilities.edits
+        use_stream = (settings.stream if stream is None else stream) and shows
         for attempt in (1, 2):
             request = ChatRequest(
                 messages=fit.messages,

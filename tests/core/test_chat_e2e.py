@@ -267,3 +267,19 @@ async def test_the_api_key_never_reaches_logs_or_stored_errors(
     assert KEY not in (row.error or "")
     assert KEY not in caplog.text
     assert KEY not in repr(bot.config)
+
+
+@pytest.mark.parametrize(("edits", "streamed"), [(True, True), (False, False)])
+async def test_answers_are_streamed_only_to_a_channel_that_can_show_it(
+    database_url: str, fake_openai: FakeOpenAI, edits: bool, streamed: bool
+) -> None:
+    """Streaming is on by default; to a channel that cannot edit (email, the console)
+    the model is asked for the whole answer at once: the user sees the same message."""
+    adapter = RecordingAdapter(capabilities=Capabilities(edits=edits, max_length=4000))
+    async with make_bot(
+        database_url, {"test": adapter}, llm=_llm(fake_openai), environ={"OPENAI_API_KEY": KEY}
+    ):
+        await adapter.ask("hello")
+    [request] = fake_openai.requests
+    assert request.wants_stream is streamed
+    assert adapter.sent[-1].text == "echo: hello"

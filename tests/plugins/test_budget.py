@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from botkit import ConfigError
+from botkit import Capabilities, ConfigError
 from botkit.bot import build_plugins
 from botkit.config import parse_config
 from botkit.llm import ModelTable, OpenAIChatClient
-from botkit.testing import FakeModel
+from botkit.testing import FakeModel, InMemoryChannel
 from botkit_budget import plugin as budget
 from botkit_budget.plugin import _period
 from botkit_chat import plugin as chat
@@ -178,7 +178,10 @@ async def test_streamed_answers_without_usage_add_up_to_a_token_limit(
     words = tuple(f" word{i}" for i in range(60))
     fake_openai.default = stream(("An answer", *words), usage=None)
     settings = _limits({"scope": "user", "period": "day", "tokens": 300})
-    async with start_bot(plugins=[budget, chat], model=openai_model, settings=settings) as bot:
+    editing = InMemoryChannel(capabilities=Capabilities(edits=True))  # streams show there
+    async with start_bot(
+        plugins=[budget, chat], model=openai_model, settings=settings, channels=[editing]
+    ) as bot:
         answers = [await bot.ask(f"question {n}") for n in range(6)]
         [row] = await bot.store.usage()
     refused = [a for a in answers if "your daily limit of 300 tokens is used up" in a]

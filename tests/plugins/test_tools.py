@@ -7,9 +7,18 @@ from typing import Any, Literal
 
 import pytest
 
-from botkit import ChatRequest, Completion, Context, Message, Plugin, PluginError, tool
+from botkit import (
+    Capabilities,
+    ChatRequest,
+    Completion,
+    Context,
+    Message,
+    Plugin,
+    PluginError,
+    tool,
+)
 from botkit.llm import OpenAIChatClient
-from botkit.testing import FakeModel
+from botkit.testing import FakeModel, InMemoryChannel
 from botkit.tools import DEFAULT_TOOL_ROUNDS, schema_of
 from botkit_chat import plugin as chat
 from tests.fakes.openai_server import FakeOpenAI, completion
@@ -207,7 +216,8 @@ async def test_tool_calls_stream_through_the_real_client(
         completion("Oslo will be sunny."),
     )
     fake_openai.strict_content = True  # as llama.cpp's server: no null content
-    async with start_bot(plugins=[weather, chat], model=openai_model) as bot:
+    editing = InMemoryChannel(capabilities=Capabilities(edits=True))  # streams show there
+    async with start_bot(plugins=[weather, chat], model=openai_model, channels=[editing]) as bot:
         assert await bot.ask("Oslo?") == "Oslo will be sunny."
     first, second = fake_openai.requests
     assert second.messages[-2]["content"] == ""  # the assistant turn that called the tool

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import aiohttp
 import pytest
 
-from botkit import Context, Plugin, tool
+from botkit import Capabilities, Context, Plugin, tool
 from botkit.exceptions import (
     ContextLengthError,
     InvalidResponseError,
@@ -33,6 +33,7 @@ from botkit.llm import (
     TextDelta,
 )
 from botkit.llm.probe import probe
+from botkit.testing import InMemoryChannel
 from botkit_chat import plugin as chat
 from tests.plugins.conftest import StartBot
 from tests.realserver.conftest import CONTEXT, LLAMA_OFF, LLAMA_PYTHON, MODEL, LlamaServer
@@ -169,7 +170,8 @@ async def test_a_stream_has_no_usage_even_when_asked_so_botkit_counts_it(
 async def test_a_bot_stores_its_streamed_answers_as_estimated_usage(
     start_bot: StartBot, llama_client: OpenAIChatClient
 ) -> None:
-    async with start_bot(plugins=[chat], model=llama_client) as bot:
+    editing = InMemoryChannel(capabilities=Capabilities(edits=True))  # streams show there
+    async with start_bot(plugins=[chat], model=llama_client, channels=[editing]) as bot:
         answers = [await bot.ask("hello"), await bot.ask("and again")]
         rows = await bot.store.usage()
     assert all(a.strip() for a in answers), answers  # gibberish, but an answer
