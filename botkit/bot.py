@@ -353,7 +353,8 @@ class Bot:
             )
             self.web.add_routes(routes)
             await self.web.start()
-        await asyncio.to_thread(self.runtime.tokens.warm)
+        # the tokenizer is not loaded here: most prompts fit by their byte bound, and
+        # its tables (130 MiB for o200k_base) are loaded only when a prompt must be counted
         # this process holds no claim yet: whatever it claims from now on is live for at
         # least a lease from now (in the database's time, learnt first)
         await self._read_clock()

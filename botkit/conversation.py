@@ -124,9 +124,8 @@ class ConversationLLM:
         if budget is None:
             info = self._runtime.model.model_info(request.model)
             budget = info.context_window - self._output_reserve(request)
-            # cheap bound first: a token is at least one character (plus the framing)
-            chars = sum(len(str(m.get("content") or "")) + 8 for m in request.messages)
-            if chars + TokenCounter.reply_priming() <= budget and not request.tools:
+            # the byte bound first: most calls fit without the tokenizer being loaded
+            if self._runtime.tokens.at_most(request.messages) <= budget and not request.tools:
                 return request
         messages = list(request.messages)
         leading = next(
@@ -289,7 +288,9 @@ class ConversationLLM:
             except ContextLengthError as exc:
                 if attempt == 2:
                     raise
-                budget = refit_budget(str(exc), fit.tokens, reserve)
+                # counted now: a prompt that fitted by its byte bound was not counted
+                sent = self._runtime.tokens.count_messages(fit.messages)
+                budget = refit_budget(str(exc), sent, reserve)
                 try:
                     refit = fit_messages(
                         system, history, budget=budget, counter=self._runtime.tokens

@@ -32,8 +32,9 @@ class FitResult:
     Attributes:
         messages: the prompt to send: the system messages, then the kept history in order.
         dropped: the history messages left out, oldest first (to summarize, say).
-        tokens: the prompt's token count, reply priming included; equals
-            ``counter.count_messages(messages)``.
+        tokens: the prompt's token count, reply priming included
+            (``counter.count_messages(messages)``); when the whole prompt fitted by its
+            byte bound (``TokenCounter.at_most``) without being counted, that bound.
         truncated: whether the newest message had to be cut.
     """
 
@@ -84,6 +85,12 @@ def fit_messages(
         ValueError: ``counts`` does not have one entry per history message.
     """
     if counts is None:
+        if history and not _has_orphans(history):
+            # the usual case, a prompt far inside the window: known to fit without the
+            # tokenizer (which is then never loaded); ``tokens`` is the bound
+            bound = counter.at_most([*system, *history])
+            if bound <= budget:
+                return FitResult([*system, *history], [], bound)
         counts = [counter.count_message(message) for message in history]
     elif len(counts) != len(history):
         raise ValueError(f"counts has {len(counts)} entries for {len(history)} messages")
@@ -190,3 +197,11 @@ def _truncate(message: ChatMessage, counter: TokenCounter, room: int) -> tuple[C
         tail = text[-keep:] if keep else ""
         tokens = counter.count_message({**message, "content": TRUNCATION_MARKER + tail})
     return {**message, "content": TRUNCATION_MARKER + (text[-keep:] if keep else "")}, tokens
+
+
+def _has_orphans(history: Sequence[ChatMessage]) -> bool:
+    """Whether fitting would drop a tool result or call that has no partner."""
+    if not any(m.get("role") == "tool" or m.get("tool_calls") for m in history):
+        return False
+    return bool(_units(history)[1])
+

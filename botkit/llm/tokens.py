@@ -95,6 +95,11 @@ class TokenCounter:
         return self._encoding
 
     @property
+    def loaded(self) -> bool:
+        """Whether the encoding's tables are in memory (they are loaded on first use)."""
+        return self._encoder is not None
+
+    @property
     def exact(self) -> bool:
         """Whether counts are exact (a known encoding) rather than estimates."""
         return self._encoding is not None
@@ -125,6 +130,20 @@ class TokenCounter:
             elif key == "tool_calls" and isinstance(value, list):
                 total += sum(self._count_tool_call(call) for call in value)
         return total
+
+    def at_most(self, messages: Sequence[ChatMessage]) -> int:
+        """An upper bound of :meth:`count_messages`, found without the tokenizer: every
+        token covers at least one byte of UTF-8. A prompt whose bound fits a budget fits
+        it, and nothing has to be loaded or encoded to know."""
+        total = _REPLY_PRIMING
+        for message in messages:
+            total += _PER_MESSAGE
+            for key, value in message.items():
+                if isinstance(value, str):
+                    total += _byte_bound(value) + (_PER_NAME if key == "name" else 0)
+                else:  # content parts, tool calls: their JSON is longer than their text
+                    total += _byte_bound(repr(value)) + 765 * str(value).count("image_url")
+        return -(-total * _ESTIMATE_PERCENT // 100) if self._encoding is None else total
 
     def count_messages(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens a prompt of ``messages`` takes, the 3 tokens priming the reply included."""
@@ -216,3 +235,9 @@ def _pieces(text: str, size: int) -> Iterator[str]:
         yield text[start:cut]
         start = cut
     yield text[start:]
+
+
+def _byte_bound(text: str) -> int:
+    """The UTF-8 length of ``text`` (its length when it is ASCII, without encoding it)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+

@@ -51,8 +51,30 @@ def test_everything_fits_nothing_is_dropped(counter: TokenCounter) -> None:
     fit = fit_messages(SYSTEM, history, budget=10_000, counter=counter)
     assert fit.messages == [*SYSTEM, *history]
     assert fit.dropped == []
-    assert fit.tokens == counter.count_messages(fit.messages)
+    assert fit.tokens >= counter.count_messages(fit.messages)  # the byte bound
     assert not fit.truncated
+
+
+@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base", None])
+def test_a_prompt_far_inside_the_window_is_fitted_without_loading_the_tokenizer(
+    encoding: str | None,
+) -> None:
+    fresh = TokenCounter(encoding)
+    history = [*turns(6), {"role": "user", "content": "ünïcödé 你好 🙂"}]
+    fit = fit_messages(SYSTEM, history, budget=10_000, counter=fresh)
+    assert fit.messages == [*SYSTEM, *history]
+    assert not fresh.loaded
+    # the bound is a bound, whatever the script
+    assert fit.tokens >= fresh.count_messages(fit.messages)
+    assert fresh.loaded
+
+
+def test_a_prompt_near_the_window_is_counted_exactly(counter: TokenCounter) -> None:
+    history = turns(10)
+    exact = counter.count_messages([*SYSTEM, *history])
+    fit = fit_messages(SYSTEM, history, budget=exact, counter=counter)
+    assert fit.messages == [*SYSTEM, *history]
+    assert fit.tokens == exact
 
 
 def test_oldest_turns_are_dropped_first_and_system_is_kept(counter: TokenCounter) -> None:
