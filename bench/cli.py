@@ -19,7 +19,16 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import concurrency, durability, fitting, history, overhead, peers, streaming
+from bench import (
+    concurrency,
+    durability,
+    fitting,
+    history,
+    overhead,
+    peers,
+    streaming,
+    transactions,
+)
 from bench._util import DEFAULT_POSTGRES_URL, Options, Skipped
 
 Scenario = Callable[[Options], Coroutine[Any, Any, str]]
@@ -38,6 +47,7 @@ SCENARIOS: dict[str, Scenario] = {
     "streaming/slack": streaming.run_slack,
     "streaming/telegram": streaming.run_telegram,
     "peers/opsdroid": peers.run_opsdroid,
+    "transactions": transactions.run,
 }
 
 

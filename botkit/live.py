@@ -148,8 +148,9 @@ class LiveReply:
         with sending_under(self._outbox.claims, self._taken_at):
             edited = await edit_with_retry(self._adapter, self._sent, text)
         if edited is not None:
+            # not stored: after a crash the new answer edits this message whatever it
+            # shows, so an edit costs no write; the whole text is stored when finished
             self._sent, self.shown = edited, text
-            await store.update_outbound(self.row_id, fence=self._fence, text=text)
 
     async def finish(self, text: str) -> None:
         """The answer is complete: the message shows all of it (or its first part, the
@@ -200,8 +201,9 @@ class LiveReply:
                     await outbox.flush_locked(conversation_id)
                     return
                 self._sent, self.shown = edited, pieces[0]
-            await store.update_outbound(self.row_id, fence=self._fence, text=pieces[0])
-            await outbox.mark_delivered(self.row_id, self._sent, fence=self._fence)
+            await outbox.mark_delivered(
+                self.row_id, self._sent, fence=self._fence, text=pieces[0]
+            )
         for rest in pieces[1:]:  # past one message: through the outbox, with retries
             await store.add_outbound(
                 self._turn.draft(dataclasses.replace(self._template, text=rest)),

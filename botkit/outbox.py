@@ -425,10 +425,17 @@ class Outbox:
             return False
 
     async def mark_delivered(
-        self, outbound_id: int, sent: SentMessage, *, fence: tuple[str, int] | None = None
+        self,
+        outbound_id: int,
+        sent: SentMessage,
+        *,
+        fence: tuple[str, int] | None = None,
+        text: str | None = None,
     ) -> None:
-        """Record that a reply reached its channel (only under ``fence``, if given); tried
-        until it lands, since a reply not marked would be sent again."""
+        """Record that a reply reached its channel (only under ``fence``, if given), with
+        the ``text`` it shows when that changed (a live reply); tried until it lands,
+        since a reply not marked would be sent again."""
+        shows = {} if text is None else {"text": text}
         await until_landed(
             lambda: self._store.update_outbound(
                 outbound_id,
@@ -437,6 +444,7 @@ class Outbox:
                 external_id=sent.external_id,
                 error=None,
                 next_attempt_at=None,
+                **shows,
             ),
             "mark a reply delivered",
         )

@@ -37,3 +37,21 @@ def test_bench_quick_durability_compares_full_and_normal_in_one_line() -> None:
     [line] = [x for x in done.stdout.splitlines() if x.startswith("durability")]
     assert re.search(r"throughput full \d+ vs normal \d+ msg/s = \d+\.\d\dx", line), line
     assert re.search(r"p50 one at a time full .* ms vs normal .* ms = \d+\.\d\dx", line), line
+
+
+def test_bench_quick_transactions_counts_writes_per_answer() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "transactions", "--postgres", ""],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = [x for x in done.stdout.splitlines() if x.startswith("transactions")]
+    found = re.search(r"plain (\d+\.\d) writes.*streamed .* (\d+\.\d) writes", line)
+    assert found, line
+    plain, streamed = float(found.group(1)), float(found.group(2))
+    # an edit per word costs no write: a streamed answer is a few writes, not 30 more
+    assert plain < streamed < plain + 5, line
