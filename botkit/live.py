@@ -201,9 +201,7 @@ class LiveReply:
                     await outbox.flush_locked(conversation_id)
                     return
                 self._sent, self.shown = edited, pieces[0]
-            await outbox.mark_delivered(
-                self.row_id, self._sent, fence=self._fence, text=pieces[0]
-            )
+            await outbox.mark_delivered(self.row_id, self._sent, fence=self._fence, text=pieces[0])
         for rest in pieces[1:]:  # past one message: through the outbox, with retries
             await store.add_outbound(
                 self._turn.draft(dataclasses.replace(self._template, text=rest)),

@@ -204,4 +204,3 @@ def _has_orphans(history: Sequence[ChatMessage]) -> bool:
     if not any(m.get("role") == "tool" or m.get("tool_calls") for m in history):
         return False
     return bool(_units(history)[1])
-

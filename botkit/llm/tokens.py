@@ -240,4 +240,3 @@ def _pieces(text: str, size: int) -> Iterator[str]:
 def _byte_bound(text: str) -> int:
     """The UTF-8 length of ``text`` (its length when it is ASCII, without encoding it)."""
     return len(text) if text.isascii() else len(text.encode("utf-8"))
-
