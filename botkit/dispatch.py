@@ -321,11 +321,14 @@ class Dispatcher:
             resumed=resumed,
             annotations=dict(message.metadata),
             calls=[],
+            settles=[],
             earlier=earlier,
         )
         ctx = Context(runtime, message, conversation_id, turn=turn)
+        landed = False
         try:
-            return await self._answer(turn, ctx)
+            landed = await self._answer(turn, ctx)
+            return landed
         except ClaimLostError as exc:
             if await self._finished_here(turn):
                 # a finish whose commit went unheard (the connection lost) and was tried
@@ -339,6 +342,10 @@ class Dispatcher:
             # they go out as any waiting reply does
             await runtime.outbox.flush(conversation_id)
             return True
+        finally:
+            # a postponed or lost message's streamed reply stays as it is: the next try
+            # of the answer edits it
+            runtime.outbox.settled(turn.settles or [], message.channel, landed=landed)
 
     async def _answer(self, turn: Turn, ctx: Context) -> bool:
         runtime, store, message = self._runtime, self._runtime.store, turn.message
@@ -416,6 +423,7 @@ class Dispatcher:
                     claim=claim,
                     calls=calls,
                     fence=turn.fence,
+                    settles=turn.settles or (),
                 ),
                 "finish a message",
             )

@@ -22,7 +22,7 @@ from botkit.claims import sending_under
 from botkit.exceptions import ClaimLostError, RateLimitError, ServiceError
 from botkit.landing import until_landed
 from botkit.messages import Reply, SentMessage
-from botkit.store import StoredMessage
+from botkit.store import StoredMessage, settle_outbound
 from botkit.text import split_text
 from botkit.turn import Turn
 
@@ -201,7 +201,7 @@ class LiveReply:
                     await outbox.flush_locked(conversation_id)
                     return
                 self._sent, self.shown = edited, pieces[0]
-            await outbox.mark_delivered(self.row_id, self._sent, fence=self._fence, text=pieces[0])
+            await self._delivered(pieces[0])
         for rest in pieces[1:]:  # past one message: through the outbox, with retries
             await store.add_outbound(
                 self._turn.draft(dataclasses.replace(self._template, text=rest)),
@@ -233,6 +233,32 @@ class LiveReply:
             )
             [row] = await store.messages([self.row_id])
             self._turn.earlier.insert(0, row)
+
+    async def _delivered(self, text: str) -> None:
+        """Mark the message delivered, showing ``text``: with the turn's finish, in its
+        write, when one follows (a streamed answer then costs one write more than a
+        plain one); else now."""
+        assert self.row_id is not None
+        assert self._sent is not None
+        settles = self._turn.settles
+        if settles is None:
+            await self._outbox.mark_delivered(
+                self.row_id, self._sent, fence=self._fence, text=text
+            )
+            return
+        settles.append(
+            settle_outbound(
+                self.row_id,
+                self._fence,
+                status="delivered",
+                external_id=self._sent.external_id,
+                error=None,
+                next_attempt_at=None,
+                text=text,
+            )
+        )
+        # kept from the sweep that closes streams nobody writes, until the finish lands
+        self._outbox.settling(self.row_id)
 
     def _meta(self) -> dict[str, Any]:
         meta: dict[str, Any] = {

@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -47,7 +47,7 @@ from botkit.landing import until_landed
 from botkit.live import LiveReply, delivery_id, edit_with_retry, shown_by
 from botkit.messages import Reply, SentMessage
 from botkit.metrics import Metrics
-from botkit.store import Fence, OutboundDraft, Store, StoredMessage
+from botkit.store import Fence, OutboundDraft, OutboundSettle, Store, StoredMessage
 from botkit.store.models import utcnow
 from botkit.store.repository import EARLIER_OUT
 from botkit.text import split_text
@@ -109,6 +109,7 @@ class Outbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._live: set[int] = set()  # live replies this process is writing now
+        self._settling: set[int] = set()  # live replies written, marked with their finish
         self._sending: set[int] = set()  # replies the dispatcher is about to send
 
     @property
@@ -126,7 +127,9 @@ class Outbox:
         any more), and send what is due and held by no live process, or by this one but
         left behind. Called at start (crash recovery), then periodically."""
         owner = self._claims.owner
-        interrupted = await self._store.interrupt_streams(owner=owner, live=self._live)
+        interrupted = await self._store.interrupt_streams(
+            owner=owner, live=self._live | self._settling
+        )
         if interrupted:
             log.warning("%d streamed replies were interrupted by a stop", interrupted)
         for conversation_id in await self._store.conversations_with_undelivered(
@@ -134,6 +137,18 @@ class Outbox:
         ):
             if not self.lock(conversation_id).locked():
                 self._spawn(conversation_id)
+
+    def settling(self, row_id: int) -> None:
+        """A live reply is written and waits for its message's finish to be marked
+        delivered: no sweep may close it as interrupted meanwhile."""
+        self._settling.add(row_id)
+
+    def settled(self, settles: Sequence[OutboundSettle], channel: str, *, landed: bool) -> None:
+        """The finish carrying ``settles`` ended (``landed``: it was stored)."""
+        for settle in settles:
+            self._settling.discard(settle["b_id"])
+            if landed:
+                self._metrics.messages_out.labels(channel).inc()
 
     def lock(self, conversation_id: int) -> asyncio.Lock:
         """The lock held while a conversation's replies are sent (streaming holds it too)."""

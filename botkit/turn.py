@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botkit.messages import Message, Reply
-from botkit.store import CallRow, Fence, OutboundDraft, StoredMessage
+from botkit.store import CallRow, Fence, OutboundDraft, OutboundSettle, StoredMessage
 
 __all__ = ["Turn", "draft_of", "reply_of"]
 
@@ -51,6 +51,9 @@ class Turn:
         replied: whether a handler replied through the context already.
         calls: model calls kept until the message is finished, then stored in that
             transaction; ``None`` when each call is stored at once.
+        settles: changes of its streamed replies (delivered, with their whole text) made
+            with the messages' finish, in one write; ``None`` where no finish follows
+            (each is then made at once).
         earlier: replies a previous try posted for these messages (the process
             stopped, or the model failed mid-answer), oldest first: this answer's
             replies take their places, editing what the channel shows, so the user sees
@@ -71,6 +74,7 @@ class Turn:
     annotations: dict[str, Any] = field(default_factory=dict)
     replied: bool = False
     calls: list[CallRow] | None = None
+    settles: list[OutboundSettle] | None = None
     earlier: list[StoredMessage] = field(default_factory=list)
     tool_rounds: int = 0
     done: list[str] = field(default_factory=list)

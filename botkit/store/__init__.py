@@ -10,10 +10,12 @@ from botkit.store.repository import (
     Finished,
     NamespaceState,
     OutboundDraft,
+    OutboundSettle,
     Resumable,
     Store,
     dollars,
     nanos,
+    settle_outbound,
 )
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "Migrated",
     "NamespaceState",
     "OutboundDraft",
+    "OutboundSettle",
     "Resumable",
     "Store",
     "StoredMessage",
@@ -34,4 +37,5 @@ __all__ = [
     "is_sqlite",
     "nanos",
     "one_process_per_sqlite_file",
+    "settle_outbound",
 ]

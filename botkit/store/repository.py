@@ -428,6 +428,7 @@ class Store:
         claim: Claim | None = None,
         calls: Sequence[CallRow] = (),
         fence: Fence | None = None,
+        settles: Sequence[OutboundSettle] = (),
     ) -> Finished:
         """Mark inbound messages finished and queue their replies, in one transaction.
 
@@ -438,7 +439,9 @@ class Store:
         replies are stored already claimed for sending (first attempt counted), so the
         caller can send them at once without another round trip.
 
-        ``calls`` (the model calls made answering it) are stored in the same transaction.
+        ``calls`` (the model calls made answering it) are stored in the same transaction,
+        and ``settles`` made (a streamed reply marked delivered with its whole text, each
+        under its own fence).
 
         With ``fence`` (each message's fencing token, as :meth:`claim` returned it), the
         whole transaction happens only while ``claim.owner`` still holds every message
@@ -460,6 +463,7 @@ class Store:
             calls=[_call_values(call, now) for call in calls],
             fence=_fence_params(ids, fence, claim),
             reservations=_reservations_of(calls),
+            settles=list(settles),
         )
         finished = await self._write("finish message", op)
         self.forget_unsaved(calls)
@@ -571,16 +575,10 @@ class Store:
         Raises:
             ClaimLostError: fenced, and another process holds the entry now.
         """
-        unknown = sorted(set(values) - _UPDATABLE)
-        if unknown:
-            raise StoreError(f"messages have no column {', '.join(unknown)} to update")
-        params = {**values, "updated_at": utcnow(), "b_id": outbound_id}
-        for column in _JSON_COLUMNS & set(values):  # a snapshot: the caller keeps its own
-            params[column] = _jsonable(values[column])
         if fence is None:
-            await self._write("update outbox", _Update(params))
+            await self._write("update outbox", _Update(_update_params(outbound_id, values)))
             return
-        params |= {"b_owner": fence[0], "b_token": fence[1]}
+        params = settle_outbound(outbound_id, fence, **values)
         await self._write(
             "update outbox", lambda conn: _run_fenced(conn, _UPDATE_FENCED, [params])
         )
@@ -1085,6 +1083,7 @@ class _Finish:
     calls: list[dict[str, Any]]
     fence: list[dict[str, Any]] | None  # one (b_id, b_owner, b_token) per message
     reservations: list[int]  # spend reservations its calls settle
+    settles: list[OutboundSettle]  # fenced changes of its streamed replies
 
     @property
     def conversations(self) -> set[int]:
@@ -1100,6 +1099,8 @@ class _Finish:
             waiting = conn.execute(_WAITING_REPLIES, {"b_ids": sorted(self.conversations)})
             claimed = waiting.first() is None
         out_ids = self._add_replies(conn, claimed)
+        for settle in self.settles:
+            _run_fenced(conn, _UPDATE_FENCED, [settle])
         _set_done(conn, [self])
         return Finished(out_ids, claimed)
 
@@ -1155,6 +1156,8 @@ class _Finish:
             Finished([int(next(ids)) for _ in op.replies], mine)
             for op, mine in zip(ops, claimed, strict=True)
         ]
+        for settle in (settle for op in ops for settle in op.settles):
+            _run_fenced(conn, _UPDATE_FENCED, [settle])
         _set_done(conn, ops)
         return results
 
@@ -1436,6 +1439,26 @@ def _fence_params(
     if claim is None:
         raise ValueError("a fenced write needs the claim of its owner")
     return [{"b_id": i, "b_owner": claim.owner, "b_token": fence[i]} for i in ids]
+
+
+OutboundSettle = dict[str, Any]
+"""A fenced change of an outbox entry, made with a message's finish (``settle_outbound``)."""
+
+
+def _update_params(outbound_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(values) - _UPDATABLE)
+    if unknown:
+        raise StoreError(f"messages have no column {', '.join(unknown)} to update")
+    params = {**values, "updated_at": utcnow(), "b_id": outbound_id}
+    for column in _JSON_COLUMNS & set(values):  # a snapshot: the caller keeps its own
+        params[column] = _jsonable(values[column])
+    return params
+
+
+def settle_outbound(outbound_id: int, fence: tuple[str, int], **values: Any) -> OutboundSettle:
+    """The change ``Store.update_outbound(outbound_id, fence=fence, **values)`` makes, to
+    be made later in another write (``finish_inbound(settles=...)``)."""
+    return _update_params(outbound_id, values) | {"b_owner": fence[0], "b_token": fence[1]}
 
 
 def _run_fenced(conn: Connection, statement: Any, params: list[dict[str, Any]]) -> None:
