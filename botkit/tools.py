@@ -56,7 +56,10 @@ from botkit.exceptions import (
     ClaimLostError,
     ContextLengthError,
     PluginError,
+    QuotaExceededError,
     RequestRejectedError,
+    StoreError,
+    StoreUnavailableError,
 )
 from botkit.llm import ChatMessage, ChatRequest, Completion, TextDelta, ToolCall
 from botkit.messages import Message, Reply
@@ -507,6 +510,8 @@ async def _run(ctx: Context, spec: Tool, arguments: Any, call: ToolCall) -> tupl
         result = await spec.func(arguments, ctx.for_handler(spec.plugin, args=call.arguments))
     except SkipHandler:
         return "skipped", "(no result)"
+    except (ClaimLostError, StoreUnavailableError, QuotaExceededError):
+        raise  # not the tool's failure: the message is left, postponed or refused as a whole
     except Exception as exc:  # a broken tool must not break the answer
         log.exception("tool %s failed", spec.name)
         return "failed", {"error": f"the tool failed ({type(exc).__name__})"}
@@ -635,6 +640,9 @@ class ToolLedger:
             held=self._held,
         )
         if self._held is not None and self._claims is not None and not self._claims.live(taken_at):
+            # recorded as not run, so no later try reports it as "may have run"
+            with contextlib.suppress(StoreError):
+                await self._store.finish_tool_call(row, "rejected", "not run: claims lapsed")
             raise ClaimLostError("this process's claims may have lapsed; the tool was not run")
         return row
 
@@ -754,24 +762,30 @@ async def confirm_pending(message: Message, ctx: Context) -> HandlerResult:
     pending = await ctx.state.get(key)
     if not isinstance(pending, dict) or pending.get("user") != message.sender.id:
         raise SkipHandler
-    await ctx.state.delete(key)
     asked = datetime.fromisoformat(str(pending.get("at")))
     if datetime.now(UTC) - asked > CONFIRM_TIMEOUT:
+        await ctx.state.delete(key)
         raise SkipHandler  # too old: an unrelated "yes"
     found = _ANSWER.match(message.text)
     name = str(pending.get("tool"))
     if found is None or found.group(1).lower().strip() in _NO:
+        await ctx.state.delete(key)
         return Reply(f"Cancelled: /{name} was not run.", markup="plain")
     command = next((c for c in ctx.commands if c.name == name), None)
     if command is None or not isinstance(command.func, ToolCommand):
+        await ctx.state.delete(key)
         return Reply(f"/{name} is no longer available.", markup="plain")
     spec = command.func.tool
     try:
         arguments = spec.parse(pending.get("arguments") or {})
     except ToolArgumentsError as exc:  # the declaration changed since
+        await ctx.state.delete(key)
         return Reply(f"/{name} cannot run: {exc}", markup="plain")
     call = ToolCall("confirmed", name, json.dumps(pending.get("arguments") or {}))
+    # stored (fenced) first, then the question dropped: a process that lost this "yes"
+    # to another leaves it waiting for the one that holds it now
     row = await ledger.start(CONFIRMED, call, None)
+    await ctx.state.delete(key)
     try:
         result = await spec.func(arguments, ctx)
     except Exception as exc:  # a stop (cancellation) leaves it running: it may have run

@@ -24,6 +24,7 @@ from botkit.exceptions import (
     AuthenticationError,
     ContextLengthError,
     RateLimitError,
+    RequestRejectedError,
     ServiceError,
 )
 from botkit.llm.types import ChatMessage, ChatRequest, Completion, JsonSchema
@@ -61,10 +62,13 @@ def lower_mode(mode: StructuredMode) -> StructuredMode | None:
 
 def refuses_structure(error: ServiceError) -> bool:
     """Whether ``error``, the answer to a structured request, may be the server refusing
-    its ``response_format`` (rather than an outage, a limit or a bad key)."""
+    its ``response_format`` (rather than an outage, a limit or a bad key): a refused
+    request (400, 422), or a 5xx that says the request was invalid (llama.cpp's server
+    answers its validation errors with a 500). A plain 5xx is an outage, retried as such,
+    and never makes botkit ask for less."""
     if isinstance(error, ContextLengthError | AuthenticationError | RateLimitError):
         return False
-    return error.status in _REFUSAL_STATUSES
+    return isinstance(error, RequestRejectedError) and error.status in _REFUSAL_STATUSES
 
 
 def shaped(request: ChatRequest, mode: StructuredMode) -> ChatRequest:

@@ -189,3 +189,16 @@ async def test_a_learnt_mode_is_stored_and_used_from_the_next_start(
         "json_object",
         "json_object",
     ]
+
+
+async def test_a_plain_500_before_any_success_is_an_outage_not_a_refusal(
+    fake_openai: FakeOpenAI, client: OpenAIChatClient, sleeps: Sleeps
+) -> None:
+    """A routine server error on a fresh client's first structured call is retried as an
+    outage: it never makes botkit ask every later call for less."""
+    fake_openai.script(server_error(500), completion(GOOD))
+    reply = await client.complete(ChatRequest(ASK, response_format=LABEL))
+    assert reply.parsed == {"label": "positive"}
+    assert [_format(r.json) for r in fake_openai.requests] == ["json_schema", "json_schema"]
+    assert client.structured_mode() == "json_schema"
+    assert sleeps  # backed off, as for an outage

@@ -15,6 +15,7 @@ from botkit import (
     Message,
     Plugin,
     PluginError,
+    QuotaExceededError,
     tool,
 )
 from botkit.llm import OpenAIChatClient
@@ -404,3 +405,27 @@ def test_json_schema_declarations_are_checked() -> None:
         tool(bad, "b", arguments={"type": "object", "properties": {"x": {"type": 5}}})(forecast)
     with pytest.raises(PluginError, match="is not a dataclass"):
         tool(bad, "c", arguments=int)(forecast)
+
+
+@dataclass(frozen=True)
+class SpendArgs:
+    """Arguments of /spend."""
+
+
+async def test_a_budget_refusal_inside_a_tool_refuses_the_answer_not_the_tool(
+    start_bot: StartBot,
+) -> None:
+    """A tool that makes a model call of its own and is refused by a budget does not
+    'fail' for the model to work around: the whole answer is refused, with the reason."""
+    spender = Plugin("spender")
+
+    @tool(spender, name="spend")
+    async def spend(args: SpendArgs, ctx: Context) -> str:
+        """Spend something."""
+        raise QuotaExceededError("budget", "your daily limit of 10 tokens is used up")
+
+    model = FakeModel().call_tool("spend", {}).reply("never asked")
+    async with start_bot(plugins=[spender, chat], model=model) as bot:
+        answer = await bot.ask("spend it")
+    assert answer == "Sorry, I can't answer right now: your daily limit of 10 tokens is used up"
+    assert len(_chat_requests(model)) == 1  # the model was not asked to work around it
