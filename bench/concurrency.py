@@ -84,7 +84,8 @@ async def _worker(
     started_rss = rss_mb()
     await runner.start()
     try:
-        # one message first: pools open, the tokenizer loaded, as in a bot that has run
+        # one message first: pools open, as in a bot that has run (the tokenizer loads
+        # only once a prompt must be counted: not for these short ones)
         await runner.one("warm-up", "Hello!", "warm-up")
         before = rss_mb()
         started = time.monotonic()
@@ -194,7 +195,7 @@ def _line(
     return (
         text + f"  median reply at {result['p50']:.2f} s"
         f"  RSS {result['rss_start']:.0f} MB at start, {result['rss_before']:.0f} MB after the "
-        "first answer (tokenizer loaded)"
+        "first answer"
     )
 
 
