@@ -238,7 +238,8 @@ class OpenAIChatClient:
             started = time.monotonic()
             usage: Usage | None = None
             try:
-                completion = self._with_usage(sent, model, await self._post_plain(body, model))
+                plain = await self._post_plain(body, model)
+                completion = await self._with_usage(sent, model, plain)
                 usage = completion.usage
                 completion = finish(request, unfenced(completion) if mode else completion)
             except Failed as failed:
@@ -324,7 +325,7 @@ class OpenAIChatClient:
                     async for text in texts:
                         yielded = True
                         yield TextDelta(text)
-                whole = self._with_usage(sent, model, assembler.completion())
+                whole = await self._with_usage(sent, model, assembler.completion())
                 completion = finish(request, unfenced(whole) if mode is not None else whole)
             except Failed as failed:
                 await self._record(
@@ -565,7 +566,9 @@ class OpenAIChatClient:
         )
         await self._sleep(delay)
 
-    def _with_usage(self, request: ChatRequest, model: str, completion: Completion) -> Completion:
+    async def _with_usage(
+        self, request: ChatRequest, model: str, completion: Completion
+    ) -> Completion:
         """``completion`` with its usage: the server's, or, when it sent none (llama.cpp's
         server in a stream, some proxies), botkit's own count, marked as an estimate, so
         usage reports and token budgets still add up."""
@@ -575,6 +578,8 @@ class OpenAIChatClient:
         counter = self._counters.get(info.encoding)
         if counter is None:
             counter = self._counters[info.encoding] = TokenCounter.for_model(info)
+        if not counter.loaded:  # loading its tables takes up to a second: not on the loop
+            await asyncio.to_thread(counter.warm)
         prompt = counter.count_messages(request.messages)
         if request.tools:
             prompt += counter.count(json.dumps(list(request.tools), default=str))
