@@ -37,6 +37,7 @@ from botkit.runtime import ChatSettings, Runtime
 from botkit.scheduler import Scheduler
 from botkit.store import Database, Store, is_sqlite
 from botkit.store.models import utcnow
+from botkit.tools import tool_choice_problems
 from botkit.web import WebServer
 
 __all__ = [
@@ -187,6 +188,7 @@ def build_components(config: Config) -> tuple[dict[str, Adapter], list[Plugin], 
     except ConfigError as exc:
         errors.append(exc)
     errors += route_problems(settings, {section.name for section in config.adapters})
+    errors += tool_choice_problems(plugins, settings)
     if errors:
         raise ConfigError.together(errors)
     return adapters, plugins, settings

@@ -43,7 +43,7 @@ import shlex
 import time
 import types
 import typing
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Union, cast, get_args, get_origin
 
@@ -54,6 +54,7 @@ import jsonschema.validators
 from botkit.claims import Claims
 from botkit.exceptions import (
     ClaimLostError,
+    ConfigError,
     ContextLengthError,
     PluginError,
     QuotaExceededError,
@@ -1010,3 +1011,27 @@ def _jsonable(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def tool_choice_problems(
+    plugins: Sequence[Plugin], settings: Mapping[str, Any]
+) -> Iterator[ConfigError]:
+    """A ``ConfigError`` for each plugin setting ``tool_choice`` that names a tool no
+    loaded plugin offers (it would fail every answer, not the start)."""
+    offered = {
+        command.name
+        for plugin in plugins
+        for command in plugin.commands
+        if isinstance(command.func, ToolCommand)
+    }
+    for name, value in settings.items():
+        choice = getattr(value, "tool_choice", None)
+        if isinstance(choice, str) and choice not in _CHOICES and choice not in offered:
+            known = ", ".join(sorted(offered)) or "none"
+            yield ConfigError(
+                f"plugins.{name}.tool_choice",
+                f"no plugin offers a tool named {choice!r} (tools: {known})",
+            )
+
+
+_CHOICES = frozenset({"auto", "none", "required"})

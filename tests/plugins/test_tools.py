@@ -11,6 +11,7 @@ from botkit import (
     Capabilities,
     ChatRequest,
     Completion,
+    ConfigError,
     Context,
     Message,
     Plugin,
@@ -18,6 +19,8 @@ from botkit import (
     QuotaExceededError,
     tool,
 )
+from botkit.bot import build_components
+from botkit.config import parse_config
 from botkit.llm import OpenAIChatClient
 from botkit.testing import FakeModel, InMemoryChannel
 from botkit.tools import DEFAULT_TOOL_ROUNDS, schema_of
@@ -429,3 +432,13 @@ async def test_a_budget_refusal_inside_a_tool_refuses_the_answer_not_the_tool(
         answer = await bot.ask("spend it")
     assert answer == "Sorry, I can't answer right now: your daily limit of 10 tokens is used up"
     assert len(_chat_requests(model)) == 1  # the model was not asked to work around it
+
+
+def test_a_tool_choice_naming_no_offered_tool_is_a_config_error() -> None:
+    config = parse_config({"plugins": {"chat": {"tool_choice": "forcast"}}}, environ={})
+    with pytest.raises(ConfigError) as raised:
+        build_components(config)
+    assert str(raised.value).startswith(
+        "plugins.chat.tool_choice: no plugin offers a tool named 'forcast'"
+    )
+    build_components(parse_config({"plugins": {"chat": {"tool_choice": "auto"}}}, environ={}))
