@@ -575,6 +575,11 @@ class ToolLedger:
         self._claims = claims
         self._replayed: tuple[int, list[ChatMessage]] | None = None
 
+    @property
+    def held(self) -> tuple[str, Fence] | None:
+        """What its writes are fenced on: (owner, the messages' tokens)."""
+        return self._held
+
     async def replay(self) -> tuple[int, list[ChatMessage]]:
         """The rounds an earlier try of this answer made, and those rounds as messages
         to send after the prompt: nothing for a first try. Read once per answer; what
@@ -715,9 +720,12 @@ def _quoted(text: str) -> str:
 
 
 async def _hold(ctx: Context, spec: Tool, arguments: Any, call: ToolCall) -> str:
-    """Store a side-effect call in its plugin's state; the question to ask."""
+    """Store a side-effect call in its plugin's state; the question to ask. Stored only
+    while this process holds the message (a process that woke after losing it must not
+    replace the question the user was really asked)."""
     values = _as_dict(arguments)
-    await ctx.for_handler(spec.plugin, args="").state.set(
+    await ctx.store.set_state(
+        f"plugin:{spec.plugin}",
         _PENDING.format(ctx.conversation_id),
         {
             "tool": spec.name,
@@ -725,6 +733,7 @@ async def _hold(ctx: Context, spec: Tool, arguments: Any, call: ToolCall) -> str
             "user": ctx.message.sender.id,
             "at": datetime.now(UTC).isoformat(),
         },
+        held=ctx.tool_ledger().held,
     )
     if spec.confirm:
         with contextlib.suppress(KeyError, IndexError, ValueError):

@@ -978,8 +978,11 @@ class Store:
 
         return await self._read("read state", op)
 
-    async def set_state(self, namespace: str, key: str, value: Any) -> None:
-        """Store a JSON-serialisable value."""
+    async def set_state(
+        self, namespace: str, key: str, value: Any, *, held: tuple[str, Fence] | None = None
+    ) -> None:
+        """Store a JSON-serialisable value; with ``held``, only while those messages are
+        still held (as ``add_outbound``), else ``ClaimLostError`` and nothing stored."""
         try:  # a snapshot, taken here: the caller keeps its own object
             value = json.loads(json.dumps(value))
         except (TypeError, ValueError) as exc:
@@ -992,7 +995,17 @@ class Store:
                 index_elements=["namespace", "key"], set_={"value": value, "updated_at": now}
             )
         )
-        await self._write("write state", lambda conn: conn.execute(query))
+        holds = (
+            []
+            if held is None
+            else [{"b_id": i, "b_owner": held[0], "b_token": t} for i, t in held[1].items()]
+        )
+
+        def op(conn: Connection) -> None:
+            _run_fenced(conn, _STILL_HELD, holds)
+            conn.execute(query)
+
+        await self._write("write state", op)
 
     async def delete_state(self, namespace: str, key: str) -> None:
         """Forget a key; no error when it was not set."""

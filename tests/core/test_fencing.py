@@ -270,3 +270,14 @@ async def test_a_reply_kept_by_a_live_process_is_left_to_it(store: Store) -> Non
 
     assert [s.text for s in channel.sent] == ["A's half answer"]
     assert await store.pending_outbound(conversation_id) == []
+
+
+async def test_state_written_for_a_message_taken_over_is_refused(store: Store) -> None:
+    """A side-effect tool's question is kept in state; a process that lost the message
+    must not replace the question the user was really asked."""
+    message_id, _ = await _taken_over(store)
+    with pytest.raises(ClaimLostError):
+        await store.set_state("plugin:x", "pending", {"tool": "A's"}, held=("A", {message_id: 1}))
+    assert await store.get_state("plugin:x", "pending") == (False, None)
+    await store.set_state("plugin:x", "pending", {"tool": "B's"}, held=("B", {message_id: 2}))
+    assert await store.get_state("plugin:x", "pending") == (True, {"tool": "B's"})
