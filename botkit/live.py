@@ -170,6 +170,10 @@ class LiveReply:
                 self.row_id, fence=self._fence, status="failed", error="the reply was empty"
             )
             return
+        # anything left for the outbox to send: the message itself, when nothing was shown,
+        # or the pieces past the channel's limit (replies queued meanwhile by others wait
+        # on the conversation's lock, and their own flush sends them)
+        queued = self._sent is None or len(pieces) > 1
         if self._sent is None:  # nothing shown yet: the outbox sends it, with retries
             await store.update_outbound(
                 self.row_id,
@@ -207,7 +211,8 @@ class LiveReply:
                 self._turn.draft(dataclasses.replace(self._template, text=rest)),
                 held=outbox.held(self._turn),
             )
-        await outbox.flush_locked(conversation_id)
+        if queued:
+            await outbox.flush_locked(conversation_id)
 
     async def fail(self, error: BaseException) -> None:
         """The answer broke off. What the message shows stays recorded as
