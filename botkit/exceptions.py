@@ -25,7 +25,7 @@ secret: callers pass descriptions, never credentials.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "AuthenticationError",
@@ -74,6 +74,13 @@ class ConfigError(BotkitError):
         when there is one, else a ``ConfigErrors``."""
         flat = [one for error in errors for one in error.errors]
         return flat[0] if len(flat) == 1 else ConfigErrors(flat)
+
+    @staticmethod
+    def raise_any(errors: Iterable[ConfigError]) -> None:
+        """Raise ``errors`` together (:meth:`together`), if there are any."""
+        found = list(errors)
+        if found:
+            raise ConfigError.together(found)
 
 
 class ConfigErrors(ConfigError):

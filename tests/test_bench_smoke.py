@@ -10,9 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bench_quick_tokens_prints_one_line_with_a_ratio() -> None:
+def _bench_line(scenario: str) -> str:
+    """``python -m bench --quick --only SCENARIO``'s result line (it must exit 0)."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "tokens", "--postgres", ""],
+        [sys.executable, "-m", "bench", "--quick", "--only", scenario, "--postgres", ""],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -20,36 +21,23 @@ def test_bench_quick_tokens_prints_one_line_with_a_ratio() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    [line] = [x for x in done.stdout.splitlines() if x.startswith("tokens")]
+    [line] = [x for x in done.stdout.splitlines() if x.startswith(scenario)]
+    return line
+
+
+def test_bench_quick_tokens_prints_one_line_with_a_ratio() -> None:
+    line = _bench_line("tokens")
     assert re.search(r"= \d+\.\d\dx the bare encoder", line), line
 
 
 def test_bench_quick_durability_compares_full_and_normal_in_one_line() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "durability", "--postgres", ""],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    [line] = [x for x in done.stdout.splitlines() if x.startswith("durability")]
+    line = _bench_line("durability")
     assert re.search(r"throughput full \d+ vs normal \d+ msg/s = \d+\.\d\dx", line), line
     assert re.search(r"p50 one at a time full .* ms vs normal .* ms = \d+\.\d\dx", line), line
 
 
 def test_bench_quick_transactions_counts_writes_per_answer() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "transactions", "--postgres", ""],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    [line] = [x for x in done.stdout.splitlines() if x.startswith("transactions")]
+    line = _bench_line("transactions")
     found = re.search(r"plain (\d+\.\d) writes.*streamed .* (\d+\.\d) writes", line)
     assert found, line
     plain, streamed = float(found.group(1)), float(found.group(2))

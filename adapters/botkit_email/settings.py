@@ -205,9 +205,7 @@ class EmailSettings:
         Raises:
             ConfigError: naming the key at fault (``ConfigErrors``: several).
         """
-        found = list(self.problems(prefix))
-        if found:
-            raise ConfigError.together(found)
+        ConfigError.raise_any(self.problems(prefix))
 
 
 def _is_keyword(flag: str) -> bool:

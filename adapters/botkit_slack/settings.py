@@ -102,6 +102,4 @@ class SlackSettings:
         Raises:
             ConfigError: naming the key at fault (``ConfigErrors``: several).
         """
-        found = list(self.problems(prefix))
-        if found:
-            raise ConfigError.together(found)
+        ConfigError.raise_any(self.problems(prefix))

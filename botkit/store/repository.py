@@ -490,11 +490,7 @@ class Store:
                 finished; nothing was stored.
         """
         row = _reply_row(draft, utcnow())
-        holds = (
-            []
-            if held is None
-            else [{"b_id": i, "b_owner": held[0], "b_token": t} for i, t in held[1].items()]
-        )
+        holds = _held_params(held)
 
         def op(conn: Connection) -> int:
             _run_fenced(conn, _STILL_HELD, holds)
@@ -912,11 +908,7 @@ class Store:
             "created_at": utcnow(),
             "finished_at": None if call.status == "running" else utcnow(),
         }
-        holds = (
-            []
-            if held is None
-            else [{"b_id": i, "b_owner": held[0], "b_token": t} for i, t in held[1].items()]
-        )
+        holds = _held_params(held)
 
         def op(conn: Connection) -> int:
             _run_fenced(conn, _STILL_HELD, holds)
@@ -995,11 +987,7 @@ class Store:
                 index_elements=["namespace", "key"], set_={"value": value, "updated_at": now}
             )
         )
-        holds = (
-            []
-            if held is None
-            else [{"b_id": i, "b_owner": held[0], "b_token": t} for i, t in held[1].items()]
-        )
+        holds = _held_params(held)
 
         def op(conn: Connection) -> None:
             _run_fenced(conn, _STILL_HELD, holds)
@@ -1452,6 +1440,14 @@ def _fence_params(
     if claim is None:
         raise ValueError("a fenced write needs the claim of its owner")
     return [{"b_id": i, "b_owner": claim.owner, "b_token": fence[i]} for i in ids]
+
+
+def _held_params(held: tuple[str, Fence] | None) -> list[dict[str, Any]]:
+    """The ``_STILL_HELD`` parameters for (owner, fence): one per message; none unfenced."""
+    if held is None:
+        return []
+    owner, fence = held
+    return [{"b_id": i, "b_owner": owner, "b_token": t} for i, t in fence.items()]
 
 
 OutboundSettle = dict[str, Any]
