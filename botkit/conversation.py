@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botkit.exceptions import ContextLengthError
+from botkit.history_cache import HistoryWindow, fit_window
 from botkit.llm import (
     CallRecord,
     ChatMessage,
@@ -28,7 +29,7 @@ from botkit.llm import (
 from botkit.messages import Reply
 from botkit.plugin import ModelCall
 from botkit.runtime import Runtime
-from botkit.store import CallRow, StoredMessage, nanos
+from botkit.store import CallRow, nanos
 from botkit.tools import (
     DEFAULT_TOOL_ROUNDS,
     offered_tools,
@@ -239,20 +240,27 @@ class ConversationLLM:
         # the tool definitions travel with every request: keep room for them
         tool_tokens = self._runtime.tokens.count(repr(definitions)) if offered else 0
         budget = max(info.context_window - reserve - tool_tokens, 1)
-        summary, rows = await self._runtime.store.conversation_context(
-            self._conversation_id,
-            before_id=(ctx.message.id or 0) + 1 if ctx.message.id is not None else None,
-            limit=settings.history_limit,
-        )
-        history = _as_chat(rows)
+        before_id = ctx.message.id + 1 if ctx.message.id is not None else None
+        if before_id is None:  # not stored (a test's message): nothing to read
+            window = HistoryWindow(None, [])
+        else:
+            window = await self._runtime.history.window(
+                self._runtime.store,
+                self._runtime.tokens,
+                self._conversation_id,
+                before_id=before_id,
+                limit=settings.history_limit,
+            )
+        summary, turns = window.summary, list(window.turns)
         system = _system(system_prompt or settings.system_prompt, summary)
-        fit = fit_messages(system, history, budget=budget, counter=self._runtime.tokens)
-        if fit.dropped and settings.summarize and rows:
-            dropped_rows = rows[: len(fit.dropped)]
-            summary = await self._fold(summary, fit.dropped, dropped_rows[-1].id)
+        counter = self._runtime.tokens
+        fit = fit_window(system, turns, budget=budget, counter=counter)
+        if fit.dropped and settings.summarize and turns:
+            dropped = turns[: len(fit.dropped)]
+            summary = await self._fold(summary, fit.dropped, dropped[-1].row.id)
             system = _system(system_prompt or settings.system_prompt, summary)
-            history = history[len(fit.dropped) :]
-            fit = fit_messages(system, history, budget=budget, counter=self._runtime.tokens)
+            turns = turns[len(fit.dropped) :]
+            fit = fit_window(system, turns, budget=budget, counter=counter)
         # a stream only where it shows: a channel that cannot edit gets the whole answer
         # in one message anyway, and a plain call costs less (and is stored with the
         # message's outcome in one transaction)
@@ -292,9 +300,7 @@ class ConversationLLM:
                 sent = self._runtime.tokens.count_messages(fit.messages)
                 budget = refit_budget(str(exc), sent, reserve)
                 try:
-                    refit = fit_messages(
-                        system, history, budget=budget, counter=self._runtime.tokens
-                    )
+                    refit = fit_window(system, turns, budget=budget, counter=counter)
                 except ContextLengthError:
                     raise exc from None  # not even the new turn alone fits: give up
                 if refit.messages == fit.messages:
@@ -326,6 +332,7 @@ class ConversationLLM:
         )
         text = (completion.content or "").strip()
         await self._runtime.store.save_summary(self._conversation_id, text, through_id)
+        self._runtime.history.folded(self._conversation_id, (text, through_id))
         return text, through_id
 
     async def _record(self, record: CallRecord, reservation: int | None = None) -> None:
@@ -422,17 +429,3 @@ def _system(prompt: str, summary: tuple[str, int] | None) -> list[ChatMessage]:
             {"role": "system", "content": f"Summary of the conversation so far:\n{summary[0]}"}
         )
     return system
-
-
-def _as_chat(rows: list[StoredMessage]) -> list[ChatMessage]:
-    """Stored turns as chat messages; speakers are named when several people talk."""
-    speakers = {r.sender_id for r in rows if r.direction == "in"}
-    named = len(speakers) > 1
-    messages: list[ChatMessage] = []
-    for row in rows:
-        if row.direction == "out":
-            messages.append({"role": "assistant", "content": row.text})
-        else:
-            text = f"{row.sender_name or row.sender_id}: {row.text}" if named else row.text
-            messages.append({"role": "user", "content": text})
-    return messages

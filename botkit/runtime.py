@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botkit.adapter import Adapter
 from botkit.claims import Claims
+from botkit.history_cache import HistoryCache
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox
 from botkit.store import Claim, Store
@@ -46,6 +47,8 @@ class Runtime:
     plugin_settings: Mapping[str, Any] = field(default_factory=dict)
     commands: list[CommandHandler] = field(default_factory=list)
     model_guards: list[ModelGuardEntry] = field(default_factory=list)
+    # active conversations' settled turns, so an answer reads only what is new
+    history: HistoryCache = field(default_factory=HistoryCache)
     # this process's claims on work (owner, lease, fencing; see botkit.claims)
     claims: Claims = field(default_factory=Claims)
     # queues a stored message for (re)processing; set by the Bot once the dispatcher exists

@@ -2,7 +2,7 @@
 
 from botkit.store._process_lock import one_process_per_sqlite_file
 from botkit.store.engine import Database, Migrated, is_sqlite
-from botkit.store.records import StoredMessage, ToolCallRecord, UsageRow
+from botkit.store.records import ContextRead, StoredMessage, ToolCallRecord, UsageRow
 from botkit.store.repository import (
     CallRow,
     Claim,
@@ -21,6 +21,7 @@ from botkit.store.repository import (
 __all__ = [
     "CallRow",
     "Claim",
+    "ContextRead",
     "Database",
     "Fence",
     "Finished",

@@ -8,7 +8,7 @@ from typing import Any
 
 from botkit.messages import ConversationRef
 
-__all__ = ["StoredMessage", "ToolCallRecord", "UsageRow"]
+__all__ = ["ContextRead", "StoredMessage", "ToolCallRecord", "UsageRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,24 @@ class StoredMessage:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     created_at: datetime | None = None
     claimed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRead:
+    """A conversation's history as one read found it (``Store.recent_turns``).
+
+    Attributes:
+        start: turns at or below this id are not history (``/reset``).
+        summary: the running summary and the newest id it covers, if there is one.
+        turns: the history turns read, oldest first.
+        changed_at: when the conversation last changed other than by a new turn (a
+            ``/reset``, a held message released into it).
+    """
+
+    start: int
+    summary: tuple[str, int] | None
+    turns: list[StoredMessage]
+    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

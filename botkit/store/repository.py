@@ -40,7 +40,7 @@ from botkit.messages import Attachment, ConversationRef, Message
 from botkit.store.engine import Database
 from botkit.store.leases import LeaseStore
 from botkit.store.models import Base, utcnow
-from botkit.store.records import StoredMessage, ToolCallRecord, UsageRow
+from botkit.store.records import ContextRead, StoredMessage, ToolCallRecord, UsageRow
 
 __all__ = [
     "NANOS_PER_DOLLAR",
@@ -388,11 +388,26 @@ class Store:
     async def set_inbound_status(
         self, ids: Sequence[int], status: str, *, error: str | None = None
     ) -> None:
-        """Move inbound messages to ``status`` (``processing``, ``done``, ``failed``...)."""
-        values = {"status": status, "error": error, "updated_at": utcnow()}
-        await self._write(
-            "update message status", lambda conn: _set_status(conn, list(ids), values)
-        )
+        """Move inbound messages to ``status`` (``processing``, ``done``, ``failed``...).
+
+        Back to ``pending`` (a held message released), a message may join its
+        conversation's history behind newer turns: the conversation is marked changed
+        (``ContextRead.changed_at``), so the turns a process keeps in memory are re-read.
+        """
+        now = utcnow()
+        values = {"status": status, "error": error, "updated_at": now}
+
+        def op(conn: Connection) -> None:
+            _set_status(conn, list(ids), values)
+            if status == "pending":
+                owners = select(_messages.c.conversation_id).where(_messages.c.id.in_(list(ids)))
+                conn.execute(
+                    update(_conversations)
+                    .where(_conversations.c.id.in_(owners.scalar_subquery()))
+                    .values(updated_at=now)
+                )
+
+        await self._write("update message status", op)
 
     async def annotate(self, message_id: int, values: dict[str, Any]) -> dict[str, Any]:
         """Merge ``values`` into a message's metadata (a plugin's verdict, a label).
@@ -613,8 +628,18 @@ class Store:
             ``(summary text, newest id it covers)`` or ``None``, and the turns after it
             (as :meth:`history`, at most ``limit``).
         """
+        read = await self.recent_turns(conversation_id, before_id=before_id, limit=limit)
+        return read.summary, read.turns
 
-        return await self._read("load conversation", _Context(conversation_id, before_id, limit))
+    async def recent_turns(
+        self, conversation_id: int, *, before_id: int | None, limit: int, after_id: int = 0
+    ) -> ContextRead:
+        """Where history starts, the running summary, and the newest ``limit`` turns
+        after both (and after ``after_id``), in one read: with ``after_id`` only the
+        turns since then are read, however long the conversation is."""
+        return await self._read(
+            "load conversation", _Context(conversation_id, before_id, limit, after_id)
+        )
 
     async def chat_messages_since(
         self, channel: str, chat_id: str, *, since: datetime, limit: int
@@ -1219,6 +1244,9 @@ class _Update:
         return [None] * len(ops)
 
 
+_NO_CONVERSATION = (0, None, None, None)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Context:
     """Read a conversation's running summary and newest turns
@@ -1228,30 +1256,27 @@ class _Context:
     conversation_id: int
     before_id: int | None
     limit: int
+    after_id: int = 0
 
-    def __call__(self, conn: Connection) -> tuple[tuple[str, int] | None, list[StoredMessage]]:
+    def __call__(self, conn: Connection) -> ContextRead:
         found = conn.execute(_CONTEXT, {"b_conversation_id": self.conversation_id}).first()
-        return self._turns(conn, tuple(found) if found is not None else (0, None, None))
+        return self._turns(conn, tuple(found) if found is not None else _NO_CONVERSATION)
 
-    def _turns(
-        self, conn: Connection, found: tuple[Any, ...]
-    ) -> tuple[tuple[str, int] | None, list[StoredMessage]]:
-        start, text, covers = found
+    def _turns(self, conn: Connection, found: tuple[Any, ...]) -> ContextRead:
+        start, changed, text, covers = found
         summary = (text, int(covers)) if text is not None and covers is not None else None
-        after = max(start or 0, summary[1] if summary else 0)
+        after = max(start or 0, summary[1] if summary else 0, self.after_id)
         rows = _history_rows(conn, self.conversation_id, after, self.before_id, self.limit)
-        return summary, rows
+        return ContextRead(int(start or 0), summary, rows, _aware(changed))
 
     @staticmethod
-    def together(
-        conn: Connection, ops: list[_Context]
-    ) -> list[tuple[tuple[str, int] | None, list[StoredMessage]]]:
+    def together(conn: Connection, ops: list[_Context]) -> list[ContextRead]:
         wanted = sorted({op.conversation_id for op in ops})
         found: dict[int, tuple[Any, ...]] = {}
         for chunk in _chunks(wanted):
             for id_, *rest in conn.execute(_CONTEXTS, {"b_ids": chunk}).all():
                 found[int(id_)] = tuple(rest)
-        return [op._turns(conn, found.get(op.conversation_id, (0, None, None))) for op in ops]
+        return [op._turns(conn, found.get(op.conversation_id, _NO_CONVERSATION)) for op in ops]
 
 
 def _conversation_row(ref: ConversationRef, now: datetime) -> dict[str, Any]:
@@ -1588,6 +1613,7 @@ _HISTORY_BEFORE = _history_query(bounded=True)
 _CONTEXT = (
     select(
         _conversations.c.history_start_id,
+        _conversations.c.updated_at,
         _summaries.c.text,
         _summaries.c.covers_through_id,
     )
@@ -1628,6 +1654,7 @@ _CONTEXTS = (
     select(
         _conversations.c.id,
         _conversations.c.history_start_id,
+        _conversations.c.updated_at,
         _summaries.c.text,
         _summaries.c.covers_through_id,
     )

@@ -6,13 +6,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from botkit import Capabilities
 from botkit.dispatch import APOLOGY, CONFIG_APOLOGY
 from botkit.llm import TokenCounter
-from botkit.store import dollars
+from botkit.store import ContextRead, dollars
 from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import (
     FakeOpenAI,
@@ -70,6 +71,34 @@ async def test_history_is_sent_with_each_turn(database_url: str, fake_openai: Fa
         ("assistant", "Hi Ann."),
         ("user", "What is my name?"),
     ]
+
+
+async def test_a_long_conversation_reads_only_its_new_turns_per_answer(
+    database_url: str, fake_openai: FakeOpenAI
+) -> None:
+    adapter = RecordingAdapter()
+    async with make_bot(
+        database_url, {"test": adapter}, llm=_llm(fake_openai), bot={"history_limit": 40}
+    ) as bot:
+        read: list[int] = []
+        real = bot.store.recent_turns
+
+        async def recent_turns(conversation_id: int, **kwargs: Any) -> ContextRead:
+            found = await real(conversation_id, **kwargs)
+            read.append(len(found.turns))
+            return found
+
+        bot.store.recent_turns = recent_turns  # type: ignore[method-assign]
+        for n in range(30):
+            await adapter.ask(f"turn {n}")
+    # the first answer read the conversation; every later one only its own message and
+    # the previous exchange, however long the conversation had grown
+    assert read[0] == 1
+    assert max(read[1:]) <= 3
+    last = fake_openai.requests[-1].messages[1:]
+    assert len(last) == 40  # the newest 40 turns, as history_limit says
+    assert last[-1] == {"role": "user", "content": "turn 29"}
+    assert [m["role"] for m in last[-3:]] == ["user", "assistant", "user"]
 
 
 async def test_speakers_are_named_when_several_people_talk(

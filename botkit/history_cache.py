@@ -1,0 +1,282 @@
+"""The recent turns of active conversations, kept in memory, so that an answer costs the
+same at any conversation length.
+
+Without it every message read the newest ``history_limit`` turns (up to 200 rows),
+rendered them as chat messages and bounded their tokens again. The cache keeps, per
+conversation, the turns that can no longer change (a handled message, a delivered
+reply) rendered, with their token bound and, once fitting needed it, their exact token
+count. An answer then reads only the turns since the first one that could still change
+(its own message, the previous reply if still on its way): a few rows through the
+(conversation, id) index. The same read brings where history starts, the running
+summary and when the conversation last changed out of order (``/reset``, a held message
+released), so what another process did is seen and the entry rebuilt.
+
+Entries are per process, bounded by count and by the bytes of text they hold, and
+dropped when idle; a miss costs one read of the newest turns, as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from botkit.llm import ChatMessage, FitResult, TokenCounter, fit_messages
+from botkit.store import ContextRead, Store, StoredMessage
+
+__all__ = ["CachedTurn", "HistoryCache", "HistoryWindow", "fit_window"]
+
+# statuses after which a history turn never changes again: its text and its place in
+# history are final (pending, processing, sending and streaming turns may still change
+# or drop out, so they are read again until they settle)
+SETTLED_IN = frozenset({"done", "context"})
+SETTLED_OUT = frozenset({"delivered"})
+
+MAX_CONVERSATIONS = 4096
+MAX_BYTES = 64 * 1024 * 1024  # of turn text, over every cached conversation
+MAX_IDLE = 900.0  # seconds a conversation stays cached without a message
+
+
+@dataclass(slots=True)
+class CachedTurn:
+    """One history turn as the model is sent it.
+
+    Attributes:
+        row: the stored message.
+        message: the chat message it becomes.
+        bound: an upper bound of its tokens (``TokenCounter.at_most`` without the reply
+            priming), found without the tokenizer.
+        tokens: its exact token count, once fitting needed it (counted once).
+    """
+
+    row: StoredMessage
+    message: ChatMessage
+    bound: int
+    tokens: int | None = None
+
+    def count(self, counter: TokenCounter) -> int:
+        """Its exact token count, counted on first use."""
+        if self.tokens is None:
+            self.tokens = counter.count_message(self.message)
+        return self.tokens
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryWindow:
+    """The history an answer is built from: the summary and the turns after it."""
+
+    summary: tuple[str, int] | None
+    turns: Sequence[CachedTurn]
+
+    @property
+    def messages(self) -> list[ChatMessage]:
+        """The turns as chat messages, oldest first."""
+        return [turn.message for turn in self.turns]
+
+
+def fit_window(
+    system: Sequence[ChatMessage],
+    turns: Sequence[CachedTurn],
+    *,
+    budget: int,
+    counter: TokenCounter,
+) -> FitResult:
+    """:func:`~botkit.llm.fit_messages` over cached turns: their bounds decide whether
+    everything fits (no tokenizer, nothing counted); otherwise each turn is counted once
+    and the fit drops the oldest."""
+    history = [turn.message for turn in turns]
+    bound = counter.at_most(system) + sum(turn.bound for turn in turns)
+    if bound <= budget:
+        return FitResult([*system, *history], [], bound)
+    counts = [turn.count(counter) for turn in turns]
+    return fit_messages(system, history, budget=budget, counter=counter, counts=counts)
+
+
+@dataclass(slots=True)
+class _Entry:
+    start: int
+    summary: tuple[str, int] | None
+    changed_at: datetime | None
+    settled: list[CachedTurn]  # oldest first, every one settled
+    through: int  # every history turn at or below this id is in ``settled`` (or older)
+    named: bool  # whether ``settled`` was rendered with speakers' names
+    speakers: Counter[str] = field(default_factory=Counter)
+    size: int = 0
+    used: float = 0.0
+
+
+class HistoryCache:
+    """Per-process memory of active conversations' settled turns (see the module)."""
+
+    def __init__(
+        self,
+        *,
+        max_conversations: int = MAX_CONVERSATIONS,
+        max_bytes: int = MAX_BYTES,
+        max_idle: float = MAX_IDLE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._max_conversations = max_conversations
+        self._max_bytes = max_bytes
+        self._max_idle = max_idle
+        self._clock = clock
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def window(
+        self,
+        store: Store,
+        counter: TokenCounter,
+        conversation_id: int,
+        *,
+        before_id: int,
+        limit: int,
+    ) -> HistoryWindow:
+        """The summary and the newest ``limit`` history turns before ``before_id``.
+
+        What :meth:`Store.conversation_context` returns, rendered; read from the
+        database only from the first turn this process has not seen settle.
+        """
+        now = self._clock()
+        entry = self._entries.get(conversation_id)
+        if entry is not None and (now - entry.used > self._max_idle or before_id <= entry.through):
+            # idle too long, or an older message answered again: its history ends earlier
+            self._drop(conversation_id)
+            entry = None
+        if entry is None:
+            self.misses += 1
+            read = await store.recent_turns(conversation_id, before_id=before_id, limit=limit)
+            entry = _Entry(read.start, read.summary, read.changed_at, [], 0, False)
+        else:
+            self.hits += 1
+            read = await store.recent_turns(
+                conversation_id, before_id=before_id, limit=limit, after_id=entry.through
+            )
+            if read.changed_at != entry.changed_at or len(read.turns) >= limit:
+                # changed out of order, or more new turns than a window holds: the read
+                # holds everything after its start (or the whole window) by itself
+                if read.changed_at != entry.changed_at:
+                    self.hits -= 1
+                    self.misses += 1
+                    read = await store.recent_turns(
+                        conversation_id, before_id=before_id, limit=limit
+                    )
+                self._drop(conversation_id)
+                entry = _Entry(read.start, read.summary, read.changed_at, [], 0, False)
+            else:
+                self._drop(conversation_id)
+                self._forget_older(entry, read)
+        entry.used = now
+        turns = self._merge(entry, read.turns, counter, limit)
+        self._keep(conversation_id, entry)
+        return HistoryWindow(entry.summary, turns)
+
+    def folded(self, conversation_id: int, summary: tuple[str, int]) -> None:
+        """The turns through ``summary[1]`` were folded into ``summary`` by this process."""
+        entry = self._entries.get(conversation_id)
+        if entry is not None:
+            self._drop(conversation_id)
+            entry.summary = summary
+            self._trim(entry, lambda turn: turn.row.id <= summary[1])
+            self._keep(conversation_id, entry)
+
+    def forget(self, conversation_id: int) -> None:
+        """Drop what is kept of a conversation (it is read afresh next time)."""
+        self._drop(conversation_id)
+
+    def _forget_older(self, entry: _Entry, read: ContextRead) -> None:
+        """Drop kept turns that a new start or summary (from any process) left out."""
+        floor = max(read.start, read.summary[1] if read.summary else 0)
+        entry.start, entry.summary = read.start, read.summary
+        if entry.settled and entry.settled[0].row.id <= floor:
+            self._trim(entry, lambda turn: turn.row.id <= floor)
+
+    def _merge(
+        self, entry: _Entry, rows: list[StoredMessage], counter: TokenCounter, limit: int
+    ) -> list[CachedTurn]:
+        """Add the settled turns read to the entry's; returns the window's turns."""
+        # the settled prefix of what was read joins the kept turns; the first turn that
+        # may still change, and all after it, are read again next time
+        if entry.settled:  # another answer in this conversation added some meanwhile
+            newest = entry.settled[-1].row.id
+            rows = [row for row in rows if row.id > newest]
+        cut = next((i for i, row in enumerate(rows) if not _settled(row)), len(rows))
+        for row in rows[:cut]:
+            self._add(entry, _turn(row, entry.named, counter))
+        if cut < len(rows):
+            entry.through = max(entry.through, rows[cut].id - 1)
+        elif rows:
+            entry.through = max(entry.through, rows[-1].id)
+        unsettled = rows[cut:]
+        room = max(limit - len(unsettled), 0)
+        if len(entry.settled) > room:
+            oldest_kept = entry.settled[len(entry.settled) - room].row.id if room else None
+            self._trim(entry, lambda t: oldest_kept is None or t.row.id < oldest_kept)
+        # speakers are named when several people talk in the window
+        speakers = entry.speakers + Counter(_speaker(r) for r in unsettled if r.direction == "in")
+        named = len(speakers) > 1
+        if named != entry.named:
+            entry.settled = [_turn(t.row, named, counter) for t in entry.settled]
+            entry.named = named
+        return [*entry.settled, *(_turn(row, named, counter) for row in unsettled)]
+
+    def _add(self, entry: _Entry, turn: CachedTurn) -> None:
+        entry.settled.append(turn)
+        entry.size += len(turn.row.text)
+        if turn.row.direction == "in":
+            entry.speakers[_speaker(turn.row)] += 1
+
+    def _trim(self, entry: _Entry, gone: Callable[[CachedTurn], bool]) -> None:
+        """Drop the oldest settled turns while ``gone`` says so."""
+        cut = 0
+        while cut < len(entry.settled) and gone(entry.settled[cut]):
+            turn = entry.settled[cut]
+            entry.size -= len(turn.row.text)
+            if turn.row.direction == "in":
+                entry.speakers[_speaker(turn.row)] -= 1
+            cut += 1
+        if cut:
+            del entry.settled[:cut]
+            entry.speakers = +entry.speakers
+
+    def _keep(self, conversation_id: int, entry: _Entry) -> None:
+        """Store the entry as the most recently used, evicting the least recent ones."""
+        self._bytes += entry.size
+        self._entries[conversation_id] = entry
+        self._entries.move_to_end(conversation_id)
+        while self._entries and (
+            len(self._entries) > self._max_conversations or self._bytes > self._max_bytes
+        ):
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+
+    def _drop(self, conversation_id: int) -> None:
+        entry = self._entries.pop(conversation_id, None)
+        if entry is not None:
+            self._bytes -= entry.size
+
+
+def _speaker(row: StoredMessage) -> str:
+    return row.sender_id or ""
+
+
+def _settled(row: StoredMessage) -> bool:
+    return row.status in (SETTLED_IN if row.direction == "in" else SETTLED_OUT)
+
+
+def _turn(row: StoredMessage, named: bool, counter: TokenCounter) -> CachedTurn:
+    """A stored turn as a chat message; speakers are named when several people talk."""
+    message: ChatMessage
+    if row.direction == "out":
+        message = {"role": "assistant", "content": row.text}
+    else:
+        text = f"{row.sender_name or row.sender_id}: {row.text}" if named else row.text
+        message = {"role": "user", "content": text}
+    return CachedTurn(row, message, counter.at_most([message]) - counter.reply_priming())

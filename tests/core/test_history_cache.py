@@ -1,0 +1,208 @@
+"""The in-memory recent turns: an answer reads only what is new, and sees what the
+database says (resets, summaries and released messages from any process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from botkit import ConversationRef, Message, Sender
+from botkit.history_cache import HistoryCache, fit_window
+from botkit.llm import ChatMessage, TokenCounter
+from botkit.store import ContextRead, OutboundDraft, Store
+
+
+class _Reads:
+    """Counts the turns each history read of a store returns."""
+
+    def __init__(self, store: Store) -> None:
+        self.turns: list[int] = []
+        self.after: list[int] = []
+        real = store.recent_turns
+
+        async def recent_turns(conversation_id: int, **kwargs: Any) -> ContextRead:
+            read = await real(conversation_id, **kwargs)
+            self.turns.append(len(read.turns))
+            self.after.append(kwargs.get("after_id", 0))
+            return read
+
+        store.recent_turns = recent_turns  # type: ignore[method-assign]
+
+
+EVERYTHING = 10**9  # a ``before_id`` above every stored message
+
+
+def _msg(text: str, n: int, user: str = "u1") -> Message:
+    return Message(ConversationRef("test", "c1"), Sender(user, user.upper()), text, f"e{n}")
+
+
+async def _exchange(store: Store, n: int, *, user: str = "u1", delivered: bool = True) -> int:
+    """Stores message ``m{n}`` answered by ``r{n}``; returns the message's id."""
+    accepted, conv = await store.accept(_msg(f"m{n}", n, user))
+    finished = await store.finish_inbound(
+        [accepted.message_id], "done", [OutboundDraft(conv, "test", f"r{n}")]
+    )
+    if delivered:
+        [reply] = finished.out_ids
+        await store.update_outbound(reply, status="delivered")
+    return accepted.message_id
+
+
+async def _window(cache: HistoryCache, store: Store, before_id: int, limit: int = 50) -> list[str]:
+    counter = TokenCounter(None)
+    window = await cache.window(store, counter, 1, before_id=before_id, limit=limit)
+    return [str(m.get("content")) for m in window.messages]
+
+
+async def test_a_long_conversation_reads_only_the_turns_since_the_last_answer(
+    store: Store,
+) -> None:
+    for n in range(30):
+        await _exchange(store, n)
+    reads = _Reads(store)
+    cache = HistoryCache()
+    new, conv = await store.accept(_msg("m30", 30))
+    first = await _window(cache, store, new.message_id + 1)
+    assert first[-3:] == ["m29", "r29", "m30"]
+    assert len(first) == 50
+    finished = await store.finish_inbound(
+        [new.message_id], "done", [OutboundDraft(conv, "test", "r30")]
+    )
+    await store.update_outbound(finished.out_ids[0], status="delivered")
+    newer, _ = await store.accept(_msg("m31", 31))
+    assert await _window(cache, store, newer.message_id + 1) == [*first[2:], "r30", "m31"]
+    # the second read starts at the first turn that was still open (m30): three rows
+    assert reads.turns == [50, 3]
+    assert reads.after[1] == new.message_id - 1
+
+
+async def test_a_reply_still_on_its_way_is_read_again_until_it_settles(store: Store) -> None:
+    cache = HistoryCache()
+    first = await _exchange(store, 0, delivered=False)
+    assert await _window(cache, store, first + 1) == ["m0"]
+    accepted, conv = await store.accept(_msg("m1", 1))
+    # r0 was still pending when read: it is read again and now shows (pending counts)
+    assert await _window(cache, store, accepted.message_id + 1) == ["m0", "r0", "m1"]
+    # r0 fails for good: it leaves history although it was read before
+    [r0] = [m for m in await store.history(conv, before_id=None, limit=10) if m.text == "r0"]
+    await store.update_outbound(r0.id, status="failed")
+    assert await _window(cache, store, accepted.message_id + 1) == ["m0", "m1"]
+
+
+async def test_a_reset_or_a_summary_written_elsewhere_is_seen(store: Store) -> None:
+    ids = [await _exchange(store, n) for n in range(4)]
+    cache = HistoryCache()
+    assert len(await _window(cache, store, ids[-1] + 1)) == 7
+    # another process folds the first two exchanges into a summary
+    await store.save_summary(1, "m0 to r1", ids[2] - 1)
+    newest = await _exchange(store, 4)
+    window = await cache.window(store, TokenCounter(None), 1, before_id=newest + 1, limit=50)
+    assert window.summary == ("m0 to r1", ids[2] - 1)
+    assert [m.get("content") for m in window.messages] == ["m2", "r2", "m3", "r3", "m4"]
+    # and another process resets the conversation
+    await store.reset_conversation(1, through_id=newest)
+    again = await _exchange(store, 5)
+    assert await _window(cache, store, again + 1) == ["r4", "m5"]
+
+
+async def test_a_held_message_released_joins_history_behind_newer_turns(store: Store) -> None:
+    cache = HistoryCache()
+    held, _conv = await store.accept(_msg("held one", 0))
+    await store.finish_inbound([held.message_id], "skipped", [])
+    ids = [await _exchange(store, n) for n in range(1, 3)]
+    assert "held one" not in await _window(cache, store, ids[-1] + 1)
+    await store.set_inbound_status([held.message_id], "pending")  # a person released it
+    newest = await _exchange(store, 3)
+    assert (await _window(cache, store, newest + 1))[0] == "held one"
+
+
+async def test_the_window_keeps_the_newest_turns_within_the_limit(store: Store) -> None:
+    cache = HistoryCache()
+    for n in range(3):
+        await _exchange(store, n)
+    assert await _window(cache, store, EVERYTHING, limit=3) == ["r1", "m2", "r2"]
+    for n in range(3, 6):
+        await _exchange(store, n)
+        assert await _window(cache, store, EVERYTHING, limit=3) == [f"r{n - 1}", f"m{n}", f"r{n}"]
+
+
+async def test_speakers_are_named_once_a_second_person_talks(store: Store) -> None:
+    cache = HistoryCache()
+    await _exchange(store, 0)
+    assert await _window(cache, store, EVERYTHING) == ["m0", "r0"]
+    await _exchange(store, 1, user="u2")
+    assert await _window(cache, store, EVERYTHING) == ["U1: m0", "r0", "U2: m1", "r1"]
+
+
+class _CountingCounter(TokenCounter):
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.counted: list[str] = []
+
+    def count_message(self, message: ChatMessage) -> int:
+        self.counted.append(str(message.get("content")))
+        return super().count_message(message)
+
+
+async def test_each_turn_is_counted_once_when_the_window_is_tight(store: Store) -> None:
+    counter = _CountingCounter()
+    cache = HistoryCache()
+    for n in range(10):
+        await _exchange(store, n)
+    system: list[ChatMessage] = [{"role": "system", "content": "s"}]
+    window = await cache.window(store, counter, 1, before_id=EVERYTHING, limit=50)
+    assert fit_window(system, window.turns, budget=10_000, counter=counter).dropped == []
+    assert counter.counted == []  # far inside the window: nothing counted
+    fit = fit_window(system, window.turns, budget=60, counter=counter)
+    assert fit.dropped
+    assert fit.tokens <= 60
+    turns = [str(m.get("content")) for m in window.messages]
+    assert sorted(counter.counted) == sorted([*turns, "s"])
+    counter.counted.clear()
+    await _exchange(store, 10)
+    window = await cache.window(store, counter, 1, before_id=EVERYTHING, limit=50)
+    fit_window(system, window.turns, budget=60, counter=counter)
+    # only the new turns (and the system prompt) are counted this time
+    assert sorted(counter.counted) == sorted(["s", "m10", "r10"])
+
+
+async def test_the_cache_forgets_the_least_recent_conversations_and_idle_ones(
+    store: Store,
+) -> None:
+    now = [0.0]
+    cache = HistoryCache(max_conversations=2, max_idle=60, clock=lambda: now[0])
+    counter = TokenCounter(None)
+    for chat in ("a", "b", "c"):
+        accepted, conv = await store.accept(
+            Message(ConversationRef("test", chat), Sender("u"), "hi", chat)
+        )
+        await cache.window(store, counter, conv, before_id=accepted.message_id + 1, limit=5)
+    assert len(cache) == 2
+    assert cache.misses == 3
+    now[0] = 61.0
+    reads = _Reads(store)
+    await cache.window(store, counter, 3, before_id=10_000, limit=5)
+    assert reads.after == [0]  # idle past max_idle: read afresh
+
+
+async def test_the_cache_is_bounded_by_the_text_it_holds(store: Store) -> None:
+    cache = HistoryCache(max_bytes=1_000)
+    counter = TokenCounter(None)
+    for chat in ("a", "b"):
+        accepted, conv = await store.accept(
+            Message(ConversationRef("test", chat), Sender("u"), "x" * 600, chat)
+        )
+        await store.finish_inbound([accepted.message_id], "done", [])
+        await cache.window(store, counter, conv, before_id=accepted.message_id + 1, limit=5)
+    assert len(cache) == 1
+
+
+@pytest.mark.parametrize("settled", [True, False])
+async def test_the_cached_window_equals_a_fresh_read(store: Store, settled: bool) -> None:
+    cache = HistoryCache()
+    for n in range(12):
+        newest = await _exchange(store, n, user=f"u{n % 3}", delivered=settled or n % 2 == 0)
+        cached = await _window(cache, store, newest + 1, limit=7)
+        fresh = await _window(HistoryCache(), store, newest + 1, limit=7)
+        assert cached == fresh
