@@ -42,6 +42,7 @@ SCENARIOS: dict[str, Scenario] = {
     "durability": durability.run,
     "history/sqlite": history.run_sqlite,
     "history/postgres": history.run_postgres,
+    "history/length": history.run_length,
     "fit": fitting.run_fit,
     "tokens": fitting.run_tokens,
     "streaming/slack": streaming.run_slack,

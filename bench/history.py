@@ -1,4 +1,5 @@
-"""Scenario 3: building the prompt for a conversation 100,000 messages long, and 100 long.
+"""Scenario 3: building the prompt for a conversation 100,000 messages long, and 100 long;
+and (``history/length``) for a 1,000-turn conversation and a 2-turn one, with the defaults.
 
 Both conversations are written straight into a real bot's database (untimed). Then the
 chat skill's own engine, ``ConversationLLM.respond``, answers the newest message of each,
@@ -8,6 +9,12 @@ else. ``bot.history_limit`` is set to 100, so both prompts carry the same 100 tu
 only the length of what is stored differs (with the default, 200, the long one would
 send twice the turns of the short one and take longer for that reason alone). The
 target is "the same within noise": botkit must read only the newest turns.
+
+``history/length`` keeps the default ``history_limit`` (200) and answers, alternately, a
+new message in a conversation 1,000 turns long (the previous answer settled, as in a
+live chat: what the cache keeps) and a new message in a new conversation of one exchange
+(nothing kept: a read of its two turns). The long prompt carries 200 turns, the short
+one 3; what is timed is botkit's own work to build it, not the model's.
 """
 
 from __future__ import annotations
@@ -120,6 +127,80 @@ async def _fill(bot: Any, key: str, count: int) -> tuple[int, int]:
     return conversation_id, newest
 
 
+async def _next_turn(bot: Any, key: str, conversation_id: int, newest: int) -> int:
+    """Settle the newest message with a delivered reply and store a new message after it
+    (as a live conversation does between two answers); returns the new message's id."""
+    now = datetime.now(UTC)
+
+    def advance(conn: Connection) -> int:
+        conn.execute(_messages.update().where(_messages.c.id == newest).values(status="done"))
+        rows = [
+            {
+                "conversation_id": conversation_id,
+                "channel": "bench",
+                "direction": direction,
+                "external_id": f"{key}-{newest}-next" if direction == "in" else None,
+                "sender_id": "user-1" if direction == "in" else None,
+                "sender_name": "Bench User" if direction == "in" else None,
+                "text": "Another sentence or two of chat, about as long as people write.",
+                "markup": "plain",
+                "status": status,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for direction, status in (("out", "delivered"), ("in", "processing"))
+        ]
+        conn.execute(insert(_messages), rows)
+        return int(
+            conn.execute(
+                select(func.max(_messages.c.id)).where(
+                    _messages.c.conversation_id == conversation_id
+                )
+            ).scalar_one()
+        )
+
+    result: int = await bot.database.write(advance)
+    return result
+
+
+async def measure_length(opts: Options) -> str:
+    """``history/length``: a new message in a 1,000-turn conversation against one in a
+    2-turn conversation, with the default history limit."""
+    repeats = 20 if opts.quick else 200
+    model = InstantModel()
+    tables: dict[str, Any] = {
+        "database": {"url": sqlite_url(opts.workdir, "length"), "auto_migrate": True},
+        "plugins": {"chat": {}},
+    }
+    bot = make_bot(tables, BenchAdapter(), model=model)
+    await bot.start()
+    try:
+        long_id, newest = await _fill(bot, "long", 1001)
+        times: dict[str, list[float]] = {"long": [], "short": []}
+        sent: dict[str, int] = {}
+        for i in range(repeats + 5):  # 5 warm-up rounds
+            for key in ("long", "short") if i % 2 == 0 else ("short", "long"):
+                if key == "long":
+                    newest = await _next_turn(bot, key, long_id, newest)
+                    ids = (long_id, newest)
+                else:
+                    ids = await _fill(bot, f"short-{i}", 3)
+                model.sent.clear()
+                elapsed = await _respond_time(bot, key, *ids)
+                sent[key] = model.sent[-1]
+                if i >= 5:
+                    times[key].append(elapsed)
+    finally:
+        await bot.stop()
+    long_t, short_t = median(times["long"]), median(times["short"])
+    return (
+        f"new message in a 1,000-turn conversation {ms(long_t)} vs in a 2-turn one "
+        f"{ms(short_t)} = {long_t / short_t:.2f}x (target: the same within noise; "
+        f"defaults: {sent['long']} vs {sent['short']} messages sent to the model)"
+    )
+
+
 async def _respond_time(bot: Any, key: str, conversation_id: int, message_id: int) -> float:
     message = Message(
         conversation=ConversationRef("bench", key),
@@ -190,6 +271,11 @@ async def measure(backend: str, opts: Options) -> str:
 async def run_sqlite(opts: Options) -> str:
     """``history/sqlite``."""
     return await measure("sqlite", opts)
+
+
+async def run_length(opts: Options) -> str:
+    """``history/length``."""
+    return await measure_length(opts)
 
 
 async def run_postgres(opts: Options) -> str:

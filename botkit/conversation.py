@@ -254,7 +254,7 @@ class ConversationLLM:
         summary, turns = window.summary, list(window.turns)
         system = _system(system_prompt or settings.system_prompt, summary)
         counter = self._runtime.tokens
-        fit = fit_window(system, turns, budget=budget, counter=counter)
+        fit = fit_window(system, turns, budget=budget, counter=counter, bound=window.bound)
         if fit.dropped and settings.summarize and turns:
             dropped = turns[: len(fit.dropped)]
             summary = await self._fold(summary, fit.dropped, dropped[-1].row.id)
@@ -291,7 +291,8 @@ class ConversationLLM:
                 if use_stream:
                     await ctx.stream(self._texts(request))
                     return None
-                completion = await self.complete(request)
+                # fitted above: not bounded again
+                completion = await self._complete_once(request)
                 return Reply(completion.content or "")
             except ContextLengthError as exc:
                 if attempt == 2:

@@ -69,6 +69,7 @@ class HistoryWindow:
 
     summary: tuple[str, int] | None
     turns: Sequence[CachedTurn]
+    bound: int = 0  # the sum of the turns' bounds
 
     @property
     def messages(self) -> list[ChatMessage]:
@@ -82,12 +83,15 @@ def fit_window(
     *,
     budget: int,
     counter: TokenCounter,
+    bound: int | None = None,
 ) -> FitResult:
-    """:func:`~botkit.llm.fit_messages` over cached turns: their bounds decide whether
-    everything fits (no tokenizer, nothing counted); otherwise each turn is counted once
-    and the fit drops the oldest."""
+    """:func:`~botkit.llm.fit_messages` over cached turns: their bounds (summed, unless
+    ``bound`` is their sum) decide whether everything fits (no tokenizer, nothing
+    counted); otherwise each turn is counted once and the fit drops the oldest."""
     history = [turn.message for turn in turns]
-    bound = counter.at_most(system) + sum(turn.bound for turn in turns)
+    if bound is None:
+        bound = sum(turn.bound for turn in turns)
+    bound += counter.at_most(system)
     if bound <= budget:
         return FitResult([*system, *history], [], bound)
     counts = [turn.count(counter) for turn in turns]
@@ -104,6 +108,7 @@ class _Entry:
     named: bool  # whether ``settled`` was rendered with speakers' names
     speakers: Counter[str] = field(default_factory=Counter)
     size: int = 0
+    bound: int = 0  # the sum of the settled turns' bounds
     used: float = 0.0
 
 
@@ -174,9 +179,9 @@ class HistoryCache:
                 self._drop(conversation_id)
                 self._forget_older(entry, read)
         entry.used = now
-        turns = self._merge(entry, read.turns, counter, limit)
+        turns, bound = self._merge(entry, read.turns, counter, limit)
         self._keep(conversation_id, entry)
-        return HistoryWindow(entry.summary, turns)
+        return HistoryWindow(entry.summary, turns, bound)
 
     def folded(self, conversation_id: int, summary: tuple[str, int]) -> None:
         """The turns through ``summary[1]`` were folded into ``summary`` by this process."""
@@ -200,8 +205,9 @@ class HistoryCache:
 
     def _merge(
         self, entry: _Entry, rows: list[StoredMessage], counter: TokenCounter, limit: int
-    ) -> list[CachedTurn]:
-        """Add the settled turns read to the entry's; returns the window's turns."""
+    ) -> tuple[list[CachedTurn], int]:
+        """Add the settled turns read to the entry's; returns the window's turns and the
+        sum of their bounds."""
         # the settled prefix of what was read joins the kept turns; the first turn that
         # may still change, and all after it, are read again next time
         if entry.settled:  # another answer in this conversation added some meanwhile
@@ -224,12 +230,15 @@ class HistoryCache:
         named = len(speakers) > 1
         if named != entry.named:
             entry.settled = [_turn(t.row, named, counter) for t in entry.settled]
+            entry.bound = sum(t.bound for t in entry.settled)
             entry.named = named
-        return [*entry.settled, *(_turn(row, named, counter) for row in unsettled)]
+        open_turns = [_turn(row, named, counter) for row in unsettled]
+        return [*entry.settled, *open_turns], entry.bound + sum(t.bound for t in open_turns)
 
     def _add(self, entry: _Entry, turn: CachedTurn) -> None:
         entry.settled.append(turn)
         entry.size += len(turn.row.text)
+        entry.bound += turn.bound
         if turn.row.direction == "in":
             entry.speakers[_speaker(turn.row)] += 1
 
@@ -239,6 +248,7 @@ class HistoryCache:
         while cut < len(entry.settled) and gone(entry.settled[cut]):
             turn = entry.settled[cut]
             entry.size -= len(turn.row.text)
+            entry.bound -= turn.bound
             if turn.row.direction == "in":
                 entry.speakers[_speaker(turn.row)] -= 1
             cut += 1

@@ -206,3 +206,5 @@ async def test_the_cached_window_equals_a_fresh_read(store: Store, settled: bool
         cached = await _window(cache, store, newest + 1, limit=7)
         fresh = await _window(HistoryCache(), store, newest + 1, limit=7)
         assert cached == fresh
+        window = await cache.window(store, TokenCounter(None), 1, before_id=newest + 1, limit=7)
+        assert window.bound == sum(turn.bound for turn in window.turns)
