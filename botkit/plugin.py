@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from botkit.exceptions import ConfigError, PluginError
 from botkit.llm.types import ChatRequest
@@ -228,24 +229,41 @@ class Plugin:
         return register
 
     def on_schedule(
-        self, *, every: float | timedelta | None = None, cron: str | None = None
+        self,
+        *,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
     ) -> Callable[[JobFunction], JobFunction]:
-        """Run a job every ``every`` seconds, or on a five-field ``cron`` expression (UTC).
+        """Run a job every ``every`` seconds, or on a ``cron`` expression (five fields or
+        an alias such as ``@daily``; see :class:`CronSchedule`) read in ``timezone`` (an
+        IANA name, ``"Europe/Berlin"``; UTC when not given).
 
         Raises:
-            PluginError: neither or both given, or a malformed cron expression.
+            PluginError: neither or both of every/cron given, a malformed cron
+                expression, an unknown time zone, or a time zone without cron.
         """
         if (every is None) == (cron is None):
             raise PluginError(f"plugin {self.name!r}: on_schedule needs exactly one of every/cron")
         schedule: Schedule
         if every is not None:
+            if timezone is not None:
+                raise PluginError(
+                    f"plugin {self.name!r}: on_schedule(timezone=) applies to cron only"
+                )
             seconds = every.total_seconds() if isinstance(every, timedelta) else float(every)
             if seconds <= 0:
                 raise PluginError(f"plugin {self.name!r}: on_schedule(every=) must be positive")
             schedule = IntervalSchedule(seconds)
         else:
             try:
-                schedule = CronSchedule.parse(cron or "")
+                zone = ZoneInfo(timezone) if timezone is not None else None
+            except (ZoneInfoNotFoundError, ValueError):
+                raise PluginError(
+                    f"plugin {self.name!r}: {timezone!r} is not a known time zone"
+                ) from None
+            try:
+                schedule = CronSchedule.parse(cron or "", zone)
             except ValueError as exc:
                 raise PluginError(f"plugin {self.name!r}: {exc}") from exc
 

@@ -64,6 +64,8 @@ EDIT_INTERVAL = 1.5
 #: The most messages :meth:`SlackAdapter.history` reads back.
 HISTORY_LIMIT = 1000
 _CONNECT_TIMEOUT = 30.0
+#: How often (seconds) the Socket Mode connection is pinged and, once lost, tried again.
+SOCKET_PING_INTERVAL = 10.0
 _FORWARDED_HEADERS = ("Content-Type", "X-Slack-Retry-Num", "X-Slack-Retry-Reason")
 _MEMORY = 10_000  # entries kept in the adapter's small in-memory maps
 
@@ -103,6 +105,7 @@ class SlackAdapter(Adapter):
         self._api: SlackAPI | None = None
         self._app: AsyncApp | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._socket_watch: asyncio.Task[None] | None = None
         self._inbox: Inbox | None = None
         self._state: KeyValueState | None = None
         self._threads: ThreadMemory | None = None
@@ -158,6 +161,10 @@ class SlackAdapter(Adapter):
         whatever it did not see acknowledged.
         """
         await self._gate.close()
+        watch, self._socket_watch = self._socket_watch, None
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
         socket, self._socket = self._socket, None
         if socket is not None:
             await socket.close_async()  # type: ignore[no-untyped-call]
@@ -215,6 +222,7 @@ class SlackAdapter(Adapter):
             app_token=app_token,
             logger=logging.getLogger("botkit_slack.socket"),
             web_client=api.client,
+            ping_interval=SOCKET_PING_INTERVAL,
         )
         self._socket = handler
         # ask for the URL here so a refused app token fails start() with a clear error;
@@ -229,6 +237,9 @@ class SlackAdapter(Adapter):
             raise ServiceUnavailableError(
                 "slack", "could not open the Socket Mode connection"
             ) from exc
+        self._socket_watch = asyncio.create_task(
+            _renew_refused_url(handler), name=f"botkit-{self.name}-socket-watch"
+        )
 
     # receiving
 
@@ -496,6 +507,24 @@ class SlackAdapter(Adapter):
         if self._api is None or not self._reacted.pop(target, False):
             return
         await self._api.react(channel, ts, self.settings.typing_reaction, add=False)
+
+
+async def _renew_refused_url(handler: AsyncSocketModeHandler) -> None:
+    """Make a reconnect that keeps failing ask Slack for a new URL.
+
+    slack_sdk reconnects on its own (a closed link, a failed ping), but when the URL it
+    was given refuses the WebSocket (Slack's URLs expire) it tries that same URL again
+    forever. Down for two checks in a row (a reconnect takes milliseconds) means stuck:
+    forgetting the URL makes its next try call ``apps.connections.open`` first.
+    """
+    client = handler.client
+    down = 0
+    while True:
+        await asyncio.sleep(SOCKET_PING_INTERVAL)
+        down = 0 if await client.is_connected() else down + 1
+        if down >= 2 and client.wss_uri is not None:
+            log.warning("slack: Socket Mode is still reconnecting; asking for a new URL")
+            client.wss_uri = None
 
 
 def _bolt_can_route(body: dict[str, Any]) -> bool:

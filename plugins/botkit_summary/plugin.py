@@ -45,7 +45,7 @@ class Digest:
             Without a ``thread_id`` it is the whole chat: every thread of a mailbox,
             every topic of a group.
         to: where the digest is sent.
-        cron: when, as a five-field cron expression in ``timezone``.
+        cron: when, as a cron expression (five fields or ``@daily``...) in ``timezone``.
         timezone: the cron's time zone (IANA name).
         hours: how far back each digest looks.
         skip_empty: send nothing when nothing was said.
@@ -230,8 +230,8 @@ async def _maybe_send(job: PluginRuntime, digest: Digest, now: datetime | None =
     if last is None:
         await job.state.set(key, moment.isoformat())  # first start: from now on
         return False
-    due = CronSchedule.parse(digest.cron).next_after(datetime.fromisoformat(last).astimezone(zone))
-    if due > moment:
+    due = CronSchedule.parse(digest.cron, zone).next_after(datetime.fromisoformat(last))
+    if due.astimezone(UTC) > moment.astimezone(UTC):  # instants: the clock may repeat an hour
         return False
     await job.state.set(key, moment.isoformat())  # at most once, even if sending fails
     settings = job.settings_as(SummarySettings)

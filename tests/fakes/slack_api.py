@@ -10,8 +10,13 @@ a method's answer back after carrying the call out (:meth:`FakeSlack.hold`: the 
 is posted, but the client hears nothing for a while).
 
 Socket Mode: ``apps.connections.open`` (with the app token) answers a ``ws://`` URL on
-this same server; a connection gets ``hello``, then whatever :meth:`FakeSlack.send_envelope`
-pushes, and every ``{"envelope_id": ...}`` it sends back is recorded in ``acks``.
+this same server, with a new ticket each time; a connection gets ``hello``, then whatever
+:meth:`FakeSlack.send_envelope` pushes, and every ``{"envelope_id": ...}`` it sends back is
+recorded in ``acks``. As Slack does, an Events API envelope not acknowledged when its
+connection ends is delivered again on the next one, as a new envelope with
+``retry_attempt`` one higher; one pushed while no connection is open waits for the next.
+Tests drop the connection (:meth:`FakeSlack.drop_socket`) and make URLs refuse the
+WebSocket handshake (:meth:`FakeSlack.refuse_sockets`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 from urllib.parse import parse_qsl
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.test_utils import TestServer
 
 __all__ = ["Call", "FakeSlack", "Scripted"]
@@ -99,6 +104,19 @@ class FakeSlack:
         self._acked = asyncio.Condition()
         self._called = asyncio.Condition()
         self._envelopes = itertools.count(1)
+        self._tickets = itertools.count(1)
+        self._refusals = 0
+        self._dead_tickets: set[str] = set()
+        #: every envelope pushed to a client, in order (redeliveries included)
+        self.deliveries: list[dict[str, Any]] = []
+        #: Events API envelopes not acknowledged yet, by the id of their first envelope
+        self._unacked: dict[str, dict[str, Any]] = {}
+        self._chain: dict[str, str] = {}  # every envelope id -> its first envelope's id
+        self._waiting: set[str] = set()  # pushed while no connection was open
+        #: WebSocket connections opened, and handshakes refused
+        self.connections = 0
+        self.refused_sockets = 0
+        self._connections_changed = asyncio.Condition()
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_get("/link/", self._socket)
@@ -206,6 +224,24 @@ class FakeSlack:
         async with asyncio.timeout(5):
             await self._connected.wait()
 
+    async def wait_connections(self, count: int) -> None:
+        """Wait until ``count`` Socket Mode connections have opened in all (up to 15 s)."""
+        async with asyncio.timeout(15), self._connections_changed:
+            await self._connections_changed.wait_for(lambda: self.connections >= count)
+
+    def refuse_sockets(self, times: int = 1) -> None:
+        """Refuse the WebSocket handshake (HTTP 410) of the next ``times`` connection
+        attempts; the URLs refused stay refused, as a spent or expired ticket does."""
+        self._refusals += times
+
+    async def drop_socket(self) -> None:
+        """Close the open connection from Slack's side (``going away``), as Slack does when
+        it moves a connection; envelopes not acknowledged yet are delivered again on the
+        next connection."""
+        for ws in self._sockets:
+            if not ws.closed:
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"going away")
+
     async def send_envelope(
         self,
         payload: dict[str, Any],
@@ -214,7 +250,8 @@ class FakeSlack:
         envelope_id: str | None = None,
         retry_attempt: int = 0,
     ) -> str:
-        """Push one envelope to the connected client; its ``envelope_id``."""
+        """Push one envelope to the connected client (or, with none connected, to the
+        next one); its ``envelope_id``."""
         envelope_id = envelope_id or f"env-{next(self._envelopes)}"
         envelope = {
             "envelope_id": envelope_id,
@@ -225,13 +262,54 @@ class FakeSlack:
         if kind == "events_api":
             envelope["retry_attempt"] = retry_attempt
             envelope["retry_reason"] = "timeout" if retry_attempt else ""
-        await self._sockets[-1].send_str(json.dumps(envelope))
+            self._unacked[envelope_id] = envelope
+            self._chain[envelope_id] = envelope_id
+        open_socket = self._open_socket()
+        if open_socket is not None:
+            await self._deliver(open_socket, envelope)
+        elif kind == "events_api":
+            self._waiting.add(envelope_id)
         return envelope_id
+
+    @property
+    def unacknowledged(self) -> list[str]:
+        """The Events API envelopes (by their first id) no delivery of was acknowledged."""
+        return list(self._unacked)
+
+    def _open_socket(self) -> web.WebSocketResponse | None:
+        return next((ws for ws in reversed(self._sockets) if not ws.closed), None)
+
+    async def _deliver(self, ws: web.WebSocketResponse, envelope: dict[str, Any]) -> None:
+        self.deliveries.append(envelope)
+        await ws.send_str(json.dumps(envelope))
+
+    async def _redeliver(self, ws: web.WebSocketResponse) -> None:
+        """Deliver every unacknowledged Events API envelope again, each as a new envelope
+        one retry further (a never-delivered one as it was)."""
+        for first, envelope in list(self._unacked.items()):
+            if first in self._waiting:
+                self._waiting.discard(first)
+                again = envelope
+            else:
+                again = {
+                    **envelope,
+                    "envelope_id": f"env-{next(self._envelopes)}",
+                    "retry_attempt": int(envelope["retry_attempt"]) + 1,
+                    "retry_reason": "timeout",
+                }
+            self._chain[again["envelope_id"]] = first
+            self._unacked[first] = again
+            await self._deliver(ws, again)
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Wait (up to 15 s) until ``predicate`` holds, checked after every API call."""
         async with asyncio.timeout(15), self._called:
             await self._called.wait_for(predicate)
+
+    async def wait_settled(self) -> None:
+        """Wait (up to 5 s) until every Events API envelope has been acknowledged."""
+        async with asyncio.timeout(5), self._acked:
+            await self._acked.wait_for(lambda: not self._unacked)
 
     def acked(self, envelope_id: str) -> dict[str, Any] | None:
         """The ack sent for an envelope, if any."""
@@ -245,7 +323,13 @@ class FakeSlack:
         assert ack is not None
         return ack
 
-    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if self._refusals or ticket in self._dead_tickets:
+            self._refusals = max(self._refusals - 1, 0)
+            self._dead_tickets.add(ticket)
+            self.refused_sockets += 1
+            return web.Response(status=410, text="this link is no longer valid")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.append(ws)
@@ -260,9 +344,16 @@ class FakeSlack:
             )
         )
         self._connected.set()
+        async with self._connections_changed:
+            self.connections += 1
+            self._connections_changed.notify_all()
+        await self._redeliver(ws)
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 data = json.loads(msg.data)
+                first = self._chain.get(str(data.get("envelope_id")))
+                if first is not None:
+                    self._unacked.pop(first, None)  # any delivery's ack settles the event
                 async with self._acked:
                     self.acks.append(data)
                     self._acked.notify_all()
@@ -323,7 +414,8 @@ class FakeSlack:
     def _api_apps_connections_open(
         self, params: dict[str, Any], request: web.Request
     ) -> dict[str, Any]:
-        return {"ok": True, "url": f"ws://127.0.0.1:{self._server.port}/link/?ticket=t-1"}
+        ticket = f"t-{next(self._tickets)}"
+        return {"ok": True, "url": f"ws://127.0.0.1:{self._server.port}/link/?ticket={ticket}"}
 
     def _find(self, channel: str, ts: str) -> dict[str, Any] | None:
         return next((m for m in self.messages.get(channel, ()) if m["ts"] == ts), None)

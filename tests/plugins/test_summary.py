@@ -7,12 +7,21 @@ from typing import Any
 
 import pytest
 
-from botkit import ChatRequest, ConfigError, Context, Message, Plugin
+from botkit import (
+    ChatRequest,
+    ConfigError,
+    Context,
+    ConversationRef,
+    Message,
+    Plugin,
+    PluginRuntime,
+)
 from botkit.llm import TokenCounter
 from botkit.testing import FakeModel, InMemoryChannel
-from botkit_summary import chunk_lines, parse_hours
+from botkit_summary import Digest, chunk_lines, parse_hours
 from botkit_summary import plugin as summary
 from botkit_summary.mapreduce import MAP_PROMPT, REDUCE_PROMPT
+from botkit_summary.plugin import _maybe_send
 from tests.plugins.conftest import StartBot
 
 MAP_START = MAP_PROMPT.split("{")[0]
@@ -198,6 +207,25 @@ async def test_a_daily_digest_is_sent_when_its_time_has_come(start_bot: StartBot
         [digest] = [s.text for s in bot.channels["ops"].sent]
     assert digest == "Daily digest: the last 24 hours in test:chat:\n\nThe team shipped 1.2."
     assert model.requests[0].messages[1]["content"] == "user: we shipped 1.2\nassistant: noted"
+
+
+async def test_a_digest_due_before_the_autumn_clock_change_is_sent_from_the_repeated_hour(
+    start_bot: StartBot,
+) -> None:
+    digest = Digest(
+        "Night digest",
+        ConversationRef("test", "chat"),
+        ConversationRef("ops", "leads"),
+        cron="30 2 * * *",
+        timezone="Europe/Berlin",
+    )
+    async with start_bot(plugins=[summary], settings=DIGEST, channels=["test", "ops"]) as bot:
+        job = PluginRuntime(bot.bot.runtime, "summary")
+        await job.state.set("digest:Night digest:last", "2025-10-26T01:50:00+02:00")
+        # 02:10 CET: 02:30 CEST (an instant 40 minutes ago) is past, though 02:30 > 02:10
+        now = datetime(2025, 10, 26, 1, 10, tzinfo=UTC)
+        assert await _maybe_send(job, digest, now=now)
+        assert not await _maybe_send(job, digest, now=now + timedelta(minutes=30))
 
 
 async def test_a_digest_with_a_bad_cron_stops_the_bot_at_start(start_bot: StartBot) -> None:

@@ -1,12 +1,15 @@
-"""Socket Mode: envelopes are acknowledged only after the inbox accepted them."""
+"""Socket Mode: envelopes are acknowledged only after the inbox accepted them, and a
+dropped connection is opened again without losing or doubling an event."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 
+import botkit_slack.adapter as slack_adapter
 from botkit import AuthenticationError, ConversationRef, Reply, Secret
 from tests.adapters.slack.recording_inbox import RecordingInbox
 from tests.adapters.slack.slack_helpers import StartAdapter, corpus, event
@@ -152,3 +155,95 @@ async def test_stop_intake_closes_the_socket_and_replies_still_go_out(
     assert all(ws.closed for ws in slack._sockets)  # no more envelopes can arrive
     assert sent.text == "still here"
     assert [p["text"] for p in slack.posted("C111")] == ["still here"]
+
+
+# reconnecting: Slack closes connections when it moves them, and a URL can be refused
+
+
+@pytest.fixture
+def quick_pings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ping (and retry a lost connection) every 0.3 s instead of every 10 s."""
+    monkeypatch.setattr(slack_adapter, "SOCKET_PING_INTERVAL", 0.3)
+
+
+def dm(**fields: Any) -> dict[str, Any]:
+    """A direct message to the bot (answered without a mention)."""
+    return event(channel="D123", **fields)
+
+
+async def test_a_dropped_connection_is_opened_again_and_no_event_is_lost(
+    start_adapter: StartAdapter, slack: FakeSlack, inbox: RecordingInbox, quick_pings: None
+) -> None:
+    await start_adapter(transport="socket")
+    await slack.wait_connections(1)
+    before = await slack.send_envelope(dm(text="before", event_id="Ev1", ts="1.000001"))
+    await slack.wait_ack(before)
+
+    await slack.drop_socket()
+    # sent around the drop: Slack holds it for the next connection if none is open
+    await slack.send_envelope(dm(text="during", event_id="Ev2", ts="1.000002"))
+    await slack.wait_connections(2)
+    await slack.send_envelope(dm(text="after", event_id="Ev3", ts="1.000003"))
+
+    await slack.wait_settled()  # acknowledged only once the inbox accepted them
+    assert [m.text for m in inbox.messages] == ["before", "during", "after"]
+    assert inbox.duplicates == []
+    assert len(slack.calls_to("apps.connections.open")) >= 2  # a new URL for the new link
+
+
+async def test_a_url_that_refuses_the_websocket_is_replaced_by_a_new_one(
+    start_adapter: StartAdapter, slack: FakeSlack, inbox: RecordingInbox, quick_pings: None
+) -> None:
+    await start_adapter(transport="socket")
+    await slack.wait_connections(1)
+    slack.refuse_sockets(1)  # the next URL is dead, and stays dead
+    waiting_from = len(slack.deliveries)
+
+    await slack.drop_socket()
+    await slack.send_envelope(dm(text="while away", event_id="Ev1"))
+    await slack.wait_connections(2)
+
+    assert slack.refused_sockets >= 1
+    # refused URLs stay refused: the second connection came through a new one
+    assert len(slack.calls_to("apps.connections.open")) >= 3
+    await slack.wait_settled()
+    assert [m.text for m in inbox.messages] == ["while away"]
+    # it waited for the new connection: delivered once, then acknowledged
+    assert [d["retry_attempt"] for d in slack.deliveries[waiting_from:]] == [0]
+
+
+async def test_a_refused_connections_open_is_asked_again(
+    start_adapter: StartAdapter, slack: FakeSlack, inbox: RecordingInbox, quick_pings: None
+) -> None:
+    await start_adapter(transport="socket")
+    await slack.wait_connections(1)
+    slack.fail("apps.connections.open", "internal_error")
+
+    await slack.drop_socket()
+    await slack.send_envelope(dm(text="while away", event_id="Ev1"))
+    await slack.wait_connections(2)
+
+    assert len(slack.calls_to("apps.connections.open")) >= 3  # refused once, then a URL
+    await slack.wait_settled()
+    assert [m.text for m in inbox.messages] == ["while away"]
+
+
+async def test_an_event_whose_ack_was_lost_with_the_connection_is_redelivered_and_kept_once(
+    start_adapter: StartAdapter, slack: FakeSlack, inbox: RecordingInbox, quick_pings: None
+) -> None:
+    await start_adapter(transport="socket")
+    await slack.wait_connections(1)
+    inbox.gate = asyncio.Event()  # the commit is still running when the link drops
+
+    first = await slack.send_envelope(dm(text="slow", event_id="Ev1"))
+    await asyncio.wait_for(inbox.entered.wait(), 5)
+    await slack.drop_socket()
+    await slack.wait_connections(2)  # Slack delivers the unacknowledged event again
+    inbox.gate.set()
+
+    await slack.wait_settled()
+    again = [d for d in slack.deliveries if d["envelope_id"] != first]
+    assert [d["retry_attempt"] for d in again] == [1]
+    await slack.wait_ack(again[0]["envelope_id"])
+    assert [m.text for m in inbox.duplicates] == ["slow"]  # seen twice, kept once
+    assert [m.text for m in inbox.messages] == ["slow"]
