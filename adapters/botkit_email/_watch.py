@@ -17,6 +17,7 @@ from botkit_email._errors import Redactor
 from botkit_email._imap import ImapSession, MailboxStatus
 from botkit_email._intake import SKIPPED, Intake
 from botkit_email._ledger import Ledger, Position
+from botkit_email._oauth import AccessTokens
 from botkit_email.settings import EmailSettings
 
 __all__ = ["MailboxWatcher", "new_uids"]
@@ -41,6 +42,7 @@ class MailboxWatcher:
         ledger: Ledger,
         intake: Intake,
         redactor: Redactor,
+        tokens: AccessTokens | None = None,
     ) -> None:
         self._name = name
         self._settings = settings
@@ -48,6 +50,7 @@ class MailboxWatcher:
         self._ledger = ledger
         self._intake = intake
         self._redactor = redactor
+        self._tokens = tokens
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._synced = asyncio.Condition()
@@ -81,7 +84,7 @@ class MailboxWatcher:
         while not self._stop.is_set():
             session: ImapSession | None = None
             try:
-                session = await ImapSession.open(self._settings, self._redactor)
+                session = await ImapSession.open(self._settings, self._redactor, self._tokens)
                 await self._serve(session)
             except asyncio.CancelledError:
                 if session is not None:
