@@ -35,6 +35,7 @@ _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 _UIDNEXT = re.compile(rb"UIDNEXT (\d+)")
 _EXISTS = re.compile(rb"^(\d+) EXISTS")
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
+_FETCH_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 # Untagged responses during IDLE that mean the mailbox changed (not "OK Still here").
 _CHANGE = re.compile(rb"^\d+ (?:EXISTS|RECENT|EXPUNGE|FETCH)")
 
@@ -329,13 +330,31 @@ class ImapSession:
                 uids.update(int(token) for token in tokens if token.isdigit())
         return sorted(uids)
 
-    async def fetch(self, uid: int) -> bytes | None:
-        """The whole message with this UID (``BODY.PEEK[]``: the \\Seen flag is untouched);
-        ``None`` when it is gone (expunged meanwhile)."""
+    async def size(self, uid: int) -> int | None:
+        """The size in octets of the message with this UID (``RFC822.SIZE``), without
+        reading it; ``None`` when it is gone (expunged meanwhile)."""
+        response = await self._ok(
+            f"reading the size of UID {uid}",
+            self._client.protocol.fetch(
+                str(uid), "(UID RFC822.SIZE)", by_uid=True, timeout=self._timeout
+            ),
+        )
+        for line in response.lines:
+            if not isinstance(line, bytes) or (size := _FETCH_SIZE.search(line)) is None:
+                continue
+            found = _FETCH_UID.search(line)
+            if found is None or int(found.group(1)) == uid:  # not another mail's update
+                return int(size.group(1))
+        return None
+
+    async def fetch(self, uid: int, *, header_only: bool = False) -> bytes | None:
+        """The whole message with this UID, or only its header (``BODY.PEEK``: the
+        \\Seen flag is untouched); ``None`` when it is gone (expunged meanwhile)."""
+        section = "HEADER" if header_only else ""
         response = await self._ok(
             f"fetching UID {uid}",
             self._client.protocol.fetch(
-                str(uid), "(UID BODY.PEEK[])", by_uid=True, timeout=self._timeout
+                str(uid), f"(UID BODY.PEEK[{section}])", by_uid=True, timeout=self._timeout
             ),
         )
         lines = response.lines

@@ -1,6 +1,7 @@
 """The IMAP intake loop: connect, catch up by UID, IDLE (or poll), reconnect with backoff.
 
-Per mail: fetch with ``BODY.PEEK[]``, accept into the inbox (committed), then mark it
+Per mail: read its size, fetch it with ``BODY.PEEK[]`` (only its header when it is
+larger than ``max_message_bytes``), accept it into the inbox (committed), then mark it
 on the server (flag or move), then advance the stored position. A crash anywhere in
 between fetches the mail again, and the inbox recognises it.
 """
@@ -191,12 +192,19 @@ class MailboxWatcher:
 
     async def _handle(self, session: ImapSession, uidvalidity: int, uid: int) -> None:
         mailbox = self._settings.mailbox
+        limit = self._settings.max_message_bytes
         log.debug("email %s: fetching UID %d of %s", self._name, uid, mailbox)
-        raw = await session.fetch(uid)
+        size = await session.size(uid)
+        # A mail over the limit is never downloaded: its header is enough to store it
+        # (skipped, with the reason) and to recognise it if it is seen again.
+        oversized = size is not None and size > limit
+        raw = await session.fetch(uid, header_only=oversized) if size is not None else None
         if raw is None:
             log.warning("email %s: UID %d vanished before it could be read", self._name, uid)
             return
-        message = await self._intake.prepare(raw, mailbox, uidvalidity, uid)
+        message = await self._intake.prepare(
+            raw, mailbox, uidvalidity, uid, oversized=size if oversized else None
+        )
         accepted = await self._inbox.accept(message, skip=message.metadata.get(SKIPPED))
         skipped = message.metadata.get(SKIPPED)
         log.info(

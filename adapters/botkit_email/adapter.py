@@ -3,7 +3,8 @@
 Intake (``_watch``) reads new mail by UID, IDLE or polling, and accepts every mail into
 the inbox: answerable mail normally, mail that must not get an automatic reply (RFC
 3834: auto-submitted, bulk and list mail, bounces, no-reply senders, ourselves, senders
-off the allowlist, a sender or thread already answered within ``autoreply_period``)
+off the allowlist, a sender or thread already answered within ``autoreply_period``),
+and mail larger than ``max_message_bytes`` (of which only the headers are downloaded),
 with ``metadata["autoreply_skipped"]`` saying why, through ``inbox.accept(skip=...)``:
 it is stored as ``skipped`` with the reason and never reaches a handler; ``send``
 refuses to answer it in any case.
