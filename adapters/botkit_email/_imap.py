@@ -232,7 +232,7 @@ class ImapSession:
             if fresh is None:
                 raise AuthenticationError(
                     IMAP,
-                    f"{refused.reason} ({tokens.what} has no other token to try)",
+                    f"{refused.reason} ({tokens.no_other})",
                     code=refused.code,
                 ) from None
             await self._authenticate_xoauth2(action, fresh)

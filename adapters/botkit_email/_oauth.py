@@ -34,6 +34,9 @@ class AccessTokens:
         self._timeout = settings.timeout
         self._redactor = redactor
         self._token = settings.access_token.reveal() if settings.access_token else None
+        self._source = (settings.access_token.source if settings.access_token else None) or (
+            "the environment"
+        )
         self._lock = asyncio.Lock()  # one run of the command at a time, for every login
 
     @property
@@ -42,6 +45,16 @@ class AccessTokens:
         if self._command:
             return f"token_command ({os.path.basename(self._command[0])})"
         return "the access token"
+
+    @property
+    def no_other(self) -> str:
+        """Why :meth:`renew` found no other token, for the error that follows."""
+        if self._command:
+            return f"{self.what} printed the refused token again"
+        return (
+            f"the access token from {self._source} cannot be renewed; token_command can "
+            "renew tokens that expire"
+        )
 
     async def current(self, service: str) -> str:
         """The token to log in with (running ``token_command`` if there is none yet).

@@ -87,7 +87,7 @@ async def _login_xoauth2(
         fresh = await tokens.renew(token, SMTP)
         if fresh is None:
             raise aiosmtplib.SMTPAuthenticationError(
-                refused.code, f"{refused.message} ({tokens.what} has no other token to try)"
+                refused.code, f"{refused.message} ({tokens.no_other})"
             ) from None
     redactor.add(xoauth2_response(login, fresh))
     await client.auth_xoauth2(login, fresh)

@@ -126,7 +126,7 @@ async def test_a_refused_token_is_a_clear_error_that_never_shows_the_token(
     assert error.code == "auth"
     assert "OAuth2 access token" in str(error)
     assert "AUTHENTICATIONFAILED" in str(error)
-    assert "has no other token to try" in str(error)
+    assert "from BOTKIT_EMAIL_ACCESS_TOKEN cannot be renewed" in str(error)
     assert error.__cause__ is None
     assert not _leaks(str(error), token, oauth2_account.user)
     assert introspection.asked.count(token) == 1  # an environment token is not retried
@@ -200,6 +200,20 @@ async def test_token_command_runs_at_most_twice_for_one_login(
     assert _runs(command) == 2  # the token, and one renewal: never a loop
     assert prefix not in str(refused.value)
     assert "AUTHENTICATIONFAILED" in str(refused.value)
+
+
+async def test_a_command_that_prints_the_refused_token_again_is_not_retried(
+    oauth2_dovecot: OAuth2Dovecot, oauth2_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    token = _token()
+    command = _token_script(tmp_path, f"print({token!r})\n")
+    settings = oauth2_settings(token_command=command)
+    with pytest.raises(AuthenticationError) as refused:
+        await ImapSession.open(settings, Redactor([]), AccessTokens(settings, Redactor([])))
+    assert _runs(command) == 2
+    assert oauth2_dovecot[1].asked.count(token) == 1  # the same token is not tried twice
+    assert "printed the refused token again" in str(refused.value)
+    assert token not in str(refused.value)
 
 
 @pytest.mark.parametrize(
