@@ -11,6 +11,7 @@ import asyncio
 import base64
 import logging
 import ssl
+from collections import deque
 from collections.abc import Iterable
 
 import aiosmtplib
@@ -28,6 +29,7 @@ __all__ = ["IMAP", "SMTP", "Redactor", "imap_error", "smtp_error"]
 IMAP = "imap"
 SMTP = "smtp"
 _VENDOR_LOGGERS = ("aioimaplib", "aioimaplib.aioimaplib", "aiosmtplib")
+_LEARNT_MAX = 16
 
 
 class Redactor(logging.Filter):
@@ -40,20 +42,32 @@ class Redactor(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self._attached = 0
+        self._secrets = [s for s in dict.fromkeys(secrets) if len(s) >= 3]
+        # Tokens learnt while running; a renewed token every hour must not grow this forever.
+        self._learnt: deque[str] = deque(maxlen=_LEARNT_MAX)
+        self._forms: list[str] = []
+        self._encoded: list[str] = []
+        self._compile()
+
+    def add(self, secret: str) -> None:
+        """Scrub ``secret`` too from now on (an access token learnt while running; the
+        last few are kept)."""
+        if len(secret) >= 3 and secret not in self._secrets and secret not in self._learnt:
+            self._learnt.append(secret)
+            self._compile()
+
+    def _compile(self) -> None:
         forms: set[str] = set()
-        for secret in secrets:
-            if len(secret) < 3:
-                continue
+        for secret in (*self._secrets, *self._learnt):
             quoted = secret.replace("\\", "\\\\").replace('"', '\\"')  # IMAP quoted string
             forms.update({secret, quoted})
             # ...and both as a bytes repr (aioimaplib logs ``b'...'``).
             forms.update(repr(form.encode())[2:-1] for form in (secret, quoted))
         self._forms = sorted(forms, key=len, reverse=True)
-        self._encoded: list[str] = []
-        for secret in secrets:
-            if len(secret) >= 3:
-                # AUTH PLAIN / LOGIN carry base64 of the password with the user name.
-                self._encoded.append(base64.b64encode(secret.encode()).decode())
+        # AUTH PLAIN / LOGIN carry base64 of the password with the user name.
+        self._encoded = [
+            base64.b64encode(s.encode()).decode() for s in (*self._secrets, *self._learnt)
+        ]
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced."""

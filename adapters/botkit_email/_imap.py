@@ -15,8 +15,14 @@ from typing import Any, TypeVar
 
 import aioimaplib
 
-from botkit import RequestRejectedError, ServiceError, ServiceUnavailableError
+from botkit import (
+    AuthenticationError,
+    RequestRejectedError,
+    ServiceError,
+    ServiceUnavailableError,
+)
 from botkit_email._errors import IMAP, Redactor, imap_error, imap_refused
+from botkit_email._oauth import AccessTokens, xoauth2_response
 from botkit_email.settings import EmailSettings
 
 __all__ = ["ImapSession", "MailboxStatus", "encode_mailbox", "tls_context"]
@@ -29,6 +35,7 @@ _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 _UIDNEXT = re.compile(rb"UIDNEXT (\d+)")
 _EXISTS = re.compile(rb"^(\d+) EXISTS")
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
+_FETCH_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 # Untagged responses during IDLE that mean the mailbox changed (not "OK Still here").
 _CHANGE = re.compile(rb"^\d+ (?:EXISTS|RECENT|EXPUNGE|FETCH)")
 
@@ -69,6 +76,31 @@ def encode_mailbox(name: str) -> str:
     return f'"{encoded}"'
 
 
+class _SaslCommand(aioimaplib.Command):  # type: ignore[misc]
+    """``AUTHENTICATE`` with one client response: sent with the command (SASL-IR,
+    RFC 4959) or after the server's first ``+``. A ``+`` after the response is the
+    server's error challenge (RFC 7628 3.2.3, the XOAUTH2 JSON): it is answered with an
+    empty line, so the server ends the exchange with ``NO`` instead of waiting for us."""
+
+    def __init__(
+        self,
+        protocol: aioimaplib.IMAP4ClientProtocol,
+        mechanism: str,
+        response: str,
+        *,
+        initial: bool,
+    ) -> None:
+        arguments = (mechanism, response) if initial else (mechanism,)
+        super().__init__("AUTHENTICATE", protocol.new_tag(), *arguments, loop=protocol.loop)
+        self._protocol = protocol
+        self._pending: str | None = None if initial else response
+
+    def flush(self) -> None:
+        # aioimaplib calls this for each continuation request of a pending command.
+        data, self._pending = self._pending or "", None
+        self._protocol.transport.write(data.encode("ascii") + b"\r\n")
+
+
 class ImapSession:
     """A logged-in IMAP connection. Open with :meth:`open`; always :meth:`close`."""
 
@@ -78,21 +110,27 @@ class ImapSession:
         settings: EmailSettings,
         redactor: Redactor,
         lost: asyncio.Event,
+        tokens: AccessTokens | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
         self._redactor = redactor
         self._lost = lost
+        self._tokens = tokens
         self._timeout = settings.timeout
 
     # -- connecting ----------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, settings: EmailSettings, redactor: Redactor) -> ImapSession:
-        """Connect, secure the connection as configured, and log in.
+    async def open(
+        cls, settings: EmailSettings, redactor: Redactor, tokens: AccessTokens | None = None
+    ) -> ImapSession:
+        """Connect, secure the connection as configured, and log in: with the password,
+        or with ``AUTHENTICATE XOAUTH2`` and an access token from ``tokens``
+        (``auth = "oauth2"``).
 
         Raises:
-            AuthenticationError: the login was refused.
+            AuthenticationError: the login (or the access token, renewed once) was refused.
             RequestRejectedError: STARTTLS is required but not offered, the certificate
                 was refused, or the server forbids logging in.
             ServiceUnavailableError: the network failed or the server timed out.
@@ -107,14 +145,17 @@ class ImapSession:
             conn_lost_cb=lambda _exc: lost.set(),
             ssl_context=context,
         )
-        session = cls(client, settings, redactor, lost)
+        session = cls(client, settings, redactor, lost, tokens)
         redactor.attach()  # aioimaplib logs the LOGIN line at debug level
         try:
             await client.wait_hello_from_server()
             session._keepalive()
             if settings.imap_tls == "starttls":
                 await session._starttls()
-            await session._login()
+            if settings.auth == "oauth2":
+                await session._login_xoauth2()
+            else:
+                await session._login()
         except ServiceError:
             await session.close()
             raise
@@ -170,7 +211,58 @@ class ImapSession:
         # RFC 3501 6.2.1: capabilities learned before TLS must be discarded.
         await self._call("reading capabilities", protocol.capability())
 
+    async def _login_xoauth2(self) -> None:
+        tokens = self._tokens
+        if tokens is None:
+            raise RuntimeError('auth = "oauth2" needs the mailbox\'s AccessTokens')
+        if not self.has("AUTH=XOAUTH2"):
+            raise RequestRejectedError(
+                IMAP,
+                f"{self._settings.imap_host} does not offer AUTHENTICATE XOAUTH2; it cannot "
+                'log in with an OAuth2 access token (auth = "oauth2")',
+                code="not_supported",
+            )
+        action = f"logging in as {self._settings.login} with an OAuth2 access token"
+        token = await tokens.current(IMAP)
+        try:
+            await self._authenticate_xoauth2(action, token)
+        except AuthenticationError as refused:
+            # Expired, most likely: a renewable token is renewed once and tried again.
+            fresh = await tokens.renew(token, IMAP)
+            if fresh is None:
+                raise AuthenticationError(
+                    IMAP,
+                    f"{refused.reason} ({tokens.no_other})",
+                    code=refused.code,
+                ) from None
+            await self._authenticate_xoauth2(action, fresh)
+        await self._call("reading capabilities", self._client.protocol.capability())
+
+    async def _authenticate_xoauth2(self, action: str, token: str) -> None:
+        protocol = self._client.protocol
+        response = xoauth2_response(self._settings.login, token)
+        self._redactor.add(response)
+        command = _SaslCommand(
+            protocol, "XOAUTH2", response, initial="SASL-IR" in protocol.capabilities
+        )
+        result = await self._call(
+            action, protocol.execute(command, scrub=response), sensitive=True
+        )
+        if result.result != "OK":
+            error = imap_refused(action, result.result, result.lines, self._redactor)
+            if result.result == "NO" and not error.retryable:
+                # Not every server says [AUTHENTICATIONFAILED] (Exchange: "AUTHENTICATE
+                # failed."); a NO here is the token refused.
+                error = AuthenticationError(IMAP, error.reason, code="auth")
+            raise error
+        async with protocol.state_condition:  # as aioimaplib's own login does
+            protocol.state = aioimaplib.AUTH
+            protocol.state_condition.notify_all()
+
     async def _login(self) -> None:
+        password = self._settings.password
+        if password is None:
+            raise RuntimeError('auth = "password" needs a password (EmailSettings.check)')
         capabilities = self._client.protocol.capabilities
         if "LOGINDISABLED" in capabilities:
             raise RequestRejectedError(
@@ -181,7 +273,7 @@ class ImapSession:
             )
         response = await self._call(
             f"logging in as {self._settings.login}",
-            self._client.protocol.login(self._settings.login, self._settings.password.reveal()),
+            self._client.protocol.login(self._settings.login, password.reveal()),
             sensitive=True,
         )
         if response.result != "OK":
@@ -238,13 +330,31 @@ class ImapSession:
                 uids.update(int(token) for token in tokens if token.isdigit())
         return sorted(uids)
 
-    async def fetch(self, uid: int) -> bytes | None:
-        """The whole message with this UID (``BODY.PEEK[]``: the \\Seen flag is untouched);
-        ``None`` when it is gone (expunged meanwhile)."""
+    async def size(self, uid: int) -> int | None:
+        """The size in octets of the message with this UID (``RFC822.SIZE``), without
+        reading it; ``None`` when it is gone (expunged meanwhile)."""
+        response = await self._ok(
+            f"reading the size of UID {uid}",
+            self._client.protocol.fetch(
+                str(uid), "(UID RFC822.SIZE)", by_uid=True, timeout=self._timeout
+            ),
+        )
+        for line in response.lines:
+            if not isinstance(line, bytes) or (size := _FETCH_SIZE.search(line)) is None:
+                continue
+            found = _FETCH_UID.search(line)
+            if found is None or int(found.group(1)) == uid:  # not another mail's update
+                return int(size.group(1))
+        return None
+
+    async def fetch(self, uid: int, *, header_only: bool = False) -> bytes | None:
+        """The whole message with this UID, or only its header (``BODY.PEEK``: the
+        \\Seen flag is untouched); ``None`` when it is gone (expunged meanwhile)."""
+        section = "HEADER" if header_only else ""
         response = await self._ok(
             f"fetching UID {uid}",
             self._client.protocol.fetch(
-                str(uid), "(UID BODY.PEEK[])", by_uid=True, timeout=self._timeout
+                str(uid), f"(UID BODY.PEEK[{section}])", by_uid=True, timeout=self._timeout
             ),
         )
         lines = response.lines

@@ -58,28 +58,53 @@ class Intake:
         self._ledger = ledger
         self._clock = clock
 
-    async def prepare(self, raw: bytes, mailbox: str, uidvalidity: int, uid: int) -> Message:
-        """The ``Message`` for one fetched mail; never raises for a malformed mail."""
+    async def prepare(
+        self,
+        raw: bytes,
+        mailbox: str,
+        uidvalidity: int,
+        uid: int,
+        *,
+        oversized: int | None = None,
+    ) -> Message:
+        """The ``Message`` for one fetched mail; never raises for a malformed mail.
+
+        ``oversized``: the mail's size, when it is over ``max_message_bytes`` and ``raw``
+        is only its header: it is stored as skipped (``too_large``), never answered.
+        """
         try:
             mail = parse_mail(raw)
         except Exception:  # parse_mail is defensive; this is the last line
             log.exception("mail UID %d in %s could not be parsed; stored as is", uid, mailbox)
-            return self._unparsable(raw, mailbox, uidvalidity, uid)
+            return self._unparsable(raw, mailbox, uidvalidity, uid, oversized)
         external_id = external_id_of(mail, raw)
         record = await self._ledger.mail(external_id)
         if record is None:
-            record = await self._decide(mail, external_id)
+            record = await self._decide(mail, external_id, oversized)
             record.update({"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid})
             await self._ledger.save_mail(external_id, record)
-        return self._message(mail, raw, external_id, record, mailbox, uidvalidity, uid)
+        return self._message(
+            mail, external_id, record, (mailbox, uidvalidity, uid), oversized or len(raw)
+        )
 
-    async def _decide(self, mail: ParsedMail, external_id: str) -> dict[str, Any]:
+    def _too_large(self, size: int) -> str:
+        limit = self._settings.max_message_bytes
+        return (
+            f"too_large: the mail is {size:,} bytes, over max_message_bytes ({limit:,}); "
+            "only its headers were read"
+        )
+
+    async def _decide(
+        self, mail: ParsedMail, external_id: str, oversized: int | None
+    ) -> dict[str, Any]:
         settings = self._settings
         own = settings.own_addresses
         root = await resolve_thread(mail, external_id, self._ledger, own)
         await self._ledger.set_thread_last(root, external_id)
         recipient = reply_target(mail, own)
-        reason = skip_reason(mail, own)
+        # Too large first: whatever else is true of it, it was not read.
+        reason = self._too_large(oversized) if oversized is not None else None
+        reason = reason or skip_reason(mail, own)
         if reason is None and not all(
             allowed(a, settings.allowed_senders, settings.allowed_domains)
             for a in {mail.from_addr, recipient}
@@ -130,13 +155,12 @@ class Intake:
     def _message(
         self,
         mail: ParsedMail,
-        raw: bytes,
         external_id: str,
         record: dict[str, Any],
-        mailbox: str,
-        uidvalidity: int,
-        uid: int,
+        where: tuple[str, int, int],
+        size: int,
     ) -> Message:
+        mailbox, uidvalidity, uid = where
         reason = record.get("reason")
         metadata: dict[str, Any] = {
             "subject": mail.subject,
@@ -149,6 +173,7 @@ class Intake:
             "thread": record.get("thread"),
             "html_only": mail.html,
             "mode": self._settings.mode,
+            "size": size,
         }
         if reason:
             metadata[SKIPPED] = reason
@@ -191,7 +216,7 @@ class Intake:
                 "mailbox": mailbox,
                 "uidvalidity": uidvalidity,
                 "uid": uid,
-                "size": len(raw),
+                "size": size,
             },
             metadata=metadata,
         )
@@ -202,13 +227,25 @@ class Intake:
         port = self._settings.imap_port_or_default
         return f"imap://{host}:{port}/{quote(mailbox)};UIDVALIDITY={uidvalidity}/;UID={uid}"
 
-    def _unparsable(self, raw: bytes, mailbox: str, uidvalidity: int, uid: int) -> Message:
+    def _unparsable(
+        self, raw: bytes, mailbox: str, uidvalidity: int, uid: int, oversized: int | None
+    ) -> Message:
         external_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+        reason = (
+            self._too_large(oversized)
+            if oversized is not None
+            else "unparsable: the mail could not be parsed"
+        )
         return Message(
             conversation=ConversationRef(self._channel, self._settings.address, external_id),
             sender=Sender(id="unknown"),
             text="",
             external_id=external_id,
-            raw={"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid, "size": len(raw)},
-            metadata={SKIPPED: "unparsable: the mail could not be parsed"},
+            raw={
+                "mailbox": mailbox,
+                "uidvalidity": uidvalidity,
+                "uid": uid,
+                "size": len(raw) if oversized is None else oversized,
+            },
+            metadata={SKIPPED: reason},
         )

@@ -20,6 +20,7 @@ from botkit_email._errors import SMTP, Redactor
 from botkit_email._imap import ImapSession
 from botkit_email._ledger import Ledger
 from botkit_email._loops import is_automated_address
+from botkit_email._oauth import AccessTokens
 from botkit_email._smtp import send_mail
 from botkit_email.settings import EmailSettings
 
@@ -32,9 +33,16 @@ class Outgoing:
     """Sends one adapter's replies in its configured mode."""
 
     def __init__(
-        self, name: str, settings: EmailSettings, ledger: Ledger, redactor: Redactor, salt: str
+        self,
+        name: str,
+        settings: EmailSettings,
+        ledger: Ledger,
+        redactor: Redactor,
+        salt: str,
+        tokens: AccessTokens | None = None,
     ) -> None:
         self._name = name
+        self._tokens = tokens
         self._settings = settings
         self._ledger = ledger
         self._redactor = redactor
@@ -132,7 +140,7 @@ class Outgoing:
         if settings.mode == "notify":
             target = settings.notify_to or ""
             message = build_notification(settings, record, reply, message_id, to=target)
-            await send_mail(settings, message, [target], self._redactor)
+            await send_mail(settings, message, [target], self._redactor, self._tokens)
         elif settings.mode == "draft":
             recipient = str(record["recipient"])
             message = build_reply(
@@ -146,7 +154,7 @@ class Outgoing:
             message = build_reply(
                 settings, record, reply, message_id, to=recipient, auto_submitted=auto
             )
-            await send_mail(settings, message, [recipient], self._redactor)
+            await send_mail(settings, message, [recipient], self._redactor, self._tokens)
         log.info(
             "email %s: %s %s for %s",
             self._name,
@@ -159,7 +167,7 @@ class Outgoing:
 
     async def _save_draft(self, data: bytes, message_id: str, *, retry: bool) -> None:
         folder = self._settings.drafts_folder
-        session = await ImapSession.open(self._settings, self._redactor)
+        session = await ImapSession.open(self._settings, self._redactor, self._tokens)
         try:
             await session.create(folder)
             if retry:

@@ -333,10 +333,17 @@ def _filename(part: Message, kind: str, index: int) -> str:
 
 
 def _size(part: Message) -> int:
+    """The decoded size of a part; a base64 file is measured, not decoded into a copy."""
     try:
-        payload = part.get_payload(decode=True)
-        if isinstance(payload, bytes):
-            return len(payload)
+        payload = part.get_payload()
+        encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+        if encoding == "base64" and isinstance(payload, str):
+            length = len(payload) - sum(payload.count(c) for c in " \t\r\n")
+            padding = payload[-8:].rstrip()[-2:].count("=")
+            return max(length // 4 * 3 - padding, 0)
+        decoded = part.get_payload(decode=True)
+        if isinstance(decoded, bytes):
+            return len(decoded)
         return len(part.as_bytes())
     except Exception:
         return 0

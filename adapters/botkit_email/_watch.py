@@ -1,6 +1,7 @@
 """The IMAP intake loop: connect, catch up by UID, IDLE (or poll), reconnect with backoff.
 
-Per mail: fetch with ``BODY.PEEK[]``, accept into the inbox (committed), then mark it
+Per mail: read its size, fetch it with ``BODY.PEEK[]`` (only its header when it is
+larger than ``max_message_bytes``), accept it into the inbox (committed), then mark it
 on the server (flag or move), then advance the stored position. A crash anywhere in
 between fetches the mail again, and the inbox recognises it.
 """
@@ -17,6 +18,7 @@ from botkit_email._errors import Redactor
 from botkit_email._imap import ImapSession, MailboxStatus
 from botkit_email._intake import SKIPPED, Intake
 from botkit_email._ledger import Ledger, Position
+from botkit_email._oauth import AccessTokens
 from botkit_email.settings import EmailSettings
 
 __all__ = ["MailboxWatcher", "new_uids"]
@@ -41,6 +43,7 @@ class MailboxWatcher:
         ledger: Ledger,
         intake: Intake,
         redactor: Redactor,
+        tokens: AccessTokens | None = None,
     ) -> None:
         self._name = name
         self._settings = settings
@@ -48,6 +51,7 @@ class MailboxWatcher:
         self._ledger = ledger
         self._intake = intake
         self._redactor = redactor
+        self._tokens = tokens
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._synced = asyncio.Condition()
@@ -81,7 +85,7 @@ class MailboxWatcher:
         while not self._stop.is_set():
             session: ImapSession | None = None
             try:
-                session = await ImapSession.open(self._settings, self._redactor)
+                session = await ImapSession.open(self._settings, self._redactor, self._tokens)
                 await self._serve(session)
             except asyncio.CancelledError:
                 if session is not None:
@@ -188,12 +192,19 @@ class MailboxWatcher:
 
     async def _handle(self, session: ImapSession, uidvalidity: int, uid: int) -> None:
         mailbox = self._settings.mailbox
+        limit = self._settings.max_message_bytes
         log.debug("email %s: fetching UID %d of %s", self._name, uid, mailbox)
-        raw = await session.fetch(uid)
+        size = await session.size(uid)
+        # A mail over the limit is never downloaded: its header is enough to store it
+        # (skipped, with the reason) and to recognise it if it is seen again.
+        oversized = size is not None and size > limit
+        raw = await session.fetch(uid, header_only=oversized) if size is not None else None
         if raw is None:
             log.warning("email %s: UID %d vanished before it could be read", self._name, uid)
             return
-        message = await self._intake.prepare(raw, mailbox, uidvalidity, uid)
+        message = await self._intake.prepare(
+            raw, mailbox, uidvalidity, uid, oversized=size if oversized else None
+        )
         accepted = await self._inbox.accept(message, skip=message.metadata.get(SKIPPED))
         skipped = message.metadata.get(SKIPPED)
         log.info(

@@ -3,7 +3,8 @@
 Intake (``_watch``) reads new mail by UID, IDLE or polling, and accepts every mail into
 the inbox: answerable mail normally, mail that must not get an automatic reply (RFC
 3834: auto-submitted, bulk and list mail, bounces, no-reply senders, ourselves, senders
-off the allowlist, a sender or thread already answered within ``autoreply_period``)
+off the allowlist, a sender or thread already answered within ``autoreply_period``),
+and mail larger than ``max_message_bytes`` (of which only the headers are downloaded),
 with ``metadata["autoreply_skipped"]`` saying why, through ``inbox.accept(skip=...)``:
 it is stored as ``skipped`` with the reason and never reaches a handler; ``send``
 refuses to answer it in any case.
@@ -23,6 +24,7 @@ from botkit import Adapter, Capabilities, ConversationRef, Inbox, Reply, SentMes
 from botkit_email._errors import Redactor
 from botkit_email._intake import Intake
 from botkit_email._ledger import Ledger
+from botkit_email._oauth import AccessTokens
 from botkit_email._outgoing import Outgoing
 from botkit_email._watch import MailboxWatcher
 from botkit_email.settings import EmailSettings
@@ -55,7 +57,12 @@ class EmailAdapter(Adapter):
         settings.check(f"adapters.{name}")
         self.settings = settings
         self._redactor = Redactor(
-            {settings.password.reveal(), settings.smtp_secret.reveal()} - {""}
+            secret.reveal()
+            for secret in (settings.password, settings.smtp_secret, settings.access_token)
+            if secret
+        )
+        self._tokens = (
+            AccessTokens(settings, self._redactor) if settings.auth == "oauth2" else None
         )
         self._watcher: MailboxWatcher | None = None
         self._watching: Singleton | None = None
@@ -73,16 +80,20 @@ class EmailAdapter(Adapter):
         for protocol, mode in (("IMAP", settings.imap_tls), ("SMTP", settings.smtp_tls)):
             if mode == "none":
                 log.warning(
-                    "email %s: %s without TLS: the password and mail cross the network in "
-                    "clear; for local testing only",
+                    "email %s: %s without TLS: the password (or access token) and mail cross "
+                    "the network in clear; for local testing only",
                     self.name,
                     protocol,
                 )
         self._redactor.attach()
         ledger = Ledger(inbox.state(self.name))
-        self._outgoing = Outgoing(self.name, settings, ledger, self._redactor, await ledger.salt())
+        self._outgoing = Outgoing(
+            self.name, settings, ledger, self._redactor, await ledger.salt(), self._tokens
+        )
         intake = Intake(self.name, settings, ledger)
-        self._watcher = MailboxWatcher(self.name, settings, inbox, ledger, intake, self._redactor)
+        self._watcher = MailboxWatcher(
+            self.name, settings, inbox, ledger, intake, self._redactor, self._tokens
+        )
         self._watching = inbox.singleton(self.lease_name, self._watcher.run)
         self._task = asyncio.create_task(self._watching.run(), name=f"email-{self.name}")
         log.info(

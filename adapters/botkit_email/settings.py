@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 from botkit import ConfigError, Secret
 
-__all__ = ["IDLE_LIMIT", "EmailSettings", "TlsMode"]
+__all__ = ["IDLE_LIMIT", "MAX_MESSAGE_BYTES", "EmailSettings", "TlsMode"]
 
 TlsMode = Literal["ssl", "starttls", "none"]
+
+#: The default largest mail read whole: 10 MB as mail servers count it (decimal), the
+#: mail as stored, attachments base64-encoded (about 7 MB of files).
+MAX_MESSAGE_BYTES = 10_000_000
 
 #: RFC 2177: servers may drop a client that idles 30 minutes; re-issue IDLE before 29.
 IDLE_LIMIT = 29 * 60.0
@@ -29,13 +34,25 @@ class EmailSettings:
             never answered.
         imap_host: the IMAP server.
         smtp_host: the SMTP server.
-        password: the login password, from ``BOTKIT_EMAIL_PASSWORD`` unless
-            ``password_env`` names another variable. Never logged.
+        auth: how to log in to IMAP and SMTP: ``"password"`` (LOGIN, AUTH PLAIN/LOGIN)
+            or ``"oauth2"`` (``AUTHENTICATE XOAUTH2`` and ``AUTH XOAUTH2`` with an access
+            token, as Microsoft 365 and Google Workspace require).
+        password: the login password (``auth = "password"``), from
+            ``BOTKIT_EMAIL_PASSWORD`` unless ``password_env`` names another variable.
+            Never logged.
+        access_token: the OAuth2 access token (``auth = "oauth2"``), from
+            ``BOTKIT_EMAIL_ACCESS_TOKEN`` unless ``access_token_env`` names another
+            variable. It cannot be renewed: use ``token_command`` for tokens that expire.
+        token_command: with ``auth = "oauth2"``, a program and its arguments (no shell)
+            that prints a current access token; run when a token is first needed and
+            again, once, when the server refuses the one it printed (expired). Its
+            output is never logged; a failure is reported by its exit status only.
         user: the login name for IMAP and SMTP; defaults to ``address``.
         smtp_user: the SMTP login when it differs from ``user``; ``""`` sends without
             logging in (a local relay).
         smtp_password: the SMTP password when it differs, from
-            ``BOTKIT_EMAIL_SMTP_PASSWORD``; defaults to ``password``.
+            ``BOTKIT_EMAIL_SMTP_PASSWORD``; defaults to ``password``. With
+            ``auth = "oauth2"`` SMTP logs in with the access token instead.
         imap_port: defaults to 993 with ``ssl``, else 143.
         imap_tls: ``"ssl"`` (implicit TLS), ``"starttls"`` (refuses to log in when the
             server does not offer it) or ``"none"`` (local testing only; logs a warning).
@@ -78,12 +95,20 @@ class EmailSettings:
         quote_original: quote the answered mail (its new text) below the reply.
         message_id_domain: the domain of the Message-IDs botkit writes; defaults to the
             domain of ``address``.
+        max_message_bytes: the largest mail read whole (its size on the server, as
+            ``RFC822.SIZE`` reports it); a larger one is not downloaded: only its headers
+            are, and it is stored as skipped with the reason, never answered.
     """
 
     address: str
     imap_host: str
     smtp_host: str
-    password: Secret = field(metadata={"env": "BOTKIT_EMAIL_PASSWORD"})
+    auth: Literal["password", "oauth2"] = "password"
+    password: Secret | None = field(default=None, metadata={"env": "BOTKIT_EMAIL_PASSWORD"})
+    access_token: Secret | None = field(
+        default=None, metadata={"env": "BOTKIT_EMAIL_ACCESS_TOKEN"}
+    )
+    token_command: tuple[str, ...] = ()
     user: str | None = None
     smtp_user: str | None = None
     smtp_password: Secret | None = field(
@@ -116,6 +141,7 @@ class EmailSettings:
     quote_original: bool = True
     include_subject: bool = True
     message_id_domain: str | None = None
+    max_message_bytes: int = MAX_MESSAGE_BYTES
 
     @property
     def login(self) -> str:
@@ -128,8 +154,10 @@ class EmailSettings:
         return self.login if self.smtp_user is None else self.smtp_user
 
     @property
-    def smtp_secret(self) -> Secret:
-        """The SMTP password."""
+    def smtp_secret(self) -> Secret | None:
+        """The SMTP password (``None`` with ``auth = "oauth2"``)."""
+        if self.auth == "oauth2":
+            return None
         return self.smtp_password if self.smtp_password is not None else self.password
 
     @property
@@ -170,6 +198,7 @@ class EmailSettings:
             local, at, domain = value.strip().rpartition("@")
             if not at or not local or "." not in domain or any(c.isspace() for c in value):
                 yield ConfigError(f"{prefix}.{key}", f"is not an email address: {value!r}")
+        yield from self._auth_problems(prefix)
         for key in ("imap_host", "smtp_host", "mailbox"):
             if not getattr(self, key).strip():
                 yield ConfigError(f"{prefix}.{key}", "must not be empty")
@@ -198,6 +227,42 @@ class EmailSettings:
             yield ConfigError(f"{prefix}.reconnect_max", "must not be less than reconnect_min")
         if self.autoreply_period < 0:
             yield ConfigError(f"{prefix}.autoreply_period", "must not be negative")
+        if self.max_message_bytes <= 0:
+            yield ConfigError(f"{prefix}.max_message_bytes", "must be a positive number of bytes")
+
+    def _auth_problems(self, prefix: str) -> Iterator[ConfigError]:
+        if self.auth == "password":
+            if not self.password:
+                yield ConfigError(
+                    f"{prefix}.password",
+                    'is required with auth = "password": set the environment variable '
+                    "BOTKIT_EMAIL_PASSWORD, or name another with password_env",
+                )
+            if self.token_command:
+                yield ConfigError(f"{prefix}.token_command", 'is only used with auth = "oauth2"')
+            return
+        if self.token_command and self.access_token:
+            yield ConfigError(
+                f"{prefix}.token_command",
+                "and access_token are both set; use one source for the access token "
+                f"(access_token comes from {self.access_token.source or 'the environment'})",
+            )
+        elif not self.token_command and not self.access_token:
+            yield ConfigError(
+                f"{prefix}.access_token",
+                'is required with auth = "oauth2": set the environment variable '
+                "BOTKIT_EMAIL_ACCESS_TOKEN (or name another with access_token_env), or set "
+                "token_command to a program that prints one",
+            )
+        if self.token_command:
+            program = self.token_command[0]
+            if not program.strip():
+                yield ConfigError(f"{prefix}.token_command", "must start with a program")
+            elif shutil.which(program) is None:
+                yield ConfigError(
+                    f"{prefix}.token_command",
+                    f"{program!r} was not found (give a path to a program, or one on PATH)",
+                )
 
     def check(self, prefix: str) -> None:
         """Raise every problem :meth:`problems` finds, together.

@@ -25,6 +25,7 @@ from tests.adapters.email.servers import (  # noqa: E402
     Dovecot,
     MailAccount,
     SmtpCapture,
+    TokenIntrospection,
     dovecot_binary,
     dovecot_root,
     make_certificate,
@@ -40,7 +41,7 @@ BOT_ADDRESS = "bot@example.test"
 
 
 def _start_dovecot(
-    tmp_path_factory: pytest.TempPathFactory, *, tls: bool
+    tmp_path_factory: pytest.TempPathFactory, *, tls: bool, introspection_url: str | None = None
 ) -> Iterator[tuple[Dovecot, tuple[Path, Path] | None]]:
     binary = dovecot_binary()
     if binary is None:
@@ -54,7 +55,9 @@ def _start_dovecot(
         certificate = make_certificate(root)
         if certificate is None:
             pytest.skip("openssl is not installed; the TLS tests need a certificate")
-    server = Dovecot.start(binary, root, certificate=certificate)
+    server = Dovecot.start(
+        binary, root, certificate=certificate, introspection_url=introspection_url
+    )
     try:
         yield server, certificate
     finally:
@@ -79,6 +82,23 @@ def tls_dovecot(
     for server, certificate in _start_dovecot(tmp_path_factory, tls=True):
         assert certificate is not None
         yield server, certificate
+
+
+@pytest.fixture(scope="session")
+def oauth2_dovecot(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Dovecot, TokenIntrospection]]:
+    """Dovecot that also takes ``AUTHENTICATE XOAUTH2`` with a bearer token, checked
+    against a token introspection endpoint the tests grant tokens on."""
+    introspection = TokenIntrospection()
+    introspection.start()
+    try:
+        for server, _ in _start_dovecot(
+            tmp_path_factory, tls=False, introspection_url=introspection.url
+        ):
+            yield server, introspection
+    finally:
+        introspection.stop()
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """Real mail servers for the email adapter's tests: Debian's Dovecot and aiosmtpd.
 
 Dovecot runs from a config generated per test session, listening on 127.0.0.1 only,
-``ssl = no`` (a second instance with a throwaway certificate serves the TLS tests), with
-a passwd-file of users that tests add on the fly (Dovecot re-reads the file), each with
-a fresh Maildir.
+``ssl = no`` (a second instance with a throwaway certificate serves the TLS tests, a
+third checks OAuth2 bearer tokens against ``TokenIntrospection``), with a passwd-file of
+users that tests add on the fly (Dovecot re-reads the file), each with a fresh Maildir.
 
 As root, Dovecot refuses to run its login process or to access mail as root, so the
 mail is owned by ``nobody`` and the whole instance lives in a ``/tmp`` directory those
@@ -14,10 +14,12 @@ everything runs as that user, in ``tmp_path``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import email
 import email.policy
 import imaplib
+import json
 import os
 import pwd
 import re
@@ -27,13 +29,16 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -42,6 +47,7 @@ __all__ = [
     "Dovecot",
     "MailAccount",
     "SmtpCapture",
+    "TokenIntrospection",
     "dovecot_binary",
     "free_port",
     "make_certificate",
@@ -168,13 +174,22 @@ class Dovecot:
 
     @classmethod
     def start(
-        cls, binary: str, root: Path, *, certificate: tuple[Path, Path] | None = None
+        cls,
+        binary: str,
+        root: Path,
+        *,
+        certificate: tuple[Path, Path] | None = None,
+        introspection_url: str | None = None,
     ) -> Dovecot:
-        """Write a config under ``root``, start ``dovecot -F`` and wait until it accepts."""
+        """Write a config under ``root``, start ``dovecot -F`` and wait until it accepts.
+
+        ``introspection_url``: also accept ``AUTHENTICATE XOAUTH2``/``OAUTHBEARER`` with a
+        bearer token, checked by POSTing it there (RFC 7662 token introspection).
+        """
         server = cls(binary, root, free_port(), free_port() if certificate else None)
         (root / "users").mkdir()
         config = root / "dovecot.conf"
-        config.write_text(server._config(certificate))
+        config.write_text(server._config(certificate, introspection_url))
         server.process = subprocess.Popen(
             [binary, "-F", "-c", str(config)],
             stdout=subprocess.DEVNULL,
@@ -193,7 +208,7 @@ class Dovecot:
         entry = pwd.getpwnam("nobody") if self.as_root else pwd.getpwuid(os.geteuid())
         return entry.pw_name, entry.pw_uid, entry.pw_gid
 
-    def _config(self, certificate: tuple[Path, Path] | None) -> str:
+    def _config(self, certificate: tuple[Path, Path] | None, introspection_url: str | None) -> str:
         name, _, gid = self._ids()
         major, minor = _dovecot_version(self.binary)
         if self.as_root:
@@ -233,7 +248,7 @@ class Dovecot:
             f"{users}"
             "first_valid_uid = 1\n"
             f"{ssl_lines}"
-            "auth_mechanisms = plain login\n"
+            f"auth_mechanisms = plain login{' xoauth2 oauthbearer' if introspection_url else ''}\n"
             # Dovecot delays failed logins by 2 s; the tests try wrong passwords on purpose.
             "auth_failure_delay = 0\n"
             "imap_idle_notify_interval = 1 mins\n"
@@ -247,21 +262,46 @@ class Dovecot:
             f"service anvil {{\n{chroot}"
             "  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
         )
+        # The token check: RFC 7662 introspection by POST; the answer's "username" must be
+        # the login and its "active" true.
+        oauth2 = (
+            f"introspection_mode = post\nintrospection_url = {introspection_url}\n"
+            "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+            "force_introspection = yes\n"
+            if introspection_url
+            else ""
+        )
         if (major, minor) >= (2, 4):
+            # 2.4: the OAuth2 mechanisms check tokens with the global oauth2_* settings,
+            # without a passdb.
+            oauth2_settings = "".join(f"oauth2_{line}\n" for line in oauth2.splitlines())
             return (
                 "dovecot_config_version = 2.4.0\ndovecot_storage_version = 2.4.0\n"
                 + common
+                + oauth2_settings
                 + "protocols = imap\nauth_allow_cleartext = yes\n"
                 "mail_driver = maildir\nmail_path = ~/Maildir\n"
                 f"passdb passwd-file {{\n  passwd_file_path = {passwd}\n"
                 "  default_password_scheme = PLAIN\n}\n"
                 f"userdb passwd-file {{\n  passwd_file_path = {passwd}\n}}\n"
             )
+        passdbs = (
+            "passdb {\n  driver = passwd-file\n"
+            f"  args = scheme=PLAIN username_format=%u {passwd}\n"
+        )
+        if oauth2:
+            # Passwords for PLAIN/LOGIN only; tokens go to the oauth2 passdb alone.
+            args = self.root / "dovecot-oauth2.conf.ext"
+            args.write_text(oauth2)
+            passdbs += (
+                "  mechanisms = plain login\n}\n"
+                "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {args}\n"
+            )
         return (
             common + "protocols = imap\ndisable_plaintext_auth = no\n"
             "mail_location = maildir:~/Maildir\n"
-            "passdb {\n  driver = passwd-file\n"
-            f"  args = scheme=PLAIN username_format=%u {passwd}\n}}\n"
+            f"{passdbs}}}\n"
             f"userdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}\n"
         )
 
@@ -326,6 +366,52 @@ class Dovecot:
             process.stderr.close()
 
 
+class TokenIntrospection:
+    """An OAuth2 token introspection endpoint (RFC 7662) for Dovecot's oauth2 passdb, on a
+    free port, in a thread of its own (Dovecot asks it whatever the test's loop is doing).
+
+    Tests grant a token to a user (``tokens[token] = user``) and revoke it (``del``); a
+    POST of ``token=...`` answers ``{"active": true, "username": user}`` for a granted
+    token, ``{"active": false}`` for any other. ``asked`` lists the tokens checked.
+    """
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, str] = {}
+        self.asked: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                token = form.get("token", [""])[0]
+                owner.asked.append(token)
+                user = owner.tokens.get(token)
+                answer = {"active": True, "username": user} if user else {"active": False}
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: the tests read ``asked``
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/introspect"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        """Start answering."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop answering and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
 def _group_name(gid: int) -> str:
     import grp
 
@@ -359,6 +445,25 @@ class _Handler:
     def __init__(self, capture: SmtpCapture) -> None:
         self._capture = capture
 
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        """``AUTH XOAUTH2 <base64>`` as Gmail answers it: a refused token gets a 334
+        challenge holding a JSON error, the client's empty line, then 535."""
+        capture = self._capture
+        try:
+            fields = base64.b64decode(args[1], validate=True).decode().split("\x01")
+            user = fields[0].removeprefix("user=")
+            token = fields[1].removeprefix("auth=Bearer ")
+        except Exception:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Bad XOAUTH2")
+        capture.xoauth2_tokens.append(token)
+        if capture.tokens.get(token) == user:
+            return AuthResult(success=True, handled=False, auth_data=user)
+        error = json.dumps({"status": "401", "schemes": "bearer", "scope": "mail"})
+        await server.challenge_auth(error)
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.8 Username and Password not accepted"
+        )
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self._capture.refuse_next:
             self._capture.refuse_next -= 1
@@ -374,8 +479,9 @@ class _Handler:
 
 
 class SmtpCapture:
-    """aiosmtpd on a free port that offers a login and records what it receives (and who
-    logged in, in ``logins``).
+    """aiosmtpd on a free port that offers a login (a password, or an OAuth2 token from
+    ``tokens`` with ``AUTH XOAUTH2``) and records what it receives (and who logged in, in
+    ``logins``).
 
     Args:
         user, password: the only login it accepts.
@@ -387,6 +493,10 @@ class SmtpCapture:
         self.password = password
         self.received: list[Captured] = []
         self.logins: list[Any] = []
+        #: OAuth2 tokens accepted with AUTH XOAUTH2, and for which user
+        self.tokens: dict[str, str] = {}
+        #: every token an AUTH XOAUTH2 carried, in order
+        self.xoauth2_tokens: list[str] = []
         #: answer this many messages with a temporary failure (451) before accepting
         self.refuse_next = 0
         self.port = free_port()

@@ -12,6 +12,7 @@ from botkit import (
     ConfigError,
     ConfigErrors,
     RequestRejectedError,
+    Secret,
     ServiceUnavailableError,
 )
 from botkit.bot import build_adapters
@@ -40,13 +41,13 @@ def build(table: dict[str, Any], environ: dict[str, str] | None = None) -> Email
 def test_settings_come_from_toml_and_the_password_from_the_environment() -> None:
     adapter = build(dict(BASE))
     settings = adapter.settings
-    assert settings.password.reveal() == "pw-from-env"
+    assert settings.password == Secret("pw-from-env")
     assert settings.login == "support@example.com"
     assert settings.imap_port_or_default == 993
     assert settings.imap_tls == "ssl"
     assert settings.smtp_port_or_default == 587
     assert settings.smtp_tls == "starttls"
-    assert settings.smtp_secret.reveal() == "pw-from-env"
+    assert settings.smtp_secret == Secret("pw-from-env")
     assert settings.autoreply_period == 86400
     assert settings.mode == "reply"
     assert "pw-from-env" not in repr(settings)
@@ -57,8 +58,8 @@ def test_password_env_names_another_variable() -> None:
         {**BASE, "password_env": "MAILBOX_PW", "smtp_password_env": "RELAY_PW"},
         {"MAILBOX_PW": "a", "RELAY_PW": "b"},
     )
-    assert adapter.settings.password.reveal() == "a"
-    assert adapter.settings.smtp_secret.reveal() == "b"
+    assert adapter.settings.password == Secret("a")
+    assert adapter.settings.smtp_secret == Secret("b")
 
 
 @pytest.mark.parametrize(
@@ -76,6 +77,23 @@ def test_password_env_names_another_variable() -> None:
         ({**BASE, "autoreply_period": -1}, None, "adapters.email.autoreply_period"),
         ({**BASE, "imap_tls": "maybe"}, None, "adapters.email.imap_tls"),
         ({**BASE, "unknown": 1}, None, "adapters.email.unknown"),
+        ({**BASE, "auth": "oauth2"}, {}, "adapters.email.access_token"),
+        ({**BASE, "auth": "oauth2", "access_token": "x"}, {}, "adapters.email.access_token"),
+        ({**BASE, "auth": "kerberos"}, None, "adapters.email.auth"),
+        ({**BASE, "token_command": ["true"]}, None, "adapters.email.token_command"),
+        (
+            {**BASE, "auth": "oauth2", "token_command": ["true"]},
+            {"BOTKIT_EMAIL_ACCESS_TOKEN": "t0ken"},
+            "adapters.email.token_command",
+        ),
+        (
+            {**BASE, "auth": "oauth2", "token_command": ["/no/such/program"]},
+            {},
+            "adapters.email.token_command",
+        ),
+        ({**BASE, "auth": "oauth2", "token_command": [""]}, {}, "adapters.email.token_command"),
+        ({**BASE, "auth": "oauth2", "token_command": "true"}, {}, "adapters.email.token_command"),
+        ({**BASE, "max_message_bytes": 0}, None, "adapters.email.max_message_bytes"),
     ],
 )
 def test_bad_settings_name_the_key(
@@ -84,6 +102,33 @@ def test_bad_settings_name_the_key(
     with pytest.raises(ConfigError) as error:
         build(dict(table), environ)
     assert error.value.key == key
+
+
+def test_oauth2_needs_no_password_and_takes_the_token_from_the_environment() -> None:
+    adapter = build(
+        {**BASE, "auth": "oauth2", "access_token_env": "M365_TOKEN"}, {"M365_TOKEN": "eyJ0"}
+    )
+    settings = adapter.settings
+    assert settings.password is None
+    assert settings.access_token is not None
+    assert settings.access_token.reveal() == "eyJ0"
+    assert settings.smtp_secret is None  # SMTP logs in with the token too
+    assert "eyJ0" not in repr(settings)
+    by_command = build({**BASE, "auth": "oauth2", "token_command": ["true", "--x"]}, {})
+    assert by_command.settings.token_command == ("true", "--x")
+    assert by_command.settings.access_token is None
+
+
+def test_oauth2_without_a_token_says_where_to_put_one() -> None:
+    with pytest.raises(ConfigError) as error:
+        build({**BASE, "auth": "oauth2"}, {"BOTKIT_EMAIL_PASSWORD": "pw"})
+    assert error.value.key == "adapters.email.access_token"
+    assert "BOTKIT_EMAIL_ACCESS_TOKEN" in str(error.value)
+    assert "token_command" in str(error.value)
+
+
+def test_the_default_size_limit_is_ten_megabytes() -> None:
+    assert build(dict(BASE)).settings.max_message_bytes == 10_000_000
 
 
 def test_every_bad_setting_of_the_table_is_reported_at_once() -> None:
@@ -103,6 +148,19 @@ def test_redactor_scrubs_every_form_of_a_secret() -> None:
     assert redactor.scrub('raw pa"ss\\word here') == "raw *** here"
     encoded = base64.b64encode(b'pa"ss\\word').decode()
     assert encoded not in redactor.scrub(f"AUTH PLAIN {encoded}")
+
+
+def test_redactor_learns_tokens_and_keeps_only_the_last_few() -> None:
+    redactor = Redactor(["static-pw"])
+    tokens = [f"token-{n:02d}-abcdef" for n in range(20)]
+    for token in tokens:
+        redactor.add(token)
+    assert redactor.scrub(f"{tokens[-1]} static-pw") == "*** ***"
+    encoded = base64.b64encode(tokens[-1].encode()).decode()
+    assert redactor.scrub(encoded) == "***"
+    assert redactor.scrub(tokens[0]) == tokens[0]  # long replaced; the list stays bounded
+    redactor.add("ab")  # too short to scrub without mangling everything
+    assert redactor.scrub("abc ab") == "abc ab"
 
 
 def test_vendor_errors_map_to_botkit_errors_without_secrets() -> None:
@@ -129,8 +187,6 @@ def test_vendor_errors_map_to_botkit_errors_without_secrets() -> None:
 
 
 def test_settings_can_be_built_in_code() -> None:
-    from botkit import Secret
-
     settings = EmailSettings(
         address="a@example.com", imap_host="h", smtp_host="h", password=Secret("p")
     )
@@ -148,3 +204,17 @@ def test_the_documented_example_table_builds_the_adapter() -> None:
     assert adapter.settings.address == "support@example.com"
     assert adapter.settings.mode == "reply"
     assert adapter.settings.after_accept == "seen"
+
+
+def test_the_documented_example_table_names_every_setting() -> None:
+    import dataclasses
+    import typing
+
+    from tests.fakes.example_config import example_table
+
+    text = example_table("[adapters.email]")
+    hints = typing.get_type_hints(EmailSettings)
+    for f in dataclasses.fields(EmailSettings):
+        secret = Secret in (hints[f.name], *typing.get_args(hints[f.name]))
+        key = f"{f.name}_env" if secret else f.name
+        assert f"\n{key} =" in text or f"\n#: {key} =" in text, f"adapters.email.{key}"

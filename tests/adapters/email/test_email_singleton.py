@@ -48,7 +48,9 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """The redactor (one per adapter) of every IMAP session a watcher tried to open."""
     attempts: list[object] = []
 
-    async def refuse(cls: Any, settings: EmailSettings, redactor: object) -> Any:
+    async def refuse(
+        cls: Any, settings: EmailSettings, redactor: object, tokens: object = None
+    ) -> Any:
         attempts.append(redactor)
         raise ServiceUnavailableError("imap", "connection refused")
 
