@@ -23,10 +23,14 @@ setting. How it behaves:
   file ids in ``metadata["files"]``. A sticker or voice note without text is answered
   with ``unsupported_reply`` by the adapter itself (``media_without_text = "reply"``) or
   handed to the core with empty text and ``metadata["unsupported"]`` (``"accept"``).
-- Replies: Markdown becomes Telegram HTML; long replies are split under 4096 characters
-  as Telegram counts them; in groups the first piece quotes the message it answers;
-  HTML Telegram refuses is resent as plain text. Edits re-render the whole text, skip
-  unchanged pieces and treat "message is not modified" as success.
+- Replies: Markdown (CommonMark: tables, nested emphasis, escapes, ``` and ~~~ fences)
+  is rendered by telegramify-markdown into plain text plus ``MessageEntity`` objects and
+  sent without a ``parse_mode``, so Telegram has nothing to fail to parse; long replies
+  are split within 4096 UTF-16 units, an entity crossing a split cut into both pieces;
+  in groups the first piece quotes the message it answers. Were Telegram to refuse the
+  entities anyway, the piece is sent without them and a warning says why (never what).
+  Edits re-render the whole text, skip unchanged pieces and treat "message is not
+  modified" as success.
 - Limits: about one message a second per chat, twenty a minute per group and thirty a
   second overall; a 429 pauses its chat, and a wait over ``max_flood_wait`` raises
   ``RateLimitError`` for the core to reschedule instead of sleeping.
