@@ -685,7 +685,7 @@ def _entities(text: str, params: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def _params(request: web.Request) -> dict[str, Any]:
     """Parameters from the query string, a JSON body or a form, as Telegram accepts them."""
-    params: dict[str, Any] = dict(request.query)
+    params: dict[str, Any] = {key: _value(value) for key, value in request.query.items()}
     if request.method != "POST" or not request.can_read_body:
         return params
     if request.content_type == "application/json":
@@ -696,9 +696,13 @@ async def _params(request: web.Request) -> dict[str, Any]:
     form = await request.post()
     for key, value in form.items():
         if isinstance(value, str):
-            params[key] = value
-            # Telegram reads objects, arrays and booleans sent as form values as JSON
-            if value[:1] in ("[", "{") or value in ("true", "false"):
-                with contextlib.suppress(ValueError):
-                    params[key] = json.loads(value)
+            params[key] = _value(value)
     return params
+
+
+def _value(value: str) -> Any:
+    """A query or form value: Telegram reads objects, arrays and booleans in them as JSON."""
+    if value[:1] in ("[", "{") or value in ("true", "false"):
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+    return value
