@@ -18,7 +18,9 @@ setting. How it behaves:
   (``thread_id``); a reply thread in a plain group is not. Edited messages, channel
   posts and service messages are ignored. ``allowed_users``/``allowed_chats`` restrict
   all of it.
-- Messages: ``external_id`` is ``"<chat id>:<message id>"``; captions are text; photos,
+- Messages: read through python-telegram-bot's typed ``Update`` where it parses the
+  payload, else from the plain JSON (older or newer shapes PTB refuses), to the same
+  ``Message``. ``external_id`` is ``"<chat id>:<message id>"``; captions are text; photos,
   documents, voice notes and other files become ``Attachment`` objects, their Telegram
   file ids in ``metadata["files"]``. A sticker or voice note without text is answered
   with ``unsupported_reply`` by the adapter itself (``media_without_text = "reply"``) or
