@@ -61,8 +61,9 @@ def render_pieces(text: str, *, markdown: bool, limit: int) -> list[Piece]:
     """Render a reply and split it into pieces of at most ``limit`` UTF-16 units each.
 
     Splits fall after a line break where one fits, else inside the line (only a line
-    longer than ``limit`` is cut there). Whitespace at a piece's edges is dropped, as
-    Telegram drops it; a piece of nothing but whitespace is left out.
+    longer than ``limit`` is cut there). Line breaks at a piece's start and whitespace
+    at its end are dropped, entities clipped to what is left; a piece of nothing but
+    whitespace is left out (Telegram refuses an empty text).
 
     Args:
         text: the reply.
