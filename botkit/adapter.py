@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Adapter", "Capabilities", "CommandInfo", "MarkupDialect"]
 
-MarkupDialect = Literal["plain", "markdown", "mrkdwn", "telegram-html", "html"]
+MarkupDialect = Literal[
+    "plain", "markdown", "mrkdwn", "telegram-html", "telegram-entities", "html"
+]
 
 
 @dataclass(frozen=True, slots=True)

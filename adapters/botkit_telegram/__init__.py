@@ -18,15 +18,21 @@ setting. How it behaves:
   (``thread_id``); a reply thread in a plain group is not. Edited messages, channel
   posts and service messages are ignored. ``allowed_users``/``allowed_chats`` restrict
   all of it.
-- Messages: ``external_id`` is ``"<chat id>:<message id>"``; captions are text; photos,
+- Messages: read through python-telegram-bot's typed ``Update`` where it parses the
+  payload, else from the plain JSON (older or newer shapes PTB refuses), to the same
+  ``Message``. ``external_id`` is ``"<chat id>:<message id>"``; captions are text; photos,
   documents, voice notes and other files become ``Attachment`` objects, their Telegram
   file ids in ``metadata["files"]``. A sticker or voice note without text is answered
   with ``unsupported_reply`` by the adapter itself (``media_without_text = "reply"``) or
   handed to the core with empty text and ``metadata["unsupported"]`` (``"accept"``).
-- Replies: Markdown becomes Telegram HTML; long replies are split under 4096 characters
-  as Telegram counts them; in groups the first piece quotes the message it answers;
-  HTML Telegram refuses is resent as plain text. Edits re-render the whole text, skip
-  unchanged pieces and treat "message is not modified" as success.
+- Replies: Markdown (CommonMark: tables, nested emphasis, escapes, ``` and ~~~ fences)
+  is rendered by telegramify-markdown into plain text plus ``MessageEntity`` objects and
+  sent without a ``parse_mode``, so Telegram has nothing to fail to parse; long replies
+  are split within 4096 UTF-16 units, an entity crossing a split cut into both pieces;
+  in groups the first piece quotes the message it answers. Were Telegram to refuse the
+  entities anyway, the piece is sent without them and a warning says why (never what).
+  Edits re-render the whole text, skip unchanged pieces and treat "message is not
+  modified" as success.
 - Limits: about one message a second per chat, twenty a minute per group and thirty a
   second overall; a 429 pauses its chat, and a wait over ``max_flood_wait`` raises
   ``RateLimitError`` for the core to reschedule instead of sleeping.

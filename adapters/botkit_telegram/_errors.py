@@ -12,7 +12,7 @@ from botkit import (
     ServiceUnavailableError,
 )
 
-__all__ = ["is_not_modified", "is_parse_error", "retry_after_seconds", "service_error"]
+__all__ = ["is_entity_error", "is_not_modified", "retry_after_seconds", "service_error"]
 
 SERVICE = "telegram"
 
@@ -65,6 +65,7 @@ def is_not_modified(exc: tg.TelegramError) -> bool:
     return isinstance(exc, tg.BadRequest) and "message is not modified" in exc.message.lower()
 
 
-def is_parse_error(exc: tg.TelegramError) -> bool:
-    """Telegram could not parse the HTML we sent (``can't parse entities``)."""
-    return isinstance(exc, tg.BadRequest) and "can't parse entities" in exc.message.lower()
+def is_entity_error(exc: tg.TelegramError) -> bool:
+    """Telegram refused the entities sent with a text ("can't parse entities", an entity
+    out of bounds or inside a surrogate pair)."""
+    return isinstance(exc, tg.BadRequest) and "entit" in exc.message.lower()

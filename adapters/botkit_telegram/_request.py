@@ -9,7 +9,9 @@ moment, into the URL it hands to aiohttp. Nothing else ever holds it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import telegram
@@ -123,8 +125,27 @@ class RawBot(telegram.Bot):
 
     ``Bot.get_updates`` parses the whole batch into ``Update`` objects and fails the batch
     when one update does not parse (an older or newer payload shape), which would block
-    the offset forever. The adapter reads updates as plain dicts, one at a time.
+    the offset forever. The adapter fetches the batch as plain dicts and reads them one at
+    a time (``_updates.read_update``: PTB's ``Update`` where it parses, the dict where not).
+
+    Args:
+        api_url: the Bot API server's root.
+        token: the bot token (only the requests ever hold it).
+        timeout: the default seconds to wait for an answer.
     """
+
+    def __init__(self, api_url: str, token: Secret, *, timeout: float) -> None:
+        root = api_url.rstrip("/")
+        # getUpdates has a connection of its own, as in PTB, so a long poll never
+        # holds up a send
+        self._updates_request = TokenRequest(root, token, timeout=timeout)
+        super().__init__(
+            PLACEHOLDER_TOKEN,
+            base_url=lambda _token: f"{root}/bot",
+            base_file_url=lambda _token: f"{root}/file/bot",
+            request=TokenRequest(root, token, timeout=timeout),
+            get_updates_request=self._updates_request,
+        )
 
     async def get_raw_updates(
         self,
@@ -134,31 +155,30 @@ class RawBot(telegram.Bot):
         allowed_updates: list[str],
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Long-poll ``getUpdates`` and return its ``result`` list untouched."""
-        data: dict[str, Any] = {
-            "offset": offset,
+        """Long-poll ``getUpdates`` and return its ``result`` list untouched.
+
+        Goes through PTB's public request interface (``BaseRequest.post``, which maps
+        Telegram's errors to ``TelegramError``s) with the parameters in the query string,
+        one of the four ways the Bot API takes them. ``Bot.do_api_request`` would warn
+        that ``get_updates`` exists, and ``Bot._post`` is private.
+        """
+        params: dict[str, Any] = {
             "timeout": poll_timeout,
             "limit": limit,
-            "allowed_updates": allowed_updates,
+            "allowed_updates": json.dumps(allowed_updates),
         }
-        base = self.request.read_timeout or 0.0
-        # ``_post`` is PTB's single request path (defaults, None-dropping, the getUpdates
-        # connection); ``do_api_request`` would do the same but warns for known methods.
-        result = await self._post("getUpdates", data, read_timeout=base + poll_timeout)
+        if offset is not None:
+            params["offset"] = offset
+        base = self._updates_request.read_timeout or 0.0
+        result: object = await self._updates_request.post(
+            f"{self.base_url}/getUpdates?{urlencode(params)}",
+            read_timeout=base + poll_timeout,
+        )
         if not isinstance(result, list):
             raise NetworkError("getUpdates answered something other than a list")
         return [item for item in result if isinstance(item, dict)]
 
 
 def make_bot(api_url: str, token: Secret, *, timeout: float) -> RawBot:
-    """A ``RawBot`` whose requests all go through one :class:`TokenRequest`."""
-    root = api_url.rstrip("/")
-    request = TokenRequest(root, token, timeout=timeout)
-    updates_request = TokenRequest(root, token, timeout=timeout)
-    return RawBot(
-        PLACEHOLDER_TOKEN,
-        base_url=lambda _token: f"{root}/bot",
-        base_file_url=lambda _token: f"{root}/file/bot",
-        request=request,
-        get_updates_request=updates_request,
-    )
+    """A ``RawBot`` whose requests all go through :class:`TokenRequest`."""
+    return RawBot(api_url, token, timeout=timeout)

@@ -29,8 +29,8 @@ from botkit import (
     ensure_claims_live,
 )
 from botkit_telegram._errors import (
+    is_entity_error,
     is_not_modified,
-    is_parse_error,
     retry_after_seconds,
     service_error,
 )
@@ -58,7 +58,8 @@ class TelegramAdapter(Adapter):
 
     Receives by long polling (default) or a webhook mounted on botkit's web server, hands
     messages to the inbox and acknowledges them only after it accepted them. Sends Markdown
-    replies as Telegram HTML, split at 4096 characters, paced under Telegram's flood limits.
+    replies as text plus entities, split at 4096 UTF-16 units, paced under Telegram's flood
+    limits.
 
     Args:
         name: the config key it was enabled under, the ``channel`` of its messages.
@@ -73,7 +74,7 @@ class TelegramAdapter(Adapter):
         edits=True,
         threads=True,
         max_length=MAX_LENGTH,
-        markup="telegram-html",
+        markup="telegram-entities",
         edit_interval=1.0,
         typing=True,
     )
@@ -238,7 +239,7 @@ class TelegramAdapter(Adapter):
         reply_to = what.message_id if what.chat_type != "private" else None
         chat_id, thread_id = _ids(what.conversation)
         try:
-            await self._send_piece(chat_id, thread_id, Piece(text, text, None), reply_to)
+            await self._send_piece(chat_id, thread_id, Piece(text), reply_to)
         except Exception as exc:  # flood control, a blocked bot: the answer is a courtesy
             log.info("could not answer a %s in chat %d: %s", what.kind, chat_id, exc)
 
@@ -247,11 +248,12 @@ class TelegramAdapter(Adapter):
     async def send(
         self, conversation: ConversationRef, reply: Reply, *, delivery_id: str
     ) -> SentMessage:
-        """Send a reply, split into ordered pieces of at most 4096 characters.
+        """Send a reply, split into ordered pieces of at most 4096 UTF-16 units.
 
-        In groups the first piece replies to the message it answers (``reply.reply_to``);
-        replies go to the conversation's forum topic. A piece whose HTML Telegram refuses
-        is sent again as plain text. A retry with the same ``delivery_id`` after a failure
+        Markdown is sent as text plus entities (no ``parse_mode``). In groups the first
+        piece replies to the message it answers (``reply.reply_to``); replies go to the
+        conversation's forum topic. Should Telegram still refuse a piece's entities, it is
+        sent again without them (logged). A retry with the same ``delivery_id`` after a failure
         halfway resumes after the pieces already sent.
 
         Raises:
@@ -269,7 +271,7 @@ class TelegramAdapter(Adapter):
         try:
             await self._ready()
             for index in range(len(ids), len(pieces)):
-                ids.extend(
+                ids.append(
                     await self._send_piece(
                         chat_id, thread_id, pieces[index], reply_to if index == 0 else None
                     )
@@ -286,9 +288,9 @@ class TelegramAdapter(Adapter):
     async def edit(self, sent: SentMessage, text: str) -> SentMessage:
         """Show ``text`` (Markdown) in a message sent earlier: streaming's next step.
 
-        Only the pieces whose rendering changed are edited; when the text grew past 4096
-        characters, the overflow is sent as new messages. "Message is not modified"
-        counts as success.
+        Only the pieces whose rendering (text and entities) changed are edited; when the
+        text grew past 4096 UTF-16 units, the overflow is sent as new messages. "Message is
+        not modified" counts as success.
 
         Raises:
             ServiceError: as :meth:`send`.
@@ -304,9 +306,9 @@ class TelegramAdapter(Adapter):
             await self._ready()
             for index, piece in enumerate(new):
                 if index >= len(ids):
-                    kept.extend(await self._send_piece(chat_id, thread_id, piece, None))
+                    kept.append(await self._send_piece(chat_id, thread_id, piece, None))
                     continue
-                if index >= len(old) or old[index].body != piece.body:
+                if index >= len(old) or old[index] != piece:
                     await self._edit_piece(chat_id, ids[index], piece)
                 kept.append(ids[index])
             for extra in ids[len(new) :]:
@@ -359,47 +361,43 @@ class TelegramAdapter(Adapter):
 
     async def _send_piece(
         self, chat_id: int, thread_id: int | None, piece: Piece, reply_to: int | None
-    ) -> list[int]:
-        """Send one piece; on "can't parse entities" send its source as plain text."""
+    ) -> int:
+        """Send one piece; the message id."""
+        quote = (
+            ReplyParameters(reply_to, allow_sending_without_reply=True)
+            if reply_to is not None
+            else None
+        )
 
-        def send(body: str, parse_mode: str | None, quote: int | None) -> Awaitable[TgMessage]:
+        def send(formatted: bool) -> Awaitable[TgMessage]:
             return self._bot.send_message(
                 chat_id,
-                body,
-                parse_mode=parse_mode,
+                piece.text,
+                entities=piece.telegram_entities() if formatted else None,
                 message_thread_id=thread_id,
                 link_preview_options=self._link_preview,
-                reply_parameters=(
-                    ReplyParameters(quote, allow_sending_without_reply=True)
-                    if quote is not None
-                    else None
-                ),
+                reply_parameters=quote,
             )
 
         try:
-            sent = await self._call(chat_id, lambda: send(piece.body, piece.parse_mode, reply_to))
-            return [sent.message_id]
+            sent = await self._call(chat_id, partial(send, True))
         except tg.BadRequest as exc:
-            if piece.parse_mode is None or not is_parse_error(exc):
+            if not piece.entities or not is_entity_error(exc):
                 raise
-            log.warning("Telegram refused a reply's HTML (%s); sending it as plain text", exc)
-        ids: list[int] = []
-        for plain in render_pieces(piece.source, markdown=False, limit=MAX_LENGTH):
-            quote = reply_to if not ids else None
-            sent = await self._call(chat_id, partial(send, plain.body, None, quote))
-            ids.append(sent.message_id)
-        return ids
+            _log_unformatted(chat_id, exc)
+            sent = await self._call(chat_id, partial(send, False))
+        return sent.message_id
 
     async def _edit_piece(self, chat_id: int, message_id: int, piece: Piece) -> None:
-        async def edit(body: str, parse_mode: str | None) -> None:
+        async def edit(formatted: bool) -> None:
             try:
                 await self._call(
                     chat_id,
                     lambda: self._bot.edit_message_text(
-                        body,
+                        piece.text,
                         chat_id=chat_id,
                         message_id=message_id,
-                        parse_mode=parse_mode,
+                        entities=piece.telegram_entities() if formatted else None,
                         link_preview_options=self._link_preview,
                     ),
                 )
@@ -408,12 +406,12 @@ class TelegramAdapter(Adapter):
                     raise
 
         try:
-            await edit(piece.body, piece.parse_mode)
+            await edit(True)
         except tg.BadRequest as exc:
-            if piece.parse_mode is None or not is_parse_error(exc):
+            if not piece.entities or not is_entity_error(exc):
                 raise
-            log.warning("Telegram refused an edit's HTML (%s); showing plain text", exc)
-            await edit(piece.source, None)
+            _log_unformatted(chat_id, exc)
+            await edit(False)
 
     async def _call(self, chat_id: int, request: Callable[[], Awaitable[T]]) -> T:
         """Run one request within the flood limits; a short 429 pauses the chat and retries.
@@ -447,6 +445,15 @@ def _report_end(task: asyncio.Task[None]) -> None:
     """Polling only ends by cancellation; anything else would silence the bot, so say so."""
     if not task.cancelled() and task.exception() is not None:
         log.error("Telegram polling stopped", exc_info=task.exception())
+
+
+def _log_unformatted(chat_id: int, exc: tg.BadRequest) -> None:
+    """The last resort, said once per piece; Telegram's reason, never the reply's text."""
+    log.warning(
+        "Telegram refused a reply's formatting in chat %d (%s); sending it as plain text",
+        chat_id,
+        exc.message,
+    )
 
 
 def _ids(conversation: ConversationRef) -> tuple[int, int | None]:

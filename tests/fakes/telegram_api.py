@@ -7,9 +7,12 @@ for flood control). It implements what botkit's Telegram adapter uses: ``getMe``
 ``editMessageText``, ``deleteMessage``, ``sendChatAction``, ``setMyCommands``,
 ``setWebhook``, ``getWebhookInfo``, ``deleteWebhook``. Telegram's own checks are
 imitated: HTML must use Telegram's tags, nest and escape ``<>&`` ("can't parse
-entities"), text after entity parsing is at most 4096 UTF-16 units ("message is too
-long"), an edit that changes nothing is "message is not modified", getUpdates while a
-webhook is set is a 409, and a getUpdates that arrives while another is still waiting
+entities"); explicit ``entities`` must be of a known type, lie within the text in UTF-16
+code units, start and end on whole characters, and nest as the Bot API documents
+(overlapping entities nest, nothing inside ``pre``/``code``, no quote inside a quote);
+text after entity parsing is at most 4096 UTF-16 units ("message is too long"), an
+edit that changes nothing is "message is not modified", getUpdates while a webhook is
+set is a 409, and a getUpdates that arrives while another is still waiting
 ends the waiting one with 409 "Conflict: terminated by other getUpdates request; make
 sure that only one bot instance is running", as Telegram does when two processes poll
 one token (:attr:`FakeTelegramAPI.overlaps` records each time it happened).
@@ -40,6 +43,7 @@ __all__ = [
     "ScriptedError",
     "SentText",
     "html_text",
+    "spans",
 ]
 
 TOKEN = "123456:TEST-fake-token_do-not-log"
@@ -66,6 +70,35 @@ _ALLOWED_TAGS = frozenset(
         "tg-emoji",
     }
 )
+
+
+#: The entity types of the Bot API's ``MessageEntity``.
+ENTITY_TYPES = frozenset(
+    {
+        "mention",
+        "hashtag",
+        "cashtag",
+        "bot_command",
+        "url",
+        "email",
+        "phone_number",
+        "bold",
+        "italic",
+        "underline",
+        "strikethrough",
+        "spoiler",
+        "blockquote",
+        "expandable_blockquote",
+        "code",
+        "pre",
+        "text_link",
+        "text_mention",
+        "custom_emoji",
+        "date_time",
+    }
+)
+_QUOTES = frozenset({"blockquote", "expandable_blockquote"})
+_FORMATTING = frozenset({"bold", "italic", "underline", "strikethrough", "spoiler"})
 
 
 class HTMLRefused(ValueError):
@@ -127,6 +160,87 @@ def html_text(body: str) -> str:
 
 def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
+
+
+class EntitiesRefused(ValueError):
+    """Telegram would refuse the ``entities`` sent with a text."""
+
+
+def check_entities(text: str, entities: Any) -> list[dict[str, Any]]:
+    """``entities`` as sent with ``text``, checked the way the Bot API documents them.
+
+    Raises:
+        EntitiesRefused: not a list of entities, an unknown type, an offset or length
+            outside the text (in UTF-16 code units) or inside a surrogate pair, a text link
+            without URL, or entities that do not nest as Telegram allows.
+    """
+    if not isinstance(entities, list):
+        raise EntitiesRefused("entities must be an array")
+    units = text.encode("utf-16-le")
+    size = len(units) // 2
+    checked: list[dict[str, Any]] = []
+    for entity in entities:
+        if not isinstance(entity, dict):
+            raise EntitiesRefused("an entity must be an object")
+        kind, offset, length = entity.get("type"), entity.get("offset"), entity.get("length")
+        if kind not in ENTITY_TYPES:
+            raise EntitiesRefused(f"unsupported entity type {kind!r}")
+        if not isinstance(offset, int) or not isinstance(length, int) or offset < 0:
+            raise EntitiesRefused("entity offset and length must be non-negative integers")
+        if length <= 0 or offset + length > size:
+            raise EntitiesRefused(
+                f"entity beginning at UTF-16 offset {offset} ends after the end of the text "
+                f"at UTF-16 offset {size}"
+            )
+        for at in (offset, offset + length):
+            if (
+                at < size
+                and 0xDC00 <= int.from_bytes(units[2 * at : 2 * at + 2], "little") <= 0xDFFF
+            ):
+                raise EntitiesRefused(f"entity begins in a middle of a UTF-16 symbol at {at}")
+        if kind == "text_link" and not entity.get("url"):
+            raise EntitiesRefused("text link without URL")
+        checked.append(entity)
+    for a in checked:
+        for b in checked:
+            if a is not b:
+                _check_pair(a, b)
+    return checked
+
+
+def _check_pair(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Two entities sharing characters: one contains the other, and may."""
+    a0, a1 = a["offset"], a["offset"] + a["length"]
+    b0, b1 = b["offset"], b["offset"] + b["length"]
+    if a1 <= b0 or b1 <= a0:
+        return
+    if a0 <= b0 and b1 <= a1 and _may_contain(a["type"], b["type"]):
+        return
+    if b0 <= a0 and a1 <= b1 and _may_contain(b["type"], a["type"]):
+        return
+    raise EntitiesRefused(
+        f"a {a['type']} entity at {a0} and a {b['type']} entity at {b0} can't be nested so"
+    )
+
+
+def _may_contain(outer: str, inner: str) -> bool:
+    """The Bot API's nesting rules: ``pre`` and ``code`` contain nothing; bold, italic,
+    underline, strikethrough and spoiler contain and are part of anything else; quotes
+    do not nest; all other entities can't contain each other."""
+    if outer in ("pre", "code"):
+        return False
+    if outer in _FORMATTING or inner in _FORMATTING:
+        return True
+    return outer in _QUOTES and inner not in _QUOTES
+
+
+def spans(text: str, entities: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(type, covered text)`` for each entity, reading offsets as UTF-16 units."""
+    units = text.encode("utf-16-le")
+    return [
+        (e["type"], units[2 * e["offset"] : 2 * (e["offset"] + e["length"])].decode("utf-16-le"))
+        for e in entities
+    ]
 
 
 @dataclass(frozen=True)
@@ -225,10 +339,15 @@ class SentText:
     body: str  # what was sent, HTML included
     parse_mode: str | None
     text: str  # what a user sees
+    entities: list[dict[str, Any]] = field(default_factory=list)  # as sent, checked
     thread_id: int | None = None
     reply_to: int | None = None
     edits: list[str] = field(default_factory=list)
     deleted: bool = False
+
+    def spans(self) -> list[tuple[str, str]]:
+        """``(type, covered text)`` for each entity of the message as it stands."""
+        return spans(self.text, self.entities)
 
 
 class FakeTelegramAPI:
@@ -420,6 +539,7 @@ class FakeTelegramAPI:
         body = str(params.get("text") or "")
         parse_mode = params.get("parse_mode")
         text = _shown_text(body, parse_mode)
+        entities = _entities(text, params)
         message_id = self._next_message_id.get(chat_id, 1000)
         self._next_message_id[chat_id] = message_id + 1
         reply = params.get("reply_parameters") or {}
@@ -430,6 +550,7 @@ class FakeTelegramAPI:
             body=body,
             parse_mode=parse_mode,
             text=text,
+            entities=entities,
             thread_id=int(thread) if thread is not None else None,
             reply_to=reply.get("message_id") if isinstance(reply, dict) else None,
         )
@@ -441,7 +562,8 @@ class FakeTelegramAPI:
         body = str(params.get("text") or "")
         parse_mode = params.get("parse_mode")
         text = _shown_text(body, parse_mode)
-        if body == sent.body and parse_mode == sent.parse_mode:
+        entities = _entities(text, params)
+        if body == sent.body and parse_mode == sent.parse_mode and entities == sent.entities:
             _refuse(
                 400,
                 "Bad Request: message is not modified: specified new message content and "
@@ -450,6 +572,7 @@ class FakeTelegramAPI:
             )
         sent.edits.append(body)
         sent.body, sent.parse_mode, sent.text = body, parse_mode, text
+        sent.entities = entities
         return self._message_json(sent)
 
     async def _api_deleteMessage(self, params: dict[str, Any]) -> Any:
@@ -509,6 +632,8 @@ class FakeTelegramAPI:
             "date": int(time.time()),
             "text": sent.text,
         }
+        if sent.entities:
+            message["entities"] = sent.entities
         if sent.thread_id is not None:
             message["message_thread_id"] = sent.thread_id
             message["is_topic_message"] = True
@@ -545,9 +670,22 @@ def _shown_text(body: str, parse_mode: Any) -> str:
     return text
 
 
+def _entities(text: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The explicit ``entities`` of a text, checked (none when ``parse_mode`` is used)."""
+    if "entities" not in params:
+        return []
+    if params.get("parse_mode") is not None:
+        _refuse(400, "Bad Request: can't use parse_mode together with entities in this fake")
+    try:
+        return check_entities(text, params["entities"])
+    except EntitiesRefused as exc:
+        _refuse(400, f"Bad Request: can't parse entities: {exc}")
+        raise AssertionError("unreachable") from exc
+
+
 async def _params(request: web.Request) -> dict[str, Any]:
     """Parameters from the query string, a JSON body or a form, as Telegram accepts them."""
-    params: dict[str, Any] = dict(request.query)
+    params: dict[str, Any] = {key: _value(value) for key, value in request.query.items()}
     if request.method != "POST" or not request.can_read_body:
         return params
     if request.content_type == "application/json":
@@ -558,9 +696,13 @@ async def _params(request: web.Request) -> dict[str, Any]:
     form = await request.post()
     for key, value in form.items():
         if isinstance(value, str):
-            params[key] = value
-            # Telegram reads objects, arrays and booleans sent as form values as JSON
-            if value[:1] in ("[", "{") or value in ("true", "false"):
-                with contextlib.suppress(ValueError):
-                    params[key] = json.loads(value)
+            params[key] = _value(value)
     return params
+
+
+def _value(value: str) -> Any:
+    """A query or form value: Telegram reads objects, arrays and booleans in them as JSON."""
+    if value[:1] in ("[", "{") or value in ("true", "false"):
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+    return value

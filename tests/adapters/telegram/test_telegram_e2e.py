@@ -51,7 +51,7 @@ def config(
     )
 
 
-async def test_group_mention_is_answered_once_as_a_quoted_html_reply(
+async def test_group_mention_is_answered_once_as_a_quoted_formatted_reply(
     tmp_path: Path, api: FakeTelegramAPI, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script(completion("**Standup** at 10 & retro at 4."))
@@ -67,8 +67,9 @@ async def test_group_mention_is_answered_once_as_a_quoted_html_reply(
     (reply,) = api.sent
     assert reply.chat_id == GROUP
     assert reply.reply_to == 16
-    assert reply.parse_mode == "HTML"
-    assert reply.body == "<b>Standup</b> at 10 &amp; retro at 4."
+    assert reply.parse_mode is None
+    assert reply.text == "Standup at 10 & retro at 4."
+    assert reply.spans() == [("bold", "Standup")]
     assert len(fake_openai.requests) == 1
     user_turn = fake_openai.requests[0].messages[-1]
     assert user_turn["role"] == "user"
@@ -88,7 +89,8 @@ async def test_streamed_answer_is_posted_once_and_edited_in_place(
         await eventually(lambda: api.sent[0].text.rstrip().endswith("word"), within=10)
     (reply,) = api.sent
     assert reply.chat_id == 12345678
-    assert reply.body.startswith("Hello <b>there</b>, word")
+    assert reply.text.startswith("Hello there, word")
+    assert reply.spans() == [("bold", "there")]
     assert api.chat_actions  # typing... while the model thought
 
 

@@ -38,6 +38,21 @@ async def test_offset_advances_only_after_the_inbox_accepted(
     assert len(inbox.accepted) == 1
 
 
+async def test_get_updates_asks_through_the_public_request_path_with_every_parameter(
+    api: FakeTelegramAPI, inbox: RecordingInbox, make_adapter: AdapterFactory
+) -> None:
+    update = await api.push_update(corpus("01-private-text"))
+    await make_adapter()
+    await inbox.wait_for(lambda i: len(i.accepted) == 1)
+    await eventually(lambda: len(api.calls("getUpdates")) >= 2)
+    first, second = api.calls("getUpdates")[:2]
+    assert "offset" not in first.params  # nothing acknowledged yet: no offset is sent
+    assert second.params["offset"] == str(update["update_id"] + 1)
+    assert first.params["allowed_updates"] == ["message"]
+    assert first.params["limit"] == "100"
+    assert first.params["timeout"] == "1"
+
+
 async def test_update_committed_but_not_acknowledged_is_accepted_once(
     api: FakeTelegramAPI, inbox: RecordingInbox, make_adapter: AdapterFactory
 ) -> None:

@@ -20,7 +20,7 @@ from botkit import (
 from botkit_telegram import TelegramAdapter
 from botkit_telegram._limits import FloodLimiter
 from tests.adapters.telegram.conftest import AdapterFactory
-from tests.fakes.telegram_api import FakeTelegramAPI, ScriptedError, html_text
+from tests.fakes.telegram_api import FakeTelegramAPI, ScriptedError
 
 PRIVATE = ConversationRef("telegram", "12345678")
 GROUP = ConversationRef("telegram", "-1001417735217")
@@ -42,15 +42,15 @@ def paragraphs(chars: int) -> str:
     return text[:chars]
 
 
-async def test_markdown_reply_is_sent_as_telegram_html(
+async def test_markdown_reply_is_sent_as_text_and_entities(
     api: FakeTelegramAPI, make_adapter: AdapterFactory
 ) -> None:
     adapter = await make_adapter()
     sent = await adapter.send(PRIVATE, Reply("**Hi** <you> & `x`"), delivery_id="d1")
     (message,) = api.sent
-    assert message.parse_mode == "HTML"
-    assert message.body == "<b>Hi</b> &lt;you&gt; &amp; <code>x</code>"
+    assert "parse_mode" not in api.calls("sendMessage")[0].params
     assert message.text == "Hi <you> & x"
+    assert message.spans() == [("bold", "Hi"), ("code", "x")]
     assert message.reply_to is None  # private chats are not quoted
     assert sent.external_id == f"12345678:{message.message_id}"
     assert sent.parts == (sent.external_id,)
@@ -59,12 +59,61 @@ async def test_markdown_reply_is_sent_as_telegram_html(
     assert link_preview == {"is_disabled": True}
 
 
+MODEL_ANSWER = """## Plan 🚀
+
+***Both*** matter, \\*literally\\* so, and **this bold
+runs over two lines**.
+
+| step | owner |
+|------|-------|
+| ship | ops   |
+
+```python
+print("<&>")
+```
+
+~~~
+tilde fence
+~~~
+
+See [the page](https://en.wikipedia.org/wiki/Foo_(bar)) 👨‍👩‍👧 then `code`."""
+
+
+async def test_what_models_write_arrives_formatted_as_the_model_meant(
+    api: FakeTelegramAPI, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter()
+    await adapter.send(PRIVATE, Reply(MODEL_ANSWER), delivery_id="d1")
+    (message,) = api.sent  # the fake checked every entity against the text, in UTF-16
+    params = api.calls("sendMessage")[0].params
+    assert "parse_mode" not in params
+    assert "*literally* so" in message.text
+    assert "**" not in message.text
+    spans = message.spans()
+    assert ("bold", "Plan 🚀") in spans
+    assert ("bold", "Both") in spans
+    assert ("italic", "Both") in spans
+    assert ("bold", "this bold\nruns over two lines") in spans
+    assert ("pre", 'print("<&>")') in spans
+    assert ("pre", "tilde fence") in spans
+    assert ("text_link", "the page") in spans
+    assert ("code", "code") in spans
+    (table,) = [text for kind, text in spans if kind == "pre" and "owner" in text]
+    assert table.splitlines()[0].split() == ["step", "|", "owner"]
+    (link,) = [e for e in params["entities"] if e["type"] == "text_link"]
+    assert link["url"] == "https://en.wikipedia.org/wiki/Foo_(bar)"
+    (python,) = [e for e in params["entities"] if e.get("language") == "python"]
+    assert python["type"] == "pre"
+
+
 async def test_plain_reply_is_sent_without_parse_mode(
     api: FakeTelegramAPI, make_adapter: AdapterFactory
 ) -> None:
     adapter = await make_adapter()
     await adapter.send(PRIVATE, Reply("**as is** <b>", markup="plain"), delivery_id="d1")
-    assert api.sent[0].parse_mode is None
+    params = api.calls("sendMessage")[0].params
+    assert "parse_mode" not in params
+    assert "entities" not in params
     assert api.sent[0].text == "**as is** <b>"
 
 
@@ -101,7 +150,7 @@ async def test_five_thousand_characters_arrive_as_two_ordered_messages(
     assert shown == text.replace("**", "").split()
 
 
-async def test_ten_thousand_characters_split_into_valid_html_pieces_in_order(
+async def test_ten_thousand_characters_split_into_pieces_telegram_accepts_in_order(
     api: FakeTelegramAPI, make_adapter: AdapterFactory
 ) -> None:
     adapter = await make_adapter()
@@ -113,24 +162,28 @@ async def test_ten_thousand_characters_split_into_valid_html_pieces_in_order(
     ids = [m.message_id for m in api.sent]
     assert ids == sorted(ids)
     for message in api.sent:
-        assert message.parse_mode == "HTML"
-        assert html_text(message.body) == message.text  # the fake accepted it as HTML
+        assert message.parse_mode is None
+        assert message.entities  # the fake checked them against the text
         assert len(message.text.encode("utf-16-le")) // 2 <= 4096  # as Telegram counts
     code_lines = sum(m.text.count("print('<&>')") for m in api.sent)
     assert code_lines == 200
 
 
-async def test_unparsable_html_is_resent_as_plain_text(
-    api: FakeTelegramAPI, make_adapter: AdapterFactory
+async def test_refused_entities_are_the_last_resort_text_without_them_logged_without_the_text(
+    api: FakeTelegramAPI, make_adapter: AdapterFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     adapter = await make_adapter()
     api.fail("sendMessage", ScriptedError.cant_parse())
-    sent = await adapter.send(PRIVATE, Reply("**bold** text"), delivery_id="d1")
+    sent = await adapter.send(PRIVATE, Reply("**secret plan** text"), delivery_id="d1")
     first, second = api.calls("sendMessage")
-    assert first.params["parse_mode"] == "HTML"
+    assert first.params["entities"] == [{"type": "bold", "offset": 0, "length": 11}]
+    assert "entities" not in second.params
     assert "parse_mode" not in second.params
-    assert api.sent[0].text == "**bold** text"
+    assert api.sent[0].text == "secret plan text"
     assert sent.parts == (f"12345678:{api.sent[0].message_id}",)
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "plain text" in warning.getMessage()
+    assert "secret plan" not in caplog.text
 
 
 async def test_streaming_edits_end_with_the_formatted_text(
@@ -141,8 +194,9 @@ async def test_streaming_edits_end_with_the_formatted_text(
     for partial in ("Hello **wor", "Hello **world**", "Hello **world**"):
         sent = await adapter.edit(sent, partial)
     (message,) = api.sent
-    assert message.edits == ["Hello **wor", "Hello <b>world</b>"]
-    assert message.body == "Hello <b>world</b>"
+    assert message.edits == ["Hello **wor", "Hello world"]
+    assert message.text == "Hello world"
+    assert message.spans() == [("bold", "world")]
     assert sent.text == "Hello **world**"
     assert len(api.calls("editMessageText")) == 2  # the unchanged last edit was not sent
 
@@ -172,14 +226,18 @@ async def test_edit_past_the_limit_continues_in_a_new_message(
     assert sent.parts == (f"12345678:{api.sent[0].message_id}",)
 
 
-async def test_edit_with_unparsable_html_shows_plain_text(
+async def test_an_edit_whose_entities_are_refused_shows_the_text_without_them(
     api: FakeTelegramAPI, make_adapter: AdapterFactory
 ) -> None:
     adapter = await make_adapter()
     sent = await adapter.send(PRIVATE, Reply("a"), delivery_id="d1")
     api.fail("editMessageText", ScriptedError.cant_parse())
     await adapter.edit(sent, "*b*")
-    assert api.sent[0].text == "*b*"
+    first, second = api.calls("editMessageText")
+    assert first.params["entities"] == [{"type": "italic", "offset": 0, "length": 1}]
+    assert "entities" not in second.params
+    assert api.sent[0].text == "b"
+    assert api.sent[0].entities == []
 
 
 async def test_short_flood_wait_pauses_the_chat_and_retries(
@@ -362,4 +420,4 @@ def test_capabilities_describe_telegram() -> None:
     assert caps.threads
     assert caps.typing
     assert caps.max_length == 4096
-    assert caps.markup == "telegram-html"
+    assert caps.markup == "telegram-entities"
