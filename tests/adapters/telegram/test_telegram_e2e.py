@@ -78,7 +78,7 @@ async def test_group_mention_is_answered_once_as_a_quoted_html_reply(
     assert {"start", "help", "reset"} <= set(published)
 
 
-async def test_streamed_answer_is_posted_once_and_edited_in_place(
+async def test_streamed_private_answer_arrives_as_one_formatted_message(
     tmp_path: Path, api: FakeTelegramAPI, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script(completion("Hello **there**, " + "word " * 30))
@@ -89,6 +89,7 @@ async def test_streamed_answer_is_posted_once_and_edited_in_place(
     (reply,) = api.sent
     assert reply.chat_id == 12345678
     assert reply.body.startswith("Hello <b>there</b>, word")
+    assert not reply.edits  # it grew as a draft (test_telegram_drafts.py)
     assert api.chat_actions  # typing... while the model thought
 
 

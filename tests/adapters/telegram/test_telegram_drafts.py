@@ -1,0 +1,193 @@
+"""Streaming as Telegram drafts: private chats see drafts, then one message; groups edit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botkit import Bot, ConversationRef, Message, RateLimitError, Reply, Sender
+from botkit.config import parse_config
+from botkit_telegram._drafts import draft_id_of
+from tests.adapters.telegram.conftest import AdapterFactory
+from tests.adapters.telegram.support import corpus, eventually
+from tests.fakes.openai_server import FakeOpenAI, echo, stream
+from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI, ScriptedError
+
+PRIVATE = ConversationRef("telegram", "12345678")
+GROUP = ConversationRef("telegram", "-1001417735217")
+ENVIRON = {"TELEGRAM_BOT_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-test-key-0123456789"}
+
+
+def _asking(conversation: ConversationRef) -> Message:
+    return Message(conversation, Sender("12345678", "Ann"), "hi", "tg-1")
+
+
+def _config(tmp_path: Path, api: FakeTelegramAPI, fake_openai: FakeOpenAI, **bot: Any) -> Any:
+    return parse_config(
+        {
+            "bot": {"stream": True, "shutdown_grace": 5.0, **bot},
+            "database": {"url": f"sqlite:///{tmp_path / 'bot.db'}"},
+            "llm": {"base_url": fake_openai.url, "model": "gpt-4o-mini"},
+            "web": {"enabled": False, "port": 0},
+            "adapters": {
+                "telegram": {
+                    "use": "botkit_telegram:TelegramAdapter",
+                    "api_url": api.api_url,
+                    "poll_timeout": 1,
+                }
+            },
+        },
+        environ=ENVIRON,
+    )
+
+
+def test_a_draft_id_is_the_outbox_entry_and_never_zero() -> None:
+    assert draft_id_of("botkit-17") == 17
+    assert draft_id_of("botkit-17") == draft_id_of("botkit-17")
+    assert draft_id_of("botkit-0") != 0
+    assert draft_id_of("elsewhere") != 0
+
+
+async def test_a_private_chat_streams_as_an_animated_draft_and_nothing_is_sent(
+    api: FakeTelegramAPI, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter()
+    stream = await adapter.start_stream(
+        _asking(PRIVATE), Reply("**Hi** th"), delivery_id="botkit-41"
+    )
+    assert stream is not None
+    assert stream.message is None  # a draft is no message: nothing to record
+    stream = await adapter.append_stream(stream, "**Hi** there & more")
+
+    first, second = api.drafts
+    assert (first.chat_id, first.draft_id, second.draft_id) == (12345678, 41, 41)
+    assert (first.body, first.parse_mode) == ("<b>Hi</b> th", "HTML")
+    assert second.text == "Hi there & more"
+    assert api.draft_shown(12345678) == "Hi there & more"
+    assert api.sent == []
+    assert stream.text == "**Hi** there & more"
+
+
+async def test_a_group_has_no_drafts_and_telegram_is_not_asked(
+    api: FakeTelegramAPI, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter()
+    assert await adapter.start_stream(_asking(GROUP), Reply("Hi"), delivery_id="botkit-1") is None
+    assert api.calls("sendMessageDraft") == []
+
+
+async def test_a_chat_that_refuses_drafts_is_remembered(
+    api: FakeTelegramAPI, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter()
+    api.fail("sendMessageDraft", ScriptedError(400, "Bad Request: TEXTDRAFT_PEER_INVALID"))
+
+    assert (
+        await adapter.start_stream(_asking(PRIVATE), Reply("Hi"), delivery_id="botkit-1") is None
+    )
+    assert (
+        await adapter.start_stream(_asking(PRIVATE), Reply("Hi"), delivery_id="botkit-2") is None
+    )
+    assert len(api.calls("sendMessageDraft")) == 1
+    other = ConversationRef("telegram", "777")
+    assert await adapter.start_stream(_asking(other), Reply("Hi"), delivery_id="botkit-3")
+
+
+async def test_a_server_without_drafts_is_remembered_for_every_chat(
+    api: FakeTelegramAPI, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter()
+    api.fail("sendMessageDraft", ScriptedError(404, "Not Found"))
+
+    assert (
+        await adapter.start_stream(_asking(PRIVATE), Reply("Hi"), delivery_id="botkit-1") is None
+    )
+    other = ConversationRef("telegram", "777")
+    assert await adapter.start_stream(_asking(other), Reply("Hi"), delivery_id="botkit-2") is None
+    assert len(api.calls("sendMessageDraft")) == 1
+
+
+async def test_flood_control_on_a_draft_pauses_the_chat_without_waiting(
+    api: FakeTelegramAPI, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter()
+    stream = await adapter.start_stream(_asking(PRIVATE), Reply("Hi"), delivery_id="botkit-1")
+    assert stream is not None
+    api.fail("sendMessageDraft", ScriptedError.flood(40))
+
+    with pytest.raises(RateLimitError):
+        await adapter.append_stream(stream, "Hi there")
+    assert len(api.calls("sendMessageDraft")) == 2  # not tried again: the next step is
+    with pytest.raises(RateLimitError):  # the chat waits out Telegram's 40 s, beyond the cap
+        await adapter.send(PRIVATE, Reply("later"), delivery_id="botkit-2")
+
+
+async def test_a_draft_with_unparsable_html_shows_plain_text(
+    api: FakeTelegramAPI, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter()
+    api.fail("sendMessageDraft", ScriptedError.cant_parse())
+    stream = await adapter.start_stream(_asking(PRIVATE), Reply("**Hi**"), delivery_id="botkit-1")
+    assert stream is not None
+    (shown,) = api.drafts  # the refused one is not shown
+    assert (shown.body, shown.parse_mode) == ("**Hi**", None)
+    assert len(api.calls("sendMessageDraft")) == 2
+
+
+async def test_a_streamed_private_answer_is_drafts_then_one_message(
+    tmp_path: Path, api: FakeTelegramAPI, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(stream(["Hello ", "**there**, ", *["word "] * 30], interval=0.05))
+    async with Bot(_config(tmp_path, api, fake_openai)):
+        await api.push_update(corpus("01-private-text"))
+        await eventually(lambda: bool(api.sent), within=10)
+        await eventually(lambda: api.confirmed_offset > 0, within=5)
+
+    (reply,) = api.sent
+    assert reply.chat_id == 12345678
+    assert reply.body.rstrip() == "Hello <b>there</b>, " + ("word " * 30).strip()
+    assert api.calls("editMessageText") == []
+    assert len(api.drafts) >= 2  # the answer grew in a draft
+    assert {d.draft_id for d in api.drafts} == {api.drafts[0].draft_id}
+    assert api.draft_shown(12345678) is None  # the message replaced the draft
+
+
+async def test_a_streamed_group_answer_is_posted_once_and_edited(
+    tmp_path: Path, api: FakeTelegramAPI, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(stream(["Standup at ", "**ten**, ", *["word "] * 30], interval=0.05))
+    async with Bot(_config(tmp_path, api, fake_openai)):
+        await api.push_update(corpus("90-DERIVED-supergroup-mention-of-bot"))
+        await eventually(
+            lambda: bool(api.sent) and api.sent[0].text.rstrip().endswith("word " * 29 + "word"),
+            within=10,
+        )
+
+    (reply,) = api.sent
+    assert reply.chat_id == -1001417735217
+    assert reply.edits  # posted early, then edited as the answer grew
+    assert api.calls("sendMessageDraft") == []
+
+
+async def test_an_answer_stopped_mid_draft_is_sent_once_after_the_restart(
+    tmp_path: Path, api: FakeTelegramAPI, fake_openai: FakeOpenAI
+) -> None:
+    # the model goes silent after a few words; the bot stops (its grace ends the stream)
+    # and a new one on the same database answers the message again
+    fake_openai.default = echo(pad_words=20, stall_after=4, stall_for=60)
+    config = _config(tmp_path, api, fake_openai, shutdown_grace=0.5)
+    async with Bot(config):
+        await api.push_update(corpus("01-private-text"))
+        await eventually(lambda: api.draft_shown(12345678) is not None, within=10)
+    assert api.sent == []
+    fake_openai.default = echo(pad_words=20)
+
+    async with Bot(config):
+        await eventually(lambda: bool(api.sent), within=15)
+        await eventually(lambda: len(fake_openai.requests) >= 2, within=5)
+
+    (reply,) = api.sent
+    assert reply.text.startswith("echo: ")
+    assert reply.text.endswith(" w19")
