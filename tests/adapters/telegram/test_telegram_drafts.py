@@ -191,3 +191,48 @@ async def test_an_answer_stopped_mid_draft_is_sent_once_after_the_restart(
     (reply,) = api.sent
     assert reply.text.startswith("echo: ")
     assert reply.text.endswith(" w19")
+
+
+async def test_a_draft_refused_mid_answer_still_ends_in_one_message(
+    tmp_path: Path, api: FakeTelegramAPI, fake_openai: FakeOpenAI
+) -> None:
+    api.fail(
+        "sendMessageDraft", ScriptedError(400, "Bad Request: TEXTDRAFT_PEER_INVALID"), after=1
+    )
+    fake_openai.script(stream(["Hello ", *["word "] * 30], interval=0.05))
+    async with Bot(_config(tmp_path, api, fake_openai)):
+        await api.push_update(corpus("01-private-text"))
+        await eventually(lambda: bool(api.sent), within=10)
+
+    (reply,) = api.sent
+    assert reply.text.rstrip() == "Hello " + ("word " * 30).strip()
+    assert len(api.calls("sendMessageDraft")) >= 2  # the refused step did not end the answer
+
+
+async def test_when_no_draft_can_start_the_answer_is_posted_and_edited(
+    tmp_path: Path, api: FakeTelegramAPI, fake_openai: FakeOpenAI
+) -> None:
+    api.fail("sendMessageDraft", ScriptedError.bad_gateway())
+    fake_openai.script(stream(["Hello ", *["word "] * 30], interval=0.05))
+    async with Bot(_config(tmp_path, api, fake_openai)):
+        await api.push_update(corpus("01-private-text"))
+        await eventually(
+            lambda: bool(api.sent) and api.sent[0].text.rstrip().endswith("word " * 29 + "word"),
+            within=10,
+        )
+
+    (reply,) = api.sent
+    assert reply.edits  # posted with the first text, then edited
+    assert len(api.calls("sendMessageDraft")) == 1  # tried once for this answer
+
+
+async def test_a_draft_longer_than_a_message_shows_its_first_message(
+    api: FakeTelegramAPI, make_adapter: AdapterFactory
+) -> None:
+    adapter = await make_adapter()
+    text = ("A sentence of the answer, said at some length. " * 40 + "\n\n") * 3  # ~5,800
+    stream = await adapter.start_stream(_asking(PRIVATE), Reply(text), delivery_id="botkit-1")
+    assert stream is not None
+    (draft,) = api.drafts  # Telegram refuses drafts past 4,096 characters: none was sent
+    assert 3000 < len(draft.text) <= 4096
+    assert text.startswith(draft.text.rstrip())
