@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 
 from botkit import ConversationRef, Message, RateLimitError, Reply, Sender
@@ -271,3 +272,36 @@ async def test_a_stream_cut_off_by_a_stop_is_finished_in_the_same_message_after_
     assert reply["text"] == "echo: Hi there!" + "".join(f" w{i}" for i in range(20))
     assert reply["streaming"] is False
     assert len(slack.calls_to("chat.startStream")) == 1
+
+
+async def _call(slack: FakeSlack, method: str, **params: Any) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {slack.bot_token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(slack.base_url + method, json=params, headers=headers) as response,
+    ):
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+async def test_the_fake_answers_stream_calls_as_slack_documents(slack: FakeSlack) -> None:
+    thread = {"channel": "C111", "thread_ts": MENTION_TS}
+    missing = await _call(slack, "chat.startStream", **thread, markdown_text="a")
+    assert missing["error"] == "missing_recipient_team_id"
+    recipients = {"recipient_team_id": "T111", "recipient_user_id": "W222"}
+    started = await _call(slack, "chat.startStream", **thread, **recipients, markdown_text="a")
+    ts = started["ts"]
+    no_text = await _call(slack, "chat.appendStream", channel="C111", ts=ts)
+    assert no_text["error"] == "markdown_text_required"
+    too_long = await _call(
+        slack, "chat.appendStream", channel="C111", ts=ts, markdown_text="x" * 12_001
+    )
+    assert too_long["error"] == "msg_too_long"
+    assert (await _call(slack, "chat.stopStream", channel="C111", ts=ts))["ok"]
+    late = await _call(slack, "chat.appendStream", channel="C111", ts=ts, markdown_text="b")
+    assert late["error"] == "message_not_in_streaming_state"
+    slack.add_message("C111", {"type": "message", "user": "W222", "text": "hi", "ts": "1.1"})
+    theirs = await _call(slack, "chat.stopStream", channel="C111", ts="1.1")
+    assert theirs["error"] == "message_not_owned_by_app"
+    dm = await _call(slack, "chat.startStream", channel="D111", thread_ts="2.2", markdown_text="a")
+    assert dm["ok"]  # no recipients needed in a DM

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from botkit import Bot, ConversationRef, Message, RateLimitError, Reply, Sender
@@ -236,3 +237,36 @@ async def test_a_draft_longer_than_a_message_shows_its_first_message(
     (draft,) = api.drafts  # Telegram refuses drafts past 4,096 characters: none was sent
     assert 3000 < len(draft.text) <= 4096
     assert text.startswith(draft.text.rstrip())
+
+
+@pytest.mark.parametrize(
+    ("params", "description"),
+    [
+        ({"chat_id": -100123, "draft_id": 1, "text": "hi"}, "TEXTDRAFT_PEER_INVALID"),
+        ({"chat_id": 42, "draft_id": 0, "text": "hi"}, "DRAFT_ID_INVALID"),
+        ({"chat_id": 42, "draft_id": 1, "text": "x" * 4097}, "message is too long"),
+        ({"chat_id": 42, "draft_id": 1, "text": "<b>x", "parse_mode": "HTML"}, "can't parse"),
+    ],
+)
+async def test_the_fake_refuses_drafts_as_telegram_does(
+    api: FakeTelegramAPI, params: dict[str, Any], description: str
+) -> None:
+    url = f"{api.api_url}/bot{TOKEN}/sendMessageDraft"
+    async with aiohttp.ClientSession() as session, session.post(url, json=params) as response:
+        body = await response.json()
+    assert (response.status, body["ok"]) == (400, False)
+    assert description in body["description"]
+    assert api.drafts == []
+
+
+async def test_the_fake_shows_an_empty_draft_as_a_placeholder_for_thirty_seconds(
+    api: FakeTelegramAPI,
+) -> None:
+    url = f"{api.api_url}/bot{TOKEN}/sendMessageDraft"
+    async with aiohttp.ClientSession() as session:
+        params = {"chat_id": 42, "draft_id": 9, "text": ""}
+        async with session.post(url, json=params) as response:
+            assert (await response.json())["result"] is True
+    (draft,) = api.drafts
+    assert api.draft_shown(42) == ""
+    assert api.draft_shown(42, now=draft.at + 31) is None
