@@ -3,7 +3,7 @@
 The names below are the public API; adapters and plugins import only these.
 """
 
-from botkit.adapter import Adapter, Capabilities, CommandInfo, MarkupDialect
+from botkit.adapter import Adapter, Capabilities, CommandInfo, MarkupDialect, NativeStream
 from botkit.bot import Bot
 from botkit.claims import ensure_claims_live
 from botkit.config import Config, load_config
@@ -90,6 +90,7 @@ __all__ = [
     "MarkupDialect",
     "Message",
     "ModelCall",
+    "NativeStream",
     "Next",
     "Plugin",
     "PluginError",

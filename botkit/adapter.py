@@ -21,7 +21,7 @@ from botkit.messages import ConversationRef, Message, Reply, SentMessage
 if TYPE_CHECKING:
     from botkit.inbox import Inbox
 
-__all__ = ["Adapter", "Capabilities", "CommandInfo", "MarkupDialect"]
+__all__ = ["Adapter", "Capabilities", "CommandInfo", "MarkupDialect", "NativeStream"]
 
 MarkupDialect = Literal[
     "plain", "markdown", "mrkdwn", "telegram-html", "telegram-entities", "html"
@@ -40,6 +40,10 @@ class Capabilities:
         edit_interval: the least seconds between two edits of one message while
             streaming, so edits stay within the channel's rate limits.
         typing: the channel can show a "typing..." indicator.
+        native_streams: the adapter can show an answer while it is written with the
+            channel's own streaming (:meth:`Adapter.start_stream` and the methods after
+            it), where the conversation allows; elsewhere a live reply posts and edits.
+        stream_interval: the least seconds between two steps of a native stream.
     """
 
     edits: bool = False
@@ -48,6 +52,28 @@ class Capabilities:
     markup: MarkupDialect = "plain"
     edit_interval: float = 1.0
     typing: bool = False
+    native_streams: bool = False
+    stream_interval: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NativeStream:
+    """An answer the channel shows with its own streaming, while it is written.
+
+    Attributes:
+        conversation: where it is shown.
+        stream_id: the adapter's handle for it (a Telegram draft id, a Slack message ts).
+        text: the text it shows now.
+        message: the channel message the stream is (Slack's stream is one from its start:
+            the outbox records it at once, so that after a crash the new answer edits it);
+            ``None`` for a preview that is no message (a Telegram draft): nothing is
+            recorded, and the finished answer is sent as a message of its own.
+    """
+
+    conversation: ConversationRef
+    stream_id: str
+    text: str
+    message: SentMessage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +88,10 @@ class Adapter(ABC):
     """Base class of every channel adapter.
 
     Subclasses set ``capabilities`` and implement :meth:`start`, :meth:`stop` and
-    :meth:`send`; channels that can edit messages implement :meth:`edit` too. The
+    :meth:`send`; channels that can edit messages implement :meth:`edit` too, and
+    channels with streaming of their own (Telegram's drafts, Slack's ``chat.startStream``)
+    set ``capabilities.native_streams`` and implement :meth:`start_stream`,
+    :meth:`append_stream`, :meth:`stop_stream` and :meth:`close_stream`. The
     instance's ``name`` is the config key it was enabled under (``[adapters.NAME]``)
     and is the ``channel`` of every message it produces.
     """
@@ -140,6 +169,57 @@ class Adapter(ABC):
         Only called when ``capabilities.edits`` is true.
         """
         raise NotImplementedError(f"the {self.name} adapter cannot edit messages")
+
+    # native streams: only called when ``capabilities.native_streams`` is true. The outbox
+    # owns the reply throughout (``botkit.live``): start_stream, then append_stream as the
+    # answer grows, then stop_stream with the whole answer when the stream is a message;
+    # a stream that is no message (a draft) ends with an ordinary :meth:`send` instead.
+
+    async def start_stream(
+        self, answering: Message, reply: Reply, *, delivery_id: str
+    ) -> NativeStream | None:
+        """Begin showing ``reply.text`` (the answer so far) with the channel's streaming.
+
+        Args:
+            answering: the message the answer is for (its conversation, its sender).
+            reply: the answer's first text, with the template's markup and reply target.
+            delivery_id: the outbox entry's stable id (the same after a crash).
+
+        Returns:
+            The stream, or ``None`` where the channel will not stream here (a group chat,
+            a workspace or method that refused before, which the adapter remembers): the
+            live reply then posts the answer and edits it.
+
+        Raises:
+            ServiceError: starting failed; the live reply posts and edits instead.
+        """
+        return None
+
+    async def append_stream(self, stream: NativeStream, text: str) -> NativeStream:
+        """Show ``text``, the whole answer so far, on ``stream``; the stream now.
+
+        Raises:
+            ServiceError: this step failed; the next step shows the text again.
+        """
+        raise NotImplementedError(f"the {self.name} adapter has no native streams")
+
+    async def stop_stream(self, stream: NativeStream, text: str) -> SentMessage:
+        """Finish a stream that is a message (``stream.message``) showing ``text``, the
+        whole answer (or its first part); the message, as :meth:`edit` returns it.
+
+        Raises:
+            ServiceError: the message could not be made to show ``text``.
+        """
+        raise NotImplementedError(f"the {self.name} adapter has no native streams")
+
+    async def close_stream(self, sent: SentMessage) -> None:  # noqa: B027
+        """End a native stream its writer left open (the process died, the answer broke
+        off), adding nothing, so that :meth:`edit` can replace what it shows; a stream
+        already ended is no error. A no-op by default.
+
+        Raises:
+            ServiceError: the channel could not be asked.
+        """
 
     async def finished(self) -> None:
         """Return when this adapter's input has ended for good (the console at end of

@@ -5,6 +5,17 @@ edited in place; the id of the posted message and the text it shows are stored e
 time the channel is told something (as often as the channel's edit pace allows, never
 per token), so after a crash the new answer edits the same message. ``streaming.py``
 only decides when to show what.
+
+Where the channel streams natively (``Capabilities.native_streams``), the answer is shown
+with the adapter's stream instead, falling back to posting and editing wherever the
+adapter declines or fails to start one:
+
+- a stream that is a message (Slack's ``chat.startStream``) is recorded as soon as it
+  starts, like a posted message, marked ``stream`` in its meta: after a crash the new
+  answer ends that stream (``Adapter.close_stream``) and edits the same message;
+- a stream that is no message (a Telegram draft) records nothing: the finished answer
+  is queued and sent by the outbox like any reply, once; after a crash the new answer
+  streams again under the same draft id and is sent once.
 """
 
 from __future__ import annotations
@@ -14,10 +25,11 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from botkit._faults import fault_point
-from botkit.adapter import Adapter
+from botkit.adapter import Adapter, NativeStream
 from botkit.claims import sending_under
 from botkit.exceptions import ClaimLostError, RateLimitError, ServiceError
 from botkit.landing import until_landed
@@ -29,7 +41,7 @@ from botkit.turn import Turn
 if TYPE_CHECKING:
     from botkit.outbox import Outbox
 
-__all__ = ["LiveReply", "delivery_id", "edit_with_retry", "shown_by"]
+__all__ = ["LiveReply", "delivery_id", "edit_with_retry", "retrying", "shown_by"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +81,9 @@ class LiveReply:
         self._taken_at = taken_at  # when its claim was taken (time.monotonic())
         self._sent = sent
         self.shown: str | None = sent.text if sent is not None else None
+        self._stream: NativeStream | None = None  # the adapter's own stream, once started
+        # a native stream is tried once, for a reply that has shown nothing yet
+        self._native = adapter.capabilities.native_streams and sent is None
         # another process delivers the reply this answer would replace: nothing is shown
         # and nothing queued
         self._dropped = dropped
@@ -111,6 +126,13 @@ class LiveReply:
         )
 
     @property
+    def interval(self) -> float:
+        """The least seconds between two things shown: the channel's pace for its own
+        streams while one is shown, else its edit pace."""
+        capabilities = self._adapter.capabilities
+        return capabilities.stream_interval if self._stream else capabilities.edit_interval
+
+    @property
     def _fence(self) -> tuple[str, int]:
         return (self._outbox.claims.owner, self._token)
 
@@ -123,7 +145,11 @@ class LiveReply:
         if self.row_id is None or text == self.shown:
             return
         self._check_claims()
-        store = self._outbox.store
+        if self._stream is not None:
+            await self._append(text)
+            return
+        if self._native and await self._start(text):
+            return
         if self._sent is None:
             with sending_under(self._outbox.claims, self._taken_at):
                 self._sent = await self._adapter.send(
@@ -132,18 +158,7 @@ class LiveReply:
                     delivery_id=delivery_id(self.row_id),
                 )
             self.shown = text
-            # stored at once (and tried until it lands): from here on a crash or an
-            # outage ends in an edit of this message, not in a second one
-            row_id, fence, external_id, meta = (
-                self.row_id, self._fence, self._sent.external_id, self._meta()
-            )  # fmt: skip
-            await until_landed(
-                lambda: store.update_outbound(
-                    row_id, fence=fence, text=text, external_id=external_id, meta=meta
-                ),
-                "record a posted message",
-            )
-            fault_point("live-shown")
+            await self._record_posted(text)
             return
         with sending_under(self._outbox.claims, self._taken_at):
             edited = await edit_with_retry(self._adapter, self._sent, text)
@@ -151,6 +166,57 @@ class LiveReply:
             # not stored: after a crash the new answer edits this message whatever it
             # shows, so an edit costs no write; the whole text is stored when finished
             self._sent, self.shown = edited, text
+
+    async def _start(self, text: str) -> bool:
+        """Show ``text`` with the adapter's own stream; whether one started."""
+        assert self.row_id is not None
+        self._native = False
+        try:
+            with sending_under(self._outbox.claims, self._taken_at):
+                stream = await self._adapter.start_stream(
+                    self._turn.message,
+                    dataclasses.replace(self._template, text=text),
+                    delivery_id=delivery_id(self.row_id),
+                )
+        except ServiceError as exc:
+            log.info("reply %d: no native stream (%s); posting and editing", self.row_id, exc)
+            return False
+        if stream is None:
+            return False
+        self._stream, self.shown = stream, text
+        if stream.message is not None:  # the stream is a message: recorded like a post
+            self._sent = stream.message
+            await self._record_posted(text)
+        return True
+
+    async def _append(self, text: str) -> None:
+        assert self._stream is not None
+        try:
+            with sending_under(self._outbox.claims, self._taken_at):
+                stream = await self._adapter.append_stream(self._stream, text)
+        except ServiceError as exc:  # not stored, so not lost: the next step shows it all
+            log.info("reply %d: a stream step failed (%s)", self.row_id, exc)
+            return
+        self._stream, self.shown = stream, text
+        if stream.message is not None:
+            self._sent = stream.message
+
+    async def _record_posted(self, text: str) -> None:
+        """Store the posted message's id at once (tried until it lands): from here on a
+        crash or an outage ends in an edit of this message, not in a second one."""
+        assert self.row_id is not None
+        assert self._sent is not None
+        store = self._outbox.store
+        row_id, fence, external_id, meta = (
+            self.row_id, self._fence, self._sent.external_id, self._meta()
+        )  # fmt: skip
+        await until_landed(
+            lambda: store.update_outbound(
+                row_id, fence=fence, text=text, external_id=external_id, meta=meta
+            ),
+            "record a posted message",
+        )
+        fault_point("live-shown")
 
     async def finish(self, text: str) -> None:
         """The answer is complete: the message shows all of it (or its first part, the
@@ -184,10 +250,17 @@ class LiveReply:
                 claimed_until=None,
             )
         else:
-            if pieces[0] != self.shown:
+            stream, sent = self._stream, self._sent
+            if stream is not None or pieces[0] != self.shown:
                 self._check_claims()
                 with sending_under(self._outbox.claims, self._taken_at):
-                    edited = await edit_with_retry(self._adapter, self._sent, pieces[0])
+                    if stream is not None:  # a stream ends showing the whole first piece
+                        edited = await retrying(
+                            lambda: self._adapter.stop_stream(stream, pieces[0]),
+                            f"end the stream of message {sent.external_id}",
+                        )
+                    else:
+                        edited = await edit_with_retry(self._adapter, sent, pieces[0])
                 if edited is None:
                     # the message shows only part of the answer: it stays recorded as
                     # such, and the whole answer is sent as a reply of its own
@@ -272,6 +345,8 @@ class LiveReply:
         }
         if self._sent is not None and self._sent.parts:
             meta["parts"] = list(self._sent.parts)
+        if self._stream is not None:
+            meta["stream"] = True  # a native stream: ended before it is edited again
         return meta
 
 
@@ -283,7 +358,15 @@ async def shown_by(adapter: Adapter, row: StoredMessage) -> SentMessage | None:
         return None  # never handed to the channel
     if row.external_id is not None:
         parts = tuple(row.meta.get("parts") or ())
-        return SentMessage(row.conversation, row.external_id, row.text, parts)
+        sent = SentMessage(row.conversation, row.external_id, row.text, parts)
+        if row.meta.get("stream") and row.status in ("streaming", "interrupted"):
+            # a native stream whose writer stopped may still be open: end it first, so
+            # that the message can be edited
+            try:
+                await adapter.close_stream(sent)
+            except ServiceError as exc:
+                log.warning("could not end the stream of reply %d: %s", row.id, exc)
+        return sent
     try:
         return await adapter.find_sent(row.conversation, delivery_id(row.id))
     except ServiceError as exc:
@@ -295,14 +378,24 @@ async def edit_with_retry(
     adapter: Adapter, sent: SentMessage, text: str, *, attempts: int = 5
 ) -> SentMessage | None:
     """Edit a posted message, waiting out rate limits; ``None`` if it never went through."""
+    return await retrying(
+        lambda: adapter.edit(sent, text), f"edit message {sent.external_id}", attempts=attempts
+    )
+
+
+async def retrying(
+    call: Callable[[], Awaitable[SentMessage]], what: str, *, attempts: int = 5
+) -> SentMessage | None:
+    """Make one change to a posted message (``call``), waiting out rate limits and
+    retrying what may pass later; ``None`` if it never went through."""
     for attempt in range(attempts):
         try:
-            return await adapter.edit(sent, text)
+            return await call()
         except RateLimitError as exc:
             await asyncio.sleep(min(exc.retry_after or 1.0, 30.0))
         except ServiceError as exc:
             if not exc.retryable or attempt == attempts - 1:
-                log.warning("could not edit message %s: %s", sent.external_id, exc)
+                log.warning("could not %s: %s", what, exc)
                 return None
             await asyncio.sleep(2**attempt)
     return None

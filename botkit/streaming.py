@@ -25,8 +25,9 @@ async def stream_reply(
     capabilities: Capabilities,
     typing: Callable[[], Awaitable[None]],
 ) -> str:
-    """Show ``chunks`` on ``live`` as they arrive, at most once per ``edit_interval``,
-    then finish it with the whole text; returns the whole text.
+    """Show ``chunks`` on ``live`` as they arrive, at most once per ``live.interval``
+    (the channel's edit pace, or its own stream's), then finish it with the whole text;
+    returns the whole text.
 
     The typing indicator runs until the first text is shown. If the chunks break off
     (the model failed, the task was cancelled), the live reply is failed and the
@@ -41,13 +42,13 @@ async def stream_reply(
             if not text.strip():
                 continue
             now = time.monotonic()
-            if live.shown is None or now - last_show >= capabilities.edit_interval:
+            if live.shown is None or now - last_show >= live.interval:
                 indicator.cancel()
                 await live.show(_preview(text, capabilities.max_length))
                 last_show = time.monotonic()
         indicator.cancel()
         if live.shown is not None and live.shown != text:  # the last edit keeps the pace too
-            wait = capabilities.edit_interval - (time.monotonic() - last_show)
+            wait = live.interval - (time.monotonic() - last_show)
             await asyncio.sleep(max(0.0, wait))
         await live.finish(text)
     except BaseException as exc:

@@ -180,6 +180,62 @@ class SlackAPI:
             lambda: self.client.chat_update(channel=channel, ts=ts, text=text),
         )
 
+    async def update_markdown(self, channel: str, ts: str, markdown: str) -> None:
+        """Replace a message's text with standard Markdown (``markdown_text``)."""
+        await self.call(
+            "chat.update",
+            channel,
+            lambda: self.client.chat_update(channel=channel, ts=ts, markdown_text=markdown),
+        )
+
+    async def start_stream(
+        self,
+        channel: str,
+        thread_ts: str,
+        markdown: str,
+        *,
+        recipient_user_id: str | None,
+        recipient_team_id: str | None,
+    ) -> str:
+        """Start a native stream (``chat.startStream``) showing ``markdown``; its ``ts``."""
+        response = await self.call(
+            "chat.startStream",
+            channel,
+            lambda: self.client.chat_startStream(
+                channel=channel,
+                thread_ts=thread_ts,
+                markdown_text=markdown,
+                recipient_user_id=recipient_user_id,
+                recipient_team_id=recipient_team_id,
+            ),
+        )
+        return str(response["ts"])
+
+    async def append_stream(self, channel: str, ts: str, markdown: str) -> None:
+        """Append ``markdown`` to a stream (``chat.appendStream``)."""
+        await self.call(
+            "chat.appendStream",
+            channel,
+            lambda: self.client.chat_appendStream(channel=channel, ts=ts, markdown_text=markdown),
+        )
+
+    async def stop_stream(
+        self,
+        channel: str,
+        ts: str,
+        markdown: str | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """End a stream (``chat.stopStream``), appending ``markdown`` if given."""
+        await self.call(
+            "chat.stopStream",
+            channel,
+            lambda: self.client.chat_stopStream(
+                channel=channel, ts=ts, markdown_text=markdown or None, metadata=metadata
+            ),
+        )
+
     async def delete(self, channel: str, ts: str) -> None:
         """Delete one of the bot's messages."""
         await self.call(

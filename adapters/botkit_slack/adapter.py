@@ -9,6 +9,7 @@ Mode envelope ack) only goes out after that returned. If ``accept`` raises, bolt
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from botkit import (
     KeyValueState,
     Markup,
     Message,
+    NativeStream,
     Reply,
     RequestRejectedError,
     SentMessage,
@@ -47,9 +49,10 @@ from botkit_slack._api import Identity, SlackAPI
 from botkit_slack._events import Inbound, ThreadMemory
 from botkit_slack._mrkdwn import render_pieces
 from botkit_slack._signature import SignatureCheck
+from botkit_slack._streams import Streams
 from botkit_slack.settings import SlackSettings
 
-__all__ = ["EDIT_INTERVAL", "MAX_TEXT", "SlackAdapter"]
+__all__ = ["EDIT_INTERVAL", "MAX_TEXT", "STREAM_INTERVAL", "SlackAdapter"]
 
 DELIVERY_EVENT = "botkit_reply"  # the metadata event type of every reply botkit posts
 FIND_SENT_LOOKBACK = 50  # newest messages searched for a reply an earlier try posted
@@ -61,6 +64,8 @@ MAX_TEXT = 3900
 #: ``chat.update`` is Tier 3 (about 50 calls a minute per workspace): one edit per
 #: 1.5 s keeps a stream well inside it, with room for a second one at the same time.
 EDIT_INTERVAL = 1.5
+#: ``chat.appendStream`` is Tier 4 (about 100 calls a minute): one step per 0.75 s.
+STREAM_INTERVAL = 0.75
 #: The most messages :meth:`SlackAdapter.history` reads back.
 HISTORY_LIMIT = 1000
 _CONNECT_TIMEOUT = 30.0
@@ -89,6 +94,8 @@ class SlackAdapter(Adapter):
         markup="mrkdwn",
         edit_interval=EDIT_INTERVAL,
         typing=True,
+        native_streams=True,  # chat.startStream, in threads
+        stream_interval=STREAM_INTERVAL,
     )
     settings_class: ClassVar[type[Any] | None] = SlackSettings
 
@@ -115,6 +122,7 @@ class SlackAdapter(Adapter):
         # messages given the typing reaction: whether it was really added
         self._reacted: dict[tuple[str, str], bool] = {}
         self._markup: dict[tuple[str, str], Markup] = {}
+        self._streams = Streams()
         self._gate = WebhookGate(f"slack {name} events")
 
     @property
@@ -449,6 +457,10 @@ class SlackAdapter(Adapter):
         conversation = sent.conversation
         channel = conversation.chat_id
         parts = list(sent.parts or (sent.external_id,))
+        if self._streams.is_stream_message(channel, parts[0]) and text.strip():
+            # a native stream's message: standard Markdown, one message (it was cut to one)
+            await self._streams.edit(api, channel, parts[0], text)
+            return SentMessage(conversation, parts[0], text, (parts[0],))
         markup = self._markup.get((channel, parts[0]), "markdown")
         new = render_pieces(text, markup, MAX_TEXT)
         if not new:
@@ -469,6 +481,83 @@ class SlackAdapter(Adapter):
                 log.info("slack: could not delete a surplus piece in %s: %s", channel, exc.code)
         _remember(self._markup, (channel, shown[0]), markup)
         return SentMessage(conversation, shown[-1], text, tuple(shown))
+
+    async def start_stream(
+        self, answering: Message, reply: Reply, *, delivery_id: str
+    ) -> NativeStream | None:
+        """Start a native stream (``chat.startStream``) of a Markdown answer in a thread;
+        ``None`` elsewhere (a DM's top level, where answers are not threaded; a bot's
+        message; where Slack refused to stream before), so the answer posts and edits.
+
+        The stream is the message: its ``ts`` is returned as the stream's message, for
+        the outbox to record at once.
+
+        Raises:
+            ServiceError: Slack could not be asked (rate limits, the network).
+        """
+        api = self._require_api()
+        conversation = answering.conversation
+        channel, thread = conversation.chat_id, conversation.thread_id
+        if (
+            reply.markup != "markdown"
+            or not thread
+            or answering.sender.is_bot
+            or not reply.text.strip()
+            or not self._streams.allowed(channel)
+        ):
+            return None
+        team = answering.metadata.get("team_id") or (self._me.team_id if self._me else None)
+        metadata = {
+            "event_type": DELIVERY_EVENT,
+            "event_payload": {"delivery_id": delivery_id, "piece": 0, "of": 1},
+        }
+        ts = await self._streams.start(
+            api,
+            channel,
+            thread,
+            reply.text,
+            user=answering.sender.id,
+            team=team if isinstance(team, str) else None,
+            metadata=metadata,
+        )
+        if ts is None:
+            return None
+        await self._typing_done(reply.reply_to)
+        sent = SentMessage(conversation, ts, reply.text, (ts,))
+        return NativeStream(conversation, ts, reply.text, sent)
+
+    async def append_stream(self, stream: NativeStream, text: str) -> NativeStream:
+        """Show ``text`` on the stream: the new part appended (``chat.appendStream``), or,
+        once Slack ended the stream, the message edited.
+
+        Raises:
+            ServiceError: as for :meth:`send`.
+        """
+        channel, ts = stream.conversation.chat_id, stream.stream_id
+        await self._streams.show(self._require_api(), channel, ts, stream.text, text)
+        sent = SentMessage(stream.conversation, ts, text, (ts,))
+        return dataclasses.replace(stream, text=text, message=sent)
+
+    async def stop_stream(self, stream: NativeStream, text: str) -> SentMessage:
+        """End the stream (``chat.stopStream``, with the reply's delivery metadata) showing
+        ``text``.
+
+        Raises:
+            ServiceError: as for :meth:`send`.
+        """
+        channel, ts = stream.conversation.chat_id, stream.stream_id
+        await self._streams.stop(self._require_api(), channel, ts, stream.text, text)
+        return SentMessage(stream.conversation, ts, text, (ts,))
+
+    async def close_stream(self, sent: SentMessage) -> None:
+        """End a stream left open (``chat.stopStream`` without text); one already ended
+        is fine.
+
+        Raises:
+            ServiceError: as for :meth:`send`.
+        """
+        api = self._require_api()
+        await self._streams.close(api, sent.conversation.chat_id, sent.external_id)
 
     async def history(
         self, conversation: ConversationRef, *, since: datetime

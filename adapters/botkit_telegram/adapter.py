@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections import OrderedDict
@@ -22,12 +23,15 @@ from botkit import (
     CommandInfo,
     ConversationRef,
     Inbox,
+    Message,
+    NativeStream,
     Reply,
     RequestRejectedError,
     SentMessage,
     Singleton,
     ensure_claims_live,
 )
+from botkit_telegram._drafts import Drafts, draft_id_of
 from botkit_telegram._errors import (
     is_entity_error,
     is_not_modified,
@@ -59,7 +63,8 @@ class TelegramAdapter(Adapter):
     Receives by long polling (default) or a webhook mounted on botkit's web server, hands
     messages to the inbox and acknowledges them only after it accepted them. Sends Markdown
     replies as text plus entities, split at 4096 UTF-16 units, paced under Telegram's flood
-    limits.
+    limits. Streamed answers show as drafts in private chats (``_drafts``) and as an edited
+    message in groups.
 
     Args:
         name: the config key it was enabled under, the ``channel`` of its messages.
@@ -77,6 +82,8 @@ class TelegramAdapter(Adapter):
         markup="telegram-entities",
         edit_interval=1.0,
         typing=True,
+        native_streams=True,  # drafts, in private chats
+        stream_interval=1.0,  # a draft keeps the chat's message pace
     )
     settings_class: ClassVar[type[Any] | None] = TelegramSettings
 
@@ -88,6 +95,7 @@ class TelegramAdapter(Adapter):
         self.settings = settings
         self._bot = make_bot(settings.api_url, settings.token, timeout=settings.request_timeout)
         self._limiter = limiter or FloodLimiter(max_wait=settings.max_flood_wait)
+        self._drafts = Drafts(self._bot, self._limiter)
         self._receiver = WebhookReceiver(
             settings.webhook_secret.reveal()
             if settings.webhook_secret
@@ -317,6 +325,40 @@ class TelegramAdapter(Adapter):
             raise service_error(exc, "editMessageText") from exc
         parts = tuple(f"{chat_id}:{i}" for i in kept)
         return SentMessage(sent.conversation, external_id=parts[-1], text=text, parts=parts)
+
+    async def start_stream(
+        self, answering: Message, reply: Reply, *, delivery_id: str
+    ) -> NativeStream | None:
+        """Show the answer so far as a draft, in a private chat; ``None`` elsewhere (and
+        where Telegram refused drafts before), so the answer is posted and edited.
+
+        The draft is no message: nothing is recorded, and the finished answer is sent as
+        one message by the outbox (Telegram's apps then drop the draft).
+
+        Raises:
+            ServiceError: flood control or the network.
+        """
+        chat_id, thread_id = _ids(answering.conversation)
+        if not reply.text.strip() or not self._drafts.allowed(chat_id):
+            return None
+        draft_id = draft_id_of(delivery_id)
+        await self._ready()
+        markdown = reply.markup == "markdown"
+        if not await self._drafts.start(
+            chat_id, thread_id, draft_id, reply.text, markdown=markdown
+        ):
+            return None
+        return NativeStream(answering.conversation, str(draft_id), reply.text)
+
+    async def append_stream(self, stream: NativeStream, text: str) -> NativeStream:
+        """Show ``text`` (Markdown, the answer so far) as the next state of the draft.
+
+        Raises:
+            ServiceError: it was not shown (the next step shows the text again).
+        """
+        chat_id, thread_id = _ids(stream.conversation)
+        await self._drafts.show(chat_id, thread_id, int(stream.stream_id), text, markdown=True)
+        return dataclasses.replace(stream, text=text)
 
     async def typing(self, conversation: ConversationRef) -> None:
         """Show "typing…" for about five seconds; failures are logged, never raised."""

@@ -9,6 +9,17 @@ script failures per method (:meth:`FakeSlack.fail`, :meth:`FakeSlack.rate_limit`
 a method's answer back after carrying the call out (:meth:`FakeSlack.hold`: the message
 is posted, but the client hears nothing for a while).
 
+Native streams (``chat.startStream``, ``chat.appendStream``, ``chat.stopStream``) as
+Slack documents them: a stream is a message from its start, in a thread (``thread_ts``),
+``recipient_team_id`` and ``recipient_user_id`` required outside DMs, ``markdown_text``
+(standard Markdown, at most 12,000 characters per call) appended to what it shows; appends
+and stops to a message no longer streaming answer ``message_not_in_streaming_state``
+(Slack ends a stream on its own after a while: :attr:`FakeSlack.stream_timeout`, or at
+once with :meth:`FakeSlack.expire_stream`), to another app's ``message_not_owned_by_app``.
+Their rate tiers are enforced per minute (:attr:`FakeSlack.tier_limits`: Tier 2 for start
+and stop, Tier 4 for append), answering 429 with ``Retry-After`` beyond them. What is not
+documented is marked where it is assumed (the error past 12,000 characters).
+
 Socket Mode: ``apps.connections.open`` (with the app token) answers a ``ws://`` URL on
 this same server, with a new ticket each time; a connection gets ``hello``, then whatever
 :meth:`FakeSlack.send_envelope` pushes, and every ``{"envelope_id": ...}`` it sends back is
@@ -25,6 +36,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +49,11 @@ from aiohttp.test_utils import TestServer
 __all__ = ["Call", "FakeSlack", "Scripted"]
 
 APP_ONLY = frozenset({"apps.connections.open"})
+#: the longest ``markdown_text`` one call carries
+MARKDOWN_LIMIT = 12_000
+#: calls a minute per method, as Slack's tiers document them (Tier 2: 20+, Tier 4: 100+)
+STREAM_TIERS = {"chat.startStream": 20, "chat.appendStream": 100, "chat.stopStream": 20}
+_STREAM_CLOSED = "message_not_in_streaming_state"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +103,8 @@ class FakeSlack:
         self.bot_id = bot_id
         self.team_id = team_id
         self.calls: list[Call] = []
+        #: every answer's JSON body, with its method, in order
+        self.answers: list[tuple[str, dict[str, Any]]] = []
         self.users: dict[str, dict[str, Any]] = {}
         #: every message in the fake workspace, by channel, in posting order
         self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -99,6 +118,13 @@ class FakeSlack:
         #: calls carried out whose answer is being held back now
         self.holding = 0
         self._ts = itertools.count(1)
+        #: per-minute call limits, by method (the stream methods' rate tiers)
+        self.tier_limits: dict[str, int] = dict(STREAM_TIERS)
+        self._tier_calls: dict[str, deque[float]] = defaultdict(deque)
+        #: seconds after its start when Slack ends a stream nobody stopped (undocumented;
+        #: SDK users report about five minutes)
+        self.stream_timeout = 300.0
+        self._stream_started: dict[tuple[str, str], float] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._connected = asyncio.Event()
         self._acked = asyncio.Condition()
@@ -200,6 +226,12 @@ class FakeSlack:
     def add_message(self, channel: str, message: dict[str, Any]) -> None:
         """Put a message into the workspace (for ``conversations.replies``)."""
         self.messages[channel].append(dict(message))
+
+    def expire_stream(self, channel: str, ts: str) -> None:
+        """End a stream the way Slack's own timeout does: it keeps what it shows."""
+        message = self._find(channel, ts)
+        assert message is not None, (channel, ts)
+        message["streaming"] = False
 
     # inspection
 
@@ -377,6 +409,7 @@ class FakeSlack:
             scripted[0].after -= 1
         elif scripted:
             answer = scripted.popleft()
+            self.answers.append((method, answer.body))
             return web.json_response(answer.body, status=answer.status, headers=answer.headers)
         expected = self.app_token if method in APP_ONLY else self.bot_token
         if authorization is None:
@@ -386,7 +419,15 @@ class FakeSlack:
         handler = getattr(self, "_api_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+        wait = self._over_tier(method)
+        if wait is not None:
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(wait)},
+            )
         body: dict[str, Any] = handler(params, request)
+        self.answers.append((method, body))
         async with self._called:
             self._called.notify_all()
         holds = self._holds[method]
@@ -453,7 +494,7 @@ class FakeSlack:
         message = self._find(str(params.get("channel")), str(params.get("ts")))
         if message is None:
             return {"ok": False, "error": "message_not_found"}
-        message["text"] = params.get("text", "")
+        message["text"] = params.get("markdown_text") or params.get("text", "")
         message["edited"] = message.get("edited", 0) + 1
         self.shown[(str(params["channel"]), str(params["ts"]))].append(message["text"])
         return {
@@ -462,6 +503,102 @@ class FakeSlack:
             "ts": params["ts"],
             "text": message["text"],
         }
+
+    def _over_tier(self, method: str) -> int | None:
+        """Seconds to wait when ``method`` is past its per-minute limit, else ``None``."""
+        limit = self.tier_limits.get(method)
+        if limit is None:
+            return None
+        now, calls = time.monotonic(), self._tier_calls[method]
+        while calls and calls[0] <= now - 60.0:
+            calls.popleft()
+        if len(calls) >= limit:
+            return max(1, int(calls[0] + 60.0 - now + 0.999))
+        calls.append(now)
+        return None
+
+    def _streaming(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        """The stream an append or stop names, or the error Slack answers."""
+        channel, ts = params.get("channel"), params.get("ts")
+        if not channel:
+            return "channel_not_found"
+        message = self._find(str(channel), str(ts))
+        if message is None:
+            return "message_not_found"
+        if message.get("bot_id") != self.bot_id:
+            return "message_not_owned_by_app"
+        started = self._stream_started.get((str(channel), str(ts)), 0.0)
+        if message.get("streaming") and time.monotonic() - started > self.stream_timeout:
+            message["streaming"] = False  # Slack's own timeout ended it
+        if not message.get("streaming"):
+            return _STREAM_CLOSED
+        return message
+
+    def _api_chat_startStream(
+        self, params: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        channel, thread_ts = params.get("channel"), params.get("thread_ts")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not thread_ts:  # streamed messages are replies to a user's request
+            return {"ok": False, "error": "invalid_arguments"}  # assumed wording
+        if str(channel)[:1] in ("C", "G"):  # outside DMs the recipient must be named
+            if not params.get("recipient_team_id"):
+                return {"ok": False, "error": "missing_recipient_team_id"}
+            if not params.get("recipient_user_id"):
+                return {"ok": False, "error": "missing_recipient_user_id"}
+        text = params.get("markdown_text") or ""
+        if params.get("chunks") is not None and text:
+            return {"ok": False, "error": "cannot_provide_both_markdown_text_and_chunks"}
+        if len(text) > MARKDOWN_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}  # assumed: undocumented here
+        n = next(self._ts)
+        message = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "text": text,
+            "ts": f"1700000000.{n:06d}",
+            "thread_ts": thread_ts,
+            "streaming": True,
+        }
+        self._stream_started[(str(channel), message["ts"])] = time.monotonic()
+        self.messages[str(channel)].append(message)
+        self.shown[(str(channel), message["ts"])].append(text)
+        return {"ok": True, "channel": channel, "ts": message["ts"]}
+
+    def _api_chat_appendStream(
+        self, params: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        found = self._streaming(params)
+        if isinstance(found, str):
+            return {"ok": False, "error": found}
+        text = params.get("markdown_text")
+        if not text:
+            return {"ok": False, "error": "markdown_text_required"}
+        if len(text) > MARKDOWN_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}  # assumed: undocumented here
+        found["text"] += text
+        self.shown[(str(params["channel"]), found["ts"])].append(found["text"])
+        return {"ok": True, "channel": params["channel"], "ts": found["ts"]}
+
+    def _api_chat_stopStream(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        found = self._streaming(params)
+        if isinstance(found, str):
+            return {"ok": False, "error": found}
+        text = params.get("markdown_text") or ""
+        if len(text) > MARKDOWN_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}  # assumed: undocumented here
+        found["text"] += text
+        found["streaming"] = False
+        metadata = params.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        if isinstance(metadata, dict):
+            found["metadata"] = metadata
+        if text:
+            self.shown[(str(params["channel"]), found["ts"])].append(found["text"])
+        return {"ok": True, "channel": params["channel"], "ts": found["ts"], "message": found}
 
     def _api_chat_delete(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
         channel = str(params.get("channel"))

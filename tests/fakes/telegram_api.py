@@ -5,7 +5,11 @@ Routes ``/bot<token>/<method>`` like api.telegram.org: answers ``{"ok": true, "r
 for flood control). It implements what botkit's Telegram adapter uses: ``getMe``,
 ``getUpdates`` (offsets, limit, long-poll timeout), ``sendMessage``,
 ``editMessageText``, ``deleteMessage``, ``sendChatAction``, ``setMyCommands``,
-``setWebhook``, ``getWebhookInfo``, ``deleteWebhook``. Telegram's own checks are
+``setWebhook``, ``getWebhookInfo``, ``deleteWebhook``, and ``sendMessageDraft`` (Bot API
+9.3: a private chat only, else 400 ``TEXTDRAFT_PEER_INVALID``; a non-zero ``draft_id``;
+0-4096 characters after entity parsing, an empty text being the "Thinking..."
+placeholder; a draft is no message: it is shown for 30 seconds, or until a message is
+sent to its chat, see :meth:`FakeTelegramAPI.draft_shown`). Telegram's own checks are
 imitated: HTML must use Telegram's tags, nest and escape ``<>&`` ("can't parse
 entities"); explicit ``entities`` must be of a known type, lie within the text in UTF-16
 code units, start and end on whole characters, and nest as the Bot API documents
@@ -42,9 +46,14 @@ __all__ = [
     "RecordedRequest",
     "ScriptedError",
     "SentText",
+    "ShownDraft",
     "html_text",
     "spans",
 ]
+
+#: how long Telegram's apps show a draft that is not renewed (the Bot API's "temporary
+#: 30-second preview")
+DRAFT_TTL = 30.0
 
 TOKEN = "123456:TEST-fake-token_do-not-log"
 
@@ -347,7 +356,25 @@ class SentText:
 
     def spans(self) -> list[tuple[str, str]]:
         """``(type, covered text)`` for each entity of the message as it stands."""
-        return spans(self.text, self.entities)
+        return spans(self.text, list(self.entities))
+
+
+@dataclass(frozen=True)
+class ShownDraft:
+    """A draft the bot showed (``sendMessageDraft``), as the fake stores it."""
+
+    chat_id: int
+    draft_id: int
+    body: str  # what was sent, HTML included
+    parse_mode: str | None
+    text: str  # what a user sees
+    thread_id: int | None
+    at: float  # time.monotonic()
+    entities: tuple[dict[str, Any], ...] = ()
+
+    def spans(self) -> list[tuple[str, str]]:
+        """``(type, covered text)`` for each entity of the draft."""
+        return spans(self.text, list(self.entities))
 
 
 class FakeTelegramAPI:
@@ -382,6 +409,9 @@ class FakeTelegramAPI:
         }
         self.requests: list[RecordedRequest] = []
         self.sent: list[SentText] = []
+        #: every draft shown, oldest first
+        self.drafts: list[ShownDraft] = []
+        self._sent_at: dict[int, float] = {}  # chat id: when a message was last sent there
         self.commands: list[dict[str, Any]] = []
         self.chat_actions: list[dict[str, Any]] = []
         self.webhook: dict[str, Any] = {}
@@ -448,6 +478,18 @@ class FakeTelegramAPI:
             self._updates.append(update)
             self._changed.notify_all()
         return update
+
+    def draft_shown(self, chat_id: int, *, now: float | None = None) -> str | None:
+        """What a user of ``chat_id`` sees as a draft now: the newest draft's text, unless
+        it is older than :data:`DRAFT_TTL` or a message was sent to the chat after it."""
+        now = time.monotonic() if now is None else now
+        drafts = [d for d in self.drafts if d.chat_id == chat_id]
+        if not drafts:
+            return None
+        newest = drafts[-1]
+        if now - newest.at > DRAFT_TTL or self._sent_at.get(chat_id, -1.0) >= newest.at:
+            return None
+        return newest.text
 
     def calls(self, method: str) -> list[RecordedRequest]:
         """The recorded requests to ``method``, oldest first."""
@@ -555,7 +597,35 @@ class FakeTelegramAPI:
             reply_to=reply.get("message_id") if isinstance(reply, dict) else None,
         )
         self.sent.append(sent)
+        self._sent_at[chat_id] = time.monotonic()
         return self._message_json(sent)
+
+    async def _api_sendMessageDraft(self, params: dict[str, Any]) -> Any:
+        chat_id = int(params["chat_id"])
+        if chat_id <= 0:  # groups, supergroups and channels: drafts are for private chats
+            _refuse(400, "Bad Request: TEXTDRAFT_PEER_INVALID")
+        draft_id = int(params.get("draft_id") or 0)
+        if draft_id == 0:
+            _refuse(400, "Bad Request: DRAFT_ID_INVALID")
+        body = str(params.get("text") or "")
+        parse_mode = params.get("parse_mode")
+        # an empty text is allowed: the apps show a "Thinking..." placeholder
+        text = _shown_text(body, parse_mode) if body else ""
+        entities = _entities(text, params)
+        thread = params.get("message_thread_id")
+        self.drafts.append(
+            ShownDraft(
+                chat_id=chat_id,
+                draft_id=draft_id,
+                body=body,
+                parse_mode=parse_mode,
+                text=text,
+                thread_id=int(thread) if thread is not None else None,
+                at=time.monotonic(),
+                entities=tuple(entities),
+            )
+        )
+        return True
 
     async def _api_editMessageText(self, params: dict[str, Any]) -> Any:
         sent = self._find(int(params["chat_id"]), int(params["message_id"]), "edit")

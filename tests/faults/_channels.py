@@ -41,8 +41,16 @@ class SlackEvents:
         return f"1700001000.{self._ts:06d}"
 
     @staticmethod
-    def body(channel: str, text: str, ts: str, *, event_id: str | None = None) -> bytes:
-        """An ``event_callback`` body for a direct message from :data:`BOT_USER`."""
+    def body(
+        channel: str,
+        text: str,
+        ts: str,
+        *,
+        event_id: str | None = None,
+        thread_ts: str | None = None,
+    ) -> bytes:
+        """An ``event_callback`` body for a direct message from :data:`BOT_USER` (in the
+        DM's thread ``thread_ts``, if given)."""
         event = {
             "type": "message",
             "channel": channel,
@@ -52,6 +60,8 @@ class SlackEvents:
             "ts": ts,
             "event_ts": ts,
         }
+        if thread_ts is not None:
+            event["thread_ts"] = thread_ts
         return json.dumps(
             {
                 "token": "verification-token",
@@ -106,6 +116,7 @@ class SlackEvents:
         *,
         first: int | None = None,
         deadline: float = 60.0,
+        thread_ts: str | None = None,
     ) -> str:
         """Deliver one message until a bot acknowledges it with 2xx; its ``ts``.
 
@@ -116,7 +127,7 @@ class SlackEvents:
         """
         pool = [bots] if isinstance(bots, BotProcess) else list(bots)
         ts = ts or self.next_ts()
-        raw = self.body(channel, text, ts)
+        raw = self.body(channel, text, ts, thread_ts=thread_ts)
         give_up = time.monotonic() + deadline
         if first is None:
             first, self._turn = self._turn, self._turn + 1

@@ -13,7 +13,7 @@ from botkit import Bot
 from botkit_slack import SlackAdapter
 from tests.adapters.slack.slack_helpers import corpus, settings_for, sign
 from tests.fakes.bots import make_bot
-from tests.fakes.openai_server import FakeOpenAI, completion
+from tests.fakes.openai_server import FakeOpenAI, completion, stream
 from tests.fakes.slack_api import FakeSlack
 
 MENTION_TS = "1595926230.009600"
@@ -82,19 +82,25 @@ async def test_a_mention_delivered_three_times_over_http_is_answered_once_in_its
     assert "Hi there!" in str(request.messages[-1]["content"])
 
 
-async def test_a_streamed_answer_over_socket_mode_is_posted_once_and_edited_in_place(
+async def test_a_streamed_dm_answer_over_socket_mode_is_posted_once_and_edited_in_place(
     database_url: str, fake_openai: FakeOpenAI, slack: FakeSlack
 ) -> None:
+    # a DM's top level has no thread to stream natively into (test_slack_streams.py)
     answer = "Here is a longer answer, streamed word by word, with **bold** at the end."
-    fake_openai.script(completion(answer))
+    fake_openai.script(stream([f"{w} " for w in answer.split()], interval=0.1))
     adapter = SlackAdapter("slack", settings_for(slack, transport="socket"))
+    dm = corpus("02-app_mention-channel-authed_users.json")
+    dm["event"].update(type="message", channel="D111", channel_type="im", text="Hi there!")
 
     async with _bot(database_url, fake_openai, adapter, stream=True):
         await slack.wait_connected()
-        envelope = await slack.send_envelope(corpus("02-app_mention-channel-authed_users.json"))
+        envelope = await slack.send_envelope(dm)
         assert await slack.wait_ack(envelope) == {"envelope_id": envelope}
+        await slack.wait_for(lambda: "end." in str(slack.posted()))
         [reply] = await _replies(slack)
 
     assert len(slack.calls_to("chat.postMessage")) == 1
-    assert reply["text"] == answer.replace("**bold**", "*bold*")
-    assert reply["thread_ts"] == MENTION_TS
+    assert slack.calls_to("chat.update")
+    assert reply["text"].rstrip() == answer.replace("**bold**", "*bold*")
+    assert "thread_ts" not in reply
+    assert slack.calls_to("chat.startStream") == []

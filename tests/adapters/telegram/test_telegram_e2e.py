@@ -79,7 +79,7 @@ async def test_group_mention_is_answered_once_as_a_quoted_formatted_reply(
     assert {"start", "help", "reset"} <= set(published)
 
 
-async def test_streamed_answer_is_posted_once_and_edited_in_place(
+async def test_streamed_private_answer_arrives_as_one_formatted_message(
     tmp_path: Path, api: FakeTelegramAPI, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script(completion("Hello **there**, " + "word " * 30))
@@ -91,6 +91,7 @@ async def test_streamed_answer_is_posted_once_and_edited_in_place(
     assert reply.chat_id == 12345678
     assert reply.text.startswith("Hello there, word")
     assert reply.spans() == [("bold", "there")]
+    assert not reply.edits  # it grew as a draft (test_telegram_drafts.py)
     assert api.chat_actions  # typing... while the model thought
 
 
