@@ -47,6 +47,11 @@ class Client:
         self._writer: asyncio.Task[None] | None = None
         self._close: tuple[int, str] | None = None
 
+    @property
+    def closing(self) -> bool:
+        """Whether the page is being closed (nothing more is queued for it)."""
+        return self._close is not None
+
     def push(self, frame: Frame) -> None:
         """Queue a frame for the page (written after those already queued)."""
         if self._close is not None:
