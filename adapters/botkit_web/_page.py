@@ -179,6 +179,7 @@ def page_html(*, title: str, socket_path: str, max_chars: int, nonce: str) -> st
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{name}</title>
+<link rel="icon" href="data:,">
 <style nonce="{nonce}">{_STYLE}</style>
 </head>
 <body>
