@@ -109,7 +109,7 @@ class WebChatAdapter(Adapter):
         self._ids = VisitorIds(secret, self.name)
         self._inbox = inbox
         self._gate.open()
-        log.info("web chat %s: open at %s on the web server", self.name, self.settings.path)
+        log.info("web chat (adapters.%s) at %s", self.name, self.settings.path)
 
     async def stop_intake(self) -> None:
         """Refuse new messages and pages; open pages still get the replies in flight."""

@@ -113,3 +113,25 @@ async def test_markup_in_an_answer_or_a_message_shows_as_text_and_runs_nothing(
         )
     assert dialogs == []
     assert errors == []
+
+
+async def test_a_message_refused_while_the_bot_restarts_is_sent_again_when_it_is_back(
+    page: Page, tmp_path: Path
+) -> None:
+    async with web_chat(f"sqlite:///{tmp_path}/bot.db") as chat:
+        await _open(page, chat.base)
+        await chat.adapter.stop_intake()  # the bot begins to stop: no new messages
+        await _say(page, "are you there?")
+        await page.wait_for_function(
+            "() => document.getElementById('chat-error').textContent.includes('restarting')"
+        )
+        assert await page.locator(".msg.user.pending").count() == 1
+        await chat.adapter.stop()  # closes the page's socket...
+        await chat.adapter.start(chat.bot.inbox)  # ...and it is back: the page reconnects
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('.msg.bot')]"
+            ".some((e) => e.textContent.endsWith('You said: are you there?'))"
+        )
+        assert await page.locator(".msg.user").all_text_contents() == ["are you there?"]
+        assert await page.locator(".msg.pending").count() == 0
+        await screenshot(page, "web-chat-sent-again")
