@@ -116,20 +116,16 @@ class Hub:
     def join(self, visitor: str, socket: web.WebSocketResponse) -> Client | Refused:
         """Let a page in: from now on it is pushed what its visitor is sent (held until
         :meth:`Client.start`); or say why not."""
-        mine = self._clients.setdefault(visitor, set())
+        mine = self._clients.get(visitor, set())
         if len(mine) >= self._per_visitor:
-            if not mine:
-                del self._clients[visitor]
             return Refused(
                 f"too many open chat pages ({self._per_visitor} at most): close one and "
                 "reload this one"
             )
         if self._count >= self._total:
-            if not mine:
-                del self._clients[visitor]
             return Refused("the chat is full right now; try again in a minute")
         client = Client(visitor, socket)
-        mine.add(client)
+        self._clients[visitor] = mine | {client}
         self._count += 1
         return client
 
