@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botkit._faults import fault_point
 from botkit.exceptions import StoreError
 from botkit.leases import Singleton, Singletons
-from botkit.messages import Message
+from botkit.messages import ConversationRef, Message
 
 if TYPE_CHECKING:
     from botkit.metrics import Metrics
-    from botkit.store import Claim, Store
+    from botkit.store import Claim, Store, StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,20 @@ class Inbox:
     def state(self, namespace: str) -> KeyValueState:
         """A persisted key-value store for an adapter's own bookkeeping (offsets, UIDs)."""
         return self._store.state(f"adapter:{namespace}")
+
+    async def transcript(
+        self, conversation: ConversationRef, *, limit: int
+    ) -> list[StoredMessage]:
+        """The newest ``limit`` messages of a conversation, oldest first, for a channel
+        that keeps no history of its own (the web chat shows it when its page loads):
+        every message people wrote, and the bot's replies but those that failed. A reply
+        being written shows the text last stored; what a channel was shown since then
+        only this process knows.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        return await self._store.transcript(conversation, limit=limit)
 
     def singleton(self, name: str, work: Callable[[], Coroutine[Any, Any, object]]) -> Singleton:
         """Work that must run in one process cluster-wide (a poller, a mailbox watcher).

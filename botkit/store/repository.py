@@ -660,6 +660,23 @@ class Store:
         rows = await self._read("load chat messages", _snapshots(query))
         return rows[::-1]
 
+    async def transcript(self, ref: ConversationRef, *, limit: int) -> list[StoredMessage]:
+        """The newest ``limit`` messages of one conversation as its channel shows them,
+        oldest first: every inbound message, whatever became of it, and every reply but
+        those that failed (a channel that keeps no history of its own, the web chat,
+        shows this). Reads through the conversation's unique key and the
+        (conversation, id) index."""
+        query = (
+            _SNAPSHOT_QUERY.where(
+                _conversations.c.key == ref.key,
+                or_(_messages.c.direction == "in", _messages.c.status != "failed"),
+            )
+            .order_by(_messages.c.id.desc())
+            .limit(limit)
+        )
+        rows = await self._read("load transcript", _snapshots(query))
+        return rows[::-1]
+
     async def annotation_counts(
         self, key: str, *, since: datetime | None = None
     ) -> list[tuple[str, str, str, int]]:
