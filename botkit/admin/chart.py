@@ -21,7 +21,7 @@ SERIES = 7  # the biggest series drawn apart; the rest are drawn together as "ot
 OTHER = "(other)"
 COLOURS = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899")
 OTHER_COLOUR = "#9ca3af"
-WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 900, 260, 70, 12, 28
+WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 900, 260, 100, 12, 28
 
 
 @dataclass(slots=True)
