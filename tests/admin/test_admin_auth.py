@@ -15,6 +15,8 @@ from botkit.admin.auth import COOKIE, Sessions, safe_next
 from botkit.config import parse_config
 from botkit.secrets import Secret
 from tests.admin.conftest import TOKEN, AdminSite, start_site
+from tests.fakes.bots import make_bot
+from tests.fakes.recording_adapter import RecordingAdapter
 
 PAGES = [
     "/admin",
@@ -44,6 +46,30 @@ async def test_without_the_token_variable_there_is_no_admin_page(tmp_path: Path)
                 assert COOKIE not in response.cookies
     finally:
         await bot.stop()
+
+
+async def test_the_start_log_says_where_the_page_is_or_that_web_is_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    bot, _, _ = await start_site(f"sqlite:///{tmp_path}/on.db")
+    try:
+        assert bot.web is not None
+        assert f"operations page: http://127.0.0.1:{bot.web.port}/admin" in caplog.text
+    finally:
+        await bot.stop()
+    off = make_bot(
+        f"sqlite:///{tmp_path}/off.db",
+        {"test": RecordingAdapter()},
+        environ={"BOTKIT_ADMIN_TOKEN": TOKEN},
+    )
+    async with off:
+        assert off.web is None
+    assert (
+        "BOTKIT_ADMIN_TOKEN is set but [web] is not enabled: the operations page is not served"
+        in caplog.text
+    )
+    assert TOKEN not in caplog.text
 
 
 async def test_every_admin_url_without_a_session_goes_to_the_login_or_is_401(
@@ -81,6 +107,7 @@ async def test_the_right_token_sets_a_signed_httponly_samesite_strict_cookie(
     assert response.status == 303
     assert response.headers["Location"] == "/admin/conversations"
     cookie = response.cookies[COOKIE]
+    assert cookie["max-age"] == str(12 * 3600)
     assert cookie["httponly"] is True
     assert cookie["samesite"] == "Strict"
     assert cookie["path"] == "/admin"

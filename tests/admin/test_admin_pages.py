@@ -240,7 +240,17 @@ async def test_spend_can_be_drawn_in_tokens_or_calls_over_other_spans(site: Admi
     assert page.count('<tr class="spend"') == 1
     _, page = await site.get("/admin/spend", metric="calls", days="90")
     assert page.count('<tr class="spend"') == 2
-    for bad in [{"days": "0"}, {"days": "abc"}, {"by": "planet"}, {"metric": "joy"}]:
+    _, page = await site.get("/admin/spend", days="366")
+    assert page.count('<tr class="spend"') == 2
+    # drawn in the page: nothing to fetch (the SVG namespace is a name, not a request)
+    assert not re.search(r"<(script|link|img|iframe)\b|\bsrc=|url\(", page)
+    for bad in [
+        {"days": "0"},
+        {"days": "367"},
+        {"days": "abc"},
+        {"by": "planet"},
+        {"metric": "joy"},
+    ]:
         status, _ = await site.get("/admin/spend", **bad)
         assert status == 400, bad
 
