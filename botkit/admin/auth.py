@@ -110,6 +110,7 @@ def safe_next(target: str | None) -> str:
         and not target.startswith(LOGIN)
         and "//" not in target
         and "\\" not in target
+        and target.isprintable()  # no line breaks into the Location header
     ):
         return target
     return f"{PREFIX}/conversations"

@@ -10,7 +10,9 @@ from datetime import datetime
 
 from botkit.admin.chart import METRICS, SPLITS, Metric, SpendCell, Split, bar_chart, label
 from botkit.admin.queries import (
+    SPAM,
     SPAM_REASON,
+    SPAM_RELEASED,
     CallLine,
     ConversationPage,
     ConversationView,
@@ -324,11 +326,11 @@ def _message_row(m: MessageLine, calls: Sequence[CallLine], csrf: str) -> Html:
     elif (
         m.direction == "in"
         and m.status == "skipped"
-        and m.meta.get("spam") is True
-        and not m.meta.get("spam_released")
+        and m.meta.get(SPAM) is True
+        and not m.meta.get(SPAM_RELEASED)
     ):
         action = post_button(f"/admin/messages/{m.id}/release", "Release", csrf, back=back)
-    reason = m.error or (str(m.meta.get(SPAM_REASON)) if m.meta.get("spam") is True else "")
+    reason = m.error or (str(m.meta.get(SPAM_REASON)) if m.meta.get(SPAM) is True else "")
     return fill(
         '<tr id="m$id" class="$direction"><td>$id</td><td>$at</td><td>$sender</td>'
         '<td><span class="status st-$status">$status</span> $action<div class="muted">'

@@ -128,7 +128,14 @@ async def test_after_login_the_page_asked_for_is_shown_but_never_another_site(
         allow_redirects=False,
     ) as r:
         assert r.headers["Location"] == "/admin/spend?by=user"
-    for target in ["//evil.example/admin/", "https://evil.example/", "/admin/..//x", "/other"]:
+    for target in [
+        "//evil.example/admin/",
+        "https://evil.example/",
+        "/admin/..//x",
+        "/other",
+        "/admin/x\r\nSet-Cookie: a=b",
+        "/admin\\evil",
+    ]:
         assert safe_next(target) == "/admin/conversations", target
 
 
