@@ -2,9 +2,10 @@
 each process holds. Served by the bot's web server when ``BOTKIT_ADMIN_TOKEN`` is set
 (``[web] admin_token_env`` names another variable); without it there is no ``/admin``.
 
-Modules: ``auth`` (login, session cookie, CSRF), ``queries`` (what the pages read),
-``chart`` (spend by day as inline SVG), ``templates`` (escaped HTML), ``pages`` (each
-page's HTML), ``views`` (the handlers and the app).
+Modules: ``auth`` (login, session cookie, CSRF), ``queries`` and ``records`` (what the
+pages read), ``spend`` (spend by day: the chart in inline SVG and its figures),
+``templates`` (escaped HTML), ``pages`` (the other pages' HTML), ``views`` (the handlers
+and the app).
 """
 
 from botkit.admin.views import admin_app

@@ -8,11 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from botkit.admin.chart import METRICS, SPLITS, Metric, SpendCell, Split, bar_chart, label
-from botkit.admin.queries import (
-    SPAM,
-    SPAM_REASON,
-    SPAM_RELEASED,
+from botkit.admin.queries import SPAM, SPAM_REASON, SPAM_RELEASED
+from botkit.admin.records import (
     CallLine,
     ConversationPage,
     ConversationView,
@@ -27,7 +24,6 @@ __all__ = [
     "conversation_page",
     "conversations_page",
     "login_page",
-    "spend_page",
     "work_page",
 ]
 
@@ -51,9 +47,14 @@ def login_page(next_url: str, *, wrong: bool = False) -> Html:
 
 
 def conversations_page(
-    page: ConversationPage, channels: Sequence[str], *, user: str, text: str, channel: str,
+    page: ConversationPage,
+    channels: Sequence[str],
+    *,
+    user: str,
+    text: str,
+    channel: str,
     before: int | None,
-) -> Html:  # fmt: skip
+) -> Html:
     """The conversation list: a search form, a page of conversations, the next page's link."""
     options = join(
         fill(
@@ -113,9 +114,11 @@ def conversations_page(
         else fill('<p class="muted">No conversation matches.</p>')
     )
     return fill(
-        '$search$table<p class="pager">$pager</p>', search=search, table=table,
+        '$search$table<p class="pager">$pager</p>',
+        search=search,
+        table=table,
         pager=join(pager, " "),
-    )  # fmt: skip
+    )
 
 
 def conversation_page(view: ConversationView, csrf: str) -> Html:
@@ -164,67 +167,6 @@ def conversation_page(view: ConversationView, csrf: str) -> Html:
         older=older,
         rows=rows,
         loose=loose,
-    )
-
-
-def spend_page(
-    cells: Sequence[SpendCell], days: Sequence[str], *, by: Split, metric: Metric, span: int
-) -> Html:
-    """Spend by day as a chart, split by ``by``, and the figures it draws."""
-
-    def choice(name: str, values: Sequence[str], current: str) -> Html:
-        return join(
-            fill(
-                '<label><input type="radio" name="$name" value="$v"$c> $v</label> ',
-                name=name,
-                v=v,
-                c=Html(" checked") if v == current else Html(""),
-            )
-            for v in values
-        )
-
-    form = fill(
-        '<form method="get" action="/admin/spend" class="search">split by $by '
-        '· show $metric · last <input name="days" value="$days" size="3"> days '
-        '<button type="submit">Show</button></form>',
-        by=choice("by", SPLITS, by),
-        metric=choice("metric", METRICS, metric),
-        days=span,
-    )
-    rows = join(
-        fill(
-            '<tr class="spend" data-day="$day" data-key="$key" data-calls="$calls" '
-            'data-cost-nanos="$nanos" data-prompt="$p" data-completion="$o"><td>$day</td>'
-            '<td>$name</td><td class="num">$calls</td><td class="num">$p</td>'
-            '<td class="num">$o</td><td class="num">$cost</td><td class="est">$note</td></tr>',
-            day=c.day,
-            key=c.key,
-            name=label(c.key),
-            calls=c.calls,
-            nanos=c.cost_nanos,
-            p=c.prompt_tokens,
-            o=c.completion_tokens,
-            cost=money(c.cost_nanos),
-            note=_spend_note(c),
-        )
-        for c in cells
-    )
-    total = sum(c.cost_nanos for c in cells)
-    tokens = sum(c.prompt_tokens + c.completion_tokens for c in cells)
-    return fill(
-        '$form$chart<p>Total: <strong class="total">$total</strong> · $tokens tokens · '
-        "$calls calls (the same figures as <code>botkit usage --days $days</code>)</p>"
-        '<table><thead><tr><th>day (UTC)</th><th>$by</th><th class="num">calls</th>'
-        '<th class="num">prompt tokens</th><th class="num">output tokens</th>'
-        '<th class="num">cost</th><th></th></tr></thead><tbody>$rows</tbody></table>',
-        form=form,
-        chart=bar_chart(cells, days, metric),
-        total=money(total),
-        tokens=f"{tokens:,}",
-        calls=sum(c.calls for c in cells),
-        days=span,
-        by=by,
-        rows=rows,
     )
 
 
@@ -420,15 +362,6 @@ def _table(headers: Sequence[str], rows: Html, empty: str) -> Html:
     return fill(
         "<table><thead><tr>$head</tr></thead><tbody>$rows</tbody></table>", head=head, rows=rows
     )
-
-
-def _spend_note(cell: SpendCell) -> str:
-    notes = []
-    if cell.unpriced_calls:
-        notes.append(f"+{cell.unpriced_calls} unpriced")
-    if cell.estimated_calls:
-        notes.append(f"{cell.estimated_calls} of {cell.calls} calls estimated")
-    return ", ".join(notes)
 
 
 def _span(first: datetime | None, last: datetime | None) -> str:

@@ -10,28 +10,27 @@ Spend is not here: it is :meth:`botkit.store.Store.usage`, the same figures as
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Integer, and_, exists, false, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from botkit.admin.records import (
+    CallLine,
+    ConversationLine,
+    ConversationPage,
+    ConversationView,
+    LeaseLine,
+    MessageLine,
+    WorkLine,
+)
 from botkit.exceptions import StoreError
 from botkit.store import Database
 from botkit.store.models import Base
 from botkit.store.repository import UNDELIVERED_OUT, UNFINISHED_IN
 
-__all__ = [
-    "AdminQueries",
-    "CallLine",
-    "ConversationLine",
-    "ConversationPage",
-    "ConversationView",
-    "LeaseLine",
-    "MessageLine",
-    "WorkLine",
-]
+__all__ = ["SPAM", "SPAM_REASON", "SPAM_RELEASED", "AdminQueries"]
 
 T = TypeVar("T")
 PAGE = 50  # conversations a page
@@ -44,108 +43,6 @@ _leases = Base.metadata.tables["leases"]
 # the spam plugin's annotations (botkit_spam): a held message is skipped with spam=true
 # until a person releases it (spam_released)
 SPAM, SPAM_RELEASED, SPAM_REASON = "spam", "spam_released", "spam_reason"
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationLine:
-    """One conversation in the list, with its activity and spend."""
-
-    id: int
-    channel: str
-    chat_id: str
-    thread_id: str | None
-    created_at: datetime
-    messages: int = 0
-    last_at: datetime | None = None
-    last_sender: str | None = None
-    last_text: str = ""
-    calls: int = 0
-    tokens: int = 0
-    cost_nanos: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationPage:
-    """One page of the conversation list; ``next_before``: the next page's key, if any."""
-
-    lines: list[ConversationLine]
-    next_before: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class CallLine:
-    """One model call: tokens (``estimated``: botkit's own count) and cost (``None``:
-    the model has no price)."""
-
-    id: int
-    message_id: int | None
-    purpose: str
-    model: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    cost_nanos: int | None
-    latency_ms: float
-    ok: bool
-    error: str | None
-    estimated: bool
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class MessageLine:
-    """One stored message as the page shows it."""
-
-    id: int
-    conversation_id: int
-    channel: str
-    direction: str
-    status: str
-    sender_id: str | None
-    sender_name: str | None
-    text: str
-    error: str | None
-    attempts: int
-    reply_to_id: int | None
-    meta: dict[str, Any]
-    claimed_by: str | None
-    claimed_until: datetime | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationView:
-    """One conversation: a page of its messages (oldest first) with their model calls,
-    and its totals over every call."""
-
-    line: ConversationLine
-    messages: list[MessageLine]
-    calls: dict[int, list[CallLine]]  # by message id
-    unattached: list[CallLine]  # calls of the conversation tied to no message shown
-    older_before: int | None  # the key of the page of older messages, if any
-    estimated_calls: int
-    unpriced_calls: int
-
-
-@dataclass(frozen=True, slots=True)
-class WorkLine:
-    """Unfinished work of one kind held by one process (``owner`` ``None``: nobody)."""
-
-    owner: str | None
-    direction: str
-    status: str
-    count: int
-    earliest_until: datetime | None
-    latest_until: datetime | None
-    oldest: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseLine:
-    """A singleton lease (a poller, a mailbox watcher, the scheduler) and its holder."""
-
-    name: str
-    holder: str | None
-    until: datetime | None
 
 
 class AdminQueries:

@@ -17,16 +17,15 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from botkit.admin.auth import COOKIE, PREFIX, SESSION, SESSION_TTL, Sessions, guard, safe_next
-from botkit.admin.chart import METRICS, SPLITS, days_between, spend_cells
 from botkit.admin.pages import (
     attention_page,
     conversation_page,
     conversations_page,
     login_page,
-    spend_page,
     work_page,
 )
 from botkit.admin.queries import SPAM, SPAM_RELEASED, AdminQueries
+from botkit.admin.spend import METRICS, SPLITS, days_between, spend_cells, spend_page
 from botkit.admin.templates import Html, layout, query
 from botkit.context import PluginRuntime
 from botkit.exceptions import StoreError

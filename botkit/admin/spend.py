@@ -1,5 +1,6 @@
 """Spend over time: ``botkit usage``'s rows summed by day and one split (model, channel or
-user), drawn as stacked bars in inline SVG (no script, nothing fetched: works offline)."""
+user), drawn as stacked bars in inline SVG (no script, nothing fetched: works offline),
+with the figures in a table below."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ from typing import Literal
 from botkit.admin.templates import Html, esc, fill, join, money
 from botkit.store import UsageRow
 
-__all__ = ["METRICS", "SPLITS", "Metric", "SpendCell", "Split", "bar_chart", "spend_cells"]
+__all__ = [
+    "METRICS",
+    "SPLITS",
+    "Metric",
+    "SpendCell",
+    "Split",
+    "bar_chart",
+    "days_between",
+    "spend_cells",
+    "spend_page",
+]
 
 Split = Literal["model", "channel", "user"]
 Metric = Literal["cost", "tokens", "calls"]
@@ -161,3 +172,73 @@ def _shown(value: int, metric: Metric) -> str:
     if metric == "cost":
         return money(value)
     return f"{value:,} {'tokens' if metric == 'tokens' else 'calls'}"
+
+
+def spend_page(
+    cells: Sequence[SpendCell], days: Sequence[str], *, by: Split, metric: Metric, span: int
+) -> Html:
+    """Spend by day as a chart, split by ``by``, and the figures it draws."""
+
+    def choice(name: str, values: Sequence[str], current: str) -> Html:
+        return join(
+            fill(
+                '<label><input type="radio" name="$name" value="$v"$c> $v</label> ',
+                name=name,
+                v=v,
+                c=Html(" checked") if v == current else Html(""),
+            )
+            for v in values
+        )
+
+    form = fill(
+        '<form method="get" action="/admin/spend" class="search">split by $by '
+        '· show $metric · last <input name="days" value="$days" size="3"> days '
+        '<button type="submit">Show</button></form>',
+        by=choice("by", SPLITS, by),
+        metric=choice("metric", METRICS, metric),
+        days=span,
+    )
+    rows = join(
+        fill(
+            '<tr class="spend" data-day="$day" data-key="$key" data-calls="$calls" '
+            'data-cost-nanos="$nanos" data-prompt="$p" data-completion="$o"><td>$day</td>'
+            '<td>$name</td><td class="num">$calls</td><td class="num">$p</td>'
+            '<td class="num">$o</td><td class="num">$cost</td><td class="est">$note</td></tr>',
+            day=c.day,
+            key=c.key,
+            name=label(c.key),
+            calls=c.calls,
+            nanos=c.cost_nanos,
+            p=c.prompt_tokens,
+            o=c.completion_tokens,
+            cost=money(c.cost_nanos),
+            note=_spend_note(c),
+        )
+        for c in cells
+    )
+    total = sum(c.cost_nanos for c in cells)
+    tokens = sum(c.prompt_tokens + c.completion_tokens for c in cells)
+    return fill(
+        '$form$chart<p>Total: <strong class="total">$total</strong> · $tokens tokens · '
+        "$calls calls (the same figures as <code>botkit usage --days $days</code>)</p>"
+        '<table><thead><tr><th>day (UTC)</th><th>$by</th><th class="num">calls</th>'
+        '<th class="num">prompt tokens</th><th class="num">output tokens</th>'
+        '<th class="num">cost</th><th></th></tr></thead><tbody>$rows</tbody></table>',
+        form=form,
+        chart=bar_chart(cells, days, metric),
+        total=money(total),
+        tokens=f"{tokens:,}",
+        calls=sum(c.calls for c in cells),
+        days=span,
+        by=by,
+        rows=rows,
+    )
+
+
+def _spend_note(cell: SpendCell) -> str:
+    notes = []
+    if cell.unpriced_calls:
+        notes.append(f"+{cell.unpriced_calls} unpriced")
+    if cell.estimated_calls:
+        notes.append(f"{cell.estimated_calls} of {cell.calls} calls estimated")
+    return ", ".join(notes)
