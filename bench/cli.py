@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    admin,
     concurrency,
     durability,
     fitting,
@@ -34,6 +35,7 @@ from bench._util import DEFAULT_POSTGRES_URL, Options, Skipped
 Scenario = Callable[[Options], Coroutine[Any, Any, str]]
 
 SCENARIOS: dict[str, Scenario] = {
+    "admin": admin.run,
     "overhead/sqlite": overhead.run_sqlite,
     "overhead/postgres": overhead.run_postgres,
     "concurrency": concurrency.run_configured,

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from botkit._routes import route_problems
 from botkit._settings import parse_settings
 from botkit.adapter import Adapter, CommandInfo
+from botkit.admin import admin_app
 from botkit.claims import Claims
 from botkit.config import Config
 from botkit.context import PluginRuntime
@@ -354,7 +355,19 @@ class Bot:
                 max_body_size=self.config.web.max_body_size,
             )
             self.web.add_routes(routes)
+            admin_token = self.config.web.admin_token
+            if admin_token is not None:
+                self.web.mount("/admin", admin_app(self.runtime, admin_token))
             await self.web.start()
+            if admin_token is not None:
+                log.info(
+                    "operations page: http://%s:%d/admin", self.config.web.host, self.web.port
+                )
+        elif self.config.web.admin_token is not None:
+            log.warning(
+                "%s is set but [web] is not enabled: the operations page is not served",
+                self.config.web.admin_token.source or "the admin token",
+            )
         # the tokenizer is not loaded here: most prompts fit by their byte bound, and
         # its tables (130 MiB for o200k_base) are loaded only when a prompt must be counted
         # this process holds no claim yet: whatever it claims from now on is live for at

@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///botkit.db"
+# the operations page's token is all that guards it: long enough not to be guessed
+MIN_ADMIN_TOKEN = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +102,16 @@ class LLMSection:
 
 @dataclass(frozen=True, slots=True)
 class WebSection:
-    """``[web]``: the HTTP server for webhooks, ``/healthz``, ``/readyz`` and ``/metrics``."""
+    """``[web]``: the HTTP server for webhooks, ``/healthz``, ``/readyz``, ``/metrics`` and
+    the operations page (``/admin``)."""
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
     # the largest request body a webhook reads (bytes); larger ones are answered 413
     max_body_size: int = 1024 * 1024
+    # the operations page's login token; without it /admin is not served at all
+    admin_token: Secret | None = field(default=None, metadata={"env": "BOTKIT_ADMIN_TOKEN"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +325,13 @@ def _check(sections: Mapping[str, Any]) -> Iterator[ConfigError]:
         yield ConfigError("web.port", "must be a port number (0-65535)")
     if web.max_body_size < 1024:
         yield ConfigError("web.max_body_size", "must be at least 1024 bytes")
+    if web.admin_token is not None and len(web.admin_token.reveal()) < MIN_ADMIN_TOKEN:
+        where = web.admin_token.source or "the admin token"
+        yield ConfigError(
+            "web.admin_token",
+            f"{where} must be at least {MIN_ADMIN_TOKEN} characters (make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+        )
 
 
 def _components(

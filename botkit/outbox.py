@@ -138,6 +138,11 @@ class Outbox:
             if not self.lock(conversation_id).locked():
                 self._spawn(conversation_id)
 
+    def wake(self, conversation_id: int) -> None:
+        """Flush a conversation in the background (a reply a person set back to pending):
+        the caller does not wait through the sends' retries and backoff."""
+        self._spawn(conversation_id)
+
     def settling(self, row_id: int) -> None:
         """A live reply is written and waits for its message's finish to be marked
         delivered: no sweep may close it as interrupted meanwhile."""

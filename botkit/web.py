@@ -1,4 +1,5 @@
-"""One aiohttp server for the bot: adapters' webhooks, ``/healthz``, ``/readyz``, ``/metrics``.
+"""One aiohttp server for the bot: adapters' webhooks, ``/healthz``, ``/readyz``, ``/metrics``,
+and the operations page (``/admin``, :mod:`botkit.admin`) when its token is set.
 
 ``/healthz`` says the process is alive (its event loop answers); ``/readyz`` says it takes
 work: the database answers, every adapter started, and it is not shutting down. A load
@@ -82,6 +83,11 @@ class WebServer:
     def add_routes(self, routes: Sequence[web.RouteDef]) -> None:
         """Mount routes (before :meth:`start`)."""
         self.app.router.add_routes(routes)
+
+    def mount(self, prefix: str, app: web.Application) -> None:
+        """Serve a whole app, with its own middlewares, under ``prefix`` (before
+        :meth:`start`): the operations page at ``/admin``."""
+        self.app.add_subapp(prefix, app)
 
     async def start(self) -> None:
         """Start listening."""

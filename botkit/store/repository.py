@@ -594,6 +594,31 @@ class Store:
             "update outbox", lambda conn: _run_fenced(conn, _UPDATE_FENCED, [params])
         )
 
+    async def retry_failed_reply(self, outbound_id: int) -> int | None:
+        """Give a reply the outbox gave up on a fresh set of attempts: back to
+        ``pending``, unclaimed, due now (a person asked, from the operations page).
+
+        Returns:
+            Its conversation's id, to flush; ``None`` when it is not a failed reply (it
+            was retried already, or never failed), and nothing changed.
+        """
+        m = _messages.c
+        query = (
+            update(_messages)
+            .where(m.id == outbound_id, m.direction == "out", m.status == "failed")
+            .values(
+                status="pending",
+                attempts=0,
+                next_attempt_at=None,
+                claimed_by=None,
+                claimed_until=None,
+                updated_at=utcnow(),
+            )
+            .returning(m.conversation_id)
+        )
+        found = await self._write("retry a reply", lambda conn: conn.execute(query).scalar())
+        return None if found is None else int(found)
+
     # -- history -------------------------------------------------------------------------
 
     async def history(
