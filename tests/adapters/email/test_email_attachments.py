@@ -297,6 +297,19 @@ def _sessions(dovecot: Dovecot, user: str) -> list[dict[str, int]]:
     return [stats[pid] for pid in dovecot.imap_pids(user) if pid in stats]
 
 
+async def _finished_sessions(
+    dovecot: Dovecot, user: str, count: int, *, sent_under: int
+) -> list[dict[str, int]]:
+    """``count`` finished sessions that sent Dovecot less than ``sent_under`` bytes; Dovecot
+    logs a session's end a moment after the client logged out."""
+    for _ in range(100):
+        found = [s for s in _sessions(dovecot, user) if s["in"] < sent_under]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {count} finished sessions:\n{dovecot.log()[-2000:]}")
+
+
 async def test_a_large_attachment_is_not_transferred_until_a_plugin_asks_for_it(
     account: MailAccount,
     dovecot: Dovecot,
@@ -315,7 +328,7 @@ async def test_a_large_attachment_is_not_transferred_until_a_plugin_asks_for_it(
         fetched.append(await ctx.fetch_attachment(message.attachments[0]))
         return Reply("Got it.")
 
-    bot, adapter = await run_bot(settings_for(), plugins=[reader])
+    bot, adapter = await run_bot(settings_for(timeout=30.0), plugins=[reader])  # a busy CI
     await deliver(account, raw)
     await settle(bot, adapter)
     await bot.stop()  # log out, so Dovecot logs what each session sent
@@ -329,7 +342,7 @@ async def test_a_large_attachment_is_not_transferred_until_a_plugin_asks_for_it(
     assert attachment.data is None
     assert fetched == [file]
     # Leave out the session that delivered the mail (it sent it to Dovecot).
-    intake, plugin = [s for s in _sessions(dovecot, account.user) if s["in"] < len(raw)]
+    intake, plugin = await _finished_sessions(dovecot, account.user, 2, sent_under=len(raw))
     assert intake["out"] < 10_000  # the watcher: structure, headers and the text, no file
     assert intake["body_bytes"] < 1_000
     assert len(raw) * 0.95 < plugin["out"] < len(raw) * 1.05  # the file, once, when asked
