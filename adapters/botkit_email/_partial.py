@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 
+from botkit import RequestRejectedError
 from botkit_email._imap import ImapSession
 from botkit_email._imapwire import ImapSyntaxError, Value
 from botkit_email._parse import body_sections, parse_mail
@@ -71,7 +72,7 @@ async def read_mail(session: ImapSession, uid: int, limit: int) -> FetchedMail |
     """
     try:
         items = await session.fetch_items(uid, "UID RFC822.SIZE BODYSTRUCTURE")
-    except ImapSyntaxError as exc:
+    except (ImapSyntaxError, RequestRejectedError) as exc:
         log.warning("UID %d: the server's BODYSTRUCTURE could not be read (%s)", uid, exc)
         return await _read_whole(session, uid, limit)
     if items is None:
@@ -87,7 +88,7 @@ async def read_mail(session: ImapSession, uid: int, limit: int) -> FetchedMail |
     try:
         structure = parse_bodystructure(items.get("BODYSTRUCTURE"))
         return await _read_parts(session, uid, size, structure, items.get("BODYSTRUCTURE"))
-    except (BodyStructureError, ImapSyntaxError, _Unreadable) as exc:
+    except (BodyStructureError, ImapSyntaxError, RequestRejectedError, _Unreadable) as exc:
         log.warning("UID %d cannot be read in parts (%s); reading it whole", uid, exc)
     return await _read_whole(session, uid, limit, size)
 

@@ -190,9 +190,8 @@ class EmailAdapter(Adapter):
     ) -> bytes:
         """The bytes of an attachment of a mail this adapter read: its part is fetched
         (``BODY.PEEK``, the mail stays unread) over a connection of its own, and decoded
-        from base64 or quoted-printable. Works in any process of the bot, not only the
-        one watching the mailbox; a mail moved by ``after_accept = "move"`` is found in
-        ``move_to`` by its Message-ID.
+        from base64 or quoted-printable. A mail moved by ``after_accept = "move"`` is
+        found in ``move_to`` by its Message-ID.
 
         Args:
             attachment: one of a message's ``attachments``.

@@ -278,6 +278,31 @@ async def test_a_tree_the_headers_contradict_falls_back_to_the_whole_mail(
     assert "its headers describe another MIME tree than the server's" in caplog.text
 
 
+async def test_a_part_the_server_refuses_falls_back_to_the_whole_mail(
+    account: MailAccount,
+    session: tuple[ImapSession, EmailSettings],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    imap, _ = session
+    await deliver(account, _nested())
+    await imap.select("INBOX")
+    (uid,) = await imap.uid_search("ALL")
+    real = imap.fetch_items
+
+    async def refusing(uid: int, items: str) -> dict[str, Value] | None:
+        if ".MIME]" in items:
+            raise RequestRejectedError("imap", "fetching UID 1: NO [SERVERBUG] oops")
+        return await real(uid, items)
+
+    monkeypatch.setattr(imap, "fetch_items", refusing)
+    with caplog.at_level(logging.WARNING, logger="botkit_email"):
+        fetched = await read_mail(imap, uid, LIMIT)
+    assert fetched is not None
+    assert fetched.whole
+    assert "[SERVERBUG] oops); reading it whole" in caplog.text
+
+
 def _with_file(data: bytes, name: str = "scan.pdf") -> bytes:
     message = _base("Scan attached")
     message.set_content("Please look at the scan.")
