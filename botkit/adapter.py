@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from aiohttp import web
 
-from botkit.messages import ConversationRef, Message, Reply, SentMessage
+from botkit.messages import Attachment, ConversationRef, Message, Reply, SentMessage
 
 if TYPE_CHECKING:
     from botkit.inbox import Inbox
@@ -231,6 +231,26 @@ class Adapter(ABC):
 
     async def publish_commands(self, commands: Sequence[CommandInfo]) -> None:  # noqa: B027
         """Publish the command menu (Telegram's ``setMyCommands``); a no-op by default."""
+
+    async def fetch_attachment(
+        self, attachment: Attachment, *, max_bytes: int | None = None
+    ) -> bytes:
+        """The bytes of a file that came with one of this adapter's messages, read from
+        the channel now: adapters that hand over only a reference (email keeps an IMAP
+        URL, not the file) implement it. The default returns ``attachment.data`` when
+        the adapter filled it in, and raises otherwise.
+
+        Args:
+            attachment: one of a message's ``attachments``, as a handler got it.
+            max_bytes: refuse a file larger than this; ``None``: the adapter's own limit.
+
+        Raises:
+            NotImplementedError: the channel cannot fetch files on demand.
+            ServiceError: the channel refused (the file is gone, too large...).
+        """
+        if attachment.data is not None:
+            return attachment.data
+        raise NotImplementedError(f"the {self.name} adapter cannot fetch attachments")
 
     async def history(
         self, conversation: ConversationRef, *, since: datetime

@@ -16,7 +16,7 @@ from botkit.adapter import Capabilities
 from botkit.conversation import ConversationLLM
 from botkit.exceptions import ServiceError
 from botkit.inbox import KeyValueState
-from botkit.messages import ConversationRef, Markup, Message, Reply
+from botkit.messages import Attachment, ConversationRef, Markup, Message, Reply
 from botkit.outbox import draft_of, reply_of
 from botkit.plugin import CommandHandler
 from botkit.runtime import Runtime
@@ -193,6 +193,24 @@ class Context(PluginRuntime):
         """What the message's channel can do."""
         adapter = self._runtime.adapters.get(self.message.channel)
         return adapter.capabilities if adapter is not None else Capabilities()
+
+    async def fetch_attachment(
+        self, attachment: Attachment, *, max_bytes: int | None = None
+    ) -> bytes:
+        """The bytes of one of the message's attachments, read from its channel only
+        now (:meth:`Adapter.fetch_attachment`): an email's files are not downloaded
+        until a plugin asks.
+
+        Raises:
+            NotImplementedError: the channel cannot fetch files, or is not running.
+            ServiceError: the channel refused (the file is gone, too large...).
+        """
+        if attachment.data is not None:
+            return attachment.data
+        adapter = self._runtime.adapters.get(self.message.channel)
+        if adapter is None:
+            raise NotImplementedError(f"no adapter named {self.message.channel!r} is running")
+        return await adapter.fetch_attachment(attachment, max_bytes=max_bytes)
 
     @property
     def commands(self) -> list[CommandHandler]:

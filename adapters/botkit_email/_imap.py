@@ -22,6 +22,7 @@ from botkit import (
     ServiceUnavailableError,
 )
 from botkit_email._errors import IMAP, Redactor, imap_error, imap_refused
+from botkit_email._imapwire import Value, fetch_responses
 from botkit_email._oauth import AccessTokens, xoauth2_response
 from botkit_email.settings import EmailSettings
 
@@ -365,6 +366,25 @@ class ImapSession:
                 if found is None or int(found.group(1)) == uid:
                     return bytes(line)
         return None
+
+    async def fetch_items(self, uid: int, items: str) -> dict[str, Value] | None:
+        """``UID FETCH uid (items)``, parsed: the items by name in upper case
+        (``BODYSTRUCTURE``, ``BODY[1.MIME]``); ``None`` when the mail is gone.
+
+        Raises:
+            ImapSyntaxError: the server's answer could not be parsed.
+        """
+        response = await self._ok(
+            f"fetching UID {uid}",
+            self._client.protocol.fetch(
+                str(uid), f"({items})", by_uid=True, timeout=self._timeout
+            ),
+        )
+        found: dict[str, Value] | None = None
+        for fetched in fetch_responses(response.lines):
+            if fetched.uid == uid:  # not another mail's flag update
+                found = {**(found or {}), **fetched.items}
+        return found
 
     async def add_flags(self, uid: int, *flags: str) -> None:
         """Set flags (``\\Seen``, a keyword) on one message."""

@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from botkit import Attachment, ConversationRef, Message, Sender
 from botkit_email._ledger import Ledger
 from botkit_email._loops import allowed, reply_target, skip_reason
 from botkit_email._parse import ParsedMail, parse_mail
+from botkit_email._partial import FetchedMail
 from botkit_email._threads import resolve_thread
+from botkit_email._urls import imap_url
 from botkit_email.settings import EmailSettings
 
 __all__ = ["SKIPPED", "Intake", "external_id_of"]
@@ -34,12 +35,13 @@ _QUOTED_TEXT = 4000
 _MACHINE = ("auto_submitted", "bounce", "automated_sender", "list_mail", "precedence")
 
 
-def external_id_of(mail: ParsedMail, raw: bytes) -> str:
+def external_id_of(mail: ParsedMail, fingerprint: bytes) -> str:
     """The inbox's dedup key: the Message-ID, which survives a changed UIDVALIDITY and a
-    mail delivered twice; a digest of the bytes for mail without a usable one."""
+    mail delivered twice; a digest of ``fingerprint`` (what was read of the mail) for
+    mail without a usable one."""
     if mail.message_id and len(mail.message_id) <= _MAX_ID:
         return mail.message_id
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return "sha256:" + hashlib.sha256(fingerprint).hexdigest()
 
 
 class Intake:
@@ -60,32 +62,35 @@ class Intake:
 
     async def prepare(
         self,
-        raw: bytes,
+        fetched: FetchedMail | bytes,
         mailbox: str,
         uidvalidity: int,
         uid: int,
-        *,
-        oversized: int | None = None,
     ) -> Message:
         """The ``Message`` for one fetched mail; never raises for a malformed mail.
 
-        ``oversized``: the mail's size, when it is over ``max_message_bytes`` and ``raw``
-        is only its header: it is stored as skipped (``too_large``), never answered.
+        ``fetched``: what was read (``read_mail``), or a whole mail's bytes. A mail over
+        ``max_message_bytes`` (only its header read) is stored as skipped
+        (``too_large``), never answered. Attachments keep their name, type, size and an
+        IMAP URL: :meth:`EmailAdapter.fetch_attachment` reads one when a plugin asks.
         """
+        if isinstance(fetched, bytes):
+            fetched = FetchedMail(fetched, len(fetched), fingerprint=fetched)
+        raw = fetched.raw
+        oversized = fetched.size if fetched.oversized else None
         try:
             mail = parse_mail(raw)
         except Exception:  # parse_mail is defensive; this is the last line
             log.exception("mail UID %d in %s could not be parsed; stored as is", uid, mailbox)
-            return self._unparsable(raw, mailbox, uidvalidity, uid, oversized)
-        external_id = external_id_of(mail, raw)
+            return self._unparsable(fetched, mailbox, uidvalidity, uid)
+        external_id = external_id_of(mail, fetched.fingerprint)
+        await self._ledger.locate(mailbox, uidvalidity, uid, external_id)
         record = await self._ledger.mail(external_id)
         if record is None:
             record = await self._decide(mail, external_id, oversized)
             record.update({"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid})
             await self._ledger.save_mail(external_id, record)
-        return self._message(
-            mail, external_id, record, (mailbox, uidvalidity, uid), oversized or len(raw)
-        )
+        return self._message(mail, external_id, record, (mailbox, uidvalidity, uid), fetched)
 
     def _too_large(self, size: int) -> str:
         limit = self._settings.max_message_bytes
@@ -158,9 +163,10 @@ class Intake:
         external_id: str,
         record: dict[str, Any],
         where: tuple[str, int, int],
-        size: int,
+        fetched: FetchedMail,
     ) -> Message:
         mailbox, uidvalidity, uid = where
+        size = fetched.size
         reason = record.get("reason")
         metadata: dict[str, Any] = {
             "subject": mail.subject,
@@ -182,7 +188,7 @@ class Intake:
             Attachment(
                 name=a.name,
                 content_type=a.content_type,
-                size=a.size,
+                size=fetched.part_sizes.get(a.section, a.size),
                 url=f"{base}/;SECTION={a.section}",
             )
             for a in mail.attachments
@@ -223,17 +229,15 @@ class Intake:
 
     def _imap_url(self, mailbox: str, uidvalidity: int, uid: int) -> str:
         """RFC 5092 IMAP URL of the mail, so a plugin can fetch an attachment's part."""
-        host = self._settings.imap_host
-        port = self._settings.imap_port_or_default
-        return f"imap://{host}:{port}/{quote(mailbox)};UIDVALIDITY={uidvalidity}/;UID={uid}"
+        return imap_url(self._settings, mailbox, uidvalidity, uid)
 
     def _unparsable(
-        self, raw: bytes, mailbox: str, uidvalidity: int, uid: int, oversized: int | None
+        self, fetched: FetchedMail, mailbox: str, uidvalidity: int, uid: int
     ) -> Message:
-        external_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+        external_id = "sha256:" + hashlib.sha256(fetched.fingerprint).hexdigest()
         reason = (
-            self._too_large(oversized)
-            if oversized is not None
+            self._too_large(fetched.size)
+            if fetched.oversized
             else "unparsable: the mail could not be parsed"
         )
         return Message(
@@ -241,11 +245,6 @@ class Intake:
             sender=Sender(id="unknown"),
             text="",
             external_id=external_id,
-            raw={
-                "mailbox": mailbox,
-                "uidvalidity": uidvalidity,
-                "uid": uid,
-                "size": len(raw) if oversized is None else oversized,
-            },
+            raw={"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid, "size": fetched.size},
             metadata={SKIPPED: reason},
         )

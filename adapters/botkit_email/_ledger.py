@@ -16,6 +16,9 @@ Keys (one namespace per adapter instance):
   already sent is not sent again.
 - ``thread-last:<root>`` → the external id of the newest inbound mail of a thread
   (where a message that answers no particular mail is addressed).
+- ``located:<mailbox>/<uidvalidity>/<uid>`` → the external id of the mail read there,
+  so an attachment's IMAP URL still finds its mail after it moved (``after_accept =
+  "move"``) or the folder was renumbered.
 - ``salt`` → a random value mixed into our Message-IDs, so two installations sharing a
   domain never produce the same one.
 """
@@ -126,6 +129,15 @@ class Ledger:
         await self._state.set(
             state_key("delivery", delivery_id), {"status": status, "message_id": message_id}
         )
+
+    async def locate(self, mailbox: str, uidvalidity: int, uid: int, external_id: str) -> None:
+        """Record which mail was read at this place."""
+        await self._state.set(state_key("located", f"{mailbox}/{uidvalidity}/{uid}"), external_id)
+
+    async def located(self, mailbox: str, uidvalidity: int, uid: int) -> str | None:
+        """The external id of the mail read at this place, if any."""
+        value = await self._state.get(state_key("located", f"{mailbox}/{uidvalidity}/{uid}"))
+        return value if isinstance(value, str) else None
 
     async def thread_last(self, root: str) -> str | None:
         """The external id of the newest inbound mail of a thread."""

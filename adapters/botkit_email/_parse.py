@@ -20,6 +20,7 @@ from botkit_email._quotes import strip_quotes
 __all__ = [
     "AttachmentInfo",
     "ParsedMail",
+    "body_sections",
     "decode_header_value",
     "message_ids",
     "normalise_address",
@@ -228,8 +229,41 @@ def _text_of(part: Message) -> str:
     return decode_bytes(payload, charset)
 
 
-def _body(msg: Message) -> tuple[str, bool]:
-    """The body text (text/plain preferred, else converted HTML), and whether HTML was used."""
+def body_sections(raw: bytes) -> tuple[str | None, str | None]:
+    """The IMAP sections of the text/plain and the text/html part :func:`parse_mail` would
+    read the body from (``None`` where there is none). The choice depends only on the
+    headers, so a mail whose parts are all empty gives the same answer as the full mail."""
+    msg = email.message_from_bytes(_MBOX_FROM.sub(b"", raw, count=1), policy=email.policy.default)
+    sections = _sections(msg)
+    plain, html = _body_candidates(msg)
+    return (
+        sections.get(id(plain)) if plain is not None else None,
+        sections.get(id(html)) if html is not None else None,
+    )
+
+
+def _sections(msg: Message) -> dict[int, str]:
+    """IMAP section numbers by ``id()`` of every part below multiparts (and "1" for a
+    single-part mail), numbered as the server numbers them."""
+    found: dict[int, str] = {}
+
+    def walk(part: Message, section: str) -> None:
+        found[id(part)] = section or "1"
+        payload = part.get_payload()
+        if _content_type(part).startswith("multipart/") and isinstance(payload, list):
+            for i, child in enumerate(payload, 1):
+                if isinstance(child, Message):
+                    walk(child, f"{section}.{i}" if section else str(i))
+
+    with contextlib.suppress(Exception):
+        walk(msg, "")
+    if _content_type(msg).startswith("multipart/"):
+        found.pop(id(msg), None)
+    return found
+
+
+def _body_candidates(msg: Message) -> tuple[Message | None, Message | None]:
+    """The text/plain and the text/html part a body may come from."""
     plain: Message | None = None
     html: Message | None = None
     if isinstance(msg, EmailMessage):
@@ -247,6 +281,12 @@ def _body(msg: Message) -> tuple[str, bool]:
                 plain = part
             elif kind == "text/html" and html is None:
                 html = part
+    return plain, html
+
+
+def _body(msg: Message) -> tuple[str, bool]:
+    """The body text (text/plain preferred, else converted HTML), and whether HTML was used."""
+    plain, html = _body_candidates(msg)
     text = _text_of(plain).replace("\r\n", "\n") if plain is not None else ""
     if text.strip() or html is None:
         return text.strip("\n"), False

@@ -1,7 +1,8 @@
 """The IMAP intake loop: connect, catch up by UID, IDLE (or poll), reconnect with backoff.
 
-Per mail: read its size, fetch it with ``BODY.PEEK[]`` (only its header when it is
-larger than ``max_message_bytes``), accept it into the inbox (committed), then mark it
+Per mail: read its size and structure, then its header and text parts (``_partial``:
+never its attachments; only its header when it is larger than ``max_message_bytes``),
+accept it into the inbox (committed), then mark it
 on the server (flag or move), then advance the stored position. A crash anywhere in
 between fetches the mail again, and the inbox recognises it.
 """
@@ -19,6 +20,7 @@ from botkit_email._imap import ImapSession, MailboxStatus
 from botkit_email._intake import SKIPPED, Intake
 from botkit_email._ledger import Ledger, Position
 from botkit_email._oauth import AccessTokens
+from botkit_email._partial import read_mail
 from botkit_email.settings import EmailSettings
 
 __all__ = ["MailboxWatcher", "new_uids"]
@@ -194,17 +196,13 @@ class MailboxWatcher:
         mailbox = self._settings.mailbox
         limit = self._settings.max_message_bytes
         log.debug("email %s: fetching UID %d of %s", self._name, uid, mailbox)
-        size = await session.size(uid)
-        # A mail over the limit is never downloaded: its header is enough to store it
-        # (skipped, with the reason) and to recognise it if it is seen again.
-        oversized = size is not None and size > limit
-        raw = await session.fetch(uid, header_only=oversized) if size is not None else None
-        if raw is None:
+        # Attachments are never downloaded here, and a mail over the limit only has its
+        # header read (_partial): enough to store it and to recognise it when seen again.
+        fetched = await read_mail(session, uid, limit)
+        if fetched is None:
             log.warning("email %s: UID %d vanished before it could be read", self._name, uid)
             return
-        message = await self._intake.prepare(
-            raw, mailbox, uidvalidity, uid, oversized=size if oversized else None
-        )
+        message = await self._intake.prepare(fetched, mailbox, uidvalidity, uid)
         accepted = await self._inbox.accept(message, skip=message.metadata.get(SKIPPED))
         skipped = message.metadata.get(SKIPPED)
         log.info(

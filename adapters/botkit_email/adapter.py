@@ -9,6 +9,11 @@ with ``metadata["autoreply_skipped"]`` saying why, through ``inbox.accept(skip=.
 it is stored as ``skipped`` with the reason and never reaches a handler; ``send``
 refuses to answer it in any case.
 
+Intake never downloads attachments: it reads a mail's ``BODYSTRUCTURE``, its header and
+its text part only (``_partial``); ``Message.attachments`` carry each file's name, type,
+size and IMAP URL, and :meth:`EmailAdapter.fetch_attachment` reads one when a plugin asks
+(``ctx.fetch_attachment``).
+
 A thread (Message-ID, In-Reply-To, References) is one conversation:
 ``ConversationRef(channel=name, chat_id=address, thread_id=<root Message-ID>)``.
 """
@@ -20,7 +25,17 @@ import hashlib
 import logging
 from typing import ClassVar
 
-from botkit import Adapter, Capabilities, ConversationRef, Inbox, Reply, SentMessage, Singleton
+from botkit import (
+    Adapter,
+    Attachment,
+    Capabilities,
+    ConversationRef,
+    Inbox,
+    Reply,
+    SentMessage,
+    Singleton,
+)
+from botkit_email._attachments import AttachmentReader
 from botkit_email._errors import Redactor
 from botkit_email._intake import Intake
 from botkit_email._ledger import Ledger
@@ -67,6 +82,7 @@ class EmailAdapter(Adapter):
         self._watcher: MailboxWatcher | None = None
         self._watching: Singleton | None = None
         self._outgoing: Outgoing | None = None
+        self._attachments: AttachmentReader | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, inbox: Inbox) -> None:
@@ -91,6 +107,7 @@ class EmailAdapter(Adapter):
             self.name, settings, ledger, self._redactor, await ledger.salt(), self._tokens
         )
         intake = Intake(self.name, settings, ledger)
+        self._attachments = AttachmentReader(settings, self._redactor, ledger, self._tokens)
         self._watcher = MailboxWatcher(
             self.name, settings, inbox, ledger, intake, self._redactor, self._tokens
         )
@@ -167,3 +184,29 @@ class EmailAdapter(Adapter):
         if self._outgoing is None:
             raise RuntimeError(f"the {self.name} adapter is not started")
         return await self._outgoing.send(conversation, reply, delivery_id)
+
+    async def fetch_attachment(
+        self, attachment: Attachment, *, max_bytes: int | None = None
+    ) -> bytes:
+        """The bytes of an attachment of a mail this adapter read: its part is fetched
+        (``BODY.PEEK``, the mail stays unread) over a connection of its own, and decoded
+        from base64 or quoted-printable. A mail moved by ``after_accept = "move"`` is
+        found in ``move_to`` by its Message-ID.
+
+        Args:
+            attachment: one of a message's ``attachments``.
+            max_bytes: refuse a part larger than this, encoded, as the server counts it
+                (default ``max_message_bytes``).
+
+        Raises:
+            RequestRejectedError: not an attachment of this mailbox (``code``
+                ``"unknown_attachment"``), gone (``"attachment_gone"``), or too large
+                (``"too_large"``).
+            AuthenticationError: the login was refused.
+            ServiceUnavailableError: the server is unreachable or stopped answering.
+        """
+        if attachment.data is not None:
+            return attachment.data
+        if self._attachments is None:
+            raise RuntimeError(f"the {self.name} adapter is not started")
+        return await self._attachments.read(attachment, max_bytes)
