@@ -28,6 +28,8 @@ from botkit.exceptions import (
 )
 from botkit.gctuning import restore_gc, tune_gc
 from botkit.inbox import Accepted, Inbox, KeyValueState
+from botkit.job_runner import JobRun
+from botkit.jobs import JobInfo
 from botkit.leases import Singleton
 from botkit.llm import (
     ChatModel,
@@ -84,6 +86,8 @@ __all__ = [
     "Inbox",
     "InvalidResponseError",
     "JobContext",
+    "JobInfo",
+    "JobRun",
     "JsonSchema",
     "KeyValueState",
     "Markup",
