@@ -53,7 +53,7 @@ from botkit.plugin import HandlerResult, ModelCall, Next, Plugin, SkipHandler
 from botkit.schedule import CronSchedule
 from botkit.secrets import Secret
 from botkit.text import split_text
-from botkit.tools import Tool, tool
+from botkit.tools import Tool, ToolArgumentsError, tool
 from botkit.webhooks import (
     WebhookGate,
     parse_json_object,
@@ -114,6 +114,7 @@ __all__ = [
     "StoreUnavailableError",
     "TextDelta",
     "Tool",
+    "ToolArgumentsError",
     "ToolCall",
     "Usage",
     "WebhookGate",

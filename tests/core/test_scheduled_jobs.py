@@ -263,3 +263,30 @@ def test_job_names_are_checked_when_registered() -> None:
         plugin.job("ok")
     with pytest.raises(PluginError, match="attempts"):
         plugin.job("other", attempts=0)
+
+
+async def test_a_recurring_job_cancelled_while_it_runs_finishes_that_run_and_stops() -> None:
+    running, release = asyncio.Event(), asyncio.Event()
+    runs: list[int] = []
+    plugin = Plugin("slow")
+
+    @plugin.job("tick")
+    async def tick(run: JobRun) -> None:
+        runs.append(run.id)
+        await run.reply("tick")
+        running.set()
+        await release.wait()
+
+    async with run_bot(plugins=[plugin], clock=FakeClock(START)) as bot:
+        jobs = PluginRuntime(bot.bot.runtime, "slow")
+        job_id = await jobs.schedule(job="tick", every=60, conversation=ROOM)
+        advancing = asyncio.ensure_future(bot.advance(60))
+        await asyncio.wait_for(running.wait(), 10)
+        [info] = await jobs.pending_jobs()
+        assert info.running
+        assert await jobs.cancel_job(job_id)
+        release.set()
+        assert [s.text for s in await advancing] == ["tick"]
+        assert await bot.advance(600) == []
+        assert await jobs.pending_jobs() == []
+    assert runs == [job_id]
