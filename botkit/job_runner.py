@@ -57,7 +57,7 @@ KEEP_ENDED = timedelta(days=30)
 PRUNE_EVERY = timedelta(hours=1)
 LOOP = "jobs"  # the runner's name among the scheduler's loops
 
-Fence = Callable[[], "tuple[str, int] | None"]
+FenceSource = Callable[[], "tuple[str, int] | None"]
 
 
 class JobRun(PluginRuntime):
@@ -159,7 +159,7 @@ class JobRunner:
         clock: Clock,
         holder: str,
         lease: float,
-        fence: Fence,
+        fence: FenceSource,
         waits: Waits,
         poll: float,
     ) -> None:
