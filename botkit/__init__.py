@@ -28,6 +28,8 @@ from botkit.exceptions import (
 )
 from botkit.gctuning import restore_gc, tune_gc
 from botkit.inbox import Accepted, Inbox, KeyValueState
+from botkit.job_runner import JobRun
+from botkit.jobs import JobInfo
 from botkit.leases import Singleton
 from botkit.llm import (
     ChatModel,
@@ -51,7 +53,7 @@ from botkit.plugin import HandlerResult, ModelCall, Next, Plugin, SkipHandler
 from botkit.schedule import CronSchedule
 from botkit.secrets import Secret
 from botkit.text import split_text
-from botkit.tools import Tool, tool
+from botkit.tools import Tool, ToolArgumentsError, tool
 from botkit.webhooks import (
     WebhookGate,
     parse_json_object,
@@ -84,6 +86,8 @@ __all__ = [
     "Inbox",
     "InvalidResponseError",
     "JobContext",
+    "JobInfo",
+    "JobRun",
     "JsonSchema",
     "KeyValueState",
     "Markup",
@@ -110,6 +114,7 @@ __all__ = [
     "StoreUnavailableError",
     "TextDelta",
     "Tool",
+    "ToolArgumentsError",
     "ToolCall",
     "Usage",
     "WebhookGate",

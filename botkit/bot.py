@@ -19,6 +19,7 @@ from botkit._settings import parse_settings
 from botkit.adapter import Adapter, CommandInfo
 from botkit.admin import admin_app
 from botkit.claims import Claims
+from botkit.clock import Clock, SystemClock
 from botkit.config import Config
 from botkit.context import PluginRuntime
 from botkit.discovery import load_adapter_class, load_plugin
@@ -26,6 +27,7 @@ from botkit.dispatch import Dispatcher
 from botkit.exceptions import ConfigError, PluginError, StoreError
 from botkit.gctuning import CollectorSettings, restore_gc, tune_gc
 from botkit.inbox import Inbox
+from botkit.jobs import Jobs
 from botkit.leases import Singletons
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient, StandInModel, TokenCounter
 from botkit.llm.models import ModelInfo, unknown_model_note
@@ -208,6 +210,8 @@ class Bot:
         plugins: use these plugins instead of the configured ones.
         plugin_settings: settings objects for ``plugins``, by plugin name.
         model: use this model instead of the configured one.
+        clock: the clock scheduled jobs are timed by (a test's, ``botkit.testing.FakeClock``);
+            the system's by default.
     """
 
     def __init__(
@@ -218,8 +222,10 @@ class Bot:
         plugins: Sequence[Plugin] | None = None,
         plugin_settings: Mapping[str, Any] | None = None,
         model: ChatModel | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
+        self.clock: Clock = clock if clock is not None else SystemClock()
         if plugins is None:
             loaded, parsed = build_plugins(config)
         else:
@@ -271,7 +277,10 @@ class Bot:
             commands=self.pipeline.command_list(),
             claims=self.claims,
             shared=not is_sqlite(self.database.url),
+            clock=self.clock,
         )
+        handlers = [handler for p in self.plugins for handler in p.job_handlers]
+        self.runtime.jobs = Jobs(self.store, self.clock, [(h.plugin, h.name) for h in handlers])
         self.runtime.model_guards = [
             ModelGuardEntry(p.name, g, PluginRuntime(self.runtime, p.name))
             for p in self.plugins
@@ -301,7 +310,11 @@ class Bot:
             singletons=self.singletons,
         )
         self.scheduler = Scheduler(
-            self.runtime, [job for p in self.plugins for job in p.jobs], self.singletons
+            self.runtime,
+            [job for p in self.plugins for job in p.jobs],
+            self.singletons,
+            handlers=handlers,
+            clock=self.clock,
         )
         self.web: WebServer | None = None
         self._started: list[str] = []

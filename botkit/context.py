@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from botkit.adapter import Capabilities
 from botkit.conversation import ConversationLLM
 from botkit.exceptions import ServiceError
 from botkit.inbox import KeyValueState
+from botkit.jobs import JobInfo, Jobs
+from botkit.llm import StandInModel
 from botkit.messages import Attachment, ConversationRef, Markup, Message, Reply
 from botkit.outbox import draft_of, reply_of
 from botkit.plugin import CommandHandler
@@ -67,6 +69,81 @@ class PluginRuntime:
     def llm(self) -> ConversationLLM:
         """The model, with calls recorded for cost but tied to no conversation."""
         return ConversationLLM(self._runtime, None, None, None)
+
+    @property
+    def uses_stand_in(self) -> bool:
+        """Whether answers come from the offline stand-in (it calls no tools)."""
+        return isinstance(self._runtime.model, StandInModel)
+
+    def now(self) -> datetime:
+        """The current time (aware, UTC) by the clock jobs are scheduled by; a test's
+        clock (``botkit.testing.FakeClock``) moves only when advanced."""
+        return self._runtime.clock.now()
+
+    async def schedule(
+        self,
+        *,
+        job: str,
+        at: datetime | timedelta | None = None,
+        data: Any = None,
+        conversation: ConversationRef | None = None,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+        key: str | None = None,
+    ) -> int:
+        """Run this plugin's job ``job`` (registered with ``@plugin.job(name)``) at a
+        time, once cluster-wide; stored in the database, so it fires after a restart
+        too (at once, if it fell due while no process ran).
+
+        Args:
+            job: the name the plugin registered the job by.
+            at: an aware datetime, or a delay from now; with ``every``/``cron`` the
+                first due time (default: the recurrence's first after now).
+            data: JSON-able values the run gets as ``run.data``.
+            conversation: the conversation the job is about (``run.reply`` sends there).
+            every: recur every so many seconds (or a ``timedelta``).
+            cron: recur on a cron expression (see ``CronSchedule``), read in
+                ``timezone`` (an IANA name; UTC when not given).
+            key: scheduling again with the same key returns the first job's id and adds
+                none (a command run again after a crash schedules nothing twice).
+
+        Returns:
+            The job's id, for :meth:`cancel_job`.
+
+        Raises:
+            ValueError: the plugin has no such job, ``at`` is a naive datetime, ``data``
+                is not JSON, or the recurrence is malformed.
+        """
+        return await self._jobs().schedule(
+            self.plugin,
+            job,
+            at=at,
+            data=data,
+            conversation=conversation,
+            every=every,
+            cron=cron,
+            timezone=timezone,
+            key=key,
+        )
+
+    async def cancel_job(self, job_id: int) -> bool:
+        """Cancel one of this plugin's scheduled jobs; false when it has none by that id
+        that will still fire. A job firing right now ends this run and does not recur."""
+        return await self._jobs().cancel(self.plugin, job_id)
+
+    async def pending_jobs(
+        self, *, job: str | None = None, conversation: ConversationRef | None = None
+    ) -> list[JobInfo]:
+        """This plugin's jobs that will still fire (of one name, or about one
+        conversation), soonest first."""
+        return await self._jobs().pending(self.plugin, job=job, conversation=conversation)
+
+    def _jobs(self) -> Jobs:
+        jobs = self._runtime.jobs
+        if jobs is None:
+            raise RuntimeError("this bot schedules no jobs (its runtime was built by hand)")
+        return jobs
 
     async def requeue(self, message_id: int, **metadata: Any) -> None:
         """Run a stored inbound message through the pipeline again (a spam false positive

@@ -26,12 +26,14 @@ from botkit.schedule import CronSchedule, IntervalSchedule, Schedule
 
 if TYPE_CHECKING:
     from botkit.context import Context, JobContext, PluginRuntime
+    from botkit.job_runner import JobRun
     from botkit.llm.models import ModelInfo
 
 __all__ = [
     "CommandHandler",
     "Handler",
     "HandlerResult",
+    "JobHandler",
     "LifecycleHook",
     "MessageHandler",
     "Middleware",
@@ -49,11 +51,13 @@ Handler = Callable[[Message, "Context"], Awaitable[HandlerResult]]
 Next = Callable[[], Awaitable[HandlerResult]]
 Middleware = Callable[[Message, "Context", Next], Awaitable[HandlerResult]]
 JobFunction = Callable[["JobContext"], Awaitable[None]]
+JobRunFunction = Callable[["JobRun"], Awaitable[None]]
 LifecycleHook = Callable[["PluginRuntime"], Awaitable[None]]
 ModelGuard = Callable[["ModelCall", "PluginRuntime"], Awaitable[None]]
 MessagePredicate = Callable[[Message], bool]
 
 _COMMAND_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,31}$")
+_JOB_NAME = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,63}$")
 
 
 class SkipHandler(Exception):
@@ -139,6 +143,24 @@ class ScheduledJob:
     func: JobFunction
 
 
+@dataclass(frozen=True, slots=True)
+class JobHandler:
+    """What runs a job a plugin schedules by name (``ctx.schedule(job=name, ...)``).
+
+    Attributes:
+        plugin: the plugin that registered it.
+        name: the name jobs are scheduled by.
+        func: the handler, given the run (:class:`botkit.JobRun`).
+        attempts: how often one due time is tried (a raise, or its process dying)
+            before it is given up.
+    """
+
+    plugin: str
+    name: str
+    func: JobRunFunction
+    attempts: int = 3
+
+
 # checks a plugin's parsed settings (and their config key) against the model's info
 ModelCheck = Callable[[Any, str, "ModelInfo"], Iterable[ConfigError]]
 
@@ -162,6 +184,7 @@ class Plugin:
         self.commands: list[CommandHandler] = []
         self.message_handlers: list[MessageHandler] = []
         self.jobs: list[ScheduledJob] = []
+        self.job_handlers: list[JobHandler] = []
         self.middlewares: list[Middleware] = []
         self.startup_hooks: list[LifecycleHook] = []
         self.shutdown_hooks: list[LifecycleHook] = []
@@ -269,6 +292,29 @@ class Plugin:
 
         def register(func: JobFunction) -> JobFunction:
             self.jobs.append(ScheduledJob(self.name, func.__name__, schedule, func))
+            return func
+
+        return register
+
+    def job(self, name: str, *, attempts: int = 3) -> Callable[[JobRunFunction], JobRunFunction]:
+        """Run ``func(run)`` for each job this plugin schedules under ``name``
+        (``ctx.schedule(job=name, at=...)``), once cluster-wide at its due time.
+
+        Raises:
+            PluginError: the name is malformed or registered twice, or ``attempts`` < 1.
+        """
+        if not _JOB_NAME.match(name):
+            raise PluginError(
+                f"plugin {self.name!r}: {name!r} is not a valid job name "
+                "(lowercase letters, digits, '_', '-' and '.', at most 64)"
+            )
+        if any(h.name == name for h in self.job_handlers):
+            raise PluginError(f"plugin {self.name!r}: job {name!r} is registered twice")
+        if attempts < 1:
+            raise PluginError(f"plugin {self.name!r}: job {name!r} needs attempts >= 1")
+
+        def register(func: JobRunFunction) -> JobRunFunction:
+            self.job_handlers.append(JobHandler(self.name, name, func, attempts))
             return func
 
         return register

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botkit.adapter import Adapter
 from botkit.claims import Claims
+from botkit.clock import Clock, SystemClock
 from botkit.history_cache import HistoryCache
+from botkit.jobs import Jobs
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox
 from botkit.store import Claim, Store
@@ -56,6 +58,10 @@ class Runtime:
     # several processes may share the database (PostgreSQL), so another process may
     # hold older messages of a conversation
     shared: bool = False
+    # the clock scheduled work is timed by (a test's moves on demand)
+    clock: Clock = field(default_factory=SystemClock)
+    # plugins' scheduled jobs (``ctx.schedule``); set by the Bot
+    jobs: Jobs | None = None
 
     @property
     def owner(self) -> str:

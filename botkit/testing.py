@@ -23,6 +23,14 @@ With pytest, make a fixture once in ``conftest.py`` (pytest-asyncio is needed)::
         testbot.model.reply("Hallo")
         assert await testbot.ask("/translate hello") == "Hallo"
 
+Scheduled jobs (``ctx.schedule``, ``on_schedule``) run on a :class:`FakeClock`: time
+moves for them only when the test says so, and :meth:`TestBot.advance` returns once
+everything that fell due has fired and its messages were sent::
+
+    await bot.send("/remind in 10 minutes stretch")
+    await bot.advance(timedelta(minutes=10))
+    assert bot.sent[-1].text == "Reminder: stretch"
+
 This module needs no pytest unless :func:`bot_fixture` is called, and is not imported
 by ``import botkit``.
 """
@@ -39,7 +47,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Self
@@ -71,6 +79,7 @@ from botkit.store import Store, StoredMessage
 from botkit.text import split_text
 
 __all__ = [
+    "FakeClock",
     "FakeModel",
     "InMemoryChannel",
     "Scripted",
@@ -327,6 +336,53 @@ def _echo(request: ChatRequest) -> str:
     return json.dumps(_example(fmt.schema))
 
 
+# -- the clock ---------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A clock that moves only when told to, for the scheduler (``botkit.clock.Clock``).
+
+    Args:
+        start: the time it shows first (aware); default: now.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        if start is not None and start.utcoffset() is None:
+            raise ValueError("a FakeClock starts at an aware datetime")
+        self._now = (start or datetime.now(UTC)).astimezone(UTC)
+        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+
+    def now(self) -> datetime:
+        """The time it shows (UTC)."""
+        return self._now
+
+    async def sleep_until(self, moment: datetime) -> None:
+        """Return once the clock has been moved on to ``moment`` (at once if it shows
+        that already)."""
+        if moment <= self._now:
+            await asyncio.sleep(0)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (moment, waiter)
+        self._sleepers.append(entry)
+        try:
+            await waiter
+        finally:
+            self._sleepers.remove(entry)
+
+    def advance(self, by: timedelta | float) -> datetime:
+        """Move the clock ``by`` on (a timedelta or seconds); wake whoever slept until
+        then. Returns the new time."""
+        step = by if isinstance(by, timedelta) else timedelta(seconds=by)
+        if step < timedelta(0):
+            raise ValueError("a clock does not go back")
+        self._now += step
+        for deadline, waiter in self._sleepers:
+            if deadline <= self._now and not waiter.done():
+                waiter.set_result(None)
+        return self._now
+
+
 # -- the channel -------------------------------------------------------------------------------
 
 
@@ -474,8 +530,11 @@ class TestBot:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, bot: Bot, channels: Mapping[str, InMemoryChannel]) -> None:
+    def __init__(
+        self, bot: Bot, channels: Mapping[str, InMemoryChannel], clock: FakeClock | None = None
+    ) -> None:
         self.bot = bot
+        self.clock = clock
         self.channels = dict(channels)
         self.chat_model = bot.model
         self.last_message_id = 0
@@ -548,6 +607,26 @@ class TestBot:
         [row] = await self.store.messages([wanted])
         return row
 
+    async def advance(self, by: timedelta | float, *, within: float = 10.0) -> list[SentReply]:
+        """Move the scheduler's clock ``by`` on (a timedelta or seconds) and wait until
+        every job that fell due meanwhile has fired and what it sent was delivered.
+
+        Returns:
+            What the bot sent meanwhile, on every channel.
+
+        Raises:
+            TypeError: the bot was given a clock that is not a :class:`FakeClock`.
+            TimeoutError: the jobs were not done ``within`` real seconds.
+        """
+        if self.clock is None:
+            raise TypeError("this bot runs on the system's clock, not a FakeClock")
+        before = {name: len(channel.sent) for name, channel in self.channels.items()}
+        moment = self.clock.advance(by)
+        async with asyncio.timeout(within):
+            await self.bot.scheduler.caught_up(moment)
+            await self.idle()
+        return [s for name, c in self.channels.items() for s in c.sent[before[name] :]]
+
     async def run_job(self, plugin: str, job: str | None = None) -> None:
         """Run a plugin's scheduled job now (the only one, or the one named ``job``)."""
         jobs = [
@@ -572,6 +651,7 @@ async def run_bot(
     channels: Sequence[str | InMemoryChannel] = ("test",),
     database_url: str | None = None,
     config: Mapping[str, Mapping[str, Any]] | None = None,
+    clock: FakeClock | None = None,
 ) -> AsyncIterator[TestBot]:
     """Run a real bot with ``plugins`` on in-memory channels; stopped on exit.
 
@@ -583,10 +663,13 @@ async def run_bot(
         channels: channel names or :class:`InMemoryChannel` objects.
         database_url: default: SQLite in a temporary directory, deleted afterwards.
         config: other TOML tables (``{"bot": {"stream": False}}``).
+        clock: the scheduler's clock (default: a new :class:`FakeClock` showing now);
+            move it with :meth:`TestBot.advance`.
 
     Raises:
         ConfigError: a setting is wrong, named by its key.
     """
+    clock = clock if clock is not None else FakeClock()
     adapters = {}
     for item in channels:
         channel = InMemoryChannel(item) if isinstance(item, str) else item
@@ -606,9 +689,10 @@ async def run_bot(
             plugins=list(plugins),
             plugin_settings=_plugin_settings(plugins, settings or {}),
             model=model if model is not None else FakeModel(),
+            clock=clock,
         )
         async with bot:
-            test_bot = TestBot(bot, adapters)
+            test_bot = TestBot(bot, adapters, clock)
             try:
                 yield test_bot
             finally:

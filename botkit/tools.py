@@ -134,6 +134,8 @@ class Tool:
         func: the handler, ``(arguments, ctx)``.
         confirm: the question asked before a side-effect call, formatted with the
             arguments (``"Delete note {id}?"``); a default names the command.
+        command_parser: reads what a person typed after ``/name`` into the arguments'
+            mapping, instead of the generic words-and-``key=value`` reading.
     """
 
     name: str
@@ -144,6 +146,7 @@ class Tool:
     arguments: type[Any] | None
     func: ToolFunction
     confirm: str | None = None
+    command_parser: Callable[[str], Mapping[str, Any]] | None = None
 
     def definition(self) -> dict[str, Any]:
         """The function tool in the chat-completions wire format."""
@@ -188,9 +191,12 @@ class Tool:
         field takes the rest of the line).
 
         Raises:
-            ToolArgumentsError: as for :meth:`parse`.
+            ToolArgumentsError: as for :meth:`parse`, or what the tool's own
+                ``command_parser`` raised.
         """
         text = text.strip()
+        if self.command_parser is not None:
+            return self.parse(self.command_parser(text))
         if text.startswith("{"):
             return self.parse(text)
         properties: Mapping[str, Any] = self.parameters.get("properties") or {}
@@ -266,6 +272,7 @@ def tool(
     side_effects: bool = False,
     confirm: str | None = None,
     aliases: tuple[str, ...] = (),
+    command_parser: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> Callable[[ToolFunction], ToolFunction]:
     """Declare a command with typed arguments that the model may call as a tool.
 
@@ -284,6 +291,10 @@ def tool(
         confirm: the question asked before a side-effect call, formatted with the
             arguments' fields (``"Delete note {id}?"``).
         aliases: other command names.
+        command_parser: reads the text a person types after ``/name`` into the
+            arguments (a mapping, then checked like the model's); it raises
+            ``ToolArgumentsError`` with what is wrong. By default, words and
+            ``key=value`` pairs fill the fields in order.
 
     Raises:
         PluginError: the arguments cannot be described as a JSON schema, or the name is
@@ -319,6 +330,7 @@ def tool(
             arguments=target,
             func=func,
             confirm=confirm,
+            command_parser=command_parser,
         )
         plugin.on_command(name, description=spec.description, aliases=aliases)(ToolCommand(spec))
         if side_effects and not any(h.func is confirm_pending for h in plugin.message_handlers):

@@ -2,6 +2,7 @@
 
 from botkit.store._process_lock import one_process_per_sqlite_file
 from botkit.store.engine import Database, Migrated, is_sqlite
+from botkit.store.jobs import JobRecord, JobStore, NewJob
 from botkit.store.records import ContextRead, StoredMessage, ToolCallRecord, UsageRow
 from botkit.store.repository import (
     CallRow,
@@ -25,8 +26,11 @@ __all__ = [
     "Database",
     "Fence",
     "Finished",
+    "JobRecord",
+    "JobStore",
     "Migrated",
     "NamespaceState",
+    "NewJob",
     "OutboundDraft",
     "OutboundSettle",
     "Resumable",

@@ -36,6 +36,7 @@ __all__ = [
     "LeaseRow",
     "MessageRow",
     "ModelCallRow",
+    "ScheduledJobRow",
     "SpendReservationRow",
     "StateRow",
     "ToolCallRow",
@@ -259,3 +260,44 @@ class SpendReservationRow(Base):
     cost_nanos: Mapped[int | None] = mapped_column(BigInteger)  # None: price unknown
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+
+
+class ScheduledJobRow(Base):
+    """A plugin's job scheduled for a time (``ctx.schedule``): fired once cluster-wide by
+    the scheduler, then ``done`` (or due again, when it recurs).
+
+    ``pending`` → ``running`` (claimed by one process, fenced by ``claim_token``, until
+    ``claimed_until`` by the database's clock) → ``done`` | ``failed``; or
+    ``cancelled``. A ``running`` job whose claim lapsed (its process died) is claimed
+    again: a job runs at least once, and the replies it sends are stored with its
+    completion, so they go out once.
+    """
+
+    __tablename__ = "scheduled_jobs"
+    __table_args__ = (
+        UniqueConstraint("plugin", "key", name="uq_scheduled_jobs_key"),
+        Index("ix_scheduled_jobs_due", "status", "due_at"),
+        Index("ix_scheduled_jobs_plugin", "plugin", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    plugin: Mapped[str] = mapped_column(String(128))
+    job: Mapped[str] = mapped_column(String(128))  # the name the plugin registered it by
+    # scheduling again with the same (plugin, key) finds this job instead of adding one
+    key: Mapped[str | None] = mapped_column(String(255))
+    due_at: Mapped[datetime]
+    data: Mapped[Any] = mapped_column(JSON, nullable=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    # recurring jobs: an interval, or a cron expression read in a time zone
+    every_seconds: Mapped[float | None] = mapped_column(Float)
+    cron: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # runs of this due time
+    runs: Mapped[int] = mapped_column(Integer, default=0)  # due times fired, in all
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    claim_token: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

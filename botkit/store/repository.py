@@ -38,6 +38,7 @@ from botkit.exceptions import ClaimLostError, StoreError, StoreUnavailableError
 from botkit.inbox import Accepted
 from botkit.messages import Attachment, ConversationRef, Message
 from botkit.store.engine import Database
+from botkit.store.jobs import JobStore
 from botkit.store.leases import LeaseStore
 from botkit.store.models import Base, utcnow
 from botkit.store.records import ContextRead, StoredMessage, ToolCallRecord, UsageRow
@@ -87,6 +88,7 @@ class Store:
     def __init__(self, database: Database) -> None:
         self.db = database
         self.leases = LeaseStore(database)  # singleton leases and job runs
+        self.jobs = JobStore(database, _write_reply)  # plugins' scheduled jobs
         self._dialect: Any = sqlite if database.sqlite else postgresql
         # conversation key -> id; rows are never deleted or re-keyed, so it never goes stale
         self._conversation_ids: dict[str, int] = {}
@@ -1452,6 +1454,11 @@ def _add_outbound(conn: Connection, row: dict[str, Any], claim: Claim | None) ->
     if inserted is None:  # pragma: no cover - an insert always returns its id
         raise StoreError("the reply was not stored")
     return int(inserted)
+
+
+def _write_reply(conn: Connection, draft: OutboundDraft) -> int:
+    """Queue one reply on ``conn`` (a scheduled job's, stored with its completion)."""
+    return _add_outbound(conn, _reply_row(draft, utcnow()), None)
 
 
 def _call_values(call: CallRow, now: datetime) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from botkit_autoreply import Rule
 from botkit_autoreply import plugin as autoreply
 from botkit_budget import Limit
 from botkit_budget import plugin as budget
+from botkit_remind import plugin as remind
 from botkit_sentiment import plugin as sentiment
 from botkit_spam import plugin as spam
 from botkit_summary import Digest
@@ -21,7 +22,7 @@ from botkit_summary import plugin as summary
 from tests.fakes.example_config import example_table
 from tests.plugins.conftest import StartBot
 
-PLUGINS = {p.name: p for p in (spam, sentiment, autoreply, summary, budget)}
+PLUGINS = {p.name: p for p in (spam, sentiment, autoreply, summary, remind, budget)}
 NESTED = {
     ("autoreply", "rules"): Rule,
     ("summary", "digests"): Digest,
@@ -64,3 +65,4 @@ async def test_the_documented_tables_start_a_bot(start_bot: StartBot) -> None:
         assert settings["autoreply"].rules[0].dates[0].start == "2024-12-23"
         assert settings["summary"].digests[0].to.chat_id == "C0LEADS"
         assert settings["spam"].notify.channel == "slack"
+        assert settings["remind"].message == "Reminder: {text}"
