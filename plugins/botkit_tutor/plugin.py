@@ -110,11 +110,13 @@ async def answer(message: Message, ctx: Context) -> str:
     """Grade the answer to the question waiting in this conversation, then teach on;
     any other message goes on to the other skills."""
     learner = await progress.load(ctx.state, _key(message))
-    if learner is None or not learner.waits_in(message.conversation):
+    if learner is None:
         raise SkipHandler
-    replayed = _replayed(learner, message)
+    replayed = _replayed(learner, message)  # before the check: the answer ended the wait
     if replayed is not None:
         return replayed
+    if not learner.waits_in(message.conversation):
+        raise SkipHandler
     if ctx.llm.stand_in:
         return STAND_IN
     question = learner.question

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from botkit import ChatRequest, ConfigError, InvalidResponseError, PluginRuntime
+from botkit._settings import parse_settings
+from botkit.discovery import load_plugin
 from botkit.llm import OpenAIChatClient, StandInModel
 from botkit.testing import FakeModel, InMemoryChannel, TestBot
+from botkit_autoreply import plugin as autoreply
 from botkit_chat import plugin as chat
+from botkit_tutor import TutorSettings
 from botkit_tutor import plugin as tutor
 from botkit_tutor.planning import PLAN_SCHEMA
 from botkit_tutor.progress import Learner, learner_key
 from botkit_tutor.report import STAND_IN
+from tests.fakes.example_config import example_table
 from tests.fakes.openai_server import FakeOpenAI, completion
 from tests.plugins.conftest import StartBot
 
@@ -135,7 +143,8 @@ async def test_only_the_learner_in_the_lessons_conversation_is_graded_and_stop_l
     model = FakeModel()
     model.reply_json(PLAN, purpose="tutor_plan")
     model.reply_json(step(1), purpose="tutor_lesson")
-    async with start_bot(plugins=[tutor, chat], model=model) as bot:
+    # listed after chat, the tutor still takes answers before chat's catch-all
+    async with start_bot(plugins=[chat, tutor], model=model) as bot:
         await bot.ask("/learn Python", chat="group")
         # someone else in the same chat, and the learner in another chat: the chat skill
         # (the chat skill names the speakers of a conversation with several)
@@ -161,7 +170,7 @@ async def test_only_the_learner_in_the_lessons_conversation_is_graded_and_stop_l
     assert len(model.requests_for("chat")) == 3
 
 
-async def test_a_message_answered_again_gets_the_same_reply_and_the_course_does_not_advance(
+async def test_listed_before_autoreply_the_tutor_takes_the_answer_no_rule_does(
     start_bot: StartBot,
 ) -> None:
     model = FakeModel()
@@ -169,9 +178,25 @@ async def test_a_message_answered_again_gets_the_same_reply_and_the_course_does_
     model.reply_json(step(1), purpose="tutor_lesson")
     model.reply_json(graded(True, 1), purpose="tutor_grade")
     model.reply_json(step(2), purpose="tutor_lesson")
+    rules = {"autoreply": {"rules": [{"name": "all", "reply": "We are away."}]}}
+    async with start_bot(plugins=[tutor, autoreply, chat], model=model, settings=rules) as bot:
+        await bot.ask("/learn Python")
+        assert (await bot.ask("x = 1")).startswith("Right (score 100%).")
+        await bot.ask("/stop")
+        assert await bot.ask("x = 2") == "We are away."
+
+
+async def test_a_message_answered_again_gets_the_same_reply_and_the_course_does_not_advance(
+    start_bot: StartBot,
+) -> None:
+    model = FakeModel()
+    model.reply_json({"lessons": PLAN["lessons"][:1]}, purpose="tutor_plan")
+    model.reply_json(step(1), purpose="tutor_lesson")
+    model.reply_json(graded(True, 1), purpose="tutor_grade")
     async with start_bot(plugins=[tutor, chat], model=model) as bot:
         await bot.ask("/learn Python")
-        first = await bot.ask("x = 1")
+        first = await bot.ask("x = 1")  # the last lesson: no question waits any more
+        assert "Course complete" in first
         answered = bot.last_message_id
         # as after a crash between the tutor's write and the reply's commit
         await PluginRuntime(bot.bot.runtime, "tutor").requeue(answered)
@@ -179,7 +204,9 @@ async def test_a_message_answered_again_gets_the_same_reply_and_the_course_does_
         record = await learner(bot)
     assert [s.text for s in bot.sent][-2:] == [first, first]
     assert len(model.requests_for("tutor_grade")) == 1
+    assert model.requests_for("chat") == []
     assert record.courses[0].current == 1
+    assert record.courses[0].lessons[0].attempts == 1
 
 
 # -- progress, resuming ----------------------------------------------------------------------
@@ -352,3 +379,17 @@ async def test_a_bad_practice_cron_or_time_zone_stops_the_bot_at_start(
     with pytest.raises(ConfigError, match=r"plugins\.tutor\.timezone"):
         async with start_bot(plugins=[tutor], settings={"tutor": {"timezone": "Mars/Base"}}):
             pass
+
+
+def test_the_documented_table_names_every_setting_and_parses() -> None:
+    table = tomllib.loads(example_table("[plugins.tutor]"))["plugins"]["tutor"]
+    assert set(table) == {f.name for f in dataclasses.fields(TutorSettings)}
+    settings = parse_settings(TutorSettings, table, prefix="plugins.tutor", environ={})
+    assert settings.practice_cron == "0 9 * * *"
+    assert settings.zone.key == "Europe/Berlin"
+
+
+def test_the_entry_point_names_the_plugin() -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    path = pyproject["project"]["entry-points"]["botkit.plugins"]["tutor"]
+    assert load_plugin("tutor", path) is tutor
