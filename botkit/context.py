@@ -63,7 +63,15 @@ class PluginRuntime:
     @property
     def state(self) -> KeyValueState:
         """The plugin's own persisted key-value state."""
-        return self._runtime.store.state(f"plugin:{self.plugin}")
+        return self._runtime.store.state(self._namespace)
+
+    async def state_keys(self, prefix: str = "") -> list[str]:
+        """The keys of the plugin's own state that start with ``prefix``, sorted."""
+        return await self._runtime.store.state_keys(self._namespace, prefix)
+
+    @property
+    def _namespace(self) -> str:
+        return f"plugin:{self.plugin}"
 
     @property
     def llm(self) -> ConversationLLM:

@@ -21,6 +21,7 @@ from botkit.llm import (
     ChatRequest,
     Completion,
     ModelInfo,
+    StandInModel,
     TextDelta,
     TokenCounter,
     Usage,
@@ -71,6 +72,12 @@ class ConversationLLM:
     def model_name(self) -> str:
         """The model answering by default."""
         return self._runtime.model.name
+
+    @property
+    def stand_in(self) -> bool:
+        """Whether the offline stand-in answers: it echoes, so it cannot plan, grade or
+        follow an instruction (a skill that needs a real model says so)."""
+        return isinstance(self._runtime.model, StandInModel)
 
     @property
     def tokens(self) -> TokenCounter:

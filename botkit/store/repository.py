@@ -1039,6 +1039,19 @@ class Store:
 
         return await self._read("read state", op)
 
+    async def state_keys(self, namespace: str, prefix: str = "") -> list[str]:
+        """The keys set in ``namespace`` that start with ``prefix``, sorted (a plugin's
+        learners, say, each stored under a key of its own)."""
+        query = select(_state.c.key).where(_state.c.namespace == namespace)
+        if prefix:
+            query = query.where(_state.c.key.startswith(prefix, autoescape=True))
+        query = query.order_by(_state.c.key)
+
+        def op(conn: Connection) -> list[str]:
+            return [str(key) for key in conn.execute(query).scalars()]
+
+        return await self._read("list state keys", op)
+
     async def set_state(
         self, namespace: str, key: str, value: Any, *, held: tuple[str, Fence] | None = None
     ) -> None:
