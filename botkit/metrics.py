@@ -112,13 +112,13 @@ class ChannelReport:
     Get one from the inbox in :meth:`Adapter.start` (``inbox.report(self.name)``).
 
     Args:
-        metrics: the bot's metrics.
+        metrics: the bot's metrics; ``None`` counts nothing (an inbox made for a test).
         channel: the adapter's name, the ``channel`` label.
     """
 
     __slots__ = ("_channel", "_metrics")
 
-    def __init__(self, metrics: Metrics, channel: str) -> None:
+    def __init__(self, metrics: Metrics | None, channel: str) -> None:
         self._metrics = metrics
         self._channel = channel
 
@@ -129,8 +129,9 @@ class ChannelReport:
             reason: a short, fixed category (``own_message``, ``not_allowed``,
                 ``group_chatter``), never free text: each value is a time series.
         """
-        self._metrics.received.labels(self._channel).inc()
-        self._metrics.ignored.labels(self._channel, reason[:_LABEL_MAX]).inc()
+        if self._metrics is not None:
+            self._metrics.received.labels(self._channel).inc()
+            self._metrics.ignored.labels(self._channel, reason[:_LABEL_MAX]).inc()
 
     def rate_limited(self, seconds: float, *, reason: str = "pacing") -> None:
         """The adapter waited ``seconds`` before a call, for the channel's rate limit.
@@ -140,7 +141,8 @@ class ChannelReport:
             reason: ``pacing`` (the adapter's own spacing, within the documented
                 limits) or ``server`` (the channel answered 429 and said how long).
         """
-        self._metrics.rate_limit_waits.labels(self._channel, reason).observe(seconds)
+        if self._metrics is not None:
+            self._metrics.rate_limit_waits.labels(self._channel, reason).observe(seconds)
 
 
 def label(text: str) -> str:
