@@ -188,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     check = _command_parser(
         sub,
         "check-config",
-        "Check the configuration, the database and the web port as run would, then exit.",
+        "Check the config, the database and the web port as run would.",
         common,
     )
     check.add_argument(
