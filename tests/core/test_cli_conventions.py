@@ -55,7 +55,8 @@ def test_each_command_has_a_one_line_description_and_takes_c_after_its_name(
         main([*command, "--help"])
     shown = capsys.readouterr().out
     description = shown.split("\n\n")[1]
-    assert "\n" not in description.strip() and description.strip().endswith(".")
+    assert "\n" not in description.strip()
+    assert description.strip().endswith(".")
     assert "-c CONFIG, --config CONFIG" in shown
 
 
@@ -111,7 +112,8 @@ def test_start_up_is_quiet_and_says_the_stand_in_notice_once(tmp_path: Path) -> 
     quiet_dir = tmp_path / "quiet"
     quiet_dir.mkdir()
     quiet = _botkit(quiet_dir, "db", "upgrade")
-    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert quiet.returncode == 0
+    assert quiet.stderr == ""
 
 
 @pytest.mark.slow
