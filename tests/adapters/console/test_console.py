@@ -6,6 +6,7 @@ import asyncio
 import io
 import queue
 import re
+from typing import TextIO, cast
 
 from botkit import Context, ConversationRef, Message, Plugin, Reply
 from botkit_console import ConsoleAdapter, ConsoleSettings
@@ -59,11 +60,10 @@ async def test_a_terminal_shows_a_prompt_and_streams_the_answer(database_url: st
     assert text.endswith("> \n")  # prompted again after the answer; the exit ends the line
 
 
-class _Terminal(io.StringIO):
+class _Terminal:
     """Standard input that stays open until told (a person who has not typed yet)."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.lines: queue.Queue[str | None] = queue.Queue()
 
     def __iter__(self) -> _Terminal:
@@ -83,7 +83,7 @@ async def test_a_message_the_bot_sends_on_its_own_starts_a_fresh_line_and_prompt
     console = ConsoleAdapter(
         "console",
         ConsoleSettings(prompt="> ", bot_label="bot: "),
-        stdin=stdin,
+        stdin=cast(TextIO, stdin),
         stdout=out,
         interactive=True,
     )
