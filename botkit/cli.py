@@ -121,7 +121,7 @@ def _options(parser: argparse.ArgumentParser, *, default: object) -> None:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         default=given(None),
         help="the least severe log lines shown (default: [logging] level, else INFO; "
-        "WARNING for chat)",
+        "WARNING for chat); DEBUG is botkit's own detail, as -v",
     )
 
 

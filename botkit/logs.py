@@ -136,7 +136,8 @@ def configure_logging(
     """Send the process's logs to ``stream`` (stderr), replacing what this installed before.
 
     Args:
-        level: the root logger's level.
+        level: the least severe records shown; ``DEBUG`` is botkit's own detail only
+            (as ``verbose``), other libraries show INFO and above.
         log_format: ``"json"``, ``"text"``, or ``"auto"``: JSON lines unless the stream
             is a terminal.
         bodies: let message bodies through (see the module's docstring).
@@ -163,9 +164,11 @@ def configure_logging(
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
-    # botkit's own detail on -v only: third-party DEBUG logs are a flood
-    logging.getLogger("botkit").setLevel(logging.DEBUG if verbose else logging.NOTSET)
+    # DEBUG is botkit's own detail only: third-party DEBUG logs are a flood, and some
+    # (HTTP clients) write whole request bodies, what people wrote included
+    root.setLevel(max(level, logging.INFO))
+    detail = verbose or level <= logging.DEBUG
+    logging.getLogger("botkit").setLevel(logging.DEBUG if detail else logging.NOTSET)
     # Alembic says "Context impl SQLiteImpl." and each step at INFO on every start
     logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
     return handler

@@ -58,6 +58,14 @@ def test_the_level_hides_what_is_below_it_and_the_handler_goes_away_after() -> N
     assert [line["message"] for line in _lines(out)] == ["shown"]
 
 
+def test_debug_is_botkits_own_detail_not_other_libraries() -> None:
+    out = io.StringIO()
+    with configured_logging(stream=out, level=logging.DEBUG):
+        log.debug("botkit detail")
+        logging.getLogger("slack_sdk.web").debug("POST body: the user's words")
+    assert [line["message"] for line in _lines(out)] == ["botkit detail"]
+
+
 def test_secrets_show_as_stars_in_json_and_text() -> None:
     key = Secret("sk-live-abcdef123456", source="OPENAI_API_KEY")
     for log_format in ("json", "text"):
