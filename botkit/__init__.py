@@ -49,6 +49,7 @@ from botkit.messages import (
     Sender,
     SentMessage,
 )
+from botkit.metrics import ChannelReport
 from botkit.plugin import HandlerResult, ModelCall, Next, Plugin, SkipHandler
 from botkit.schedule import CronSchedule
 from botkit.secrets import Secret
@@ -69,6 +70,7 @@ __all__ = [
     "Bot",
     "BotkitError",
     "Capabilities",
+    "ChannelReport",
     "ChatModel",
     "ChatRequest",
     "ClaimLostError",

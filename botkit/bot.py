@@ -300,6 +300,7 @@ class Bot:
             self.store.leases,
             holder=self.runtime.owner,
             lease=bot.singleton_lease if bot.singleton_lease is not None else bot.claim_lease,
+            on_takeover=lambda _name: self.metrics.takeovers.labels("singleton").inc(),
         )
         self.inbox = Inbox(
             self.store,
@@ -526,7 +527,8 @@ class Bot:
             await asyncio.sleep(self.runtime.lease / 3)
             try:
                 sent = time.monotonic()
-                await self.store.renew_claims(self.claims.renewal())
+                held = await self.store.renew_claims(self.claims.renewal())
+                self.metrics.claims_held.set(held)
                 self.claims.renewal_sent(sent)
                 await self._read_clock()
                 await self.outbox.resume()  # streams first: their messages are answered anew

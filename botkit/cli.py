@@ -7,52 +7,62 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
 
 from botkit.adapter import Adapter
-from botkit.bot import STAND_IN_NOTICE, Bot, build_components, build_model
+from botkit.bot import Bot, build_components, build_model
 from botkit.config import Config, read_config
 from botkit.discovery import load_adapter_class
 from botkit.exceptions import BotkitError, ConfigError, PluginError
 from botkit.llm import OpenAIChatClient
 from botkit.llm.probe import probe
+from botkit.logs import configured_logging
 from botkit.plugin import Plugin
 from botkit.preflight import DatabaseReport, check_database, check_port, safe_url
 from botkit.routing import Pipeline
-from botkit.store import Database, Store, UsageRow, dollars, one_process_per_sqlite_file
+from botkit.store import Database, Store, one_process_per_sqlite_file
+from botkit.usage_report import DIMENSIONS, UsageGroup, group_usage, parse_by, parse_since
 
 __all__ = ["main"]
 
 log = logging.getLogger("botkit")
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``botkit`` command; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.command == "chat" else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if args.verbose:  # botkit's own detail; third-party DEBUG logs are a flood
-        logging.getLogger("botkit").setLevel(logging.DEBUG)
     if args.command is None:
         parser.print_help()
         return 2
     try:
         config, faults = read_config(args.config)
+    except ConfigError as exc:
+        return _config_errors(exc)
+    settings = config.logging
+    level = args.log_level or settings.level or ("WARNING" if args.command == "chat" else "INFO")
+    with configured_logging(
+        level=logging.getLevelName(level),
+        log_format=args.log_format or settings.format,
+        bodies=settings.bodies,
+        verbose=args.verbose,
+        terse=args.command == "chat",  # a person at a terminal: no timestamps
+    ):
+        return _command(args, config, faults)
+
+
+def _command(args: argparse.Namespace, config: Config, faults: Sequence[ConfigError]) -> int:
+    try:
         if faults and not args.builds:  # the others report these with their own
             raise ConfigError.together(faults)
         args.faults = faults
         return int(asyncio.run(args.handler(config, args)))
     except ConfigError as exc:
-        for error in exc.errors:
-            print(f"botkit: config error: {error}", file=sys.stderr)
-        return 2
+        return _config_errors(exc)
     except PluginError as exc:
         print(f"botkit: {exc}", file=sys.stderr)
         return 2
@@ -63,31 +73,110 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _config_errors(exc: ConfigError) -> int:
+    for error in exc.errors:
+        print(f"botkit: config error: {error}", file=sys.stderr)
+    return 2
+
+
+def _version() -> str:
+    try:
+        return version("botkit")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree not installed
+        return "unknown"
+
+
+def _options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """The options every command takes, before its name or after it (``botkit run -c
+    bot.toml``); after it, ``default`` is ``SUPPRESS`` so that an absent one leaves
+    what was given before the command."""
+
+    def given(value: object) -> object:
+        return default if default is argparse.SUPPRESS else value
+
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=given(None),
+        help="the TOML config file (default: $BOTKIT_CONFIG, "
+        "else ./botkit.toml, else built-in defaults)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=given(False),
+        help="log botkit's debugging detail and the database migrations' steps",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "json", "text"),
+        default=given(None),
+        help="JSON lines or text on stderr (default: [logging] format, else auto: "
+        "JSON unless stderr is a terminal)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default=given(None),
+        help="the least severe log lines shown (default: [logging] level, else INFO; "
+        "WARNING for chat); DEBUG is botkit's own detail, as -v",
+    )
+
+
+def _command_parser(
+    sub: Any, name: str, summary: str, common: argparse.ArgumentParser
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` starts with its one-line ``summary``."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=summary, parents=[common]
+    )
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="botkit", description="Chat bots for Slack, Telegram and email, backed by a model."
     )
-    parser.add_argument(
-        "-c",
-        "--config",
-        help="the TOML config file (default: $BOTKIT_CONFIG, "
-        "else ./botkit.toml, else built-in defaults)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    parser.add_argument("--version", action="version", version=f"botkit {_version()}")
+    _options(parser, default=None)
+    common = argparse.ArgumentParser(add_help=False)
+    _options(common, default=argparse.SUPPRESS)
     # builds: the command builds the adapters and plugins, and reports their faults
     # together with the file's
     parser.set_defaults(builds=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", help="run the bot on every configured channel")
+    run = _command_parser(sub, "run", "Run the bot on every configured channel.", common)
     run.set_defaults(handler=_run, builds=True)
-    chat = sub.add_parser("chat", help="talk to the bot in this terminal (or through a pipe)")
+    chat = _command_parser(
+        sub, "chat", "Talk to the bot in this terminal (or through a pipe).", common
+    )
     chat.set_defaults(handler=_chat)
-    db = sub.add_parser("db", help="database maintenance")
+    db = _command_parser(sub, "db", "Database maintenance.", common)
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    upgrade = db_sub.add_parser("upgrade", help="apply the database migrations")
+    upgrade = _command_parser(db_sub, "upgrade", "Apply the database migrations.", common)
     upgrade.set_defaults(handler=_db_upgrade)
-    usage = sub.add_parser("usage", help="model spend and tokens by day, model, channel, user")
-    usage.add_argument("--days", type=int, default=30, help="how many days back (default 30)")
+    usage = _command_parser(
+        sub, "usage", "Model spend and tokens by day, model, channel and user.", common
+    )
+    usage.add_argument(
+        "--by",
+        type=_argument(parse_by),
+        default=DIMENSIONS,
+        metavar="DIMENSIONS",
+        help="group by these, comma-separated: day, model, channel, user (default: all four)",
+    )
+    span = usage.add_mutually_exclusive_group()
+    span.add_argument(
+        "--since",
+        type=_argument(parse_since),
+        metavar="WHEN",
+        help="from this long ago (7d, 12h, 2w) or this date (2025-01-31); default 30d",
+    )
+    span.add_argument(
+        "--days", type=int, metavar="N", help="the same as --since Nd (kept for old scripts)"
+    )
     usage.add_argument("--json", action="store_true", help="print JSON for machines")
     usage.add_argument(
         "--annotation",
@@ -96,9 +185,11 @@ def _parser() -> argparse.ArgumentParser:
         "stores (sentiment, spam...) occurred, by day and channel",
     )
     usage.set_defaults(handler=_usage)
-    check = sub.add_parser(
+    check = _command_parser(
+        sub,
         "check-config",
-        help="check the configuration, the database and the web port as run would, then exit",
+        "Check the config, the database and the web port as run would.",
+        common,
     )
     check.add_argument(
         "--probe",
@@ -108,6 +199,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=_check_config, builds=True)
     return parser
+
+
+def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """``parse`` as an argparse ``type``: its ``ValueError`` is the usage error shown."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 # `run` and `chat` run a bot for their whole life, so they hold its SQLite file for it (a
@@ -130,9 +233,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 async def _chat(config: Config, args: argparse.Namespace) -> int:
     with one_process_per_sqlite_file(config.database.url):
         console = load_adapter_class("console")
+        # the stand-in notice is the bot's own warning on start: said once, on stderr
         bot = Bot(config, adapters={"console": console("console")})
-        if bot.uses_stand_in:
-            print(f"botkit: {STAND_IN_NOTICE}", file=sys.stderr)
         bot.handle_signals()
         async with bot:
             await bot.run_until_stopped()
@@ -158,36 +260,38 @@ async def _db_upgrade(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _usage(config: Config, args: argparse.Namespace) -> int:
+    since = args.since or parse_since(f"{30 if args.days is None else args.days}d")
     database = Database(config.database.url, synchronous=config.database.synchronous)
     try:
         await database.upgrade() if database.sqlite else None
-        since = datetime.now(UTC) - timedelta(days=args.days)
         if args.annotation:
-            counts = await Store(database).annotation_counts(args.annotation, since=since)
+            counts = await Store(database).annotation_counts(args.annotation, since=since.start)
             return _print_annotations(args.annotation, counts, as_json=args.json)
-        rows = await Store(database).usage(since=since)
+        rows = await Store(database).usage(since=since.start)
     finally:
         await database.close()
+    groups = group_usage(rows, args.by)
     if args.json:
-        print(json.dumps([_usage_json(r) for r in rows], indent=2))
+        print(json.dumps([_usage_json(args.by, g) for g in groups], indent=2))
         return 0
-    if not rows:
-        print(f"no model calls in the last {args.days} days")
+    if not groups:
+        print(f"no model calls {since.words}")
         return 0
-    print(
-        f"{'day':10}  {'model':24} {'channel':10} {'user':16} {'calls':>5} "
-        f"{'prompt':>9} {'output':>9} {'cost $':>12}"
-    )
+    widths = {"day": 10, "model": 24, "channel": 10, "user": 16}
+    heads = " ".join(f"{d:{widths[d]}}" for d in args.by)
+    print(f"{heads} {'calls':>5} {'prompt':>9} {'output':>9} {'cost $':>12}")
     total = Decimal(0)
-    for r in rows:
-        cost = dollars(r.cost_nanos) or Decimal(0)
-        total += cost
-        unknown = f" (+{r.unpriced_calls} unpriced)" if r.unpriced_calls else ""
-        if r.estimated_calls:  # the server sent no usage for these: botkit counted
-            unknown += f" ({r.estimated_calls} of {r.calls} calls estimated)"
+    for g in groups:
+        total += g.cost
+        unknown = f" (+{g.unpriced_calls} unpriced)" if g.unpriced_calls else ""
+        if g.estimated_calls:  # the server sent no usage for these: botkit counted
+            unknown += f" ({g.estimated_calls} of {g.calls} calls estimated)"
+        cells = " ".join(
+            f"{v[: widths[d]]:{widths[d]}}" for d, v in zip(args.by, g.key, strict=True)
+        )
         print(
-            f"{r.day:10}  {r.model[:24]:24} {r.channel[:10]:10} {r.user[:16]:16} {r.calls:>5} "
-            f"{r.prompt_tokens:>9} {r.completion_tokens:>9} {cost:>12.6f}{unknown}"
+            f"{cells} {g.calls:>5} {g.prompt_tokens:>9} {g.completion_tokens:>9} "
+            f"{g.cost:>12.6f}{unknown}"
         )
     print(f"total: ${total:.6f}")
     return 0
@@ -208,18 +312,20 @@ def _print_annotations(key: str, counts: list[tuple[str, str, str, int]], *, as_
     return 0
 
 
-def _usage_json(row: UsageRow) -> dict[str, object]:
+def _usage_json(by: Sequence[str], group: UsageGroup) -> dict[str, object]:
+    # "" is what the store groups calls without a channel or user under
+    keys = {
+        d: (v or None) if d in ("channel", "user") else v
+        for d, v in zip(by, group.key, strict=True)
+    }
     return {
-        "day": row.day,
-        "model": row.model,
-        "channel": row.channel or None,
-        "user": row.user or None,
-        "calls": row.calls,
-        "prompt_tokens": row.prompt_tokens,
-        "completion_tokens": row.completion_tokens,
-        "cost_usd": str(dollars(row.cost_nanos)),
-        "unpriced_calls": row.unpriced_calls,
-        "estimated_calls": row.estimated_calls,
+        **keys,
+        "calls": group.calls,
+        "prompt_tokens": group.prompt_tokens,
+        "completion_tokens": group.completion_tokens,
+        "cost_usd": str(group.cost),
+        "unpriced_calls": group.unpriced_calls,
+        "estimated_calls": group.estimated_calls,
     }
 
 

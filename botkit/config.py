@@ -26,6 +26,7 @@ __all__ = [
     "Config",
     "DatabaseSection",
     "LLMSection",
+    "LoggingSection",
     "OutboxSection",
     "WebSection",
     "load_config",
@@ -115,6 +116,17 @@ class WebSection:
 
 
 @dataclass(frozen=True, slots=True)
+class LoggingSection:
+    """``[logging]``: how the process logs (the command line's flags win over these)."""
+
+    # "auto": JSON lines when stderr is not a terminal, text when it is
+    format: Literal["auto", "json", "text"] = "auto"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None  # None: the command's
+    # what people write appears in no log unless this is true
+    bodies: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxSection:
     """``[outbox]``: how hard replies are retried."""
 
@@ -144,6 +156,7 @@ class Config:
     llm: LLMSection = LLMSection()
     web: WebSection = WebSection()
     outbox: OutboxSection = OutboxSection()
+    logging: LoggingSection = LoggingSection()
     adapters: tuple[ComponentSection, ...] = ()
     plugins: tuple[ComponentSection, ...] = ()
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -156,6 +169,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "llm": LLMSection,
     "web": WebSection,
     "outbox": OutboxSection,
+    "logging": LoggingSection,
 }
 _ENV_OVERRIDES = {
     "OPENAI_BASE_URL": ("llm", "base_url"),

@@ -378,8 +378,11 @@ class ConversationLLM:
             metrics.tokens.labels(record.model, "completion").inc(record.completion_tokens)
         if record.cost:
             metrics.cost.labels(record.model).inc(float(record.cost))
+        elif record.cost is None and record.ok:  # the model table has no price for it
+            metrics.unpriced.labels(record.model).inc()
         if not record.ok:
             metrics.failures.labels("model").inc()
+            metrics.model_errors.labels(record.model, record.error_kind or "other").inc()
 
 
 class _HeldCall:

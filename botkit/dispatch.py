@@ -39,6 +39,7 @@ from botkit.exceptions import (
     StoreUnavailableError,
 )
 from botkit.landing import until_landed
+from botkit.logs import log_context
 from botkit.messages import Attachment, Message, Reply, Sender
 from botkit.outbox import draft_of, reply_of
 from botkit.routing import Pipeline
@@ -155,6 +156,8 @@ class Dispatcher:
                 continue
             self._blocked.discard(conversation_id)
             if row.id not in self._known:
+                if row.claimed_by not in (None, runtime.owner):  # its process's claim lapsed
+                    runtime.metrics.takeovers.labels("message").inc()
                 self._queue(row.id, conversation_id, None)
                 queued += 1
         # a conversation with nothing unfinished left waits for nothing any more
@@ -241,7 +244,8 @@ class Dispatcher:
                     batch = [queue.popleft()]
                 async with self._slots:
                     try:
-                        goes_on = await self._process(conversation_id, batch)
+                        with log_context(conversation_id=conversation_id, message_id=batch[-1]):
+                            goes_on = await self._process(conversation_id, batch)
                     except Exception:
                         # a store failure (say): hand the work back so a sweep retries it
                         log.exception("messages %s could not be handled; released", batch)
@@ -297,6 +301,13 @@ class Dispatcher:
             resumed = True
             # what an earlier try posted: this answer takes its place
             earlier = await store.earlier_replies(list(fence))
+        for message in messages:  # the body only where [logging] bodies = true
+            log.debug(
+                "handling message %s from %s",
+                message.id,
+                message.sender.id,
+                extra={"body": message.text},
+            )
         if (runtime.shared or conversation_id in self._blocked) and await store.older_unfinished(
             conversation_id, min(fence)
         ):

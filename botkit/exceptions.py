@@ -43,6 +43,7 @@ __all__ = [
     "ServiceUnavailableError",
     "StoreError",
     "StoreUnavailableError",
+    "error_kind",
 ]
 
 
@@ -198,3 +199,26 @@ class ContextLengthError(RequestRejectedError):
 class InvalidResponseError(RequestRejectedError):
     """The service answered, but not with what was asked for (invalid or truncated JSON,
     a schema mismatch, a refusal)."""
+
+
+# an exception's class to its kind, subclasses before their bases
+_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (RateLimitError, "rate_limit"),
+    (ServiceUnavailableError, "unavailable"),
+    (QuotaExceededError, "quota"),
+    (AuthenticationError, "auth"),
+    (ContextLengthError, "context_length"),
+    (InvalidResponseError, "invalid_response"),
+    (RequestRejectedError, "rejected"),
+    (ServiceError, "service"),
+)
+
+
+def error_kind(error: BaseException | None) -> str:
+    """An error's kind, as metrics label it: ``rate_limit``, ``unavailable``, ``quota``,
+    ``auth``, ``context_length``, ``invalid_response``, ``rejected``, ``service``, or
+    ``other`` for anything that is not a :class:`ServiceError`."""
+    for cls, kind in _KINDS:
+        if isinstance(error, cls):
+            return kind
+    return "other"

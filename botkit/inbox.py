@@ -12,6 +12,7 @@ from botkit._faults import fault_point
 from botkit.exceptions import StoreError
 from botkit.leases import Singleton, Singletons
 from botkit.messages import ConversationRef, Message
+from botkit.metrics import ChannelReport, label
 
 if TYPE_CHECKING:
     from botkit.metrics import Metrics
@@ -59,6 +60,7 @@ class Inbox:
     """
 
     _singletons: Singletons | None = None  # an inbox built by hand runs singletons unleased
+    _metrics: Metrics | None = None  # and a test's subclass that skips __init__ counts nothing
 
     def __init__(
         self,
@@ -92,7 +94,9 @@ class Inbox:
             message: what arrived.
             skip: the reason this message must not be answered (an auto-reply, a bounce,
                 a mailing list): it is stored as ``skipped`` with the reason, visible in
-                the store, and never reaches a handler or the model.
+                the store, and never reaches a handler or the model. Start it with a
+                stable code and a colon (``bounce: empty Return-Path``): the code is the
+                ``reason`` of ``botkit_messages_ignored_total``.
 
         Raises:
             StoreError: the database failed, or the bot is shutting down; do not
@@ -105,11 +109,15 @@ class Inbox:
         claim = self._claim() if self._claim is not None else None
         accepted, conversation_id = await self._store.accept(message, claim=claim, skip=skip)
         fault_point("accept")
+        metrics = self._metrics
+        assert metrics is not None  # set by __init__
+        metrics.received.labels(message.channel).inc()
         if accepted.duplicate:
-            self._metrics.duplicates.labels(message.channel).inc()
+            metrics.duplicates.labels(message.channel).inc()
             log.info("duplicate %s message %s ignored", message.channel, message.external_id)
         elif skip is not None:
-            self._metrics.messages_in.labels(message.channel).inc()
+            metrics.messages_in.labels(message.channel).inc()
+            metrics.ignored.labels(message.channel, label(skip)).inc()
             log.info(
                 "%s message %s stored, not answered: %s",
                 message.channel,
@@ -117,7 +125,7 @@ class Inbox:
                 skip,
             )
         else:
-            self._metrics.messages_in.labels(message.channel).inc()
+            metrics.messages_in.labels(message.channel).inc()
             # handed over in memory: the dispatcher need not read it back
             self._submit(
                 accepted.message_id,
@@ -125,6 +133,11 @@ class Inbox:
                 dataclasses.replace(message, id=accepted.message_id),
             )
         return accepted
+
+    def report(self, channel: str) -> ChannelReport:
+        """Where the adapter of ``channel`` counts what only it sees: events it ignored,
+        waits for its channel's rate limits (see :class:`~botkit.metrics.ChannelReport`)."""
+        return ChannelReport(self._metrics, channel)
 
     def state(self, namespace: str) -> KeyValueState:
         """A persisted key-value store for an adapter's own bookkeeping (offsets, UIDs)."""

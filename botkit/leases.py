@@ -128,6 +128,7 @@ class Singleton:
     async def _take(self, leases: LeaseStore) -> None:
         """Wait until this process holds the lease."""
         failing = False
+        held_by_another = False  # taking it then is a take-over
         while True:
             sent = self._clock()
             try:
@@ -141,7 +142,10 @@ class Singleton:
             if taken.token is not None:
                 self.token, self._sent, self.held = taken.token, sent, True
                 log.info("lease %s: taken (token %d)", self.name, taken.token)
+                if held_by_another and self._owner is not None:
+                    self._owner.taken_over(self.name)
                 return
+            held_by_another = held_by_another or taken.holder not in (None, self._holder)
             if failing:
                 log.info("lease %s: the database answers again", self.name)
             failing = False
@@ -220,13 +224,28 @@ class Singletons:
         leases: the store's lease queries (``Store.leases``).
         holder: this process's name on what it holds (``Runtime.owner``).
         lease: how long a take or renewal lasts, in seconds (``bot.singleton_lease``).
+        on_takeover: told the lease's name when this process takes a lease that another
+            held (the metrics count it).
     """
 
-    def __init__(self, leases: LeaseStore, *, holder: str, lease: float) -> None:
+    def __init__(
+        self,
+        leases: LeaseStore,
+        *,
+        holder: str,
+        lease: float,
+        on_takeover: Callable[[str], None] | None = None,
+    ) -> None:
         self.leases = leases
         self.holder = holder
         self.lease = lease
+        self._on_takeover = on_takeover
         self._running: set[str] = set()
+
+    def taken_over(self, name: str) -> None:
+        """This process took lease ``name`` after another process held it."""
+        if self._on_takeover is not None:
+            self._on_takeover(name)
 
     def singleton(self, name: str, work: Work) -> Singleton:
         """Work to run in one process cluster-wide under lease ``name``."""

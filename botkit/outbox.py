@@ -45,8 +45,9 @@ from botkit.exceptions import (
 )
 from botkit.landing import until_landed
 from botkit.live import LiveReply, delivery_id, edit_with_retry, shown_by
+from botkit.logs import log_context
 from botkit.messages import Reply, SentMessage
-from botkit.metrics import Metrics
+from botkit.metrics import Metrics, error_kind
 from botkit.store import Fence, OutboundDraft, OutboundSettle, Store, StoredMessage
 from botkit.store.models import utcnow
 from botkit.store.repository import EARLIER_OUT
@@ -352,6 +353,18 @@ class Outbox:
         taken_at: float = 0.0,
         in_doubt: bool = False,
     ) -> bool:
+        """:meth:`_send_row`, its log lines naming the reply and its conversation."""
+        with log_context(conversation_id=row.conversation_id, message_id=row.id):
+            return await self._send_row(row, token=token, taken_at=taken_at, in_doubt=in_doubt)
+
+    async def _send_row(
+        self,
+        row: StoredMessage,
+        *,
+        token: int | None = None,
+        taken_at: float = 0.0,
+        in_doubt: bool = False,
+    ) -> bool:
         """Send one reply with retries; False when it must wait (later rows wait too).
 
         ``token``: the row is already claimed by this process with that fencing token
@@ -412,6 +425,7 @@ class Outbox:
                 except (ServiceError, StoreUnavailableError) as exc:
                     # a channel down or limiting us, or the adapter's own bookkeeping
                     # unreachable with the database: tried again later
+                    self._metrics.send_failures.labels(adapter.name, error_kind(exc)).inc()
                     delay = self._delay(exc, attempts)
                     retryable = not isinstance(exc, ServiceError) or exc.retryable
                     if not retryable or attempts >= self._policy.max_attempts:
@@ -436,9 +450,11 @@ class Outbox:
                     raise
                 except Exception as exc:  # a bug in an adapter must not wedge the conversation
                     log.exception("adapter %r crashed sending reply %d", adapter.name, row.id)
+                    self._metrics.send_failures.labels(adapter.name, "other").inc()
                     await self._fail(row, attempts, exc, fence)
                     return True
                 await self.mark_delivered(row.id, sent, fence=fence)
+                log.debug("reply %d sent", row.id, extra={"body": row.text})
                 return True
         except ClaimLostError as exc:
             log.warning("reply %d: %s; the new holder sends it", row.id, exc)

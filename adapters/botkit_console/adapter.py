@@ -1,14 +1,17 @@
 """``ConsoleAdapter``: a terminal REPL that streams answers, or one reply per input line.
 
-In a terminal it shows a prompt and prints the answer as it is generated (its "edits"
-print only the new text). When standard input is not a terminal it reads one message
-per line, waits for each reply before reading the next, prints each reply, and ends when
-the input ends, so ``printf 'hi\\nbye\\n' | botkit chat`` can be scripted.
+In a terminal it shows a prompt, a spinner while the bot works, and prints the answer as
+it is generated (its "edits" print only the new text); a message the bot sends on its own
+(a reminder) and the end of the session start on a fresh line, never after the prompt.
+When standard input is not a terminal it reads one message per line, waits for each
+reply before reading the next, prints each reply (nothing else), and ends when the
+input ends, so ``printf 'hi\\nbye\\n' | botkit chat`` can be scripted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import threading
 import uuid
@@ -29,6 +32,9 @@ from botkit import (
 )
 
 __all__ = ["ConsoleAdapter", "ConsoleSettings"]
+
+_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+_ERASE_LINE = "\r\x1b[K"  # back to the line's start, and clear it
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +80,10 @@ class ConsoleAdapter(Adapter):
         self._done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sent = 0
-        self._line_open = False
+        self._line_open = False  # the cursor is after text the bot printed
+        self._prompt_shown = False  # the cursor is after the prompt, awaiting a line
+        self._busy = False  # a line of the user's is being answered
+        self._spinner: asyncio.Task[None] | None = None
 
     async def start(self, inbox: Inbox) -> None:
         """Start reading lines (in a daemon thread: reading a terminal blocks)."""
@@ -94,8 +103,9 @@ class ConsoleAdapter(Adapter):
             while True:
                 self._prompt()
                 line = await self._lines.get()
-                if line is None:
+                if line is None:  # Ctrl-D: the cursor is still after the prompt
                     break
+                self._prompt_shown = False  # Enter took the cursor to a new line
                 if not line.strip():
                     continue
                 count += 1
@@ -105,21 +115,54 @@ class ConsoleAdapter(Adapter):
                     text=line,
                     external_id=f"{self._session}:{count}",
                 )
-                accepted = await inbox.accept(message)
-                await inbox.wait_done(accepted.message_id)
+                self._busy = True
+                self._start_spinner()
+                try:
+                    accepted = await inbox.accept(message)
+                    await inbox.wait_done(accepted.message_id)
+                finally:
+                    self._busy = False
+                    await self._stop_spinner()
                 self._end_line()
         finally:
+            self._fresh_line()
             self._done.set()
 
     def _prompt(self) -> None:
         if self._interactive:
             self._write(self.settings.prompt)
+            self._prompt_shown = True
+
+    def _fresh_line(self) -> None:
+        """End whatever line the cursor is on (the prompt, an answer), so that what is
+        printed next (a message, the shell's prompt after the exit) starts a line."""
+        if self._prompt_shown or self._line_open:
+            self._write("\n")
+        self._prompt_shown = self._line_open = False
+
+    def _start_spinner(self) -> None:
+        if self._interactive:  # a pipe's output stays the replies alone
+            self._spinner = asyncio.create_task(self._spin(), name="console-spinner")
+
+    async def _spin(self) -> None:
+        for frame in itertools.cycle(_SPINNER):
+            self._write(f"\r{frame} ")
+            await asyncio.sleep(0.1)
+
+    async def _stop_spinner(self) -> None:
+        spinner, self._spinner = self._spinner, None
+        if spinner is not None:
+            spinner.cancel()
+            await asyncio.gather(spinner, return_exceptions=True)
+            self._write(_ERASE_LINE)
 
     async def stop(self) -> None:
-        """Stop reading input."""
+        """Stop reading input; the terminal is left on a fresh line."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._stop_spinner()
+        self._fresh_line()
         self._done.set()
 
     async def finished(self) -> None:
@@ -129,12 +172,19 @@ class ConsoleAdapter(Adapter):
     async def send(
         self, conversation: ConversationRef, reply: Reply, *, delivery_id: str
     ) -> SentMessage:
-        """Print a reply (streamed replies continue on the same line through :meth:`edit`)."""
+        """Print a reply (streamed replies continue on the same line through :meth:`edit`).
+
+        A message sent while no line is being answered (a reminder) starts on a fresh
+        line, and the prompt is shown again after it."""
         self._sent += 1
-        self._end_line()
+        await self._stop_spinner()
+        self._fresh_line()
         label = self.settings.bot_label if self._interactive else ""
         self._write(f"{label}{reply.text}")
         self._line_open = True
+        if not self._busy and self._interactive:  # on its own: back to the prompt
+            self._end_line()
+            self._prompt()
         return SentMessage(conversation, f"{self._session}:out:{self._sent}", reply.text)
 
     async def edit(self, sent: SentMessage, text: str) -> SentMessage:
@@ -142,7 +192,12 @@ class ConsoleAdapter(Adapter):
         # A terminal line cannot be rewritten: print what was added, or, if the text
         # changed rather than grew (a final reformatting), the whole text again.
         addition = text[len(sent.text) :] if text.startswith(sent.text) else "\n" + text
+        await self._stop_spinner()
+        if self._prompt_shown:  # a message sent on its own grew after the prompt came back
+            self._fresh_line()
+            addition = text
         self._write(addition)
+        self._line_open = True
         return SentMessage(sent.conversation, sent.external_id, text, sent.parts)
 
     async def publish_commands(self, commands: Sequence[CommandInfo]) -> None:

@@ -15,7 +15,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from botkit import RateLimitError, ServiceError, ensure_claims_live
 from botkit_slack._errors import SERVICE, service_error
-from botkit_slack._pacing import Pacer, TooLong
+from botkit_slack._pacing import Pacer, TooLong, WaitReport
 from botkit_slack.settings import SlackSettings
 
 __all__ = ["Identity", "SlackAPI"]
@@ -47,9 +47,17 @@ class SlackAPI:
     Args:
         settings: the adapter's settings.
         session: the aiohttp session slack_sdk sends with; the adapter owns it.
+        on_wait: told of each wait before a call: its seconds, and ``reason="server"``
+            when it waits out a 429's Retry-After, else ``"pacing"``.
     """
 
-    def __init__(self, settings: SlackSettings, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        settings: SlackSettings,
+        session: aiohttp.ClientSession,
+        *,
+        on_wait: WaitReport | None = None,
+    ) -> None:
         self.settings = settings
         self.client = AsyncWebClient(
             token=settings.bot_token.reveal(),
@@ -58,7 +66,7 @@ class SlackAPI:
             session=session,
             logger=logging.getLogger("botkit_slack.web"),
         )
-        self.pacer = Pacer()
+        self.pacer = Pacer(on_wait=on_wait)
         self._names: dict[str, tuple[str | None, bool, float]] = {}
 
     async def call(

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from botkit import Attachment, ConversationRef, KeyValueState, Message, Sender
+from botkit import (
+    Attachment,
+    ChannelReport,
+    ConversationRef,
+    KeyValueState,
+    Message,
+    Sender,
+)
 from botkit_slack._api import Identity, SlackAPI
 from botkit_slack._mrkdwn import inbound_text
 from botkit_slack.settings import SlackSettings
@@ -84,6 +91,7 @@ class Inbound:
         api: for display names and thread membership.
         me: the bot's identity.
         threads: the threads the bot is in.
+        report: where events that are not for the bot are counted.
     """
 
     def __init__(
@@ -93,12 +101,19 @@ class Inbound:
         api: SlackAPI,
         me: Identity,
         threads: ThreadMemory,
+        report: ChannelReport | None = None,
     ) -> None:
+        self._report = report
         self._name = name
         self._settings = settings
         self._api = api
         self._me = me
         self._threads = threads
+
+    def _ignore(self, code: str) -> None:
+        """Count an event that is not for the bot (``code``: why)."""
+        if self._report is not None:
+            self._report.ignored(code)
 
     def _allowed(self, user: str, channel: str, is_dm: bool) -> bool:
         settings = self._settings
@@ -110,26 +125,34 @@ class Inbound:
         """The message an ``event_callback`` body carries, or ``None`` when it is not for us."""
         event = body.get("event")
         if not isinstance(event, Mapping) or event.get("type") not in ("message", "app_mention"):
+            self._ignore("event_type")
             return None
         channel, ts = event.get("channel"), event.get("ts")
         if not isinstance(channel, str) or not isinstance(ts, str):
+            self._ignore("unreadable")
             return None
         me = self._me
         user, bot_id, subtype = event.get("user"), event.get("bot_id"), event.get("subtype")
         if user == me.user_id or (bot_id is not None and bot_id == me.bot_id):
-            return None  # our own messages, thread_broadcast copies included: never a loop
+            # our own messages, thread_broadcast copies included: never a loop
+            self._ignore("own_message")
+            return None
         is_bot = bot_id is not None or subtype == "bot_message"
         if is_bot and not self._settings.allow_bots:
+            self._ignore("bot_message")
             return None
         if subtype not in _PERSON_SUBTYPES and not (subtype == "bot_message" and is_bot):
+            self._ignore("subtype")
             return None
         sender_id = user if isinstance(user, str) else bot_id
         if not isinstance(sender_id, str):
+            self._ignore("no_sender")
             return None
         channel_type = str(event.get("channel_type") or _channel_type(channel))
         is_dm = channel_type == "im"
         if not self._allowed(sender_id, channel, is_dm):
             log.debug("slack: ignoring %s in %s (not allowed)", sender_id, channel)
+            self._ignore("not_allowed")
             return None
         raw_text = str(event.get("text") or "")
         mention = event.get("type") == "app_mention" or f"<@{me.user_id}" in raw_text
@@ -141,6 +164,7 @@ class Inbound:
         elif thread_ts is not None and await self._follows(event, channel, thread_ts):
             thread_id = thread_ts
         else:
+            self._ignore("not_addressed")
             return None
         if is_bot:
             profile = event.get("bot_profile") or {}

@@ -5,10 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-__all__ = ["Pacer", "TooLong"]
+__all__ = ["Pacer", "TooLong", "WaitReport"]
 
 Key = tuple[str, str]
+
+
+class WaitReport(Protocol):
+    """Told of each wait: its seconds, and why (``"server"``: a 429; ``"pacing"``)."""
+
+    def __call__(self, seconds: float, *, reason: str) -> None: ...
 
 
 class TooLong(Exception):
@@ -28,16 +35,20 @@ class Pacer:
     Args:
         clock: a monotonic clock, in seconds.
         sleep: how to wait; tests may pass a fake.
+        on_wait: told of each wait (the metrics count them).
     """
 
     def __init__(
         self,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_wait: WaitReport | None = None,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
+        self._on_wait = on_wait
         self._not_before: dict[Key, float] = {}
+        self._held_until: dict[Key, float] = {}  # a 429's Retry-After, apart from pacing
         self._locks: dict[Key, asyncio.Lock] = {}
 
     def lock(self, key: Key) -> asyncio.Lock:
@@ -63,9 +74,14 @@ class Pacer:
         if wait > max_wait:
             raise TooLong(wait)
         if wait > 0:
+            if self._on_wait is not None:
+                held = self._held_until.get(key, 0.0) >= self._not_before[key]
+                self._on_wait(wait, reason="server" if held else "pacing")
             await self._sleep(wait)
         self._not_before[key] = max(self._not_before.get(key, 0.0), self._clock() + interval)
 
     def hold(self, key: Key, seconds: float) -> None:
         """Let nothing under ``key`` go out for ``seconds`` (a 429's Retry-After)."""
-        self._not_before[key] = max(self._not_before.get(key, 0.0), self._clock() + seconds)
+        until = self._clock() + seconds
+        self._held_until[key] = until
+        self._not_before[key] = max(self._not_before.get(key, 0.0), until)

@@ -150,9 +150,10 @@ class SlackAdapter(Adapter):
         self._threads = ThreadMemory(self._state)
         self._session = aiohttp.ClientSession()
         try:
-            self._api = api = SlackAPI(self.settings, self._session)
+            report = inbox.report(self.name)
+            self._api = api = SlackAPI(self.settings, self._session, on_wait=report.rate_limited)
             self._me = me = await api.auth_test()
-            self._inbound = Inbound(self.name, self.settings, api, me, self._threads)
+            self._inbound = Inbound(self.name, self.settings, api, me, self._threads, report)
             self._app = self._build_app(me)
             if self.settings.transport == "socket":
                 await self._connect_socket(api)

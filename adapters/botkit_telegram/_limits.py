@@ -36,6 +36,8 @@ class FloodLimiter:
         group_per_minute: messages a minute in one group or supergroup.
         global_per_second: messages a second across all chats.
         clock: a monotonic clock, replaceable in tests.
+        on_wait: told of each wait slept: its seconds, and ``"server"`` when it waits out
+            a 429's ``retry_after``, else ``"pacing"`` (the metrics count them).
     """
 
     def __init__(
@@ -46,7 +48,9 @@ class FloodLimiter:
         group_per_minute: int = 20,
         global_per_second: int = 30,
         clock: Callable[[], float] = time.monotonic,
+        on_wait: Callable[[float, str], None] | None = None,
     ) -> None:
+        self.on_wait = on_wait
         self._max_wait = max_wait
         self._interval = per_chat_interval
         self._group_per_minute = group_per_minute
@@ -93,9 +97,15 @@ class FloodLimiter:
         if chat_id.startswith("-"):
             chat.recent.append(slot)
         if delay > 0:
+            self._waiting(delay, "server" if chat.paused_until >= slot else "pacing")
             await asyncio.sleep(delay)
         now = self._clock()
         start = max(now, self._global_next)
         self._global_next = start + self._global_spacing
         if start > now:
+            self._waiting(start - now, "pacing")
             await asyncio.sleep(start - now)
+
+    def _waiting(self, seconds: float, reason: str) -> None:
+        if self.on_wait is not None:
+            self.on_wait(seconds, reason)

@@ -50,9 +50,11 @@ class Accept:
 
 @dataclass(frozen=True, slots=True)
 class Ignore:
-    """Acknowledge the update and do nothing with it."""
+    """Acknowledge the update and do nothing with it: ``reason`` says why, for a log;
+    ``code`` is its category, for the metrics."""
 
     reason: str
+    code: str = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,22 +99,24 @@ def read_update(
     try:
         facts = read_message(update)
     except NotReadable as exc:
-        return Ignore(str(exc))
+        return Ignore(str(exc), "unreadable")
     if facts is None:
         kind = next((k for k in update if k != "update_id"), "empty")
         # edited messages are not answered again: the first answer stands, and a second
         # one would read as a double reply
-        return Ignore(f"{kind} updates are not handled")
+        return Ignore(f"{kind} updates are not handled", "update_type")
     chat_type = facts.chat_type
     if chat_type != "private" and chat_type not in _GROUP_TYPES:
-        return Ignore(f"messages in a {chat_type} are not handled")
+        return Ignore(f"messages in a {chat_type} are not handled", "chat_type")
     sender = facts.sender
     if sender is None:
-        return Ignore("a message without a sender")
+        return Ignore("a message without a sender", "no_sender")
     if sender.id == str(me.id):
-        return Ignore("the bot's own message")
+        return Ignore("the bot's own message", "own_message")
     if not _allowed(settings, sender.id, facts.chat_id):
-        return Ignore(f"user {sender.id} in chat {facts.chat_id} is not on the allowlist")
+        return Ignore(
+            f"user {sender.id} in chat {facts.chat_id} is not on the allowlist", "not_allowed"
+        )
 
     text = facts.text
     is_command = False
@@ -120,14 +124,14 @@ def read_update(
     if command is not None:
         target = command.group(2)
         if target is not None and target.lower() != me.username.lower():
-            return Ignore(f"a command for @{target}")
+            return Ignore(f"a command for @{target}", "other_bot")
         is_command = True
         text = f"/{command.group(1)}{text[command.end() :]}"
     is_mention = _mentions(text, facts.entities, me)
     reply_to_bot = _replies_to_bot(facts, me)
     addressed = chat_type == "private" or is_command or is_mention or reply_to_bot
     if not addressed and not settings.group_context:
-        return Ignore("group chatter that does not address the bot")
+        return Ignore("group chatter that does not address the bot", "group_chatter")
     if is_mention:
         text = _strip_leading_mention(text, me)
 
@@ -139,9 +143,9 @@ def read_update(
     content = facts.content
     if not text.strip():
         if content is None:
-            return Ignore("a service message")
+            return Ignore("a service message", "service_message")
         if not addressed:
-            return Ignore(f"a {content} in group chatter")
+            return Ignore(f"a {content} in group chatter", "group_chatter")
         if settings.media_without_text == "reply":
             return Unsupported(conversation, facts.message_id, content, chat_type)
 

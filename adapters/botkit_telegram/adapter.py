@@ -20,6 +20,7 @@ from telegram.constants import ChatAction
 from botkit import (
     Adapter,
     Capabilities,
+    ChannelReport,
     CommandInfo,
     ConversationRef,
     Inbox,
@@ -95,6 +96,7 @@ class TelegramAdapter(Adapter):
         self.settings = settings
         self._bot = make_bot(settings.api_url, settings.token, timeout=settings.request_timeout)
         self._limiter = limiter or FloodLimiter(max_wait=settings.max_flood_wait)
+        self._limiter.on_wait = self._waited
         self._drafts = Drafts(self._bot, self._limiter)
         self._receiver = WebhookReceiver(
             settings.webhook_secret.reveal()
@@ -103,6 +105,7 @@ class TelegramAdapter(Adapter):
             self._receive,
         )
         self._inbox: Inbox | None = None
+        self._report: ChannelReport | None = None
         self._me: BotIdentity | None = None
         self._poller: Poller | None = None
         self._polling: Singleton | None = None
@@ -137,6 +140,7 @@ class TelegramAdapter(Adapter):
                 self.name,
             )
         self._inbox = inbox
+        self._report = inbox.report(self.name)
         try:
             await self._bot.initialize()
             user = self._bot.bot
@@ -233,14 +237,23 @@ class TelegramAdapter(Adapter):
         except Exception:  # a payload we cannot read must not block the ones after it
             log.exception("could not read Telegram update %s; skipped", update.get("update_id"))
             return
+        report = self._report
         if isinstance(decision, Ignore):
             log.debug("update %s ignored: %s", update.get("update_id"), decision.reason)
+            if report is not None:
+                report.ignored(decision.code)
         elif isinstance(decision, Unsupported):
+            if report is not None:
+                report.ignored("unsupported_content")  # answered, but not stored
             task = asyncio.create_task(self._answer_unsupported(decision))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif isinstance(decision, Accept):
             await self._inbox.accept(decision.message)
+
+    def _waited(self, seconds: float, reason: str) -> None:
+        if self._report is not None:
+            self._report.rate_limited(seconds, reason=reason)
 
     async def _answer_unsupported(self, what: Unsupported) -> None:
         text = self.settings.unsupported_reply

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from botkit.exceptions import InvalidResponseError
+from botkit.exceptions import InvalidResponseError, error_kind
 
 if TYPE_CHECKING:
     from botkit.llm.models import ModelInfo
@@ -243,6 +243,8 @@ class CallRecord:
         latency_s: seconds from sending the request to the end of the reply.
         ok: whether this attempt produced the completion.
         error: the error's text when it did not (never holds a secret).
+        error_kind: its category (``rate_limit``, ``unavailable``, ``context_length``...;
+            see :func:`botkit.exceptions.error_kind`).
         attempt: 1 for the first try, 2 for the first retry...
         estimated: the tokens (and the cost) are botkit's count, the server sent none.
     """
@@ -257,6 +259,7 @@ class CallRecord:
     error: str | None
     attempt: int
     estimated: bool = False
+    error_kind: str | None = None
 
     @classmethod
     def of_attempt(
@@ -283,6 +286,7 @@ class CallRecord:
             error=str(error) if error is not None else None,
             attempt=attempt,
             estimated=usage.estimated if usage else False,
+            error_kind=error_kind(error) if error is not None else None,
         )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from botkit import Accepted, Inbox, Message, StoreError
+from botkit import Accepted, ChannelReport, Inbox, Message, StoreError
+from botkit.metrics import Metrics
 
 __all__ = ["MemoryState", "RecordingInbox"]
 
@@ -43,6 +44,7 @@ class RecordingInbox(Inbox):
         self.gate: asyncio.Event | None = None
         self.entered = asyncio.Event()
         self.states: dict[str, MemoryState] = {}
+        self.metrics = Metrics()  # what the adapter reports (ignored events, waits)
 
     async def accept(self, message: Message, *, skip: str | None = None) -> Accepted:
         self.entered.set()
@@ -56,6 +58,9 @@ class RecordingInbox(Inbox):
                 return Accepted(index, duplicate=True)
         self.messages.append(message)
         return Accepted(len(self.messages), duplicate=False)
+
+    def report(self, channel: str) -> ChannelReport:
+        return self.metrics.channel(channel)
 
     def state(self, namespace: str) -> MemoryState:
         return self.states.setdefault(namespace, MemoryState())

@@ -177,6 +177,19 @@ async def test_the_bots_own_messages_are_ignored(
     assert inbox.messages == []
 
 
+async def test_channel_chatter_not_for_the_bot_is_counted_as_ignored(
+    http: SignedPoster, inbox: RecordingInbox
+) -> None:
+    chatter = event(text="humans talking", channel="C111")
+
+    assert (await http.post(chatter)).status == 200
+
+    assert inbox.messages == []
+    metrics = inbox.metrics.render().decode()
+    assert 'botkit_messages_ignored_total{channel="slack",reason="not_addressed"} 1.0' in metrics
+    assert 'botkit_messages_received_total{channel="slack"} 1.0' in metrics
+
+
 async def test_a_thread_broadcast_by_the_bot_never_loops(
     http: SignedPoster, inbox: RecordingInbox
 ) -> None:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from botkit import Accepted, Inbox, KeyValueState, Message, Secret, StoreError
+from botkit import Accepted, ChannelReport, Inbox, KeyValueState, Message, Secret, StoreError
+from botkit.metrics import Metrics
 from botkit_telegram import TelegramSettings
 from botkit_telegram._limits import FloodLimiter
 from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI
@@ -52,6 +53,7 @@ class RecordingInbox(Inbox):
         #: could acknowledge: the adapter must not ack, and the redelivery is a duplicate.
         self.crash_after_commit = False
         self.states: dict[str, MemoryState] = {}
+        self.metrics = Metrics()  # what the adapter reports (ignored updates, waits)
         self._ids: dict[tuple[str, str], int] = {}
         self._changed = asyncio.Condition()
 
@@ -73,6 +75,9 @@ class RecordingInbox(Inbox):
             self.crash_after_commit = False
             raise StoreError("connection lost after commit")
         return Accepted(len(self.accepted), duplicate=False)
+
+    def report(self, channel: str) -> ChannelReport:
+        return self.metrics.channel(channel)
 
     def state(self, namespace: str) -> KeyValueState:
         return self.states.setdefault(namespace, MemoryState())

@@ -99,3 +99,16 @@ async def test_a_pause_holds_the_chat_until_it_ends(virtual: VirtualTime) -> Non
     flood.pause(PRIVATE, 5.0)
     times = await released(virtual, flood, [PRIVATE, GROUP])
     assert times == pytest.approx([5.0, 0.0], abs=0.005)
+
+
+async def test_each_wait_is_reported_as_pacing_or_as_the_servers_flood_control(
+    virtual: VirtualTime,
+) -> None:
+    waits: list[tuple[float, str]] = []
+    flood = limiter(virtual, per_chat_interval=0.5)
+    flood.on_wait = lambda seconds, reason: waits.append((seconds, reason))
+    await released(virtual, flood, [PRIVATE, PRIVATE])  # the second waits its turn
+    flood.pause(PRIVATE, 7.0)  # Telegram answered 429 with retry_after 7
+    await released(virtual, flood, [PRIVATE])
+    assert [reason for _, reason in waits] == ["pacing", "server"]
+    assert [seconds for seconds, _ in waits] == pytest.approx([0.5, 7.0])

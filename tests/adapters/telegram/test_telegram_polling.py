@@ -95,9 +95,14 @@ async def test_ignored_updates_are_acknowledged(
     wanted["update_id"] = 502
     for update in (edited, chatter, wanted):
         await api.push_update(update)
-    await make_adapter()
+    adapter = await make_adapter()
     await inbox.wait_for(lambda i: len(i.accepted) == 1)
     assert inbox.accepted[0].raw is not None
+    # counted by reason: the metrics say what the bot did not answer, and why
+    metrics = inbox.metrics.render().decode()
+    for reason in ("update_type", "group_chatter"):
+        labels = f'channel="{adapter.name}",reason="{reason}"'
+        assert f"botkit_messages_ignored_total{{{labels}}} 1.0" in metrics
     assert inbox.accepted[0].raw["update_id"] == 502
     await eventually(lambda: api.confirmed_offset == 503)
 
