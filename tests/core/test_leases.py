@@ -205,8 +205,13 @@ async def test_a_holder_that_cannot_renew_stops_before_its_lease_ends_and_anothe
     lease = 3.0
     probe = Probe()
     failing = Unreachable(store)
-    first = Singletons(failing, holder="a", lease=lease).singleton("poller", probe.work("a"))
-    second = Singletons(store.leases, holder="b", lease=lease).singleton("poller", probe.work("b"))
+    taken_over: list[str] = []
+    first = Singletons(failing, holder="a", lease=lease, on_takeover=taken_over.append).singleton(
+        "poller", probe.work("a")
+    )
+    second = Singletons(
+        store.leases, holder="b", lease=lease, on_takeover=taken_over.append
+    ).singleton("poller", probe.work("b"))
     a = start(first)
     await eventually(lambda: first.held, 5)
     b = start(second)
@@ -220,6 +225,8 @@ async def test_a_holder_that_cannot_renew_stops_before_its_lease_ends_and_anothe
     await eventually(lambda: probe.starts == ["a", "b"], lease)  # its work, a task
     assert probe.most == 1
     assert second.token == 2
+    # a took a free lease; b took one a had held: one take-over (botkit_lease_takeovers)
+    assert taken_over == ["poller"]
     await stop(a)
     await stop(b)
     assert probe.running == 0
