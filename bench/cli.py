@@ -26,6 +26,7 @@ from bench import (
     history,
     overhead,
     peers,
+    scaleout,
     streaming,
     transactions,
 )
@@ -46,7 +47,8 @@ SCENARIOS: dict[str, Scenario] = {
     "tokens": fitting.run_tokens,
     "streaming/slack": streaming.run_slack,
     "streaming/telegram": streaming.run_telegram,
-    "peers/opsdroid": peers.run_opsdroid,
+    "peers": peers.run,
+    "scaleout": scaleout.run,
     "transactions": transactions.run,
 }
 
