@@ -60,7 +60,9 @@ async def _main(args: argparse.Namespace) -> None:
     try:
         gate = _stdin_gate if args.start_on_stdin else None
         measured = await run(target.one, plan, tag=args.tag, gate=gate)
-        report(measured, target=args.target)
+        adapter = getattr(target, "adapter", None)  # botkit's channel: did it stream?
+        sent = {"sent": adapter.delivered, "edited": adapter.edited} if adapter else {}
+        report(measured, target=args.target, **sent)
         if args.start_on_stdin:  # keep the connections open until told: their CPU is read
             await asyncio.to_thread(sys.stdin.readline)
     finally:

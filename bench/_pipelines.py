@@ -86,7 +86,8 @@ class BenchAdapter(Adapter):
     def __init__(self, name: str = "bench") -> None:
         super().__init__(name)
         self.inbox: Inbox | None = None
-        self.delivered = 0
+        self.delivered = 0  # messages sent
+        self.edited = 0  # edits of sent messages (a streamed answer's)
         self._waiting: dict[str, asyncio.Future[float]] = {}
         self._ids = itertools.count(1)
         # sent ids unique across processes, as a channel's are: workers share a database
@@ -129,6 +130,7 @@ class EditingBenchAdapter(BenchAdapter):
         return SentMessage(conversation, f"{self._prefix}-{next(self._ids)}", reply.text)
 
     async def edit(self, sent: SentMessage, text: str) -> SentMessage:
+        self.edited += 1
         return SentMessage(sent.conversation, sent.external_id, text)
 
 

@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--only NAME ...]``: run the scenarios, one line each.
 
-Every line reads ``NAME  figure ... ratio ...``; a scenario that cannot run here prints
-``NAME  skipped: why``. The exit status is 0 unless a scenario crashed: a benchmark never
+Every scenario's output starts with a line ``NAME  figure ... ratio ...`` (``peers``
+follows it with a table); a scenario that cannot run here prints ``NAME  skipped: why``. The exit status is 0 unless a scenario crashed: a benchmark never
 fails on a timing.
 """
 

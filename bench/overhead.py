@@ -180,7 +180,7 @@ def line(backend: str, figures: dict[str, Figures]) -> str:
             f"target >= {TARGET_THROUGHPUT}x)  CPU {b_cpu:.2f} vs {median(m.cpu_ms):.2f} ms/msg "
             f"= {b_cpu / median(m.cpu_ms):.2f}x"
         )
-    return "  |  ".join(parts)
+    return "  |  ".join(parts) + "  [botkit: every default; HTTP pools of 32 for both]"
 
 
 async def run_sqlite(opts: Options) -> str:

@@ -210,6 +210,13 @@ def render(rows: list[Row], size: Sizes) -> str:
         f"{small.measured:,}; each target its own process on CPU {bot_cpu}, the model on "
         f"CPU {model_cpu}; medians of {size.rounds} interleaved round(s)"
     )
+    streamed = [r for r in rows if r.target.worker == "botkit-edits" and r.runs]
+    if streamed:
+        runs = streamed[0].runs
+        head += (
+            f"; the channel that edits got {sum(r['edited'] for r in runs):,} edits for "
+            f"{sum(r['sent'] for r in runs):,} messages sent"
+        )
     peers = [f"{r.target.label}: {r.how}" for r in rows if r.how]
     if peers:
         head += f"  [{'; '.join(peers)}]"

@@ -106,3 +106,7 @@ def test_bench_quick_peers_prints_a_row_per_target_with_cpu_and_memory() -> None
         assert float(rss) > 10, (target, cells)
         assert re.fullmatch(rf"{NUMBER}x, {NUMBER}x", ratios), (target, cells)
     assert rows["minimal pipeline"][3] == "1.00x, 1.00x"
+    # botkit streamed to the channel that edits: the streaming line measures a stream
+    edits = re.search(r"the channel that edits got ([\d,]+) edits", output)
+    assert edits, output
+    assert int(edits.group(1).replace(",", "")) > 0, output
