@@ -1,8 +1,9 @@
 """``python -m bench [--quick] [--only NAME ...]``: run the scenarios, one line each.
 
 Every scenario's output starts with a line ``NAME  figure ... ratio ...`` (``peers``
-follows it with a table); a scenario that cannot run here prints ``NAME  skipped: why``. The exit status is 0 unless a scenario crashed: a benchmark never
-fails on a timing.
+follows it with a table); a scenario that cannot run here prints ``NAME  skipped:
+why``. The exit status is 0 unless a scenario crashed: a benchmark never fails on a
+timing.
 """
 
 from __future__ import annotations
