@@ -9,22 +9,23 @@ measured messages over the longest worker's measured phase. Nothing is pinned: t
 workers, the model server and PostgreSQL share this machine's cores, as they would.
 
 The database's CPU is read from ``/proc/<pid>/stat`` (utime + stime) of the PostgreSQL
-processes, before and after the measured phase: the backends serving the benchmark's
-database (from ``pg_stat_activity``), and apart from them the server-wide writers (WAL
-writer, checkpointer, background writer), which also serve anything else using this
-server. ``pg_stat_statements`` would give per-statement times, but only when the
-server preloads it (``shared_preload_libraries``), which a shared server may not; the
-process CPU needs nothing from the server. It needs the server on this machine: else
-the line says the database's CPU is unknown.
+processes over the measured phase (:class:`ServerWatch`): the backends serving the
+benchmark's database (from ``pg_stat_activity``, sampled, since a pool may open and
+close connections as it goes), and the whole server through its postmaster (every
+database, the WAL writer and checkpointer, anything else using this server, and the
+backends that came and went). ``pg_stat_statements`` would give per-statement times,
+but only when the server preloads it (``shared_preload_libraries``), which a shared
+server may not; the process CPU needs nothing from the server, only the server on this
+machine: else the line says the database's CPU is unknown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from bench._util import (
 )
 
 WORKERS = (1, 2, 4)
-SERVER_WIDE = ("walwriter", "checkpointer", "background writer")
+SAMPLE_EVERY = 0.1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -51,49 +52,99 @@ def sizes(quick: bool) -> Plan:
     return Plan(8, 16, 80, 0) if quick else Plan(100, 1_000, 10_000, 0)
 
 
-def process_cpu(pid: int) -> float | None:
-    """A process's CPU seconds so far (user and system), or ``None`` if it is not here."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after ``pid (comm)``, or ``None``."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return stat[stat.rindex(")") + 2 :].split()
 
 
-@dataclass(frozen=True, slots=True)
-class ServerCpu:
-    """CPU seconds of the database's backends and of the server-wide writers, by pid."""
+def process_cpu(pid: int, *, children: bool = False) -> float | None:
+    """A process's CPU seconds so far (user and system; with ``children``, those of its
+    children it has reaped too), or ``None`` if it is not on this machine."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    used = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        used += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return used / CLOCK_TICKS
 
-    backends: dict[int, float]
-    writers: dict[int, float]
+
+def server_total(postmaster: int) -> float:
+    """The CPU so far of the whole PostgreSQL server: the postmaster, its live children,
+    and the children it has reaped (a backend that came and went counts)."""
+    total = process_cpu(postmaster, children=True) or 0.0
+    for entry in Path("/proc").iterdir():
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and fields[1] == str(postmaster):  # its ppid
+            total += process_cpu(int(entry.name)) or 0.0
+    return total
 
 
-async def server_cpu(admin_url: str, database: str) -> ServerCpu:
-    """The CPU so far of every PostgreSQL process that serves ``database``, and of the
-    server-wide writers."""
-    conn = await _admin_connect(admin_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT pid, datname, backend_type FROM pg_stat_activity "
-            "WHERE datname = $1 OR backend_type = ANY($2::text[])",
-            database,
-            list(SERVER_WIDE),
+class ServerWatch:
+    """The PostgreSQL processes' CPU over a stretch of time.
+
+    The benchmark database's backends are sampled every ``SAMPLE_EVERY`` seconds (from
+    ``pg_stat_activity``), since a connection pool may open and close connections while
+    it runs; a backend that lives and dies between two samples is missed, one that dies
+    loses at most its last interval. The whole server is counted through the
+    postmaster, which includes every backend it reaped, of any database.
+    """
+
+    def __init__(self, admin_url: str, database: str) -> None:
+        self.admin_url = admin_url
+        self.database = database
+        self.before: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.postmaster: int | None = None
+        self.server_before = 0.0
+        self._conn: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Take the first reading and keep sampling."""
+        self._conn = await _admin_connect(self.admin_url)
+        await self._sample()
+        self.before = dict(self.last)
+        if self.postmaster is not None:
+            self.server_before = server_total(self.postmaster)
+        self._task = asyncio.create_task(self._keep_sampling())
+
+    async def stop(self) -> tuple[float | None, float | None, int]:
+        """CPU seconds of the database's backends and of the whole server since
+        :meth:`start` (``None``: not on this machine), and how many backends served the
+        database meanwhile."""
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._sample()
+        await self._conn.close()
+        if self.postmaster is None:
+            return None, None, 0
+        database = sum(cpu - self.before.get(pid, 0.0) for pid, cpu in self.last.items())
+        server = server_total(self.postmaster) - self.server_before
+        return database, server, len(self.last)
+
+    async def _keep_sampling(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_EVERY)
+            await self._sample()
+
+    async def _sample(self) -> None:
+        rows = await self._conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1", self.database
         )
-    finally:
-        await conn.close()
-    backends: dict[int, float] = {}
-    writers: dict[int, float] = {}
-    for row in rows:
-        cpu = process_cpu(int(row["pid"]))
-        if cpu is not None:
-            (backends if row["datname"] == database else writers)[int(row["pid"])] = cpu
-    return ServerCpu(backends, writers)
-
-
-def _spent(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU spent between two readings; a process that started in between counts whole."""
-    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+        for row in rows:
+            pid = int(row["pid"])
+            fields = _stat(pid)
+            if fields is None:
+                continue
+            self.postmaster = int(fields[1])
+            self.last[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 async def _workers(
@@ -149,10 +200,11 @@ async def measure_workers(
             for process in processes:
                 if await _line(process) != "ready":
                     raise RuntimeError("a botkit worker did not get ready")
-            before = await server_cpu(admin_url, name)
+            watch = ServerWatch(admin_url, name)
+            await watch.start()
             await _tell(processes)
             results = [json.loads(await _line(p)) for p in processes]
-            after = await server_cpu(admin_url, name)
+            database, server, backends = await watch.stop()
             await _tell(processes)  # let them close
             for process in processes:
                 async with asyncio.timeout(60):
@@ -164,13 +216,13 @@ async def measure_workers(
                     await process.wait()
     messages = sum(r["messages"] for r in results)
     seconds = max(r["seconds"] for r in results)
-    known = bool(before.backends or after.backends)
     return {
         "workers": count,
         "rate": messages / seconds,
         "botkit_cpu_ms": 1000 * sum(r["cpu_seconds"] for r in results) / messages,
-        "db_cpu_ms": 1000 * _spent(before.backends, after.backends) / messages if known else None,
-        "writers_cpu_ms": 1000 * _spent(before.writers, after.writers) / messages,
+        "db_cpu_ms": None if database is None else 1000 * database / messages,
+        "server_cpu_ms": None if server is None else 1000 * server / messages,
+        "backends": backends,
     }
 
 
@@ -191,13 +243,15 @@ async def run(opts: Options) -> str:
             )
     parts = []
     for f in figures:
-        db = "unknown (server not on this machine)"
+        db = "database CPU unknown (the server is not on this machine)"
         if f["db_cpu_ms"] is not None:
-            db = f"{f['db_cpu_ms']:.2f}"
+            db = (
+                f"database CPU between {f['db_cpu_ms']:.2f} (its {f['backends']} backends, "
+                f"sampled) and {f['server_cpu_ms']:.2f} ms/msg (the whole server)"
+            )
         parts.append(
             f"{f['workers']} worker(s) {f['rate']:,.0f} msg/s, botkit CPU "
-            f"{f['botkit_cpu_ms']:.2f} ms/msg, database CPU {db} ms/msg "
-            f"(+ server-wide writers {f['writers_cpu_ms']:.2f})"
+            f"{f['botkit_cpu_ms']:.2f} ms/msg, {db}"
         )
     cores = os.cpu_count() or 1
     return (

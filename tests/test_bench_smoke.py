@@ -36,7 +36,8 @@ EXPECTED: dict[str, str] = {
     "streaming/slack": r"first token -> first text .* edits \d+/min",
     "streaming/telegram": r"first token -> first text .* edits \d+/min",
     "peers": rf"botkit, all defaults: {NUMBER}x the minimal pipeline's throughput",
-    "scaleout": rf"1 worker\(s\) {NUMBER} msg/s.*2 worker\(s\).*4 worker\(s\) {NUMBER} msg/s",
+    "scaleout": rf"1 worker\(s\) {NUMBER} msg/s.*database CPU between {NUMBER} .*"
+    rf"2 worker\(s\).*4 worker\(s\) {NUMBER} msg/s",
     "transactions": r"plain \d+\.\d writes.*streamed .* \d+\.\d writes",
 }
 NEEDS_POSTGRES = {"overhead/postgres", "history/postgres", "scaleout"}
