@@ -64,7 +64,12 @@ def _line(output: str, scenario: str) -> str:
 
 def test_every_scenario_has_a_smoke_test() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--list"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "bench", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert set(done.stdout.split()) == set(EXPECTED)
 
