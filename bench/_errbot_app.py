@@ -2,9 +2,10 @@
 
 ``python bench/_errbot_app.py MODEL_URL WORKDIR USERS WARMUP MEASURED LATENCY`` pins
 itself to ``$BOTKIT_BENCH_CPU``, starts errbot with its defaults (the shelf storage in
-WORKDIR, the core plugins, a pool of 10 threads for commands) on the bench backend
-(``bench/_errbot/backend``) with the chat plugin (``bench/_errbot/plugin``), runs the
-closed loop of ``bench/_closed_loop.py`` and prints its JSON line.
+WORKDIR, the core plugins but the version checker, a pool of 10 threads for commands)
+on the bench backend (``bench/_errbot/backend``) with the chat plugin
+(``bench/_errbot/plugin``), runs the closed loop of ``bench/_closed_loop.py`` and prints
+its JSON line.
 
 errbot is threaded, not asynchronous, so the loop is driven by the replies: each reply
 to a user queues that user's next message, until the user has sent its share; nothing
@@ -34,6 +35,20 @@ from bench._closed_loop import (  # noqa: E402
     pin,
     report,
     text,
+)
+
+CORE_PLUGINS = (
+    "ACLs",
+    "Backup",
+    "ChatRoom",
+    "CommandNotFoundFilter",
+    "Flows",
+    "Health",
+    "Help",
+    "Plugins",
+    "TextCmds",
+    "Utils",
+    "Webserver",
 )
 
 
@@ -97,6 +112,9 @@ def _config(model_url: str, workdir: Path) -> Any:
     config.BOT_ADMINS = ("admin",)
     config.BOT_IDENTITY = {"username": "errbot"}
     config.BENCH_MODEL_URL = model_url
+    # every core plugin but the version checker, which asks errbot.io at start (errbot
+    # skips it in its own test modes; this backend is not one of them)
+    config.CORE_PLUGINS = CORE_PLUGINS
     return config
 
 

@@ -1,7 +1,8 @@
 """A peer framework installed from PyPI into a venv of its own, kept in a cache folder.
 
 ``$BOTKIT_BENCH_CACHE``, else ``~/.cache/botkit-bench``: later runs reuse the venv. A
-peer that cannot be installed (no network, no PyPI) is :class:`Skipped`, with the reason.
+peer that cannot be installed (no network, no PyPI), or is not installed yet in a run
+that may not install (``--offline``), is :class:`Skipped`, with the reason.
 """
 
 from __future__ import annotations
@@ -58,13 +59,22 @@ async def _command(*args: str, limit: float) -> tuple[int, str]:
     return process.returncode, out.decode(errors="replace")
 
 
-async def peer_python(peer: Peer) -> tuple[Path, str]:
-    """The peer venv's interpreter, made on first use; and whether it was reused."""
+PEERS = (ERRBOT, OPSDROID)
+
+
+async def peer_python(peer: Peer, *, install: bool = True) -> tuple[Path, str]:
+    """The peer venv's interpreter, made on first use unless ``install`` is false; and
+    whether it was reused."""
     venv = _cache(peer)
     python = venv / "bin" / "python"
     marker = venv / ".complete"
     if marker.exists() and python.exists():
         return python, "venv reused"
+    if not install:
+        raise Skipped(
+            f"{peer.label} is not installed in {venv.parent} and this run may not install "
+            "it (--offline); `python -m bench --install-peers` installs it"
+        )
     started = time.monotonic()
     code, out = await _command(sys.executable, "-m", "venv", "--clear", str(venv), limit=120)
     if code != 0:

@@ -29,12 +29,15 @@ class Options:
     Attributes:
         quick: a smoke run: small sizes, everything in under two minutes.
         postgres_url: an admin URL to create benchmark databases with; ``None``: none.
-        workdir: a private temporary folder (SQLite files, the peer venv).
+        workdir: a private temporary folder (SQLite files, the workers' folders).
+        offline: never install a peer framework from PyPI: one not installed yet is
+            skipped (the smoke test's way: no test may reach the internet).
     """
 
     quick: bool
     postgres_url: str | None
     workdir: Path
+    offline: bool = False
 
 
 def importable(package: str) -> bool:

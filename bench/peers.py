@@ -143,8 +143,9 @@ def command(
     assert target.peer is not None
     script = "_errbot_app.py" if target.peer is ERRBOT else "_opsdroid_app.py"
     args = [str(python), "-W", "ignore", str(ROOT / "bench" / script), model_url, str(workdir)]
-    # nothing of botkit's tree on the path: the scripts add the folder they need
-    return [*args, *plan.argv()], {"PYTHONPATH": "", "XDG_DATA_HOME": str(workdir)}
+    # the scripts put bench/ on their path themselves; the caller's PYTHONPATH stays (the
+    # tests' network guard)
+    return [*args, *plan.argv()], {"XDG_DATA_HOME": str(workdir)}
 
 
 async def measure(opts: Options, targets: Sequence[Target] = TARGETS) -> tuple[list[Row], Sizes]:
@@ -156,7 +157,9 @@ async def measure(opts: Options, targets: Sequence[Target] = TARGETS) -> tuple[l
     for index, row in enumerate(rows):
         if row.target.peer is not None:
             try:
-                pythons[index], row.how = await peer_python(row.target.peer)
+                pythons[index], row.how = await peer_python(
+                    row.target.peer, install=not opts.offline
+                )
             except Skipped as why:
                 row.skipped = str(why)
     async with ModelServer(cpu=model_cpu) as model:
