@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from bench._closed_loop import pin
 from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, completion
 
 BACKLOG = 4096
@@ -66,7 +67,8 @@ async def _serve(delay: float) -> None:
 
 
 def main() -> None:
-    """Run the server until stdin closes."""
+    """Run the server until stdin closes (on ``$BOTKIT_BENCH_CPU``, if set)."""
+    pin()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()

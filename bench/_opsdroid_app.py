@@ -1,8 +1,8 @@
-"""The overhead scenario through opsdroid; runs in the peer venv, never imported by botkit.
+"""The peers scenario through opsdroid; runs in opsdroid's venv, never imported by botkit.
 
-``python bench/_opsdroid_app.py MODEL_URL WORKDIR LATENCY USERS PER_USER WARMUP`` prints
-one JSON object: the latencies of the latency phase and the messages per second of the
-throughput phase (see ``bench/overhead.py``; the same message texts and phases).
+``python bench/_opsdroid_app.py MODEL_URL WORKDIR USERS WARMUP MEASURED LATENCY`` pins
+itself to ``$BOTKIT_BENCH_CPU``, runs the closed loop of ``bench/_closed_loop.py`` and
+prints its JSON line.
 
 This file is also the opsdroid module the run loads, as an opsdroid user would write
 one: an in-memory connector, and a chat skill that keeps the conversation's history in
@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import gettext
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench._closed_loop
 gettext.install("opsdroid")  # opsdroid's command line does this before loading anything
 
 from opsdroid.connector import Connector, register_event  # type: ignore[import-not-found]  # noqa: E402
 from opsdroid.events import Message  # type: ignore[import-not-found]  # noqa: E402
 from opsdroid.matchers import match_regex  # type: ignore[import-not-found]  # noqa: E402
+
+from bench._closed_loop import Measured, Plan, pin, report, run  # noqa: E402
 
 SYSTEM_PROMPT = "You are a helpful assistant. Answer concisely."
 HISTORY_LIMIT = 200
@@ -67,7 +69,8 @@ async def chat(opsdroid: Any, config: dict[str, Any], message: Any) -> None:
 
     global _http  # one session for the skill, as a careful skill author would keep
     if _http is None:
-        _http = aiohttp.ClientSession()
+        # as many connections as botkit's model client has (bot.max_in_flight, 32)
+        _http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32))
     key = f"history:{message.target}"
     history: list[dict[str, str]] = await opsdroid.memory.get(key) or []
     history.append({"role": "user", "content": message.text})
@@ -86,13 +89,9 @@ async def chat(opsdroid: Any, config: dict[str, Any], message: Any) -> None:
     await message.respond(content)
 
 
-def _text(n: int) -> str:
-    return f"Message {n}: what would you pack for three days of hiking in the Alps in May?"
-
-
-async def _main(args: list[str]) -> dict[str, Any]:
+async def _main(args: list[str]) -> Measured:
     model_url, workdir = args[0], Path(args[1])
-    latency_n, users, per_user, warmup = (int(a) for a in args[2:6])
+    plan = Plan.parse(args[2:6])
     from opsdroid.core import OpsDroid  # type: ignore[import-not-found]
 
     config = {
@@ -101,7 +100,6 @@ async def _main(args: list[str]) -> dict[str, Any]:
         "databases": {"sqlite": {"path": str(workdir / "opsdroid.db")}},
         "web": {"host": "127.0.0.1", "port": 0},
     }
-    counter = iter(range(1, 10**9))
     with OpsDroid(config=config, loopless=True) as opsdroid:
         opsdroid.eventloop = asyncio.get_running_loop()
         await opsdroid.load()
@@ -109,35 +107,24 @@ async def _main(args: list[str]) -> dict[str, Any]:
         await opsdroid.start_connectors()
         connector = opsdroid.connectors[0]
 
-        async def one(conversation: str) -> float:
-            n = next(counter)
+        async def one(conversation: str, text: str, external_id: str) -> float:
             done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
             connector.waiting[conversation] = done
             started = time.monotonic()
             await opsdroid.parse(
-                Message(_text(n), user="Bench User", target=conversation, connector=connector)
+                Message(text, user="Bench User", target=conversation, connector=connector)
             )
             return await done - started
 
-        async def latency(tag: str, count: int) -> list[float]:
-            return [await one(f"{tag}-lat-{i % 10}") for i in range(count)]
-
-        async def user(tag: str, index: int) -> None:
-            for _ in range(per_user):
-                await one(f"{tag}-thr-{index}")
-
-        await latency("warm", warmup)
-        latencies = await latency("run", latency_n)
-        started = time.monotonic()
-        await asyncio.gather(*(user("run", i) for i in range(users)))
-        rate = users * per_user / (time.monotonic() - started)
+        measured = await run(one, plan)
         for database in opsdroid.memory.databases:
             await database.disconnect()
         session = opsdroid.skills[0].__globals__.get("_http")  # the skill module's, as loaded
         if session is not None:
             await session.close()
-    return {"latencies": latencies, "rate": rate}
+    return measured
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(_main(sys.argv[1:]))))
+    pin()  # first: every thread inherits the mask
+    report(asyncio.run(_main(sys.argv[1:])), target="opsdroid")

@@ -17,7 +17,8 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -73,16 +74,24 @@ async def migrate(url: str) -> None:
 
 
 class BenchAdapter(Adapter):
-    """An in-memory channel: hands messages to the inbox, resolves a future per reply."""
+    """An in-memory channel: hands messages to the inbox, resolves a future per reply.
+
+    It cannot edit a message (``Capabilities()``'s default, like email or a console), so
+    botkit asks the model for whole answers: no stream. :class:`EditingBenchAdapter`
+    can.
+    """
 
     capabilities: ClassVar[Capabilities] = Capabilities(max_length=100_000)
 
     def __init__(self, name: str = "bench") -> None:
         super().__init__(name)
         self.inbox: Inbox | None = None
-        self.delivered = 0
+        self.delivered = 0  # messages sent
+        self.edited = 0  # edits of sent messages (a streamed answer's)
         self._waiting: dict[str, asyncio.Future[float]] = {}
         self._ids = itertools.count(1)
+        # sent ids unique across processes, as a channel's are: workers share a database
+        self._prefix = f"out-{uuid.uuid4().hex[:8]}"
 
     async def start(self, inbox: Inbox) -> None:
         self.inbox = inbox
@@ -104,30 +113,49 @@ class BenchAdapter(Adapter):
         future = self._waiting.pop(reply.reply_to or "", None)
         if future is not None and not future.done():
             future.set_result(now)
-        return SentMessage(conversation, f"out-{next(self._ids)}", reply.text)
+        return SentMessage(conversation, f"{self._prefix}-{next(self._ids)}", reply.text)
+
+
+class EditingBenchAdapter(BenchAdapter):
+    """The in-memory channel, able to edit what it sent (with ``Capabilities``'s default
+    pace, one edit a second): botkit streams answers to it. A reply counts as delivered
+    when its message is finished, which is after its last edit."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(edits=True, max_length=100_000)
+
+    async def send(
+        self, conversation: ConversationRef, reply: Reply, *, delivery_id: str
+    ) -> SentMessage:
+        self.delivered += 1
+        return SentMessage(conversation, f"{self._prefix}-{next(self._ids)}", reply.text)
+
+    async def edit(self, sent: SentMessage, text: str) -> SentMessage:
+        self.edited += 1
+        return SentMessage(sent.conversation, sent.external_id, text)
 
 
 def bot_config(
     database_url: str,
     model_url: str,
     *,
-    max_in_flight: int = 32,
-    stream: bool = False,
-    synchronous: str = "full",
+    bot: Mapping[str, Any] | None = None,
+    synchronous: str | None = None,
 ) -> dict[str, Any]:
-    """The TOML tables of a benchmark bot: the chat plugin, the model server, no web."""
-    return {
-        "database": {"url": database_url, "auto_migrate": True, "synchronous": synchronous},
-        "llm": {"base_url": model_url, "model": MODEL, "max_retries": 0},
-        "bot": {
-            "system_prompt": SYSTEM_PROMPT,
-            "max_in_flight": max_in_flight,
-            "stream": stream,
-            "history_limit": HISTORY_LIMIT,
-            "shutdown_grace": 5.0,
-        },
+    """The TOML tables of a benchmark bot: botkit's defaults (streaming on, the chat
+    plugin, history 200, 32 in flight...) with the model server, the database, and only
+    the ``[bot]`` settings a scenario names. ``auto_migrate`` is on for PostgreSQL too
+    (set-up, not behaviour)."""
+    database: dict[str, Any] = {"url": database_url, "auto_migrate": True}
+    if synchronous is not None:
+        database["synchronous"] = synchronous
+    tables: dict[str, Any] = {
+        "database": database,
+        "llm": {"base_url": model_url},
         "plugins": {"chat": {}},
     }
+    if bot:
+        tables["bot"] = dict(bot)
+    return tables
 
 
 def make_bot(tables: dict[str, Any], adapter: Adapter, **kwargs: Any) -> Bot:
@@ -137,7 +165,11 @@ def make_bot(tables: dict[str, Any], adapter: Adapter, **kwargs: Any) -> Bot:
 
 
 class BotkitPipeline:
-    """A message through a real ``Bot``: accepted by the inbox, answered by the chat skill."""
+    """A message through a real ``Bot``: accepted by the inbox, answered by the chat skill.
+
+    botkit's defaults unless told otherwise; ``edits``: the channel can edit (answers
+    stream), and a message counts as answered when the dispatcher finished it.
+    """
 
     name = "botkit"
 
@@ -146,16 +178,19 @@ class BotkitPipeline:
         database_url: str,
         model_url: str,
         *,
-        max_in_flight: int = 32,
+        bot: Mapping[str, Any] | None = None,
         connection_limit: int | None = None,
-        synchronous: str = "full",
+        synchronous: str | None = None,
+        edits: bool = False,
         name: str = "botkit",
     ) -> None:
-        """``connection_limit``: give the model client a session with this pool size
-        (0: unlimited) instead of the one it makes itself; ``synchronous``: the
+        """``bot``: ``[bot]`` settings that differ from the defaults; ``connection_limit``:
+        give the model client a session with this pool size (0: unlimited) instead of
+        the one it makes itself (``max_in_flight`` connections); ``synchronous``: the
         ``[database]`` setting (SQLite)."""
         self.name = name
-        self.adapter = BenchAdapter()
+        self.adapter = EditingBenchAdapter() if edits else BenchAdapter()
+        self._edits = edits
         self._session: aiohttp.ClientSession | None = None
         model: ChatModel | None = None
         if connection_limit is not None:
@@ -163,12 +198,10 @@ class BotkitPipeline:
                 connector=aiohttp.TCPConnector(limit=connection_limit)
             )
             model = OpenAIChatClient(
-                model_url, None, MODEL, models=ModelTable(), max_retries=0, session=self._session
+                model_url, None, MODEL, models=ModelTable(), session=self._session
             )
         self.bot = make_bot(
-            bot_config(
-                database_url, model_url, max_in_flight=max_in_flight, synchronous=synchronous
-            ),
+            bot_config(database_url, model_url, bot=bot, synchronous=synchronous),
             self.adapter,
             model=model,
         )
@@ -189,9 +222,9 @@ class BotkitPipeline:
     async def one(self, conversation: str, text: str, external_id: str) -> float:
         inbox = self.adapter.inbox
         assert inbox is not None
-        done = self.adapter.expect(external_id)
+        done = None if self._edits else self.adapter.expect(external_id)
         started = time.monotonic()
-        await inbox.accept(
+        accepted = await inbox.accept(
             Message(
                 conversation=ConversationRef("bench", conversation),
                 sender=Sender(f"user-{conversation}", "Bench User"),
@@ -199,6 +232,9 @@ class BotkitPipeline:
                 external_id=external_id,
             )
         )
+        if done is None:
+            await inbox.wait_done(accepted.message_id)
+            return time.monotonic() - started
         return await done - started
 
 
@@ -221,7 +257,9 @@ class MinimalPipeline:
     3. one write transaction: insert the model call, insert the reply, mark the
        message done; then deliver the reply and record the delivery.
 
-    At most ``max_in_flight`` messages are handled at once, like the bot's default.
+    At most ``max_in_flight`` messages are handled at once, like the bot's default, and
+    the HTTP pool holds ``connection_limit`` connections (32: as many as botkit's model
+    client holds by default, one per message in flight).
 
     The transactions run on SQLAlchemy's asyncio engine (aiosqlite, asyncpg), as its
     documentation shows; with ``threaded`` (SQLite only), on its plain engine over the
@@ -235,7 +273,7 @@ class MinimalPipeline:
         model_url: str,
         *,
         max_in_flight: int = 32,
-        connection_limit: int = 100,
+        connection_limit: int = 32,
         threaded: bool = False,
     ) -> None:
         self.url = database_url

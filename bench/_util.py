@@ -29,12 +29,15 @@ class Options:
     Attributes:
         quick: a smoke run: small sizes, everything in under two minutes.
         postgres_url: an admin URL to create benchmark databases with; ``None``: none.
-        workdir: a private temporary folder (SQLite files, the peer venv).
+        workdir: a private temporary folder (SQLite files, the workers' folders).
+        offline: never install a peer framework from PyPI: one not installed yet is
+            skipped (the smoke test's way: no test may reach the internet).
     """
 
     quick: bool
     postgres_url: str | None
     workdir: Path
+    offline: bool = False
 
 
 def importable(package: str) -> bool:
@@ -152,6 +155,26 @@ async def _admin_connect(admin_url: str) -> Any:
     )
 
 
+def pythonpath() -> str:
+    """``PYTHONPATH`` for a child process that imports bench and botkit from this tree:
+    the repository root ahead of the caller's path, not instead of it (the tests'
+    network guard)."""
+    return os.pathsep.join([str(ROOT), *_pythonpath()])
+
+
+def cpus() -> tuple[int, int]:
+    """(the CPU a target runs on, the CPU the model server runs on): the last and the
+    first this process may use; the same one on a machine with one."""
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed[-1], allowed[0]
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time so far (user and system, all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _pythonpath() -> list[str]:
     return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 
@@ -167,11 +190,12 @@ class ModelServer:
 
     A separate process, so that the framework and the baseline pay for their own work
     only, on a machine with few cores. Echoes by default; ``delay`` seconds before each
-    answer.
+    answer; pinned to ``cpu`` if given.
     """
 
-    def __init__(self, *, delay: float = 0.0) -> None:
+    def __init__(self, *, delay: float = 0.0, cpu: int | None = None) -> None:
         self.delay = delay
+        self.cpu = cpu
         self.url = ""
         self._process: asyncio.subprocess.Process | None = None
 
@@ -186,7 +210,11 @@ class ModelServer:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             # ahead of the caller's path, not instead of it (the tests' network guard)
-            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *_pythonpath()])},
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(ROOT), *_pythonpath()]),
+                **({"BOTKIT_BENCH_CPU": str(self.cpu)} if self.cpu is not None else {}),
+            },
         )
         assert self._process.stdout is not None
         async with asyncio.timeout(30):

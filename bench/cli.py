@@ -1,8 +1,9 @@
 """``python -m bench [--quick] [--only NAME ...]``: run the scenarios, one line each.
 
-Every line reads ``NAME  figure ... ratio ...``; a scenario that cannot run here prints
-``NAME  skipped: why``. The exit status is 0 unless a scenario crashed: a benchmark never
-fails on a timing.
+Every scenario's output starts with a line ``NAME  figure ... ratio ...`` (``peers``
+follows it with a table); a scenario that cannot run here prints ``NAME  skipped:
+why``. The exit status is 0 unless a scenario crashed: a benchmark never fails on a
+timing.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from bench import (
     history,
     overhead,
     peers,
+    scaleout,
     streaming,
     transactions,
 )
+from bench._peer_venv import PEERS, peer_python
 from bench._util import DEFAULT_POSTGRES_URL, Options, Skipped
 
 Scenario = Callable[[Options], Coroutine[Any, Any, str]]
@@ -49,7 +52,8 @@ SCENARIOS: dict[str, Scenario] = {
     "tokens": fitting.run_tokens,
     "streaming/slack": streaming.run_slack,
     "streaming/telegram": streaming.run_telegram,
-    "peers/opsdroid": peers.run_opsdroid,
+    "peers": peers.run,
+    "scaleout": scaleout.run,
     "transactions": transactions.run,
 }
 
@@ -96,8 +100,34 @@ def _parser() -> argparse.ArgumentParser:
         help="admin URL to create (and drop) benchmark databases on; '' to skip PostgreSQL "
         "(default: $BOTKIT_BENCH_POSTGRES_URL or %(default)s)",
     )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        default=bool(os.environ.get("BOTKIT_BENCH_OFFLINE")),
+        help="never install a peer framework from PyPI: peers not installed yet are skipped "
+        "(default: $BOTKIT_BENCH_OFFLINE)",
+    )
+    parser.add_argument(
+        "--install-peers",
+        action="store_true",
+        help="install the peer frameworks (errbot, opsdroid) into their cached venvs and exit",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     return parser
+
+
+async def _install_peers() -> int:
+    """Install every peer framework; 0 if all are installed."""
+    failed = 0
+    for peer in PEERS:
+        try:
+            python, how = await peer_python(peer)
+        except Skipped as why:
+            failed += 1
+            print(f"{peer.label}: {why}", flush=True)
+        else:
+            print(f"{peer.label}: {python} ({how})", flush=True)
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         print("\n".join(SCENARIOS))
         return 0
+    if args.install_peers:
+        return asyncio.run(_install_peers())
     names = select(args.only)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     width = max(len(n) for n in names)
@@ -113,7 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = "quick (smoke run: sizes cut down, figures rough)" if args.quick else "full"
     print(f"# botkit benchmarks, {mode}, {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     with tempfile.TemporaryDirectory(prefix="botkit-bench-") as tmp:
-        opts = Options(quick=args.quick, postgres_url=args.postgres or None, workdir=Path(tmp))
+        opts = Options(
+            quick=args.quick,
+            postgres_url=args.postgres or None,
+            workdir=Path(tmp),
+            offline=args.offline,
+        )
         for name in names:
             started = time.monotonic()
             try:

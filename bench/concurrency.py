@@ -8,10 +8,14 @@ last reply delivered; the floor is the model's 2 s.
 Variants:
 
 - ``concurrency``: ``bot.max_in_flight = 1000`` as a user would configure it, nothing
-  else changed;
-- ``concurrency/pool``: the same, with the model client given an aiohttp session
-  whose connection pool is unlimited (aiohttp's default pool holds 100 connections);
+  else changed: botkit's model client then holds 1,000 connections, and so does the
+  minimal pipeline's;
+- ``concurrency/pool``: the same, with every pool unlimited (botkit's model client is
+  given an aiohttp session whose pool is);
 - ``concurrency/default``: the default ``max_in_flight`` (32).
+
+The bare HTTP client, the floor, always has an unlimited pool. Each worker measures its
+own CPU time over the burst (``getrusage``), given per message.
 
 In the first two, botkit and the bare HTTP client each run three times, alternating (once
 in a quick run), and the line gives the median of each with the range: on a shared
@@ -32,6 +36,8 @@ from bench._util import (
     ROOT,
     ModelServer,
     Options,
+    cpu_seconds,
+    median,
     peak_rss_mb,
     percentile,
     rss_mb,
@@ -66,10 +72,11 @@ async def _worker(
     max_in_flight: int,
     unpooled: bool,
 ) -> dict[str, Any]:
-    limit = 0 if unpooled else 100  # 100 is aiohttp's default
+    # botkit sizes its model client's pool to max_in_flight: the baseline gets the same
+    limit = 0 if unpooled else max_in_flight
     runner: BotkitPipeline | MinimalPipeline | BareModelCalls
     if pipeline == "bare":
-        runner = BareModelCalls(model_url, connection_limit=limit)
+        runner = BareModelCalls(model_url, connection_limit=0)
     elif pipeline == "minimal":
         runner = MinimalPipeline(
             database_url, model_url, max_in_flight=max_in_flight, connection_limit=limit
@@ -78,7 +85,7 @@ async def _worker(
         runner = BotkitPipeline(
             database_url,
             model_url,
-            max_in_flight=max_in_flight,
+            bot={"max_in_flight": max_in_flight},
             connection_limit=0 if unpooled else None,
         )
     started_rss = rss_mb()
@@ -88,7 +95,7 @@ async def _worker(
         # only once a prompt must be counted: not for these short ones)
         await runner.one("warm-up", "Hello!", "warm-up")
         before = rss_mb()
-        started = time.monotonic()
+        started, cpu = time.monotonic(), cpu_seconds()
 
         async def one(i: int) -> float:
             text = f"Message {i}: what would you pack for three days in the Alps?"
@@ -97,8 +104,10 @@ async def _worker(
         answered = await asyncio.wait_for(
             asyncio.gather(*(one(i) for i in range(conversations))), timeout=900
         )
+        cpu = cpu_seconds() - cpu
         latencies = [a - started for a in answered]
         return {
+            "cpu_ms": 1000 * cpu / conversations,
             "wall": max(latencies),
             "p50": percentile(latencies, 50),
             "rss_start": started_rss,
@@ -159,6 +168,7 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     middle = dict(ordered[len(ordered) // 2])
     middle["walls"] = [r["wall"] for r in ordered]
     middle["peak_rss"] = max(r["peak_rss"] for r in runs)
+    middle["cpu_ms"] = median([r["cpu_ms"] for r in runs])
     return middle
 
 
@@ -189,6 +199,11 @@ def _line(
             f"; the HTTP client alone, nothing stored: {_wall(bare)}, so "
             f"{wall - bare['wall']:.2f} s is botkit's"
         )
+    text += f"  CPU {result['cpu_ms']:.2f} ms/msg"
+    if baseline is not None:
+        text += f" (minimal {baseline['cpu_ms']:.2f})"
+    if bare is not None:
+        text += f" (HTTP client alone {bare['cpu_ms']:.2f})"
     text += f"  peak RSS {result['peak_rss']:.0f} MB"
     if baseline is not None:
         text += f" (target <= {TARGET_RSS_MB:.0f} MB; minimal {baseline['peak_rss']:.0f} MB)"
@@ -203,7 +218,7 @@ async def run_configured(opts: Options) -> str:
     """``concurrency``: ``max_in_flight = 1000``, the client as botkit builds it."""
     minimal = await _run(opts, "minimal", 1000, unpooled=False)
     bare, result = await _alternating(opts, unpooled=False)
-    return _line(result, minimal, bare) + "  [max_in_flight=1000, aiohttp's 100-connection pool]"
+    return _line(result, minimal, bare) + "  [max_in_flight=1000, pools of 1,000 connections]"
 
 
 async def run_unpooled(opts: Options) -> str:

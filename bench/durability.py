@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._pipelines import BotkitPipeline
-from bench._util import ModelServer, Options, ms, percentile, sqlite_url
+from bench._util import ModelServer, Options, median, ms, percentile, sqlite_url
 from bench.overhead import USERS, Figures, latency_phase, throughput_phase
 
 SETTINGS = ("full", "normal")
@@ -89,8 +89,9 @@ async def measure(opts: Options, size: Sizes) -> dict[str, Figures]:
                     )
                 for pipeline in order:
                     tag = f"d{round_}-{pipeline.name}"
-                    rate, _ = await throughput_phase(pipeline, tag, USERS, size.per_user)
+                    rate, cpu = await throughput_phase(pipeline, tag, USERS, size.per_user)
                     figures[pipeline.name].rates.append(rate)
+                    figures[pipeline.name].cpu_ms.append(cpu)
         finally:
             for pipeline in pipelines:
                 await pipeline.close()
@@ -105,6 +106,7 @@ def line(figures: dict[str, Figures], fs: str) -> str:
     f_rate, n_rate = max(full.rates), max(normal.rates)
     return (
         f"throughput full {f_rate:.0f} vs normal {n_rate:.0f} msg/s = {f_rate / n_rate:.2f}x  "
+        f"CPU full {median(full.cpu_ms):.2f} vs normal {median(normal.cpu_ms):.2f} ms/msg  "
         f"p50 one at a time full {ms(f50)} vs normal {ms(n50)} = {f50 / n50:.2f}x  "
         f"p99 {ms(f99)} vs {ms(n99)}  (on {fs})"
     )

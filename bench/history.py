@@ -264,7 +264,8 @@ async def measure(backend: str, opts: Options) -> str:
         f"prompt for {LONG:,} stored messages {ms(long_t)} vs {SHORT} messages {ms(short_t)} "
         f"= {long_t / short_t:.2f}x (target: the same within noise; the short one's "
         f"interquartile spread is {spread:.0%})  at most {sent} messages sent to the "
-        f"model  [{LONG + SHORT:,} rows written in {filled:.1f} s, untimed]"
+        f"model  [{LONG + SHORT:,} rows written in {filled:.1f} s, untimed; "
+        f"bot.history_limit = {SHORT}, the answer asked whole, otherwise every default]"
     )
 
 

@@ -7,7 +7,12 @@ minimal pipeline, alternating, in the same run:
 - latency: one user, messages one after another over ten conversations; p50 and p99
   from hand-over to delivery of the reply (which is after the reply was stored);
 - throughput: 32 users at once (the bot's default ``max_in_flight``), each sending its
-  next message as soon as the last one was answered; messages per second.
+  next message as soon as the last one was answered; messages per second, and the
+  process's CPU time over the phase per message (both pipelines share the process, and
+  only one runs at a time).
+
+botkit runs with every default (streaming on; the in-memory channel cannot edit, so
+its answers are asked whole). Both model clients hold 32 connections.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from bench._util import (
     ModelServer,
     Options,
     Skipped,
+    cpu_seconds,
+    median,
     ms,
     percentile,
     postgres_database,
@@ -53,6 +60,7 @@ class Figures:
 
     latencies: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
 
 
 def sizes(quick: bool) -> Sizes:
@@ -81,21 +89,20 @@ async def latency_phase(pipeline: Pipeline, tag: str, count: int) -> list[float]
 
 async def throughput_phase(
     pipeline: Pipeline, tag: str, users: int, per_user: int
-) -> tuple[float, list[float]]:
-    """``users`` conversations sending at once, closed loop; messages per second."""
+) -> tuple[float, float]:
+    """``users`` conversations sending at once, closed loop; messages per second, and
+    this process's CPU milliseconds per message over the phase."""
 
-    async def user(index: int) -> list[float]:
+    async def user(index: int) -> None:
         conversation = f"{tag}-thr-{index}"
-        out = []
         for _ in range(per_user):
             n = next(_ids)
-            out.append(await pipeline.one(conversation, _text(n), f"m{n}"))
-        return out
+            await pipeline.one(conversation, _text(n), f"m{n}")
 
-    started = time.monotonic()
-    results = await asyncio.gather(*(user(i) for i in range(users)))
-    elapsed = time.monotonic() - started
-    return users * per_user / elapsed, [x for r in results for x in r]
+    started, cpu = time.monotonic(), cpu_seconds()
+    await asyncio.gather(*(user(i) for i in range(users)))
+    elapsed, cpu = time.monotonic() - started, cpu_seconds() - cpu
+    return users * per_user / elapsed, 1000 * cpu / (users * per_user)
 
 
 @asynccontextmanager
@@ -141,8 +148,9 @@ async def measure(backend: str, opts: Options) -> dict[str, Figures]:
                     )
                 for pipeline in order:
                     tag = f"r{round_}-{pipeline.name}"
-                    rate, _ = await throughput_phase(pipeline, tag, USERS, size.per_user)
+                    rate, cpu = await throughput_phase(pipeline, tag, USERS, size.per_user)
                     figures[pipeline.name].rates.append(rate)
+                    figures[pipeline.name].cpu_ms.append(cpu)
         finally:
             await botkit.close()
             for baseline in baselines:
@@ -158,6 +166,7 @@ def line(backend: str, figures: dict[str, Figures]) -> str:
         percentile(b.latencies, 99),
         max(b.rates),
     )
+    b_cpu = median(b.cpu_ms)
     target = TARGET_P50[backend]
     parts = []
     for name, m in figures.items():
@@ -168,9 +177,10 @@ def line(backend: str, figures: dict[str, Figures]) -> str:
             f"p50 {ms(b50 - m50)} over {name} ({ms(b50)} vs {ms(m50)}; target <= {ms(target)})  "
             f"p99 {ms(b99)} vs {ms(m99)}  "
             f"throughput {b_rate / m_rate:.2f}x {name} ({b_rate:.0f} vs {m_rate:.0f} msg/s; "
-            f"target >= {TARGET_THROUGHPUT}x)"
+            f"target >= {TARGET_THROUGHPUT}x)  CPU {b_cpu:.2f} vs {median(m.cpu_ms):.2f} ms/msg "
+            f"= {b_cpu / median(m.cpu_ms):.2f}x"
         )
-    return "  |  ".join(parts)
+    return "  |  ".join(parts) + "  [botkit: every default; HTTP pools of 32 for both]"
 
 
 async def run_sqlite(opts: Options) -> str:

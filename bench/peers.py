@@ -1,12 +1,28 @@
-"""Scenario 6: the overhead scenario through a peer framework, opsdroid.
+"""The peers' scenario: botkit with every default against hand-written baselines, errbot
+and opsdroid, each in a process of its own on the same pinned core.
 
-opsdroid is installed from PyPI into a venv of its own (kept in a cache folder, so later
-runs reuse it: ``$BOTKIT_BENCH_CACHE``, else ``~/.cache/botkit-bench``), and driven
-offline in a separate process by ``bench/_opsdroid_app.py``: an in-memory connector and
-a chat skill that keeps history in opsdroid's memory (its SQLite database) and calls the
-same fake model. The minimal hand-written pipeline (SQLite) runs in this process in the
-same run, as the baseline. opsdroid stores no inbox and no outbox: it does less durable
-work per message than either botkit or the minimal pipeline.
+100 users in a closed loop (each sends its next message once the last one was answered),
+1,000 warm-up then 10,000 measured messages, one chat-completions call per message to the
+instant fake model (``bench/_model_server.py``, pinned to another core), the turn stored,
+the reply sent. Every user keeps one conversation, so conversations grow to 220 turns.
+Each target then answers one user alone for latency. Three rounds, rotating which
+target goes first, each target a fresh process with a fresh database; the table gives
+each figure's median over the rounds:
+
+- msg/s: measured messages over the measured phase's wall time;
+- CPU ms/msg: the target process's own CPU time (user and system, every thread, from
+  ``getrusage``) over the measured phase, per message;
+- peak RSS: the process's ``VmHWM`` at the end, start-up included.
+
+Targets (``bench/_peer_targets.py``, ``bench/_peer_worker.py``, ``bench/_errbot_app.py``,
+``bench/_opsdroid_app.py``): the minimal hand-written pipeline (aiohttp, one SQLite
+insert per message, no history); the same sending the last 200 turns, read back per
+message; errbot and opsdroid keeping the last 200 turns in their own stores and sending
+them; botkit with every default on a channel that cannot edit (no stream: the default
+for such a channel), and on one that edits (answers stream, the last edit kept one
+``edit_interval``, 1 s, after the first text: a smaller plan, as each answer holds one
+of the 32 ``max_in_flight`` slots for that second). Every HTTP pool holds 32
+connections, as botkit's own does (``max_in_flight``).
 """
 
 from __future__ import annotations
@@ -15,118 +31,212 @@ import asyncio
 import json
 import os
 import sys
-import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench._pipelines import MinimalPipeline
-from bench._util import ROOT, ModelServer, Options, Skipped, ms, percentile, sqlite_url
-from bench.overhead import USERS, latency_phase, sizes, throughput_phase
+from bench._closed_loop import Plan
+from bench._peer_venv import ERRBOT, OPSDROID, Peer, peer_python
+from bench._util import ROOT, ModelServer, Options, Skipped, cpus, median, ms, pythonpath
 
-OPSDROID = "opsdroid==0.31.0"
-# opsdroid 0.31 imports pkg_resources (gone from setuptools 81) and needs aiosqlite for
-# its SQLite memory without declaring it
-EXTRAS = ("setuptools<81", "aiosqlite")
-INSTALL_TIMEOUT = 600.0
-
-
-def _cache() -> Path:
-    base = os.environ.get("BOTKIT_BENCH_CACHE") or str(Path.home() / ".cache" / "botkit-bench")
-    version = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return Path(base) / f"{OPSDROID.replace('==', '-')}-{version}"
+TARGET_THROUGHPUT = 0.7
+TARGET_CPU = 1.5
+TARGET_LATENCY = 0.001
+RUN_TIMEOUT = 1800.0
 
 
-async def _command(*args: str, limit: float) -> tuple[int, str]:
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One row: a worker target of ``bench/_peer_worker.py``, or a peer framework."""
+
+    label: str
+    worker: str | None = None  # bench._peer_worker's TARGET
+    peer: Peer | None = None
+    small: bool = False  # the smaller plan (answers that wait for the edit pace)
+
+
+TARGETS = (
+    Target("minimal pipeline", worker="minimal"),
+    Target("minimal + last 200 turns", worker="history"),
+    Target("errbot 6.2.1", peer=ERRBOT),
+    Target("opsdroid 0.31.0", peer=OPSDROID),
+    Target("botkit, all defaults", worker="botkit"),
+    Target(
+        "botkit, all defaults, a channel that edits (streams)", worker="botkit-edits", small=True
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """The plan of every target, the smaller one, and how many rounds."""
+
+    plan: Plan
+    small: Plan
+    rounds: int
+
+
+def sizes(quick: bool) -> Sizes:
+    """Full: the issue's sizes. Quick: a smoke run of a few seconds per target."""
+    if quick:
+        return Sizes(Plan(10, 20, 100, 10), Plan(10, 10, 20, 0), rounds=1)
+    return Sizes(Plan(100, 1_000, 10_000, 200), Plan(100, 100, 1_000, 0), rounds=3)
+
+
+@dataclass(slots=True)
+class Row:
+    """What one target measured over the rounds (or why it could not run)."""
+
+    target: Target
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    skipped: str | None = None
+    how: str = ""
+
+    def figure(self, key: str) -> float:
+        """The median over the rounds of ``rate``, ``cpu_ms``, ``rss`` or ``p50``."""
+        values = {
+            "rate": [r["messages"] / r["seconds"] for r in self.runs],
+            "cpu_ms": [1000 * r["cpu_seconds"] / r["messages"] for r in self.runs],
+            "rss": [r["peak_rss_mib"] for r in self.runs],
+            "p50": [median(r["latencies"]) for r in self.runs if r["latencies"]],
+        }[key]
+        return median(values) if values else float("nan")
+
+
+async def run_process(
+    args: Sequence[str], env: dict[str, str], *, within: float = RUN_TIMEOUT
+) -> dict[str, Any]:
+    """Run a target process to its end; the JSON object on its last line."""
     process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
-        async with asyncio.timeout(limit):
-            out, _ = await process.communicate()
+        async with asyncio.timeout(within):
+            out, err = await process.communicate()
     except TimeoutError:
         process.kill()
         await process.wait()
-        return -1, f"timed out after {limit:.0f} s"
-    assert process.returncode is not None
-    return process.returncode, out.decode(errors="replace")
-
-
-async def peer_python() -> tuple[Path, str]:
-    """The peer venv's interpreter, made on first use; and whether it was reused."""
-    venv = _cache()
-    python = venv / "bin" / "python"
-    marker = venv / ".complete"
-    if marker.exists() and python.exists():
-        return python, "venv reused"
-    started = time.monotonic()
-    code, out = await _command(sys.executable, "-m", "venv", "--clear", str(venv), limit=120)
-    if code != 0:
-        raise Skipped(f"could not make a venv for opsdroid: {out.strip()[-200:]}")
-    code, out = await _command(
-        str(python),
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        OPSDROID,
-        *EXTRAS,
-        limit=INSTALL_TIMEOUT,
-    )
-    if code != 0:
-        last = [line for line in out.splitlines() if line.strip()][-1:] or ["?"]
-        raise Skipped(f"could not install {OPSDROID} from PyPI: {last[0][:200]}")
-    marker.write_text(OPSDROID + "\n")
-    return python, f"venv built in {time.monotonic() - started:.0f} s"
-
-
-async def _opsdroid(python: Path, model_url: str, opts: Options) -> dict[str, Any]:
-    size = sizes(opts.quick)
-    workdir = opts.workdir / "opsdroid"
-    workdir.mkdir(exist_ok=True)
-    process = await asyncio.create_subprocess_exec(
-        str(python),
-        "-W",
-        "ignore",
-        str(ROOT / "bench" / "_opsdroid_app.py"),
-        model_url,
-        str(workdir),
-        str(size.latency * size.rounds),
-        str(USERS),
-        str(size.per_user),
-        str(size.warmup),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "XDG_DATA_HOME": str(workdir), "PYTHONPATH": ""},
-    )
-    async with asyncio.timeout(600):
-        out, err = await process.communicate()
+        raise RuntimeError(f"{args[1]} did not finish in {within:.0f} s") from None
     if process.returncode != 0:
-        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-        raise Skipped(f"opsdroid could not be driven offline: {tail[0][:200]}")
+        tail = err.decode(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"{Path(args[1]).name} failed: {' | '.join(tail)[:600]}")
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return result
 
 
-async def run_opsdroid(opts: Options) -> str:
-    """``peers/opsdroid``: opsdroid against the minimal pipeline, same run."""
-    python, how = await peer_python()
+def command(
+    target: Target, python: Path | None, model_url: str, workdir: Path, plan: Plan
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run ``target`` once (not yet pinned)."""
+    if target.worker is not None:
+        args = [sys.executable, "-m", "bench._peer_worker", target.worker]
+        args += ["--model", model_url, "--workdir", str(workdir)]
+        args += ["--users", str(plan.users), "--warmup", str(plan.warmup)]
+        args += ["--measured", str(plan.measured), "--latency", str(plan.latency)]
+        return args, {"PYTHONPATH": pythonpath()}
+    assert python is not None
+    assert target.peer is not None
+    script = "_errbot_app.py" if target.peer is ERRBOT else "_opsdroid_app.py"
+    args = [str(python), "-W", "ignore", str(ROOT / "bench" / script), model_url, str(workdir)]
+    # the scripts put bench/ on their path themselves; the caller's PYTHONPATH stays (the
+    # tests' network guard)
+    return [*args, *plan.argv()], {"XDG_DATA_HOME": str(workdir)}
+
+
+async def measure(opts: Options, targets: Sequence[Target] = TARGETS) -> tuple[list[Row], Sizes]:
+    """Every target, round after round, rotating the order; rows in ``targets``' order."""
     size = sizes(opts.quick)
-    async with ModelServer() as model:
-        minimal = MinimalPipeline(sqlite_url(opts.workdir, "peer-minimal"), model.url)
-        await minimal.start()
-        try:
-            await latency_phase(minimal, "warm", size.warmup)
-            latencies = await latency_phase(minimal, "lat", size.latency * size.rounds)
-            rate, _ = await throughput_phase(minimal, "thr", USERS, size.per_user)
-        finally:
-            await minimal.close()
-        peer = await _opsdroid(python, model.url, opts)
-    p50, m50 = percentile(peer["latencies"], 50), percentile(latencies, 50)
-    p99, m99 = percentile(peer["latencies"], 99), percentile(latencies, 99)
-    return (
-        f"opsdroid 0.31.0 p50 {ms(p50 - m50)} over minimal ({ms(p50)} vs {ms(m50)})  "
-        f"p99 {ms(p99)} vs {ms(m99)}  throughput {peer['rate'] / rate:.2f}x minimal "
-        f"({peer['rate']:.0f} vs {rate:.0f} msg/s)  "
-        f"[opsdroid keeps history in its SQLite memory, no inbox/outbox; {how}]"
+    bot_cpu, model_cpu = cpus()
+    rows = [Row(t) for t in targets]
+    pythons: dict[int, Path] = {}
+    for index, row in enumerate(rows):
+        if row.target.peer is not None:
+            try:
+                pythons[index], row.how = await peer_python(
+                    row.target.peer, install=not opts.offline
+                )
+            except Skipped as why:
+                row.skipped = str(why)
+    async with ModelServer(cpu=model_cpu) as model:
+        for round_ in range(size.rounds):
+            order = list(range(len(rows)))
+            order = order[round_ % len(order) :] + order[: round_ % len(order)]
+            for index in order:
+                row = rows[index]
+                if row.skipped is not None:
+                    continue
+                workdir = opts.workdir / f"peers-{round_}-{index}"
+                workdir.mkdir()
+                plan = size.small if row.target.small else size.plan
+                args, env = command(row.target, pythons.get(index), model.url, workdir, plan)
+                env["BOTKIT_BENCH_CPU"] = str(bot_cpu)
+                row.runs.append(await run_process(args, env))
+    return rows, size
+
+
+def _table(rows: list[Row]) -> list[str]:
+    minimal = rows[0]
+    base_rate, base_cpu = minimal.figure("rate"), minimal.figure("cpu_ms")
+    lines = [
+        "| target | msg/s | CPU ms/msg | peak RSS MiB | vs minimal: throughput, CPU "
+        "| 1-user p50 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        if row.skipped is not None:
+            lines.append(f"| {row.target.label} | skipped: {row.skipped} | | | | |")
+            continue
+        rate, cpu = row.figure("rate"), row.figure("cpu_ms")
+        p50 = row.figure("p50")
+        latency = ms(p50) if p50 == p50 else "(>= edit_interval)"
+        lines.append(
+            f"| {row.target.label} | {rate:,.0f} | {cpu:.2f} | {row.figure('rss'):.0f} | "
+            f"{rate / base_rate:.2f}x, {cpu / base_cpu:.2f}x | {latency} |"
+        )
+    return lines
+
+
+def render(rows: list[Row], size: Sizes) -> str:
+    """The scenario's output: a summary line, the table, botkit against its targets."""
+    bot_cpu, model_cpu = cpus()
+    plan, small = size.plan, size.small
+    turns = 2 * (plan.per_user[0] + plan.per_user[1])
+    head = (
+        f"{plan.users} users in a closed loop, {plan.warmup:,} warm-up then "
+        f"{plan.measured:,} measured messages (conversations grow to {turns} turns), "
+        f"{plan.latency} more from one user alone; the streaming line {small.warmup:,} then "
+        f"{small.measured:,}; each target its own process on CPU {bot_cpu}, the model on "
+        f"CPU {model_cpu}; medians of {size.rounds} interleaved round(s)"
     )
+    streamed = [r for r in rows if r.target.worker == "botkit-edits" and r.runs]
+    if streamed:
+        runs = streamed[0].runs
+        head += (
+            f"; the channel that edits got {sum(r['edited'] for r in runs):,} edits for "
+            f"{sum(r['sent'] for r in runs):,} messages sent"
+        )
+    peers = [f"{r.target.label}: {r.how}" for r in rows if r.how]
+    if peers:
+        head += f"  [{'; '.join(peers)}]"
+    by_worker = {r.target.worker: r for r in rows}
+    botkit, minimal = by_worker["botkit"], by_worker["minimal"]
+    verdict = (
+        f"botkit, all defaults: {botkit.figure('rate') / minimal.figure('rate'):.2f}x the "
+        f"minimal pipeline's throughput (target >= {TARGET_THROUGHPUT}x), "
+        f"{botkit.figure('cpu_ms') / minimal.figure('cpu_ms'):.2f}x its CPU per message "
+        f"(target <= {TARGET_CPU}x); 1-user p50 {ms(botkit.figure('p50'))} vs "
+        f"{ms(minimal.figure('p50'))} = {ms(botkit.figure('p50') - minimal.figure('p50'))} "
+        f"more (target <= {ms(TARGET_LATENCY)})"
+    )
+    return "\n".join([head, *_table(rows), verdict])
+
+
+async def run(opts: Options) -> str:
+    """``peers``."""
+    rows, size = await measure(opts)
+    return render(rows, size)

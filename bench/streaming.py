@@ -162,7 +162,7 @@ def _tables(opts: Options, fake: FakeOpenAI, adapters: dict[str, Any]) -> dict[s
     return {
         "database": {"url": sqlite_url(opts.workdir, "streaming"), "auto_migrate": True},
         "llm": {"base_url": fake.url, "model": "gpt-4o-mini", "max_retries": 0},
-        "bot": {"stream": True, "shutdown_grace": 5.0},
+        "bot": {"shutdown_grace": 5.0},  # streaming is on by default
         "adapters": adapters,
         "plugins": {"chat": {}},
     }

@@ -1,0 +1,97 @@
+"""One peers target in a process of its own: ``python -m bench._peer_worker TARGET ...``.
+
+``TARGET`` is ``minimal`` or ``history`` (the hand-written baselines of
+``bench/_peer_targets.py``), ``botkit`` (every default, on a channel that cannot edit)
+or ``botkit-edits`` (every default, on a channel that edits: answers stream). The
+process pins itself to ``$BOTKIT_BENCH_CPU`` first, runs the closed loop of
+``bench/_closed_loop.py`` and prints its JSON line.
+
+With ``--start-on-stdin`` (the scale-out scenario's workers) it prints ``ready`` once
+started and warmed up, begins the measured phase when a line arrives on stdin (so that
+several workers measure the same stretch of time), and after its JSON line keeps its
+database connections open until another line arrives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Protocol
+
+from bench._closed_loop import Plan, pin, report, run
+
+TARGETS = ("minimal", "history", "botkit", "botkit-edits")
+HISTORY = 200  # turns the history baseline sends: botkit's default bot.history_limit
+
+
+class Target(Protocol):
+    """A peers target run in this process."""
+
+    async def start(self) -> None:
+        """Get ready to answer."""
+
+    async def close(self) -> None:
+        """Let go of everything."""
+
+    async def one(self, conversation: str, text: str, external_id: str) -> float:
+        """Answer one message; seconds until its reply was delivered."""
+        ...
+
+
+def make(target: str, model_url: str, database: str, workdir: Path) -> Target:
+    """The target named ``target``; ``database``: botkit's URL ('' for a SQLite file)."""
+    if target in ("minimal", "history"):
+        from bench._peer_targets import HandWritten
+
+        history = HISTORY if target == "history" else 0
+        return HandWritten(workdir / f"{target}.db", model_url, history=history)
+    from bench._pipelines import BotkitPipeline
+
+    url = database or f"sqlite:///{workdir / f'{target}.db'}"
+    return BotkitPipeline(url, model_url, edits=target == "botkit-edits", name=target)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    target = make(args.target, args.model, args.database, Path(args.workdir))
+    plan = Plan(args.users, args.warmup, args.measured, args.latency)
+    await target.start()
+    try:
+        gate = _stdin_gate if args.start_on_stdin else None
+        measured = await run(target.one, plan, tag=args.tag, gate=gate)
+        adapter = getattr(target, "adapter", None)  # botkit's channel: did it stream?
+        sent = {"sent": adapter.delivered, "edited": adapter.edited} if adapter else {}
+        report(measured, target=args.target, **sent)
+        if args.start_on_stdin:  # keep the connections open until told: their CPU is read
+            await asyncio.to_thread(sys.stdin.readline)
+    finally:
+        await target.close()
+
+
+async def _stdin_gate() -> None:
+    """Say ``ready``, then wait for a line on stdin (read in a thread: the loop stays
+    free)."""
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+
+
+def main() -> None:
+    """Parse the arguments and run the target."""
+    pin()  # first: every thread the target starts inherits the mask
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("target", choices=TARGETS)
+    parser.add_argument("--model", required=True, help="the model server's base URL")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--database", default="", help="botkit's database URL")
+    parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--warmup", type=int, required=True)
+    parser.add_argument("--measured", type=int, required=True)
+    parser.add_argument("--latency", type=int, required=True)
+    parser.add_argument("--tag", default="peers", help="prefix of conversation names")
+    parser.add_argument("--start-on-stdin", action="store_true")
+    asyncio.run(_main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
