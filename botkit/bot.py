@@ -246,7 +246,14 @@ class Bot:
         self.model = model if model is not None else build_model(config)
         self.metrics = Metrics()
         db = config.database
-        self.database = Database(db.url, busy_timeout=db.busy_timeout, synchronous=db.synchronous)
+        self.database = Database(
+            db.url,
+            busy_timeout=db.busy_timeout,
+            synchronous=db.synchronous,
+            # every message in flight may hold a connection, and the outbox and the
+            # scheduler one more
+            connections=config.bot.max_in_flight + 2,
+        )
         self.store = Store(self.database)
         bot = config.bot
         self.claims = Claims(bot.claim_lease)

@@ -186,6 +186,8 @@ class Database:
         synchronous: SQLite's ``synchronous`` pragma, ``"full"`` (the default) or
             ``"normal"``; PostgreSQL ignores it.
         echo: log every statement (debugging).
+        connections: server connections kept open (PostgreSQL): as many as the bot works
+            on at once (``bot.max_in_flight``), plus up to 10 more for a moment.
 
     Raises:
         ConfigError: the URL cannot be used, or ``synchronous`` is not one of the above.
@@ -198,6 +200,7 @@ class Database:
         busy_timeout: float = 30.0,
         synchronous: Synchronous = "full",
         echo: bool = False,
+        connections: int = 5,
     ) -> None:
         if synchronous not in _SYNCHRONOUS:
             raise ConfigError(
@@ -218,7 +221,15 @@ class Database:
                 # no pre-ping: it costs a round trip per checkout (~0.4 ms, several per
                 # message); a connection the server dropped fails one operation, which
                 # is retried or redelivered, and the pool replaces it
-                self._async = create_async_engine(self.url, echo=echo, pool_recycle=1800)
+                # a pool as large as the work done at once: a smaller one with overflow
+                # opens and closes a server connection (a PostgreSQL backend) per burst
+                self._async = create_async_engine(
+                    self.url,
+                    echo=echo,
+                    pool_recycle=1800,
+                    pool_size=max(connections, 1),
+                    max_overflow=10,
+                )
         except (ArgumentError, ModuleNotFoundError) as exc:
             raise ConfigError("database.url", f"cannot use this database URL: {exc}") from exc
         if self._sync is not None:
