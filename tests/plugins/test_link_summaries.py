@@ -322,3 +322,15 @@ async def test_with_the_stand_in_the_page_is_kept_and_its_opening_shown(
         listed = await bot.ask("/documents")
     assert f"{STAND_IN_NOTE}\n\n# Growing tomatoes\nTomatoes need full sun" in answer
     assert "Garden Notes" in listed
+
+
+async def test_only_the_newest_documents_are_kept(start_bot: StartBot, site: PageServer) -> None:
+    site.pages["/other"] = ("text/html", b"<title>Other</title><p>Another page.</p>")
+    settings = {"documents": {**LOCAL, "max_documents": 1}}
+    async with start_bot(plugins=[documents, chat], settings=settings) as bot:
+        await bot.ask(site.url("/article"))
+        await bot.ask(site.url("/other"))
+        listed = await bot.ask("/documents")
+        unknown = await bot.ask(f"/nosuch {site.url('/article')}")
+    assert listed == f"Documents I can answer questions about:\n1. Other ({site.url('/other')})"
+    assert unknown.startswith("Unknown command /nosuch.")
