@@ -33,7 +33,7 @@ from botkit.llm import ChatModel, ModelTable, OpenAIChatClient, StandInModel, To
 from botkit.llm.models import ModelInfo, unknown_model_note
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox, OutboxPolicy
-from botkit.plugin import ModelGuardEntry, Plugin
+from botkit.plugin import ModelGuardEntry, Plugin, PromptContextEntry
 from botkit.preflight import auto_migrates, safe_url
 from botkit.routing import Pipeline
 from botkit.runtime import ChatSettings, Runtime
@@ -292,6 +292,9 @@ class Bot:
             ModelGuardEntry(p.name, g, PluginRuntime(self.runtime, p.name))
             for p in self.plugins
             for g in p.model_guards
+        ]
+        self.runtime.prompt_contexts = [
+            PromptContextEntry(p.name, f) for p in self.plugins for f in p.prompt_contexts
         ]
         self.dispatcher = Dispatcher(
             self.runtime,

@@ -9,6 +9,7 @@ retries once with a tighter fit if the server still says the prompt is too long.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from botkit.tools import Tool
 
 __all__ = ["ConversationLLM"]
+
+log = logging.getLogger(__name__)
 
 SUMMARY_PROMPT = (
     "You keep a running summary of a conversation. Merge the earlier summary (if any) "
@@ -260,12 +263,14 @@ class ConversationLLM:
             )
         summary, turns = window.summary, list(window.turns)
         system = _system(system_prompt or settings.system_prompt, summary)
+        contributed = await self._prompt_context(ctx, system, budget)
+        system += contributed
         counter = self._runtime.tokens
         fit = fit_window(system, turns, budget=budget, counter=counter, bound=window.bound)
         if fit.dropped and settings.summarize and turns:
             dropped = turns[: len(fit.dropped)]
             summary = await self._fold(summary, fit.dropped, dropped[-1].row.id)
-            system = _system(system_prompt or settings.system_prompt, summary)
+            system = _system(system_prompt or settings.system_prompt, summary) + contributed
             turns = turns[len(fit.dropped) :]
             fit = fit_window(system, turns, budget=budget, counter=counter)
         # a stream only where it shows: a channel that cannot edit gets the whole answer
@@ -315,6 +320,46 @@ class ConversationLLM:
                     raise  # nothing left to drop: the same request would fail again
                 fit = refit
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _prompt_context(
+        self, ctx: Context, system: list[ChatMessage], budget: int
+    ) -> list[ChatMessage]:
+        """System messages the plugins' ``prompt_context`` functions add for this answer.
+
+        They share at most half the room the system prompt and the new message leave,
+        so the conversation's recent turns keep the other half.
+        """
+        entries = self._runtime.prompt_contexts
+        if not entries:
+            return []
+        counter = self._runtime.tokens
+        used = counter.at_most([*system, {"role": "user", "content": ctx.message.text}])
+        room = max(0, budget - used) // 2
+        added: list[ChatMessage] = []
+        for entry in entries:
+            if room < 1:
+                break
+            own = ctx.for_handler(entry.plugin, args=ctx.args, match=ctx.match)
+            try:
+                text = await entry.func(ctx.message, own, room)
+            except Exception:  # one plugin's context must not stop the answer
+                log.exception("prompt context of plugin %r failed", entry.plugin)
+                continue
+            if not text:
+                continue
+            message: ChatMessage = {"role": "system", "content": text}
+            size = counter.count_message(message)
+            if size > room:
+                log.warning(
+                    "prompt context of plugin %r left out: %d tokens, room for %d",
+                    entry.plugin,
+                    size,
+                    room,
+                )
+                continue
+            added.append(message)
+            room -= size
+        return added
 
     async def _texts(self, request: ChatRequest) -> AsyncIterator[str]:
         async for event in self.stream(request):

@@ -42,6 +42,8 @@ __all__ = [
     "ModelGuardEntry",
     "Next",
     "Plugin",
+    "PromptContext",
+    "PromptContextEntry",
     "ScheduledJob",
     "SkipHandler",
 ]
@@ -54,6 +56,8 @@ JobFunction = Callable[["JobContext"], Awaitable[None]]
 JobRunFunction = Callable[["JobRun"], Awaitable[None]]
 LifecycleHook = Callable[["PluginRuntime"], Awaitable[None]]
 ModelGuard = Callable[["ModelCall", "PluginRuntime"], Awaitable[None]]
+# (message being answered, the contributing plugin's context, token room) -> system text
+PromptContext = Callable[[Message, "Context", int], Awaitable[str | None]]
 MessagePredicate = Callable[[Message], bool]
 
 _COMMAND_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,31}$")
@@ -134,6 +138,14 @@ class ModelGuardEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptContextEntry:
+    """A plugin's ``prompt_context`` function, by the plugin that registered it."""
+
+    plugin: str
+    func: PromptContext
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduledJob:
     """A function run on an interval or a cron schedule."""
 
@@ -189,6 +201,7 @@ class Plugin:
         self.startup_hooks: list[LifecycleHook] = []
         self.shutdown_hooks: list[LifecycleHook] = []
         self.model_guards: list[ModelGuard] = []
+        self.prompt_contexts: list[PromptContext] = []
         self.model_checks: list[ModelCheck] = []
 
     def __repr__(self) -> str:
@@ -335,6 +348,19 @@ class Plugin:
         budget); its message is what the user is told.
         """
         self.model_guards.append(func)
+        return func
+
+    def prompt_context(self, func: PromptContext) -> PromptContext:
+        """Run ``func(message, ctx, room)`` each time ``ctx.llm.respond()`` writes an
+        answer (the chat skill does): the text it returns is added to the prompt as a
+        system message after the system prompt and the running summary, so the answer
+        can draw on what the plugin knows about the conversation (documents people
+        sent, say). ``ctx`` is the plugin's own context for the message; ``room`` is
+        the most tokens the text may take (a longer one is left out, with a warning),
+        and ``None`` or ``""`` adds nothing. An exception is logged and the answer is
+        written without that text.
+        """
+        self.prompt_contexts.append(func)
         return func
 
     def check_model(self, func: ModelCheck) -> ModelCheck:

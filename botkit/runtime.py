@@ -17,7 +17,7 @@ from botkit.store import Claim, Store
 
 if TYPE_CHECKING:
     from botkit.llm import ChatModel, TokenCounter
-    from botkit.plugin import CommandHandler, ModelGuardEntry
+    from botkit.plugin import CommandHandler, ModelGuardEntry, PromptContextEntry
 
 __all__ = ["ChatSettings", "Runtime"]
 
@@ -49,6 +49,8 @@ class Runtime:
     plugin_settings: Mapping[str, Any] = field(default_factory=dict)
     commands: list[CommandHandler] = field(default_factory=list)
     model_guards: list[ModelGuardEntry] = field(default_factory=list)
+    # plugins' contributions to the prompts respond() builds (``Plugin.prompt_context``)
+    prompt_contexts: list[PromptContextEntry] = field(default_factory=list)
     # active conversations' settled turns, so an answer reads only what is new
     history: HistoryCache = field(default_factory=HistoryCache)
     # this process's claims on work (owner, lease, fencing; see botkit.claims)

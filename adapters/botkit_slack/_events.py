@@ -286,7 +286,9 @@ def _attachments(files: object) -> tuple[Attachment, ...]:
                     name=str(f["name"]),
                     content_type=str(f.get("mimetype") or "application/octet-stream"),
                     size=f.get("size") if isinstance(f.get("size"), int) else None,
-                    url=f.get("url_private"),
+                    # the download URL gives the file's bytes; url_private may show a
+                    # page for some kinds of file
+                    url=f.get("url_private_download") or f.get("url_private"),
                 )
             )
     return tuple(out)

@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from botkit import (
     Adapter,
+    Attachment,
     Capabilities,
     ConversationRef,
     Inbox,
@@ -47,6 +48,7 @@ from botkit import (
 )
 from botkit_slack._api import Identity, SlackAPI
 from botkit_slack._events import Inbound, ThreadMemory
+from botkit_slack._files import download
 from botkit_slack._mrkdwn import render_pieces
 from botkit_slack._signature import SignatureCheck
 from botkit_slack._streams import Streams
@@ -581,6 +583,23 @@ class SlackAdapter(Adapter):
         )
         found = [await self._inbound.from_history(channel, thread, item) for item in items]
         return [m for m in found if m is not None]
+
+    async def fetch_attachment(
+        self, attachment: Attachment, *, max_bytes: int | None = None
+    ) -> bytes:
+        """Download a file shared with a message (its ``url_private_download``, with the
+        bot token; scope ``files:read``), up to ``max_bytes``.
+
+        Raises:
+            RequestRejectedError: not a Slack file, too large, access refused, or gone.
+            ServiceError: Slack could not be reached, or rate limited the download.
+        """
+        if attachment.data is not None:
+            return attachment.data
+        if self._session is not None and not self._session.closed:
+            return await download(self._session, self.settings, attachment, max_bytes)
+        async with aiohttp.ClientSession() as session:  # before start, or after stop
+            return await download(session, self.settings, attachment, max_bytes)
 
     async def typing(self, conversation: ConversationRef) -> None:
         """Put ``typing_reaction`` on the message being answered (once); ``send`` removes it."""

@@ -37,7 +37,8 @@ class TelegramSettings:
         media_without_text: what to do with a sticker, voice note or photo that carries no
             text: ``"reply"`` answers it with ``unsupported_reply`` without bothering the
             core; ``"accept"`` hands it to the core with empty text, its attachments and
-            ``metadata["unsupported"]`` naming the kind.
+            ``metadata["unsupported"]`` naming the kind. A document (a file) always
+            reaches the core, where a plugin may read it.
         unsupported_reply: the answer in ``"reply"`` mode.
         disable_link_previews: send replies without link previews.
         poll_timeout: seconds one getUpdates long poll may wait on the server.

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{1,64}))?(?=\s|$)")
 _GROUP_TYPES = frozenset({"group", "supergroup"})
+# files sent without a caption that still reach the core: a plugin may read them
+# (``ctx.fetch_attachment``; the documents plugin summarises text and PDF files)
+_FILES_FOR_PLUGINS = frozenset({"document"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +149,7 @@ def read_update(
             return Ignore("a service message", "service_message")
         if not addressed:
             return Ignore(f"a {content} in group chatter", "group_chatter")
-        if settings.media_without_text == "reply":
+        if settings.media_without_text == "reply" and content not in _FILES_FOR_PLUGINS:
             return Unsupported(conversation, facts.message_id, content, chat_type)
 
     metadata: dict[str, Any] = {
@@ -167,7 +170,7 @@ def read_update(
             metadata[key] = value
     if facts.files:
         metadata["files"] = [dict(f) for f in facts.files]
-    if not text.strip() and content is not None:
+    if not text.strip() and content is not None and content not in _FILES_FOR_PLUGINS:
         metadata["unsupported"] = content
     return Accept(
         Message(

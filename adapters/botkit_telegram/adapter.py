@@ -19,6 +19,7 @@ from telegram.constants import ChatAction
 
 from botkit import (
     Adapter,
+    Attachment,
     Capabilities,
     ChannelReport,
     CommandInfo,
@@ -39,6 +40,7 @@ from botkit_telegram._errors import (
     retry_after_seconds,
     service_error,
 )
+from botkit_telegram._files import download
 from botkit_telegram._limits import FloodLimiter
 from botkit_telegram._markdown import Piece, render_pieces
 from botkit_telegram._polling import Poller
@@ -387,6 +389,21 @@ class TelegramAdapter(Adapter):
             self._limiter.pause(conversation.chat_id, retry_after_seconds(exc))
         except tg.TelegramError as exc:
             log.debug("typing indicator in chat %d failed: %s", chat_id, exc.message)
+
+    async def fetch_attachment(
+        self, attachment: Attachment, *, max_bytes: int | None = None
+    ) -> bytes:
+        """Download a file someone sent (``getFile``, then the file itself), up to
+        ``max_bytes`` and the Bot API's 20 MB.
+
+        Raises:
+            RequestRejectedError: not one of this bot's files, too large, or refused.
+            ServiceError: Telegram could not be reached.
+        """
+        if attachment.data is not None:
+            return attachment.data
+        await self._ready()
+        return await download(self._bot, attachment, max_bytes)
 
     async def publish_commands(self, commands: Sequence[CommandInfo]) -> None:
         """Publish the command menu with ``setMyCommands``.

@@ -11,14 +11,15 @@ from botkit import ChatRequest, Completion
 __all__ = ["SummaryModel", "chunk_lines", "summarize"]
 
 MAP_PROMPT = (
-    "You summarise part {part} of {parts} of a longer conversation. Keep facts, names, "
+    "You summarise part {part} of {parts} of a longer {what}. Keep facts, names, "
     "numbers, decisions and open questions; leave out greetings and chatter. Answer with "
     "the summary only."
 )
-REDUCE_PROMPT = (
-    "You are given summaries of consecutive parts of one conversation, oldest first. "
+_REDUCE_TEMPLATE = (
+    "You are given summaries of consecutive parts of one {what}, {order}. "
     "Merge them into one summary without repeating yourself. Answer with the summary only."
 )
+REDUCE_PROMPT = _REDUCE_TEMPLATE.format(what="conversation", order="oldest first")
 _SEPARATOR = "\n"
 _MAX_LEVELS = 8
 
@@ -98,6 +99,7 @@ async def summarize(
     summary_tokens: int = 600,
     chunk_tokens: int | None = None,
     parallel: int = 4,
+    what: str = "conversation",
 ) -> str:
     """One summary of ``lines`` (a transcript, oldest first), however long.
 
@@ -113,6 +115,8 @@ async def summarize(
         summary_tokens: the longest final summary.
         chunk_tokens: the most transcript tokens one request may carry.
         parallel: how many chunks are summarised at once.
+        what: what the lines are, as the prompts name it (``"conversation"``,
+            ``"document"``).
 
     Raises:
         ValueError: the window leaves no room for any text.
@@ -121,8 +125,13 @@ async def summarize(
     info = llm.model_info()
     counter = llm.tokens
     reply = min(summary_tokens, info.max_output_tokens)
+    reduce_prompt = (
+        REDUCE_PROMPT
+        if what == "conversation"
+        else _REDUCE_TEMPLATE.format(what=what, order="in order")
+    )
     frame = max(
-        counter.count(instruction), counter.count(MAP_PROMPT), counter.count(REDUCE_PROMPT)
+        counter.count(instruction), counter.count(MAP_PROMPT), counter.count(reduce_prompt)
     )
     room = info.context_window - reply - frame - 32  # message framing and reply priming
     if chunk_tokens is not None:
@@ -138,7 +147,7 @@ async def summarize(
     gate = asyncio.Semaphore(max(1, parallel))
 
     async def summarise_part(index: int, chunk: list[str]) -> str:
-        prompt = MAP_PROMPT.format(part=index + 1, parts=len(chunks))
+        prompt = MAP_PROMPT.format(part=index + 1, parts=len(chunks), what=what)
         async with gate:
             return await _ask(llm, prompt, chunk, partial)
 
@@ -147,8 +156,8 @@ async def summarize(
         groups = chunk_lines(level, room, counter)
         if len(groups) == 1:
             break
-        level = [await _ask(llm, REDUCE_PROMPT, group, partial) for group in groups]
-    return await _ask(llm, f"{REDUCE_PROMPT}\n{instruction}", level, reply)
+        level = [await _ask(llm, reduce_prompt, group, partial) for group in groups]
+    return await _ask(llm, f"{reduce_prompt}\n{instruction}", level, reply)
 
 
 async def _ask(llm: SummaryModel, system: str, lines: Sequence[str], max_tokens: int) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from botkit import Context, Message, Plugin, PluginRuntime, QuotaExceededError
 from botkit.plugin import ModelCall
+from botkit.testing import FakeModel, run_bot
 from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.recording_adapter import RecordingAdapter
@@ -142,3 +145,45 @@ def test_settings_as_gives_the_parsed_settings_or_the_class_defaults() -> None:
     assert PluginRuntime(configured, "knobs").settings_as(Knobs) == Knobs(level=5)
     bare = cast(Any, SimpleNamespace(plugin_settings={}))
     assert PluginRuntime(bare, "knobs").settings_as(Knobs) == Knobs()
+
+
+async def test_prompt_context_adds_a_plugins_text_to_each_answer_within_its_room(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botkit_chat import plugin as chat
+
+    notes = Plugin("notes")
+    broken = Plugin("broken")
+    greedy = Plugin("greedy")
+    rooms: list[tuple[str, int, str | None]] = []
+
+    @notes.prompt_context
+    async def add_notes(message: Message, ctx: Context, room: int) -> str | None:
+        rooms.append((message.text, room, ctx.plugin))
+        await ctx.state.set("seen", message.text)  # its own state, not the chat plugin's
+        return "Notes: the office closes at six."
+
+    @broken.prompt_context
+    async def fail(message: Message, ctx: Context, room: int) -> str | None:
+        raise RuntimeError("the notes service is down")
+
+    @greedy.prompt_context
+    async def too_long(message: Message, ctx: Context, room: int) -> str | None:
+        return "word " * (room + 10)
+
+    model = FakeModel(context_window=4000, max_output_tokens=500)
+    async with run_bot(
+        plugins=[broken, notes, greedy, chat], model=model, database_url=database_url
+    ) as bot:
+        assert await bot.ask("when do you close?") == "echo: when do you close?"
+        seen = await bot.store.state("plugin:notes").get("seen")
+    [request] = model.requests_for("chat")
+    assert request.messages[0]["role"] == "system"
+    assert request.messages[1] == {"role": "system", "content": "Notes: the office closes at six."}
+    assert request.messages[2] == {"role": "user", "content": "when do you close?"}
+    [(text, room, plugin)] = rooms
+    assert (text, plugin) == ("when do you close?", "notes")
+    assert 0 < room <= (4000 - 500) // 2  # at most half the free window
+    assert seen == "when do you close?"
+    assert "prompt context of plugin 'broken' failed" in caplog.text
+    assert "prompt context of plugin 'greedy' left out" in caplog.text

@@ -20,6 +20,12 @@ Their rate tiers are enforced per minute (:attr:`FakeSlack.tier_limits`: Tier 2 
 and stop, Tier 4 for append), answering 429 with ``Retry-After`` beyond them. What is not
 documented is marked where it is assumed (the error past 12,000 characters).
 
+Files: :meth:`FakeSlack.add_file` keeps a file and gives its object as a message event's
+``files`` carries it; its ``url_private`` and ``url_private_download`` serve the bytes to a
+request with the bot token in ``Authorization: Bearer``, and, as Slack does without it (or
+without the ``files:read`` scope), redirect anyone else to the workspace's sign-in page,
+an HTML page answered 200. Every download is recorded in :attr:`FakeSlack.downloads`.
+
 Socket Mode: ``apps.connections.open`` (with the app token) answers a ``ws://`` URL on
 this same server, with a new ticket each time; a connection gets ``hello``, then whatever
 :meth:`FakeSlack.send_envelope` pushes, and every ``{"envelope_id": ...}`` it sends back is
@@ -143,7 +149,14 @@ class FakeSlack:
         self.connections = 0
         self.refused_sockets = 0
         self._connections_changed = asyncio.Condition()
+        #: files users shared, by file id: (the file object, the bytes)
+        self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        #: every request for a file's bytes: (path, the Authorization header sent)
+        self.downloads: list[tuple[str, str | None]] = []
         app = web.Application()
+        app.router.add_get("/files-pri/{team_file}/download/{name}", self._file)
+        app.router.add_get("/files-pri/{team_file}/{name}", self._file)
+        app.router.add_get("/", self._sign_in)
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_get("/link/", self._socket)
         self._server = TestServer(app, host="127.0.0.1", port=0)
@@ -222,6 +235,43 @@ class FakeSlack:
             "is_bot": is_bot,
             "profile": {"display_name": display_name, "real_name": display_name},
         }
+
+    def add_file(self, data: bytes, name: str, mimetype: str) -> dict[str, Any]:
+        """Keep a file a user shares; its object as an event's ``files`` list carries it."""
+        file_id = f"F{len(self.files) + 1:010d}"
+        root = f"http://127.0.0.1:{self._server.port}/files-pri/{self.team_id}-{file_id}"
+        obj = {
+            "id": file_id,
+            "created": int(time.time()),
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1] if "." in name else "binary",
+            "user": "U222",
+            "size": len(data),
+            "mode": "hosted",
+            "is_external": False,
+            "url_private": f"{root}/{name}",
+            "url_private_download": f"{root}/download/{name}",
+        }
+        self.files[file_id] = (obj, data)
+        return obj
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        authorization = request.headers.get("Authorization")
+        self.downloads.append((request.path, authorization))
+        file_id = request.match_info["team_file"].rpartition("-")[2]
+        found = self.files.get(file_id)
+        if found is None or found[0]["name"] != request.match_info["name"]:
+            return web.Response(status=404, text="file not found")
+        if authorization != f"Bearer {self.bot_token}":
+            raise web.HTTPFound(f"/?redir={request.path}")
+        obj, data = found
+        return web.Response(body=data, content_type=obj["mimetype"])
+
+    async def _sign_in(self, request: web.Request) -> web.Response:
+        page = "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
+        return web.Response(text=page, content_type="text/html")
 
     def add_message(self, channel: str, message: dict[str, Any]) -> None:
         """Put a message into the workspace (for ``conversations.replies``)."""

@@ -5,7 +5,10 @@ Routes ``/bot<token>/<method>`` like api.telegram.org: answers ``{"ok": true, "r
 for flood control). It implements what botkit's Telegram adapter uses: ``getMe``,
 ``getUpdates`` (offsets, limit, long-poll timeout), ``sendMessage``,
 ``editMessageText``, ``deleteMessage``, ``sendChatAction``, ``setMyCommands``,
-``setWebhook``, ``getWebhookInfo``, ``deleteWebhook``, and ``sendMessageDraft`` (Bot API
+``setWebhook``, ``getWebhookInfo``, ``deleteWebhook``, ``getFile`` with the file download
+at ``/file/bot<token>/<file_path>`` (files a test adds with :meth:`FakeTelegramAPI.add_file`;
+over 20 MB getFile answers "file is too big", an unknown id "invalid file_id", as the
+Bot API does), and ``sendMessageDraft`` (Bot API
 9.3: a private chat only, else 400 ``TEXTDRAFT_PEER_INVALID``; a non-zero ``draft_id``;
 0-4096 characters after entity parsing, an empty text being the "Thinking..."
 placeholder; a draft is no message: it is shown for 30 seconds, or until a message is
@@ -413,6 +416,11 @@ class FakeTelegramAPI:
         self.drafts: list[ShownDraft] = []
         self._sent_at: dict[int, float] = {}  # chat id: when a message was last sent there
         self.commands: list[dict[str, Any]] = []
+        #: files users sent, by file_id: ``data``, ``unique_id``, and ``path`` once
+        #: getFile gave one
+        self.files: dict[str, dict[str, Any]] = {}
+        #: every file_path downloaded, in order
+        self.downloads: list[str] = []
         self.chat_actions: list[dict[str, Any]] = []
         self.webhook: dict[str, Any] = {}
         self.confirmed_offset = 0
@@ -428,6 +436,7 @@ class FakeTelegramAPI:
         self._closing = False
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._server = TestServer(app, host="127.0.0.1", port=0)
 
     @property
@@ -478,6 +487,18 @@ class FakeTelegramAPI:
             self._updates.append(update)
             self._changed.notify_all()
         return update
+
+    def add_file(self, data: bytes, *, size: int | None = None) -> dict[str, Any]:
+        """Keep a file a user sends; its fields as a message's ``document`` carries them
+        (add ``file_name`` and ``mime_type``). ``size`` overrides the stated size."""
+        number = len(self.files) + 1
+        file_id = f"BQACAgIAAxkBAAI{number:04d}Zm9vYmFy"
+        self.files[file_id] = {"data": data, "unique_id": f"AgAD{number:04d}", "path": None}
+        return {
+            "file_id": file_id,
+            "file_unique_id": self.files[file_id]["unique_id"],
+            "file_size": len(data) if size is None else size,
+        }
 
     def draft_shown(self, chat_id: int, *, now: float | None = None) -> str | None:
         """What a user of ``chat_id`` sees as a draft now: the newest draft's text, unless
@@ -683,6 +704,32 @@ class FakeTelegramAPI:
         if self.webhook.get("allowed_updates"):
             info["allowed_updates"] = self.webhook["allowed_updates"]
         return info
+
+    async def _api_getFile(self, params: dict[str, Any]) -> Any:
+        stored = self.files.get(str(params.get("file_id") or ""))
+        if stored is None:
+            _refuse(400, "Bad Request: invalid file_id")
+        assert stored is not None
+        if len(stored["data"]) > 20 * 1024 * 1024:
+            _refuse(400, "Bad Request: file is too big")
+        if stored["path"] is None:
+            stored["path"] = f"documents/file_{stored['unique_id'][4:]}"
+        return {
+            "file_id": str(params["file_id"]),
+            "file_unique_id": stored["unique_id"],
+            "file_size": len(stored["data"]),
+            "file_path": stored["path"],
+        }
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return ScriptedError(401, "Unauthorized").answer()
+        path = request.match_info["path"]
+        for stored in self.files.values():
+            if stored["path"] == path:
+                self.downloads.append(path)
+                return web.Response(body=stored["data"], content_type="application/octet-stream")
+        return ScriptedError(404, "Not Found").answer()
 
     def _find(self, chat_id: int, message_id: int, verb: str) -> SentText:
         for sent in self.sent:

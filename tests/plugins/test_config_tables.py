@@ -14,6 +14,7 @@ from botkit_autoreply import Rule
 from botkit_autoreply import plugin as autoreply
 from botkit_budget import Limit
 from botkit_budget import plugin as budget
+from botkit_documents import plugin as documents
 from botkit_remind import plugin as remind
 from botkit_sentiment import plugin as sentiment
 from botkit_spam import plugin as spam
@@ -22,7 +23,7 @@ from botkit_summary import plugin as summary
 from tests.fakes.example_config import example_table
 from tests.plugins.conftest import StartBot
 
-PLUGINS = {p.name: p for p in (spam, sentiment, autoreply, summary, remind, budget)}
+PLUGINS = {p.name: p for p in (spam, sentiment, autoreply, summary, remind, documents, budget)}
 NESTED = {
     ("autoreply", "rules"): Rule,
     ("summary", "digests"): Digest,
