@@ -868,3 +868,26 @@ async def test_a_finish_with_replies_in_two_conversations_keeps_both_in_order(
         ("to y", "sending"),
         ("y again", "pending"),
     ]
+
+
+async def test_postgresql_keeps_a_connection_per_message_in_flight(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a pool of server connections: PostgreSQL only")
+    from sqlalchemy import text
+
+    from botkit.store import Database
+
+    database = Database(database_url, connections=12)
+
+    def backend(conn: Connection) -> int:
+        pid = conn.execute(text("SELECT pg_backend_pid() FROM pg_sleep(0.05)")).scalar_one()
+        return int(pid)
+
+    try:
+        seen: set[int] = set()
+        for _ in range(4):  # bursts of as many reads as the pool holds
+            seen.update(await asyncio.gather(*(database.read(backend) for _ in range(12))))
+    finally:
+        await database.close()
+    # the same 12 backends serve every burst (5 kept and 7 reopened per burst before)
+    assert len(seen) == 12
