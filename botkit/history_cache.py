@@ -26,7 +26,7 @@ from datetime import datetime
 from botkit.llm import ChatMessage, FitResult, TokenCounter, fit_messages
 from botkit.store import ContextRead, Store, StoredMessage
 
-__all__ = ["CachedTurn", "HistoryCache", "HistoryWindow", "fit_window"]
+__all__ = ["CachedTurn", "HistoryCache", "HistoryWindow", "TurnRow", "fit_window"]
 
 # statuses after which a history turn never changes again: its text and its place in
 # history are final (pending, processing, sending and streaming turns may still change
@@ -39,19 +39,30 @@ MAX_BYTES = 64 * 1024 * 1024  # of turn text, over every cached conversation
 MAX_IDLE = 900.0  # seconds a conversation stays cached without a message
 
 
+@dataclass(frozen=True, slots=True)
+class TurnRow:
+    """What a cached turn keeps of its stored message (not its metadata: memory)."""
+
+    id: int
+    direction: str
+    sender_id: str | None
+    sender_name: str | None
+    text: str
+
+
 @dataclass(slots=True)
 class CachedTurn:
     """One history turn as the model is sent it.
 
     Attributes:
-        row: the stored message.
+        row: the stored message, what of it the prompt needs.
         message: the chat message it becomes.
         bound: an upper bound of its tokens (``TokenCounter.at_most`` without the reply
             priming), found without the tokenizer.
         tokens: its exact token count, once fitting needed it (counted once).
     """
 
-    row: StoredMessage
+    row: TurnRow
     message: ChatMessage
     bound: int
     tokens: int | None = None
@@ -273,7 +284,7 @@ class HistoryCache:
             self._bytes -= entry.size
 
 
-def _speaker(row: StoredMessage) -> str:
+def _speaker(row: TurnRow | StoredMessage) -> str:
     return row.sender_id or ""
 
 
@@ -281,7 +292,7 @@ def _settled(row: StoredMessage) -> bool:
     return row.status in (SETTLED_IN if row.direction == "in" else SETTLED_OUT)
 
 
-def _turn(row: StoredMessage, named: bool, counter: TokenCounter) -> CachedTurn:
+def _turn(row: TurnRow | StoredMessage, named: bool, counter: TokenCounter) -> CachedTurn:
     """A stored turn as a chat message; speakers are named when several people talk."""
     message: ChatMessage
     if row.direction == "out":
@@ -289,4 +300,9 @@ def _turn(row: StoredMessage, named: bool, counter: TokenCounter) -> CachedTurn:
     else:
         text = f"{row.sender_name or row.sender_id}: {row.text}" if named else row.text
         message = {"role": "user", "content": text}
-    return CachedTurn(row, message, counter.at_most([message]) - counter.reply_priming())
+    kept = (
+        row
+        if isinstance(row, TurnRow)
+        else TurnRow(row.id, row.direction, row.sender_id, row.sender_name, row.text)
+    )
+    return CachedTurn(kept, message, counter.at_most([message]) - counter.reply_priming())
