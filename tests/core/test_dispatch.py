@@ -322,6 +322,37 @@ async def test_streaming_posts_once_then_edits_and_finishes_with_the_whole_text(
     assert adapter.typing_calls >= 1
 
 
+async def test_an_answer_streamed_faster_than_the_first_show_is_posted_once_unedited(
+    database_url: str,
+) -> None:
+    plugin = Plugin("streamer")
+
+    async def words() -> object:
+        for word in ["Quick", " and", " whole", "."]:
+            await asyncio.sleep(0.01)
+            yield word
+
+    async def slow_words() -> object:
+        yield "Slow"
+        await asyncio.sleep(0.6)  # the model pauses: what it wrote shows meanwhile
+        yield " but sure."
+
+    @plugin.on_message()
+    async def answer(message: Message, ctx: Context) -> None:
+        await ctx.stream((slow_words if message.text == "slow" else words)())  # type: ignore[arg-type]
+
+    adapter = RecordingAdapter(
+        capabilities=Capabilities(edits=True, max_length=4000, edit_interval=1.0)
+    )
+    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
+        await bot.inbox.wait_done(await adapter.say("fast"))
+        [fast] = adapter.sent
+        assert (fast.text, fast.edits) == ("Quick and whole.", [])
+        await bot.inbox.wait_done(await adapter.say("slow"))
+    [_, slow] = adapter.sent
+    assert slow.edits == ["Slow but sure."]  # "Slow" was posted while the model paused
+
+
 async def test_streaming_past_the_channel_limit_continues_in_new_messages(
     database_url: str,
 ) -> None:

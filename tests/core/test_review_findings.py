@@ -122,7 +122,7 @@ async def test_a_failed_last_edit_sends_the_whole_answer_again(database_url: str
 
     async def chunks() -> object:
         yield "Hello"
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # past the first show's moment (one edit interval)
         yield " world, this is the whole answer."
 
     @plugin.on_message()
