@@ -62,7 +62,8 @@ async def test_speech_posts_json_and_returns_the_ogg_opus_audio_priced_per_chara
     assert speech.seconds == pytest.approx(len(text) / 15, abs=0.02)
     [record] = records
     assert (record.model, record.purpose, record.ok) == ("tts-1", "speech", True)
-    assert record.prompt_tokens is None and record.completion_tokens is None
+    assert record.prompt_tokens is None
+    assert record.completion_tokens is None
     assert record.cost == Decimal("0.015") * len(text) / 1000
 
 
