@@ -67,6 +67,9 @@ class Unsupported:
 
 Decision = Accept | Ignore | Unsupported
 
+#: kinds of message without text that are always handed to the core (as attachments)
+LISTENED_TO = frozenset({"voice", "audio"})
+
 
 def read_message(update: Mapping[str, Any]) -> MessageFacts | None:
     """The update's message: PTB's reading where it takes the payload, else the JSON's.
@@ -142,7 +145,8 @@ def read_update(
             return Ignore("a service message")
         if not addressed:
             return Ignore(f"a {content} in group chatter")
-        if settings.media_without_text == "reply":
+        # a recording is handed on whatever the mode: the voice plugin listens to it
+        if settings.media_without_text == "reply" and content not in LISTENED_TO:
             return Unsupported(conversation, facts.message_id, content, chat_type)
 
     metadata: dict[str, Any] = {

@@ -21,6 +21,13 @@ ends the waiting one with 409 "Conflict: terminated by other getUpdates request;
 sure that only one bot instance is running", as Telegram does when two processes poll
 one token (:attr:`FakeTelegramAPI.overlaps` records each time it happened).
 
+Files: :meth:`FakeTelegramAPI.add_file` keeps a file a user sent (a voice note) and
+gives its ``file_id``; ``getFile`` answers its ``file_path`` (400 "file is too big" past
+the 20 MB bots may download) and ``GET /file/bot<token>/<file_path>`` serves its bytes.
+``sendVoice``, ``sendAudio`` and ``sendDocument`` take a multipart upload (read with
+aiohttp's multipart reader, up to Telegram's 50 MB) and keep it in
+:attr:`FakeTelegramAPI.uploads`; no file is 400 "there is no voice in the request".
+
 Tests script errors per method (:meth:`FakeTelegramAPI.fail`) and read every request
 back (:attr:`FakeTelegramAPI.requests`).
 """
@@ -35,16 +42,18 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.web_request import FileField
 
 __all__ = [
     "FakeTelegramAPI",
     "Overlap",
     "RecordedRequest",
     "ScriptedError",
+    "SentFile",
     "SentText",
     "ShownDraft",
     "html_text",
@@ -340,6 +349,29 @@ class ScriptedError:
 
 
 @dataclass
+class SentUpload:
+    """A file part of a multipart request."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class SentFile:
+    """A voice note, audio file or document the bot uploaded."""
+
+    chat_id: int
+    message_id: int
+    kind: str  # "voice", "audio", "document"
+    filename: str | None
+    content_type: str
+    data: bytes
+    caption: str | None = None
+    thread_id: int | None = None
+
+
+@dataclass
 class SentText:
     """A message the bot sent, as the fake stores it."""
 
@@ -426,8 +458,14 @@ class FakeTelegramAPI:
         self._sticky: dict[str, ScriptedError] = {}
         self._changed = asyncio.Condition()
         self._closing = False
-        app = web.Application()
+        #: files users sent, by file_id: (file_path, bytes)
+        self.files: dict[str, tuple[str, bytes]] = {}
+        #: voice notes, audio and documents the bot uploaded, oldest first
+        self.uploads: list[SentFile] = []
+        # room for Telegram's 50 MB uploads
+        app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._server = TestServer(app, host="127.0.0.1", port=0)
 
     @property
@@ -490,6 +528,83 @@ class FakeTelegramAPI:
         if now - newest.at > DRAFT_TTL or self._sent_at.get(chat_id, -1.0) >= newest.at:
             return None
         return newest.text
+
+    def add_file(self, data: bytes, *, path: str = "voice/file_0.oga") -> str:
+        """Keep a file a user sent; its ``file_id``."""
+        file_id = f"FILE{len(self.files) + 1}"
+        self.files[file_id] = (path.replace("file_0", f"file_{len(self.files)}"), data)
+        return file_id
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401, text="Unauthorized")
+        path = request.match_info["path"]
+        self.requests.append(RecordedRequest("download", {"path": path}, time.monotonic()))
+        for file_path, data in self.files.values():
+            if file_path == path:
+                return web.Response(body=data, content_type="application/octet-stream")
+        return web.json_response(
+            {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
+        )
+
+    async def _api_getFile(self, params: dict[str, Any]) -> Any:
+        file_id = str(params.get("file_id") or "")
+        if file_id not in self.files:
+            _refuse(400, "Bad Request: invalid file_id")
+        path, data = self.files[file_id]
+        if len(data) > 20 * 1024 * 1024:
+            _refuse(400, "Bad Request: file is too big")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"U{file_id}",
+            "file_size": len(data),
+            "file_path": path,
+        }
+
+    async def _send_file(self, params: dict[str, Any], kind: str) -> Any:
+        chat_id = int(params["chat_id"])
+        upload = params.get(kind)
+        if not isinstance(upload, SentUpload):
+            _refuse(400, f"Bad Request: there is no {kind} in the request")
+        message_id = self._next_message_id.get(chat_id, 1000)
+        self._next_message_id[chat_id] = message_id + 1
+        thread = params.get("message_thread_id")
+        sent = SentFile(
+            chat_id=chat_id,
+            message_id=message_id,
+            kind=kind,
+            filename=upload.filename,
+            content_type=upload.content_type,
+            data=upload.data,
+            caption=params.get("caption"),
+            thread_id=int(thread) if thread is not None else None,
+        )
+        self.uploads.append(sent)
+        self._sent_at[chat_id] = time.monotonic()
+        described: dict[str, Any] = {
+            "file_id": f"SENT{message_id}",
+            "file_unique_id": f"USENT{message_id}",
+            "file_size": len(upload.data),
+            "mime_type": upload.content_type,
+        }
+        if kind in ("voice", "audio"):
+            described["duration"] = _ogg_duration(upload.data)
+        return {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+            "from": self.bot_user,
+            kind: described,
+        }
+
+    async def _api_sendVoice(self, params: dict[str, Any]) -> Any:
+        return await self._send_file(params, "voice")
+
+    async def _api_sendAudio(self, params: dict[str, Any]) -> Any:
+        return await self._send_file(params, "audio")
+
+    async def _api_sendDocument(self, params: dict[str, Any]) -> Any:
+        return await self._send_file(params, "document")
 
     def calls(self, method: str) -> list[RecordedRequest]:
         """The recorded requests to ``method``, oldest first."""
@@ -720,7 +835,16 @@ class ScriptedErrorRaised(Exception):
         self.error = error
 
 
-def _refuse(status: int, description: str) -> None:
+def _ogg_duration(data: bytes) -> int:
+    """Whole seconds of an Ogg/Opus upload (its last granule), as Telegram reports them."""
+    last = data.rfind(b"OggS")
+    if not data.startswith(b"OggS") or last < 0:
+        return 0
+    granule = int.from_bytes(data[last + 6 : last + 14], "little", signed=True)
+    return max(round((granule - 312) / 48_000), 0)
+
+
+def _refuse(status: int, description: str) -> NoReturn:
     raise ScriptedErrorRaised(ScriptedError(status, description))
 
 
@@ -763,10 +887,12 @@ async def _params(request: web.Request) -> dict[str, Any]:
         if isinstance(body, dict):
             params.update(body)
         return params
-    form = await request.post()
+    form = await request.post()  # multipart bodies through aiohttp's multipart reader
     for key, value in form.items():
         if isinstance(value, str):
             params[key] = _value(value)
+        elif isinstance(value, FileField):
+            params[key] = SentUpload(value.filename, value.content_type, value.file.read())
     return params
 
 
