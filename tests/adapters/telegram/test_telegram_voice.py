@@ -139,3 +139,37 @@ async def test_fetch_attachment_refuses_a_file_over_its_limit_without_downloadin
         Attachment("voice.ogg", "audio/ogg", url=f"telegram-file:{file_id}")
     )
     assert data.startswith(b"OggS")
+
+
+async def test_a_voice_note_is_transcribed_not_summarised_beside_the_documents_plugin(
+    tmp_path: Path, api: FakeTelegramAPI, fake_openai: FakeOpenAI
+) -> None:
+    note = ogg_opus(1.0, comments={"TRANSCRIPT": "hello there"})
+    file_id = api.add_file(note)["file_id"]
+    config = parse_config(
+        {
+            "bot": {"stream": False, "shutdown_grace": 5.0},
+            "database": {"url": f"sqlite:///{tmp_path / 'bot.db'}"},
+            "llm": {"base_url": fake_openai.url, "model": "gpt-4o-mini"},
+            "adapters": {
+                "telegram": {
+                    "use": "botkit_telegram:TelegramAdapter",
+                    "api_url": api.api_url,
+                    "poll_timeout": 1,
+                }
+            },
+            "plugins": {
+                "voice": {"use": "botkit_voice:plugin", "answer_voice_with_voice": False},
+                "documents": {"use": "botkit_documents:plugin"},
+                "chat": {},
+            },
+        },
+        environ={"TELEGRAM_BOT_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-test-key-0123456789"},
+    )
+    async with Bot(config):
+        await api.push_update(voice_update(file_id, len(note)))
+        await eventually(lambda: len(api.sent) == 1)
+    [text] = api.sent
+    assert text.text == "echo: hello there"
+    assert api.uploads == []
+    assert len(api.downloads) == 1  # fetched once, by the voice plugin
