@@ -6,6 +6,7 @@ Only the handler's façade: replies, streams and notices are the outbox's
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterable, Sequence
@@ -221,11 +222,25 @@ class Context(PluginRuntime):
         turn: Turn | None = None,
     ) -> None:
         super().__init__(runtime, plugin)
-        self.message = message
         self.conversation_id = conversation_id
         self.args = args
         self.match = match
         self._turn = turn or Turn(message, conversation_id, annotations=dict(message.metadata))
+
+    @property
+    def message(self) -> Message:
+        """The message being answered, as rewritten so far (:meth:`rewrite`)."""
+        return self._turn.message
+
+    async def rewrite(self, text: str, **annotations: Any) -> None:
+        """Replace the message's text, for every middleware and handler after this one
+        and in the store, so that history shows it as if it had been typed (a voice
+        note's transcript); ``annotations`` are stored with it as :meth:`annotate` does."""
+        message = self.message
+        if message.id is not None:
+            merged = await self._runtime.store.rewrite_text(message.id, text, annotations)
+            self.annotations.update(merged)
+        self._turn.message = dataclasses.replace(message, text=text)
 
     def for_handler(
         self, plugin: str, *, args: str, match: re.Match[str] | None = None
@@ -330,7 +345,9 @@ class Context(PluginRuntime):
     async def reply(self, reply: Reply | str) -> None:
         """Send a reply now (stored in the outbox first), before the handler returns."""
         self._turn.replied = True
-        await self._runtime.outbox.reply(self._turn, reply_of(reply, self.message))
+        sent = reply_of(reply, self.message)
+        await self._runtime.outbox.reply(self._turn, sent)
+        self._turn.said.append(sent.text)
 
     async def typing(self) -> None:
         """Show the channel's typing indicator, if it has one."""
@@ -361,4 +378,6 @@ class Context(PluginRuntime):
             return text
         template = reply_of(Reply("", markup), self.message)
         async with self._runtime.outbox.live(self._turn, template) as live:
-            return await stream_reply(live, chunks, adapter.capabilities, self.typing)
+            text = await stream_reply(live, chunks, adapter.capabilities, self.typing)
+        self._turn.said.append(text)
+        return text

@@ -12,9 +12,10 @@ import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from botkit.exceptions import ContextLengthError
+from botkit.exceptions import ContextLengthError, RequestRejectedError
 from botkit.history_cache import HistoryWindow, fit_window
 from botkit.llm import (
     CallRecord,
@@ -28,6 +29,15 @@ from botkit.llm import (
     Usage,
     fit_messages,
 )
+from botkit.llm.audio import (
+    AudioModel,
+    Speech,
+    SpeechRequest,
+    Transcript,
+    TranscriptionRequest,
+)
+from botkit.llm.audio_length import audio_seconds
+from botkit.llm.standin import STAND_IN_CANNOT_LISTEN, STAND_IN_CANNOT_SPEAK
 from botkit.messages import Reply
 from botkit.plugin import ModelCall
 from botkit.runtime import Runtime
@@ -175,15 +185,27 @@ class ConversationLLM:
             return _HeldCall(self, None)
         model = request.model or self._runtime.model.name
         prompt_tokens = self._runtime.tokens.count_messages(list(request.messages))
-        message = self._ctx.message if self._ctx is not None else None
         info = self._runtime.model.model_info()
         output = request.max_tokens or min(
             self._runtime.chat.reserve_output_tokens, info.max_output_tokens
         )
+        cost = info.cost(Usage(prompt_tokens, output))
+        return await self._hold(request, model, prompt_tokens, prompt_tokens + output, cost)
+
+    async def _hold(
+        self,
+        request: ChatRequest | SpeechRequest | TranscriptionRequest,
+        model: str,
+        prompt_tokens: int,
+        tokens: int,
+        cost: Decimal | None,
+    ) -> _HeldCall:
+        """Reserve a call's worst case (``tokens``, ``cost``), then run the guards."""
+        message = self._ctx.message if self._ctx is not None else None
         reservation = await self._runtime.store.reserve(
             model=model,
-            tokens=prompt_tokens + output,
-            cost_nanos=nanos(info.cost(Usage(prompt_tokens, output))),
+            tokens=tokens,
+            cost_nanos=nanos(cost),
             channel=message.channel if message is not None else None,
             user_id=message.sender.id if message is not None else None,
             ttl=RESERVATION_TTL,
@@ -204,6 +226,53 @@ class ConversationLLM:
             await held.close()
             raise
         return held
+
+    async def speak(self, request: SpeechRequest) -> Speech:
+        """Speak text with the speech endpoint; recorded with its cost (per character,
+        or per minute of audio) and refused by budgets like any model call.
+
+        Raises:
+            RequestRejectedError: the model cannot speak (the offline stand-in: ``code``
+                ``"stand_in"``), the text is empty or too long, or the server refused.
+            QuotaExceededError: a guard (a budget) refused the call; nothing was sent.
+        """
+        audio = self._audio_model(STAND_IN_CANNOT_SPEAK)
+        held = _HeldCall(self, None)
+        if self._runtime.model_guards:
+            info = self._runtime.model.model_info(request.model)
+            cost = info.audio_cost(characters=len(request.text))
+            held = await self._hold(request, request.model, 0, 0, cost)
+        try:
+            return await audio.speak(request, record=held.record)
+        finally:
+            await held.close()
+
+    async def transcribe(self, request: TranscriptionRequest) -> Transcript:
+        """Write down audio with the transcription endpoint; recorded with its cost (per
+        minute) and refused by budgets like any model call.
+
+        Raises:
+            RequestRejectedError: the model cannot listen (the offline stand-in: ``code``
+                ``"stand_in"``), the file is empty or too large, or the server refused.
+            QuotaExceededError: a guard (a budget) refused the call; nothing was sent.
+        """
+        audio = self._audio_model(STAND_IN_CANNOT_LISTEN)
+        held = _HeldCall(self, None)
+        if self._runtime.model_guards:
+            info = self._runtime.model.model_info(request.model)
+            cost = info.audio_cost(seconds=audio_seconds(request.audio))
+            held = await self._hold(request, request.model, 0, 0, cost)
+        try:
+            return await audio.transcribe(request, record=held.record)
+        finally:
+            await held.close()
+
+    def _audio_model(self, cannot: str) -> AudioModel:
+        """The bot's model as one that speaks and listens, or the error that it cannot."""
+        model = self._runtime.model
+        if not isinstance(model, AudioModel):
+            raise RequestRejectedError("llm", cannot, code="stand_in")
+        return model
 
     async def respond(
         self,

@@ -410,7 +410,7 @@ class Dispatcher:
             replies = []
             if result is not None:
                 reply = reply_of(result, message)
-                if reply.text.strip():
+                if reply.text.strip() or reply.attachments:  # a spoken reply may be audio only
                     replies.append(reply)
             status = "done" if replies or turn.replied else "skipped"
             self._noticed.discard(conversation_id)  # answered: any outage is over for it

@@ -113,12 +113,17 @@ class Reply:
         reply_to: the external id of the message this answers, when the channel can
             quote it.
         metadata: adapter hints (``{"subject": ...}`` for email...).
+        attachments: files sent with the text, their ``data`` set (a spoken reply's
+            audio): stored with the reply in the outbox until delivered, and uploaded by
+            the adapter after the text (Telegram, Slack) or with it (email). The text may
+            then be empty.
     """
 
     text: str
     markup: Markup = "markdown"
     reply_to: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from botkit.adapter import Adapter
 from botkit.claims import Claims, sending_under
@@ -52,7 +53,7 @@ from botkit.store import Fence, OutboundDraft, OutboundSettle, Store, StoredMess
 from botkit.store.models import utcnow
 from botkit.store.repository import EARLIER_OUT
 from botkit.text import split_text
-from botkit.turn import Turn, draft_of, reply_of
+from botkit.turn import Turn, draft_of, files_of, reply_of, without_file_data
 
 __all__ = ["Outbox", "OutboxPolicy", "delivery_id", "draft_of", "reply_of"]
 
@@ -83,6 +84,7 @@ def reply_from_row(row: StoredMessage) -> Reply:
         markup="plain" if row.markup == "plain" else "markdown",
         reply_to=row.meta.get("reply_to"),
         metadata=row.meta.get("metadata") or {},
+        attachments=files_of(row.meta),
     )
 
 
@@ -453,7 +455,9 @@ class Outbox:
                     self._metrics.send_failures.labels(adapter.name, "other").inc()
                     await self._fail(row, attempts, exc, fence)
                     return True
-                await self.mark_delivered(row.id, sent, fence=fence)
+                await self.mark_delivered(
+                    row.id, sent, fence=fence, meta=without_file_data(row.meta)
+                )
                 log.debug("reply %d sent", row.id, extra={"body": row.text})
                 return True
         except ClaimLostError as exc:
@@ -467,11 +471,15 @@ class Outbox:
         *,
         fence: tuple[str, int] | None = None,
         text: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
         """Record that a reply reached its channel (only under ``fence``, if given), with
-        the ``text`` it shows when that changed (a live reply); tried until it lands,
-        since a reply not marked would be sent again."""
-        shows = {} if text is None else {"text": text}
+        the ``text`` it shows when that changed (a live reply) and its new ``meta`` (its
+        files' bytes dropped); tried until it lands, since a reply not marked would be
+        sent again."""
+        shows: dict[str, Any] = {} if text is None else {"text": text}
+        if meta is not None:
+            shows["meta"] = meta
         await until_landed(
             lambda: self._store.update_outbound(
                 outbound_id,

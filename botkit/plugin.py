@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from botkit.exceptions import ConfigError, PluginError
+from botkit.llm.audio import SpeechRequest, TranscriptionRequest
 from botkit.llm.types import ChatRequest
 from botkit.messages import Message, Reply
 from botkit.schedule import CronSchedule, IntervalSchedule, Schedule
@@ -110,7 +111,8 @@ class ModelCall:
     """A model call about to be made, as guards (budgets) see it.
 
     Attributes:
-        request: what will be sent.
+        request: what will be sent: a chat request, or text to speak or audio to write
+            down (priced per character or minute; ``prompt_tokens`` is then 0).
         model: the model that will answer.
         prompt_tokens: our count of the prompt.
         message: the message it answers, when there is one.
@@ -120,7 +122,7 @@ class ModelCall:
             (``Store.spend(before_reservation=...)``).
     """
 
-    request: ChatRequest
+    request: ChatRequest | SpeechRequest | TranscriptionRequest
     model: str
     prompt_tokens: int
     message: Message | None

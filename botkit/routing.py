@@ -70,14 +70,17 @@ class Pipeline:
         return list(seen.values())
 
     async def handle(self, message: Message, ctx: Context) -> HandlerResult:
-        """Run middlewares, then the first matching handler; its answer, or ``None``."""
+        """Run middlewares, then the first matching handler; its answer, or ``None``.
+
+        Each step gets the message as rewritten so far (``ctx.rewrite``: a voice note's
+        transcript is routed as if typed)."""
 
         async def run(index: int) -> HandlerResult:
             if index == len(self.middlewares):
-                return await self._route(message, ctx)
+                return await self._route(ctx.message, ctx)
             plugin, middleware = self.middlewares[index]
             own = ctx.for_handler(plugin, args=ctx.args, match=ctx.match)
-            return await middleware(message, own, lambda: run(index + 1))
+            return await middleware(ctx.message, own, lambda: run(index + 1))
 
         return await run(0)
 

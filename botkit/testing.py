@@ -73,7 +73,7 @@ from botkit.llm import (
 )
 from botkit.llm._wire import check_request, finish
 from botkit.llm.standin import _example
-from botkit.messages import ConversationRef, Message, Reply, Sender, SentMessage
+from botkit.messages import Attachment, ConversationRef, Message, Reply, Sender, SentMessage
 from botkit.plugin import Plugin
 from botkit.store import Store, StoredMessage
 from botkit.text import split_text
@@ -453,13 +453,16 @@ class InMemoryChannel(Adapter):
         is_bot: bool = False,
         external_id: str | None = None,
         at: datetime | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> Message:
-        """A message as this channel would deliver it."""
+        """A message as this channel would deliver it (with files: ``attachments`` with
+        their ``data``, a voice note say)."""
         return Message(
             conversation=ConversationRef(self.name, chat, thread),
             sender=Sender(user, name or user, is_bot),
             text=text,
             external_id=external_id or f"{self.name}-{next(self._ids)}",
+            attachments=tuple(attachments),
             metadata=dict(metadata or {}),
             received_at=at or datetime.now(UTC),
         )
@@ -572,7 +575,7 @@ class TestBot:
             text: what the person writes.
             channel: which channel (default: the first).
             kwargs: ``user``, ``name``, ``chat``, ``thread``, ``metadata``, ``is_bot``,
-                ``external_id`` of the message.
+                ``external_id``, ``attachments`` of the message.
 
         Returns:
             The texts the bot sent into that conversation meanwhile (none when the

@@ -2,35 +2,77 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import base64
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from botkit.messages import Message, Reply
+from botkit.messages import Attachment, Message, Reply
 from botkit.store import CallRow, Fence, OutboundDraft, OutboundSettle, StoredMessage
 
-__all__ = ["Turn", "draft_of", "reply_of"]
+__all__ = ["Turn", "draft_of", "files_of", "reply_of", "without_file_data"]
 
 
 def reply_of(value: Reply | str, message: Message | None) -> Reply:
     """A handler's answer as a ``Reply`` that quotes the message it answers."""
     reply = Reply(value) if isinstance(value, str) else value
     if reply.reply_to is None and message is not None:
-        reply = Reply(reply.text, reply.markup, message.external_id, reply.metadata)
+        reply = replace(reply, reply_to=message.external_id)
     return reply
 
 
 def draft_of(
     conversation_id: int, channel: str, reply: Reply, message: Message | None
 ) -> OutboundDraft:
-    """The outbox entry for a reply."""
+    """The outbox entry for a reply; its files' bytes are kept with it (base64) until it
+    is delivered, so a reply sent after a crash still carries them."""
+    meta: dict[str, Any] = {"reply_to": reply.reply_to, "metadata": dict(reply.metadata)}
+    if reply.attachments:
+        meta["files"] = [_file_json(a) for a in reply.attachments]
     return OutboundDraft(
         conversation_id=conversation_id,
         channel=channel,
         text=reply.text,
         markup=reply.markup,
         reply_to_id=message.id if message is not None else None,
-        meta={"reply_to": reply.reply_to, "metadata": dict(reply.metadata)},
+        meta=meta,
     )
+
+
+def _file_json(attachment: Attachment) -> dict[str, Any]:
+    data = attachment.data
+    return {
+        "name": attachment.name,
+        "content_type": attachment.content_type,
+        "size": attachment.size if attachment.size is not None else len(data or b""),
+        "url": attachment.url,
+        "data": base64.b64encode(data).decode("ascii") if data is not None else None,
+    }
+
+
+def files_of(meta: dict[str, Any]) -> tuple[Attachment, ...]:
+    """The files an outbox entry's ``meta`` keeps (see :func:`draft_of`)."""
+    files = meta.get("files") or []
+    return tuple(
+        Attachment(
+            name=str(f.get("name") or "file"),
+            content_type=str(f.get("content_type") or "application/octet-stream"),
+            size=f.get("size"),
+            url=f.get("url"),
+            data=base64.b64decode(f["data"]) if f.get("data") else None,
+        )
+        for f in files
+        if isinstance(f, dict)
+    )
+
+
+def without_file_data(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """``meta`` with its files' bytes dropped (the reply was delivered: history and its
+    cache need not carry the audio), or ``None`` when it keeps none."""
+    files = meta.get("files")
+    if not files or not any(isinstance(f, dict) and f.get("data") for f in files):
+        return None
+    kept = [{k: v for k, v in f.items() if k != "data"} for f in files if isinstance(f, dict)]
+    return {**meta, "files": kept}
 
 
 @dataclass(slots=True)
@@ -63,6 +105,8 @@ class Turn:
         done: what the answer's tool calls did, one phrase each (``"ran /book(...):
             booked"``): if the answer then fails, the user is told this rather than
             asked to try again.
+        said: the text of each reply sent through the context so far (``ctx.reply``,
+            streams), in order: what a middleware may do more with (speak it).
     """
 
     message: Message
@@ -78,6 +122,7 @@ class Turn:
     earlier: list[StoredMessage] = field(default_factory=list)
     tool_rounds: int = 0
     done: list[str] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
 
     def take_earlier(self) -> StoredMessage | None:
         """The oldest earlier reply not yet replaced, which the next reply replaces."""

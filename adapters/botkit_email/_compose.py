@@ -128,11 +128,24 @@ def _when(value: Any) -> str:
 
 def _set_body(message: EmailMessage, reply: Reply, quote: str) -> None:
     text = reply.text.rstrip()
+    if not text and reply.attachments:
+        text = "(attached)"
     plain = f"{text}\n\n{quote}\n" if quote else f"{text}\n"
     message.set_content(plain, subtype="plain", charset="utf-8", cte=_cte(plain))
     if reply.markup == "markdown" and looks_like_markdown(text):
         html = markdown_to_html(f"{text}\n\n{quote}" if quote else text)
         message.add_alternative(html, subtype="html", charset="utf-8", cte=_cte(html))
+    # a reply's files (a spoken reply's audio) go with it, in the same mail
+    for attachment in reply.attachments:
+        if attachment.data is None:
+            continue
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.data,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=attachment.name,
+        )
 
 
 def _cte(text: str) -> str:

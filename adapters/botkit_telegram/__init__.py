@@ -22,9 +22,12 @@ setting. How it behaves:
   payload, else from the plain JSON (older or newer shapes PTB refuses), to the same
   ``Message``. ``external_id`` is ``"<chat id>:<message id>"``; captions are text; photos,
   documents, voice notes and other files become ``Attachment`` objects, their Telegram
-  file ids in ``metadata["files"]``. A sticker or voice note without text is answered
-  with ``unsupported_reply`` by the adapter itself (``media_without_text = "reply"``) or
-  handed to the core with empty text and ``metadata["unsupported"]`` (``"accept"``).
+  file ids in ``metadata["files"]`` and their bytes fetched on demand
+  (``fetch_attachment``). A sticker or photo without text is answered with
+  ``unsupported_reply`` by the adapter itself (``media_without_text = "reply"``) or
+  handed to the core with empty text and ``metadata["unsupported"]`` (``"accept"``); a
+  document, voice note or audio file always reaches the core, for the plugins that read
+  them. A reply's files follow its text as a voice note, audio file or document.
 - Replies: Markdown (CommonMark: tables, nested emphasis, escapes, ``` and ~~~ fences)
   is rendered by telegramify-markdown into plain text plus ``MessageEntity`` objects and
   sent without a ``parse_mode``, so Telegram has nothing to fail to parse; long replies

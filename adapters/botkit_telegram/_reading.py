@@ -292,7 +292,7 @@ def _described(
                 name=file_name if isinstance(file_name, str) and file_name else name,
                 content_type=mime_type if isinstance(mime_type, str) else content_type,
                 size=size if isinstance(size, int) else None,
-                url=file_url(fields.get("file_id")),
+                url=file_url(fields.get("file_id")),  # fetched on demand: fetch_attachment
             )
         )
         files.append(

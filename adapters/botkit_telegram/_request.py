@@ -90,11 +90,18 @@ class TokenRequest(BaseRequest):
         connect = self._timeout if connect_timeout is BaseRequest.DEFAULT_NONE else connect_timeout
         # one overall deadline: a long poll's read timeout plus the time to connect
         total = None if read is None else read + (connect or 0.0)
+        data: Any = request_data.json_parameters if request_data is not None else None
         if request_data is not None and request_data.contains_files:
-            # botkit sends text only; uploads would need multipart and media timeouts
-            raise NotImplementedError("file uploads are not supported by the Telegram adapter")
-        # a form of JSON-encoded values, exactly what PTB's own HTTPXRequest sends
-        data = request_data.json_parameters if request_data is not None else None
+            # an upload (a voice note): multipart/form-data, the values JSON-encoded as
+            # in PTB's own HTTPXRequest, each file a part with its name and type
+            form = aiohttp.FormData(quote_fields=False)
+            for name, value in request_data.json_parameters.items():
+                form.add_field(name, value)
+            for name, (filename, content, mimetype) in request_data.multipart_data.items():
+                body = content if isinstance(content, bytes) else content.read()
+                form.add_field(name, body, filename=filename, content_type=mimetype)
+            data = form
+        # else a form of JSON-encoded values, exactly what PTB's own HTTPXRequest sends
         try:
             async with self._session.request(
                 method,

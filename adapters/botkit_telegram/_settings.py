@@ -34,11 +34,12 @@ class TelegramSettings:
         allowed_chats: chat ids (groups are negative) the bot answers in.
         group_context: also accept group messages that do not address the bot, marked
             ``metadata["addressed"] = False`` so plugins can keep them as context.
-        media_without_text: what to do with a sticker, voice note or photo that carries no
+        media_without_text: what to do with a sticker, photo or video that carries no
             text: ``"reply"`` answers it with ``unsupported_reply`` without bothering the
             core; ``"accept"`` hands it to the core with empty text, its attachments and
-            ``metadata["unsupported"]`` naming the kind. A document (a file) always
-            reaches the core, where a plugin may read it.
+            ``metadata["unsupported"]`` naming the kind. A document, a voice note or an
+            audio file always reaches the core, where a plugin may read it (the documents
+            plugin summarises a document, the voice plugin transcribes a recording).
         unsupported_reply: the answer in ``"reply"`` mode.
         disable_link_previews: send replies without link previews.
         poll_timeout: seconds one getUpdates long poll may wait on the server.

@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{1,64}))?(?=\s|$)")
 _GROUP_TYPES = frozenset({"group", "supergroup"})
-# files sent without a caption that still reach the core: a plugin may read them
-# (``ctx.fetch_attachment``; the documents plugin summarises text and PDF files)
-_FILES_FOR_PLUGINS = frozenset({"document"})
+# files sent without a caption that still reach the core, whatever media_without_text
+# says: a plugin may read them (``ctx.fetch_attachment``; the documents plugin summarises
+# text and PDF files, the voice plugin transcribes voice notes and audio)
+_FILES_FOR_PLUGINS = frozenset({"document", "voice", "audio"})
 
 
 @dataclass(frozen=True, slots=True)

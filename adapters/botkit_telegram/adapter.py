@@ -40,7 +40,7 @@ from botkit_telegram._errors import (
     retry_after_seconds,
     service_error,
 )
-from botkit_telegram._files import download
+from botkit_telegram._files import download, uploader
 from botkit_telegram._limits import FloodLimiter
 from botkit_telegram._markdown import Piece, render_pieces
 from botkit_telegram._polling import Poller
@@ -285,9 +285,13 @@ class TelegramAdapter(Adapter):
             AuthenticationError: the token was refused.
             ServiceUnavailableError: the network or Telegram failed.
         """
-        if not reply.text.strip():
+        if not reply.text.strip() and not reply.attachments:
             raise RequestRejectedError("telegram", "cannot send an empty message")
-        pieces = render_pieces(reply.text, markdown=reply.markup == "markdown", limit=MAX_LENGTH)
+        pieces = (
+            render_pieces(reply.text, markdown=reply.markup == "markdown", limit=MAX_LENGTH)
+            if reply.text.strip()
+            else []
+        )
         chat_id, thread_id = _ids(conversation)
         reply_to = _message_id(reply.reply_to) if chat_id < 0 else None
         ids = list(self._partial.pop(delivery_id, []))
@@ -299,14 +303,35 @@ class TelegramAdapter(Adapter):
                         chat_id, thread_id, pieces[index], reply_to if index == 0 else None
                     )
                 )
+            # then the files (a spoken reply's voice note), each once, as pieces are
+            for attachment in reply.attachments[len(ids) - len(pieces) :]:
+                upload = uploader(self._bot, attachment, chat_id, thread_id)
+                ids.append((await self._call(chat_id, upload)).message_id)
         except tg.TelegramError as exc:
             self._remember_partial(delivery_id, ids)
             raise service_error(exc, "sendMessage") from exc
         except BaseException:
             self._remember_partial(delivery_id, ids)
             raise
-        parts = tuple(f"{chat_id}:{i}" for i in ids)
+        # a file's message cannot show text: edits and ids stop at the text's pieces
+        parts = tuple(f"{chat_id}:{i}" for i in ids[: len(pieces)] or ids)
         return SentMessage(conversation, external_id=parts[-1], text=reply.text, parts=parts)
+
+    async def fetch_attachment(
+        self, attachment: Attachment, *, max_bytes: int | None = None
+    ) -> bytes:
+        """The bytes of a file a user sent (a voice note, a document): ``getFile``, then
+        the download, at most 20 MB (what bots may download) or ``max_bytes``.
+
+        Raises:
+            RequestRejectedError: not a file of this adapter's messages (``code``
+                ``"unknown_attachment"``), or too large (``"too_large"``).
+            ServiceError: Telegram refused or could not be reached.
+        """
+        if attachment.data is not None:
+            return attachment.data
+        await self._ready()
+        return await download(self._bot, attachment, max_bytes)
 
     async def edit(self, sent: SentMessage, text: str) -> SentMessage:
         """Show ``text`` (Markdown) in a message sent earlier: streaming's next step.
@@ -389,21 +414,6 @@ class TelegramAdapter(Adapter):
             self._limiter.pause(conversation.chat_id, retry_after_seconds(exc))
         except tg.TelegramError as exc:
             log.debug("typing indicator in chat %d failed: %s", chat_id, exc.message)
-
-    async def fetch_attachment(
-        self, attachment: Attachment, *, max_bytes: int | None = None
-    ) -> bytes:
-        """Download a file someone sent (``getFile``, then the file itself), up to
-        ``max_bytes`` and the Bot API's 20 MB.
-
-        Raises:
-            RequestRejectedError: not one of this bot's files, too large, or refused.
-            ServiceError: Telegram could not be reached.
-        """
-        if attachment.data is not None:
-            return attachment.data
-        await self._ready()
-        return await download(self._bot, attachment, max_bytes)
 
     async def publish_commands(self, commands: Sequence[CommandInfo]) -> None:
         """Publish the command menu with ``setMyCommands``.

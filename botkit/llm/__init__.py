@@ -1,14 +1,23 @@
 """The chat-completions side of botkit: client, stand-in, model table, tokens, fitting.
 
-``OpenAIChatClient`` talks to any OpenAI-compatible server; ``StandInModel`` answers
+``OpenAIChatClient`` talks to any OpenAI-compatible server (chat, and speech and
+transcription: ``AudioModel``); ``StandInModel`` answers
 offline when none is configured. Both are ``ChatModel``\\ s. ``ModelTable`` knows windows
 and prices, ``TokenCounter`` counts tokens, and ``fit_messages`` fits a conversation
 into a model's window.
 """
 
+from botkit.llm.audio import (
+    AudioModel,
+    Speech,
+    SpeechFormat,
+    SpeechRequest,
+    Transcript,
+    TranscriptionRequest,
+)
 from botkit.llm.client import OpenAIChatClient
 from botkit.llm.fitting import FitResult, fit_messages
-from botkit.llm.models import ModelInfo, ModelTable, TokenParameter
+from botkit.llm.models import ModelInfo, ModelKind, ModelTable, TokenParameter
 from botkit.llm.standin import StandInModel
 from botkit.llm.structured import StructuredMode
 from botkit.llm.tokens import TokenCounter
@@ -27,6 +36,7 @@ from botkit.llm.types import (
 )
 
 __all__ = [
+    "AudioModel",
     "CallRecord",
     "CallRecorder",
     "ChatMessage",
@@ -36,15 +46,21 @@ __all__ = [
     "FitResult",
     "JsonSchema",
     "ModelInfo",
+    "ModelKind",
     "ModelTable",
     "OpenAIChatClient",
     "ResponseFormat",
+    "Speech",
+    "SpeechFormat",
+    "SpeechRequest",
     "StandInModel",
     "StructuredMode",
     "TextDelta",
     "TokenCounter",
     "TokenParameter",
     "ToolCall",
+    "Transcript",
+    "TranscriptionRequest",
     "Usage",
     "fit_messages",
 ]

@@ -1,8 +1,9 @@
 """``OpenAIChatClient``: chat completions from any OpenAI-compatible server, over aiohttp.
 
 Plain and streamed replies, JSON mode and JSON schema, tools, typed errors, and retries
-with jittered exponential backoff that honour ``Retry-After``. Every HTTP attempt is
-reported to the caller's recorder with its tokens and cost.
+with jittered exponential backoff that honour ``Retry-After``; speech and transcription
+(``botkit.llm.audio``) with the same retries. Every HTTP attempt is reported to the
+caller's recorder with its tokens (or characters, or minutes) and cost.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -29,6 +31,20 @@ from botkit.llm._errors import SERVICE, error_from_response, retry_after_from
 from botkit.llm._retry import Failed, RetryPolicy
 from botkit.llm._sse import SSEParser
 from botkit.llm._wire import StreamAssembler, build_body, check_request, finish, parse_completion
+from botkit.llm.audio import (
+    SPEECH_FORMATS,
+    Speech,
+    SpeechRequest,
+    Transcript,
+    TranscriptionRequest,
+    check_speech,
+    check_transcription,
+    parse_transcript,
+    speech_body,
+    speech_cost,
+    transcription_fields,
+)
+from botkit.llm.audio_length import audio_seconds
 from botkit.llm.models import ModelInfo, ModelTable, stated_window
 from botkit.llm.structured import (
     MODES,
@@ -395,6 +411,133 @@ class OpenAIChatClient:
 
     def __repr__(self) -> str:
         return f"OpenAIChatClient(base_url={self.base_url!r}, model={self.name!r})"
+
+    # --- audio -------------------------------------------------------------------
+
+    async def speak(self, request: SpeechRequest, *, record: CallRecorder | None = None) -> Speech:
+        """Speak ``request.text`` with ``POST {base_url}/audio/speech``; see
+        :class:`~botkit.llm.audio.AudioModel`. Retried as chat calls are; each attempt
+        is recorded, the one that spoke priced per character (or per minute of the
+        audio, for a model priced so)."""
+        check_speech(request)
+        body = speech_body(request)
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                audio = await self._post_audio("/audio/speech", body, request.model)
+            except Failed as failed:
+                await self._record_audio(
+                    record, request.model, request.purpose, None, started, attempt, failed.error
+                )
+                await self._backoff(failed, attempt)
+                continue
+            seconds = audio_seconds(audio)
+            cost = speech_cost(self.model_info(request.model), request, seconds)
+            await self._record_audio(
+                record, request.model, request.purpose, cost, started, attempt, None
+            )
+            content_type = SPEECH_FORMATS[request.format][0]
+            return Speech(audio, request.format, content_type, request.model, seconds)
+
+    async def transcribe(
+        self, request: TranscriptionRequest, *, record: CallRecorder | None = None
+    ) -> Transcript:
+        """Write down ``request.audio`` with ``POST {base_url}/audio/transcriptions`` (a
+        multipart upload); see :class:`~botkit.llm.audio.AudioModel`. Priced per minute
+        of audio: the length the server reports, else the one read from the file."""
+        check_transcription(request)
+
+        def form() -> aiohttp.FormData:  # a form is spent once sent: one per attempt
+            data = aiohttp.FormData()
+            data.add_field(
+                "file",
+                request.audio,
+                filename=request.filename,
+                content_type=request.content_type,
+            )
+            for name, value in transcription_fields(request):
+                data.add_field(name, value)
+            return data
+
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                raw = await self._post_audio("/audio/transcriptions", form, request.model)
+                transcript = parse_transcript(raw, request)
+            except Failed as failed:
+                await self._record_audio(
+                    record, request.model, request.purpose, None, started, attempt, failed.error
+                )
+                await self._backoff(failed, attempt)
+                continue
+            except ServiceError as error:
+                await self._record_audio(
+                    record, request.model, request.purpose, None, started, attempt, error
+                )
+                raise
+            cost = self.model_info(request.model).audio_cost(seconds=transcript.seconds)
+            await self._record_audio(
+                record, request.model, request.purpose, cost, started, attempt, None
+            )
+            return transcript
+
+    async def _post_audio(
+        self, path: str, body: bytes | Callable[[], aiohttp.FormData], model: str
+    ) -> bytes:
+        """Send one audio request and read the whole reply; failures become ``Failed``."""
+        session = self._get_session()
+        headers = self._headers(stream=False)
+        if not isinstance(body, bytes):
+            del headers["Content-Type"]  # the form sets its own, with the boundary
+        headers["Accept"] = "*/*"
+        try:
+            async with (
+                asyncio.timeout(self._timeout),
+                session.post(
+                    f"{self.base_url}{path}",
+                    data=body if isinstance(body, bytes) else body(),
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None),
+                ) as response,
+            ):
+                raw = await response.read()
+                if not 200 <= response.status < 300:
+                    self._fail(response.status, raw, response.headers, model)
+                return raw
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._unreachable(exc)
+
+    async def _record_audio(
+        self,
+        record: CallRecorder | None,
+        model: str,
+        purpose: str,
+        cost: Decimal | None,
+        started: float,
+        attempt: int,
+        error: ServiceError | None,
+    ) -> None:
+        """Report one audio attempt: no tokens, its price per character or minute."""
+        if record is None:
+            return
+        await record(
+            CallRecord(
+                model=model,
+                purpose=purpose,
+                prompt_tokens=None,
+                completion_tokens=None,
+                cost=cost,
+                latency_s=time.monotonic() - started,
+                ok=error is None,
+                error=str(error) if error is not None else None,
+                attempt=attempt,
+            )
+        )
 
     # --- one attempt -------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """What botkit knows about each model: context window, output limit, price, tokenizer.
 
 Prices are US dollars per 1,000 tokens, as :class:`~decimal.Decimal` (never ``float``:
-money adds up exactly). The built-in table covers OpenAI's common chat models; the
-config overrides or extends it (:meth:`ModelTable.from_config`). A model the table does
-not know gets no price at all rather than a guessed one.
+money adds up exactly); the audio models are priced as the API prices them, per 1,000
+characters spoken (``tts-1``) or per minute of audio (``whisper-1``, ``gpt-4o-mini-tts``).
+The built-in table covers OpenAI's common chat and audio models; the config overrides
+or extends it (:meth:`ModelTable.from_config`). A model the table does not know gets no
+price at all rather than a guessed one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from botkit.llm.types import Usage
 __all__ = [
     "BUILTIN_MODELS",
     "ModelInfo",
+    "ModelKind",
     "ModelTable",
     "TokenParameter",
     "stated_window",
@@ -29,6 +32,7 @@ __all__ = [
 ]
 
 TokenParameter = Literal["max_tokens", "max_completion_tokens"]
+ModelKind = Literal["chat", "speech", "transcription"]
 
 UNKNOWN_CONTEXT_WINDOW = 8_192
 UNKNOWN_MAX_OUTPUT = 2_048
@@ -55,6 +59,11 @@ class ModelInfo:
         structured_output: how JSON replies are asked for (``"json_schema"``,
             ``"json_object"`` or ``"prompt"``, see ``botkit.llm.structured``); ``None``:
             the best the server accepts, learnt from its first refusal.
+        kind: ``"chat"``, or an audio model: ``"speech"`` (``/audio/speech``) or
+            ``"transcription"`` (``/audio/transcriptions``).
+        price_per_1k_characters: dollars per 1,000 characters of text spoken.
+        price_per_minute: dollars per minute of audio heard (or spoken, for a speech
+            model priced by its output, as ``gpt-4o-mini-tts`` is).
     """
 
     name: str
@@ -65,6 +74,21 @@ class ModelInfo:
     token_parameter: TokenParameter = "max_tokens"
     encoding: str | None = None
     structured_output: StructuredMode | None = None
+    kind: ModelKind = "chat"
+    price_per_1k_characters: Decimal | None = None
+    price_per_minute: Decimal | None = None
+
+    def audio_cost(
+        self, *, characters: int | None = None, seconds: float | None = None
+    ) -> Decimal | None:
+        """What an audio call cost in dollars: by characters where the model is priced
+        so, else by the audio's length; ``None`` when neither price nor measure is known."""
+        if self.price_per_1k_characters is not None and characters is not None:
+            return (self.price_per_1k_characters * characters).scaleb(-3)
+        if self.price_per_minute is not None and seconds is not None:
+            # whole milliseconds: the float's binary noise stays out of the money
+            return self.price_per_minute * Decimal(round(seconds * 1000)) / 60_000
+        return None
 
     def cost(self, usage: Usage | None) -> Decimal | None:
         """What ``usage`` cost in dollars.
@@ -108,6 +132,26 @@ def _info(
     )
 
 
+def _audio(
+    name: str,
+    kind: ModelKind,
+    *,
+    per_1k_characters: str | None = None,
+    per_minute: str | None = None,
+) -> ModelInfo:
+    """An audio model: no window, no token prices; priced per character or minute."""
+    return ModelInfo(
+        name,
+        0,
+        0,
+        None,
+        None,
+        kind=kind,
+        price_per_1k_characters=_usd(per_1k_characters) if per_1k_characters else None,
+        price_per_minute=_usd(per_minute) if per_minute else None,
+    )
+
+
 _CL100K = "cl100k_base"
 _O200K = "o200k_base"
 _MCT: TokenParameter = "max_completion_tokens"
@@ -135,6 +179,15 @@ BUILTIN_MODELS: tuple[ModelInfo, ...] = (
     _info("o1-preview", 128_000, 32_768, "0.015", "0.06", _O200K, _MCT),
     _info("o1-mini", 128_000, 65_536, "0.0011", "0.0044", _O200K, _MCT),
     _info("o3-mini", 200_000, 100_000, "0.0011", "0.0044", _O200K, _MCT),
+    # Speech (/audio/speech): tts-1 $15 and tts-1-hd $30 per million characters;
+    # gpt-4o-mini-tts about $0.015 per minute of audio.
+    _audio("tts-1", "speech", per_1k_characters="0.015"),
+    _audio("tts-1-hd", "speech", per_1k_characters="0.03"),
+    _audio("gpt-4o-mini-tts", "speech", per_minute="0.015"),
+    # Transcription (/audio/transcriptions), per minute of audio heard.
+    _audio("whisper-1", "transcription", per_minute="0.006"),
+    _audio("gpt-4o-transcribe", "transcription", per_minute="0.006"),
+    _audio("gpt-4o-mini-transcribe", "transcription", per_minute="0.003"),
 )
 
 _FIELDS = {
@@ -145,6 +198,9 @@ _FIELDS = {
     "token_parameter",
     "encoding",
     "structured_output",
+    "kind",
+    "price_per_1k_characters",
+    "price_per_minute",
 }
 
 
@@ -184,9 +240,10 @@ class ModelTable:
         Each entry may give any of ``context_window``, ``max_output_tokens``,
         ``input_price_per_1k``, ``output_price_per_1k`` (write prices as strings,
         ``"0.0025"``, to keep them exact; numbers are accepted), ``token_parameter``,
-        ``encoding`` and ``structured_output``. Fields not given come from the model the
-        name already resolves to, so ``[llm.models."gpt-4o"] input_price_per_1k = "0.002"``
-        changes only that.
+        ``encoding`` and ``structured_output``; for audio models ``kind``,
+        ``price_per_1k_characters`` and ``price_per_minute``. Fields not given come from
+        the model the name already resolves to, so ``[llm.models."gpt-4o"]
+        input_price_per_1k = "0.002"`` changes only that.
 
         Args:
             overrides: model name to its fields.
@@ -251,6 +308,14 @@ class ModelTable:
         return isinstance(model, str) and model in self._models
 
 
+_PRICES = {
+    "input_price_per_1k": "per 1K tokens",
+    "output_price_per_1k": "per 1K tokens",
+    "price_per_1k_characters": "per 1K characters",
+    "price_per_minute": "per minute of audio",
+}
+
+
 def _convert(field: str, value: Any, key: str) -> Any:
     """Check and convert one overridden field from its TOML value."""
     where = f"{key}.{field}"
@@ -258,9 +323,9 @@ def _convert(field: str, value: Any, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ConfigError(where, "must be a positive whole number of tokens")
         return value
-    if field in ("input_price_per_1k", "output_price_per_1k"):
+    if field in _PRICES:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ConfigError(where, 'must be a price in dollars per 1K tokens, e.g. "0.0025"')
+            raise ConfigError(where, f'must be a price in dollars {_PRICES[field]}, e.g. "0.0025"')
         try:
             # str() first: Decimal(0.0025) would carry the float's binary error
             price = Decimal(str(value))
@@ -272,6 +337,10 @@ def _convert(field: str, value: Any, key: str) -> Any:
     if field == "structured_output":
         if value not in MODES:
             raise ConfigError(where, f"must be one of {', '.join(map(repr, MODES))}")
+        return value
+    if field == "kind":
+        if value not in ("chat", "speech", "transcription"):
+            raise ConfigError(where, 'must be "chat", "speech" or "transcription"')
         return value
     if field == "token_parameter":
         if value not in ("max_tokens", "max_completion_tokens"):

@@ -1,7 +1,8 @@
 """``StandInModel``: an offline, deterministic ``ChatModel`` for bots with no model set up.
 
 It lets ``botkit chat`` and the example config run with no API key and no network: every
-reply says plainly that it is not a real model, and echoes the user's last message.
+reply says plainly that it is not a real model, and echoes the user's last message. It
+cannot speak or listen: its speech and transcription calls raise, saying so.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 import jsonschema
 import jsonschema.validators
 
-from botkit.exceptions import InvalidResponseError
+from botkit.exceptions import InvalidResponseError, RequestRejectedError
 from botkit.llm._errors import SERVICE
 from botkit.llm._wire import check_request
+from botkit.llm.audio import Speech, SpeechRequest, Transcript, TranscriptionRequest
 from botkit.llm.models import ModelInfo
 from botkit.llm.tokens import TokenCounter
 from botkit.llm.types import (
@@ -32,7 +34,16 @@ from botkit.llm.types import (
     message_text,
 )
 
-__all__ = ["STAND_IN_PREFIX", "StandInModel"]
+__all__ = ["STAND_IN_CANNOT_LISTEN", "STAND_IN_CANNOT_SPEAK", "STAND_IN_PREFIX", "StandInModel"]
+
+STAND_IN_CANNOT_SPEAK = (
+    "the offline stand-in model cannot speak: configure a real model ([llm] base_url and"
+    " api_key_env) to hear replies"
+)
+STAND_IN_CANNOT_LISTEN = (
+    "the offline stand-in model cannot transcribe voice messages: configure a real model"
+    " ([llm] base_url and api_key_env), or send text"
+)
 
 STAND_IN_PREFIX = "[stand-in model, not a real LLM] You said: "
 
@@ -90,6 +101,24 @@ class StandInModel:
         for word in _WORDS.findall(completion.content or ""):
             yield TextDelta(word)
         yield completion
+
+    async def speak(self, request: SpeechRequest, *, record: CallRecorder | None = None) -> Speech:
+        """The stand-in cannot speak.
+
+        Raises:
+            RequestRejectedError: always (``code`` ``"stand_in"``), saying so.
+        """
+        raise RequestRejectedError(SERVICE, STAND_IN_CANNOT_SPEAK, code="stand_in")
+
+    async def transcribe(
+        self, request: TranscriptionRequest, *, record: CallRecorder | None = None
+    ) -> Transcript:
+        """The stand-in cannot listen.
+
+        Raises:
+            RequestRejectedError: always (``code`` ``"stand_in"``), saying so.
+        """
+        raise RequestRejectedError(SERVICE, STAND_IN_CANNOT_LISTEN, code="stand_in")
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -435,6 +435,33 @@ class Store:
 
         return await self._write("annotate message", op)
 
+    async def rewrite_text(
+        self, message_id: int, text: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace a message's text (a voice note's transcript) and merge ``values`` into
+        its metadata, in one write.
+
+        Returns:
+            The metadata after the merge.
+        """
+        added = _jsonable(values)
+
+        def op(conn: Connection) -> dict[str, Any]:
+            found = conn.execute(
+                select(_messages.c.meta).where(_messages.c.id == message_id)
+            ).one_or_none()
+            if found is None:
+                raise StoreError(f"no message {message_id}")
+            meta: dict[str, Any] = {**(found[0] or {}), **added}
+            conn.execute(
+                update(_messages)
+                .where(_messages.c.id == message_id)
+                .values(text=text, meta=meta, updated_at=utcnow())
+            )
+            return meta
+
+        return await self._write("rewrite message", op)
+
     async def finish_inbound(
         self,
         ids: Sequence[int],

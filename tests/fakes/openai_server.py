@@ -20,12 +20,24 @@ For outages that last a while rather than a number of requests, set
 ``fake.default = server_error()`` for a 500 burst, ``fake.default = hang(60)`` for a model
 that accepts requests and says nothing, ``fake.default = echo(pad_words=40, interval=0.1)``
 for long, slow streamed answers; ``None`` brings the echo back.
+
+The audio endpoints answer as OpenAI's do. ``POST /v1/audio/speech`` (JSON) returns real
+audio: Ogg/Opus for ``"opus"`` (its ``OpusTags`` carry ``SPOKEN=<the input>``), MP3
+otherwise, a second per 15 characters. ``POST /v1/audio/transcriptions`` reads the
+multipart form with aiohttp's reader and answers ``{"text": ...}`` with the text an
+Ogg/Opus upload carries in its ``TRANSCRIPT`` comment (see ``tests.fakes.audio_files``),
+and ``usage`` as OpenAI reports it (seconds for ``whisper-1``, tokens for the
+``gpt-4o-*-transcribe`` models). Both refuse what OpenAI refuses: an unknown model,
+voice or format, an empty or over-long input (400), a file that is not audio (400), a
+file over 25 MB (413). Script them with :meth:`FakeOpenAI.script_audio` and the same
+builders (``rate_limited()``, ``error(...)``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
@@ -34,15 +46,18 @@ from types import TracebackType
 from typing import Any
 
 import pytest_asyncio
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from tests.fakes.audio_files import comments_of, mp3_silence, ogg_opus
 
 __all__ = [
     "FakeOpenAI",
     "RecordedRequest",
     "Responder",
     "ToolCallSpec",
+    "UploadedFile",
     "bad_gateway_html",
     "completion",
     "context_length_exceeded",
@@ -75,6 +90,8 @@ class RecordedRequest:
         headers: case-insensitive.
         body: the raw bytes.
         json: the decoded body, ``None`` if it was not JSON.
+        form: a multipart upload's fields, as read by aiohttp's multipart reader: text
+            fields as ``str``, files as :class:`UploadedFile`.
     """
 
     method: str
@@ -82,6 +99,7 @@ class RecordedRequest:
     headers: CIMultiDictProxy[str]
     body: bytes
     json: Any
+    form: dict[str, Any] | None = None
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -96,6 +114,24 @@ class RecordedRequest:
         """Whether the request asked for a stream."""
         return isinstance(self.json, dict) and self.json.get("stream") is True
 
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file part of a multipart upload."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+SPEECH_MODELS = frozenset({"tts-1", "tts-1-hd", "gpt-4o-mini-tts"})
+VOICES = frozenset(
+    {"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer"}
+)
+SPEECH_FORMATS = frozenset({"mp3", "opus", "aac", "flac", "wav", "pcm"})
+TRANSCRIPTION_MODELS = frozenset({"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"})
+MAX_UPLOAD = 26_214_400  # 25 MB, as OpenAI counts it
+_AUDIO_FORMATS = "['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', 'webm']"
 
 Responder = Callable[[web.Request, RecordedRequest, "FakeOpenAI"], Awaitable[web.StreamResponse]]
 """One scripted reply: builds the response to a request."""
@@ -122,9 +158,13 @@ class FakeOpenAI:
         self.strict_content = False
         self.refused_formats: set[str] = set()
         self._queue: deque[Responder] = deque()
+        self._audio_queue: deque[Responder] = deque()
         self._closing = asyncio.Event()
-        app = web.Application()
+        # room for uploads past OpenAI's 25 MB, so the fake itself answers 413
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
         app.router.add_get("/v1/models", self._models)
         self._server = TestServer(app, host="127.0.0.1", port=0)
 
@@ -146,6 +186,16 @@ class FakeOpenAI:
     def script(self, *responders: Responder) -> None:
         """Queue replies; each request takes the next one."""
         self._queue.extend(responders)
+
+    def script_audio(self, *responders: Responder) -> None:
+        """Queue replies to the audio endpoints; each audio request takes the next one,
+        and the real behaviour answers once the queue is empty."""
+        self._audio_queue.extend(responders)
+
+    @property
+    def audio_requests(self) -> list[RecordedRequest]:
+        """The requests to the audio endpoints, in order."""
+        return [r for r in self.requests if r.path.startswith("/v1/audio/")]
 
     async def start(self) -> None:
         """Start listening."""
@@ -203,6 +253,55 @@ class FakeOpenAI:
             # the client hung up (an idle timeout, say); nothing left to answer
             return web.Response(status=499)
 
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        try:
+            decoded: Any = json.loads(body)
+        except ValueError:
+            decoded = None
+        recorded = RecordedRequest(
+            request.method,
+            request.path,
+            CIMultiDictProxy(CIMultiDict(request.headers)),
+            body,
+            decoded,
+        )
+        self.requests.append(recorded)
+        if self._audio_queue:
+            return await self._audio_queue.popleft()(request, recorded, self)
+        return _speak(recorded)
+
+    async def _transcription(self, request: web.Request) -> web.StreamResponse:
+        form: dict[str, Any] = {}
+        if request.content_type != "multipart/form-data":
+            form_error = "Content-Type must be multipart/form-data"
+        else:
+            form_error = ""
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, BodyPartReader) or part.name is None:
+                    continue
+                if part.filename is not None:
+                    data = bytes(await part.read())
+                    content_type = part.headers.get("Content-Type", "application/octet-stream")
+                    form[part.name] = UploadedFile(part.filename, content_type, data)
+                else:
+                    form[part.name] = await part.text()
+        recorded = RecordedRequest(
+            request.method,
+            request.path,
+            CIMultiDictProxy(CIMultiDict(request.headers)),
+            b"",
+            None,
+            form,
+        )
+        self.requests.append(recorded)
+        if form_error:
+            return _openai_error(400, form_error)
+        if self._audio_queue:
+            return await self._audio_queue.popleft()(request, recorded, self)
+        return _transcribe(form)
+
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response(
             {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "fake"}]}
@@ -214,6 +313,102 @@ async def fake_openai() -> AsyncIterator[FakeOpenAI]:
     """A started :class:`FakeOpenAI`, closed after the test."""
     async with FakeOpenAI() as server:
         yield server
+
+
+# --- the audio endpoints' real behaviour ------------------------------------------------
+
+
+def _openai_error(status: int, message: str, *, param: str | None = None) -> web.Response:
+    kind = "server_error" if status >= 500 or status == 413 else "invalid_request_error"
+    body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
+    return web.json_response(body, status=status)
+
+
+def _speak(recorded: RecordedRequest) -> web.Response:
+    body = recorded.json if isinstance(recorded.json, dict) else {}
+    model, text = body.get("model"), body.get("input")
+    voice, fmt = body.get("voice"), body.get("response_format", "mp3")
+    if model not in SPEECH_MODELS:
+        return _openai_error(400, f"Invalid model: {model!r}", param="model")
+    if not isinstance(text, str) or not text:
+        return _openai_error(400, "Input must not be empty.", param="input")
+    if len(text) > 4096:
+        return _openai_error(
+            400,
+            "[{'type': 'string_too_long', 'loc': ('body', 'input'), 'msg': 'String should "
+            "have at most 4096 characters'}]",
+            param="input",
+        )
+    if voice not in VOICES:
+        return _openai_error(400, f"Invalid voice: {voice!r}", param="voice")
+    if fmt not in SPEECH_FORMATS:
+        return _openai_error(400, f"Invalid response_format: {fmt!r}", param="response_format")
+    seconds = max(len(text) / 15, 0.2)
+    if fmt == "opus":
+        return web.Response(
+            body=ogg_opus(seconds, comments={"SPOKEN": text, "VOICE": voice}),
+            content_type="audio/ogg",
+        )
+    return web.Response(body=mp3_silence(seconds), content_type="audio/mpeg")
+
+
+def _audio_kind(data: bytes) -> str | None:
+    """The container a file's first bytes say it is, as the API sniffs it."""
+    if data.startswith(b"OggS"):
+        return "ogg"
+    if data.startswith(b"ID3") or data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "mp3"
+    if data.startswith(b"RIFF") and data[8:12] == b"WAVE":
+        return "wav"
+    if data.startswith(b"fLaC"):
+        return "flac"
+    if data[4:8] == b"ftyp":
+        return "m4a"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm"
+    return None
+
+
+def _transcribe(form: dict[str, Any]) -> web.Response:
+    model, upload = form.get("model"), form.get("file")
+    if not isinstance(upload, UploadedFile):
+        return _openai_error(400, "you must provide a file", param="file")
+    if len(upload.data) > MAX_UPLOAD:
+        return _openai_error(
+            413,
+            f"Maximum content size limit ({MAX_UPLOAD}) exceeded ({len(upload.data)} bytes read)",
+        )
+    if model not in TRANSCRIPTION_MODELS:
+        return _openai_error(400, f"Invalid model: {model!r}", param="model")
+    if form.get("response_format", "json") not in ("json", "text", "verbose_json"):
+        return _openai_error(400, "Invalid response_format", param="response_format")
+    kind = _audio_kind(upload.data)
+    if kind is None:
+        return _openai_error(
+            400, f"Invalid file format. Supported formats: {_AUDIO_FORMATS}", param="file"
+        )
+    text = comments_of(upload.data).get("TRANSCRIPT", "") if kind == "ogg" else ""
+    seconds = _seconds_of(upload.data) if kind == "ogg" else 1.0
+    usage: dict[str, Any]
+    if model == "whisper-1":
+        usage = {"type": "duration", "seconds": math.ceil(seconds)}
+    else:
+        audio_tokens = math.ceil(seconds * 10)
+        usage = {
+            "type": "tokens",
+            "input_tokens": audio_tokens,
+            "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
+            "output_tokens": len(text.split()),
+            "total_tokens": audio_tokens + len(text.split()),
+        }
+    return web.json_response({"text": text, "usage": usage})
+
+
+def _seconds_of(data: bytes) -> float:
+    """An Ogg/Opus file's length from its last page's granule position."""
+    last = data.rfind(b"OggS")
+    granule = int.from_bytes(data[last + 6 : last + 14], "little", signed=True)
+    return max(granule - 312, 0) / 48_000
 
 
 # --- builders -------------------------------------------------------------------------

@@ -5,11 +5,9 @@ Routes ``/bot<token>/<method>`` like api.telegram.org: answers ``{"ok": true, "r
 for flood control). It implements what botkit's Telegram adapter uses: ``getMe``,
 ``getUpdates`` (offsets, limit, long-poll timeout), ``sendMessage``,
 ``editMessageText``, ``deleteMessage``, ``sendChatAction``, ``setMyCommands``,
-``setWebhook``, ``getWebhookInfo``, ``deleteWebhook``, ``getFile`` with the file download
-at ``/file/bot<token>/<file_path>`` (files a test adds with :meth:`FakeTelegramAPI.add_file`;
-over 20 MB getFile answers "file is too big", an unknown id "invalid file_id", as the
-Bot API does), and ``sendMessageDraft`` (Bot API
-9.3: a private chat only, else 400 ``TEXTDRAFT_PEER_INVALID``; a non-zero ``draft_id``;
+``setWebhook``, ``getWebhookInfo``, ``deleteWebhook``, ``getFile``, ``sendVoice``,
+``sendAudio``, ``sendDocument`` (see Files below) and ``sendMessageDraft`` (Bot API 9.3:
+a private chat only, else 400 ``TEXTDRAFT_PEER_INVALID``; a non-zero ``draft_id``;
 0-4096 characters after entity parsing, an empty text being the "Thinking..."
 placeholder; a draft is no message: it is shown for 30 seconds, or until a message is
 sent to its chat, see :meth:`FakeTelegramAPI.draft_shown`). Telegram's own checks are
@@ -17,12 +15,22 @@ imitated: HTML must use Telegram's tags, nest and escape ``<>&`` ("can't parse
 entities"); explicit ``entities`` must be of a known type, lie within the text in UTF-16
 code units, start and end on whole characters, and nest as the Bot API documents
 (overlapping entities nest, nothing inside ``pre``/``code``, no quote inside a quote);
-text after entity parsing is at most 4096 UTF-16 units ("message is too long"), an
-edit that changes nothing is "message is not modified", getUpdates while a webhook is
-set is a 409, and a getUpdates that arrives while another is still waiting
-ends the waiting one with 409 "Conflict: terminated by other getUpdates request; make
-sure that only one bot instance is running", as Telegram does when two processes poll
-one token (:attr:`FakeTelegramAPI.overlaps` records each time it happened).
+text after entity parsing is at most 4096 UTF-16 units ("message is too long"), an edit
+that changes nothing is "message is not modified", getUpdates while a webhook is set is
+a 409, and a getUpdates that arrives while another is still waiting ends the waiting one
+with 409 "Conflict: terminated by other getUpdates request; make sure that only one bot
+instance is running", as Telegram does when two processes poll one token
+(:attr:`FakeTelegramAPI.overlaps` records each time it happened).
+
+Files: :meth:`FakeTelegramAPI.add_file` keeps a file a user sent (a document, a voice
+note) and gives the fields a message carries for it (``file_id``, ``file_unique_id``,
+``file_size``); ``getFile`` answers its ``file_path`` (400 "file is too big" past the
+20 MB bots may download, "invalid file_id" for an unknown id, as the Bot API does) and
+``GET /file/bot<token>/<file_path>`` serves its bytes (each download kept in
+:attr:`FakeTelegramAPI.downloads`).
+``sendVoice``, ``sendAudio`` and ``sendDocument`` take a multipart upload (read with
+aiohttp's multipart reader, up to Telegram's 50 MB) and keep it in
+:attr:`FakeTelegramAPI.uploads`; no file is 400 "there is no voice in the request".
 
 Tests script errors per method (:meth:`FakeTelegramAPI.fail`) and read every request
 back (:attr:`FakeTelegramAPI.requests`).
@@ -38,16 +46,18 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.web_request import FileField
 
 __all__ = [
     "FakeTelegramAPI",
     "Overlap",
     "RecordedRequest",
     "ScriptedError",
+    "SentFile",
     "SentText",
     "ShownDraft",
     "html_text",
@@ -343,6 +353,29 @@ class ScriptedError:
 
 
 @dataclass
+class SentUpload:
+    """A file part of a multipart request."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class SentFile:
+    """A voice note, audio file or document the bot uploaded."""
+
+    chat_id: int
+    message_id: int
+    kind: str  # "voice", "audio", "document"
+    filename: str | None
+    content_type: str
+    data: bytes
+    caption: str | None = None
+    thread_id: int | None = None
+
+
+@dataclass
 class SentText:
     """A message the bot sent, as the fake stores it."""
 
@@ -434,7 +467,10 @@ class FakeTelegramAPI:
         self._sticky: dict[str, ScriptedError] = {}
         self._changed = asyncio.Condition()
         self._closing = False
-        app = web.Application()
+        #: voice notes, audio and documents the bot uploaded, oldest first
+        self.uploads: list[SentFile] = []
+        # room for Telegram's 50 MB uploads
+        app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._server = TestServer(app, host="127.0.0.1", port=0)
@@ -511,6 +547,51 @@ class FakeTelegramAPI:
         if now - newest.at > DRAFT_TTL or self._sent_at.get(chat_id, -1.0) >= newest.at:
             return None
         return newest.text
+
+    async def _send_file(self, params: dict[str, Any], kind: str) -> Any:
+        chat_id = int(params["chat_id"])
+        upload = params.get(kind)
+        if not isinstance(upload, SentUpload):
+            _refuse(400, f"Bad Request: there is no {kind} in the request")
+        message_id = self._next_message_id.get(chat_id, 1000)
+        self._next_message_id[chat_id] = message_id + 1
+        thread = params.get("message_thread_id")
+        sent = SentFile(
+            chat_id=chat_id,
+            message_id=message_id,
+            kind=kind,
+            filename=upload.filename,
+            content_type=upload.content_type,
+            data=upload.data,
+            caption=params.get("caption"),
+            thread_id=int(thread) if thread is not None else None,
+        )
+        self.uploads.append(sent)
+        self._sent_at[chat_id] = time.monotonic()
+        described: dict[str, Any] = {
+            "file_id": f"SENT{message_id}",
+            "file_unique_id": f"USENT{message_id}",
+            "file_size": len(upload.data),
+            "mime_type": upload.content_type,
+        }
+        if kind in ("voice", "audio"):
+            described["duration"] = _ogg_duration(upload.data)
+        return {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+            "from": self.bot_user,
+            kind: described,
+        }
+
+    async def _api_sendVoice(self, params: dict[str, Any]) -> Any:
+        return await self._send_file(params, "voice")
+
+    async def _api_sendAudio(self, params: dict[str, Any]) -> Any:
+        return await self._send_file(params, "audio")
+
+    async def _api_sendDocument(self, params: dict[str, Any]) -> Any:
+        return await self._send_file(params, "document")
 
     def calls(self, method: str) -> list[RecordedRequest]:
         """The recorded requests to ``method``, oldest first."""
@@ -709,7 +790,6 @@ class FakeTelegramAPI:
         stored = self.files.get(str(params.get("file_id") or ""))
         if stored is None:
             _refuse(400, "Bad Request: invalid file_id")
-        assert stored is not None
         if len(stored["data"]) > 20 * 1024 * 1024:
             _refuse(400, "Bad Request: file is too big")
         if stored["path"] is None:
@@ -767,7 +847,16 @@ class ScriptedErrorRaised(Exception):
         self.error = error
 
 
-def _refuse(status: int, description: str) -> None:
+def _ogg_duration(data: bytes) -> int:
+    """Whole seconds of an Ogg/Opus upload (its last granule), as Telegram reports them."""
+    last = data.rfind(b"OggS")
+    if not data.startswith(b"OggS") or last < 0:
+        return 0
+    granule = int.from_bytes(data[last + 6 : last + 14], "little", signed=True)
+    return max(round((granule - 312) / 48_000), 0)
+
+
+def _refuse(status: int, description: str) -> NoReturn:
     raise ScriptedErrorRaised(ScriptedError(status, description))
 
 
@@ -810,10 +899,12 @@ async def _params(request: web.Request) -> dict[str, Any]:
         if isinstance(body, dict):
             params.update(body)
         return params
-    form = await request.post()
+    form = await request.post()  # multipart bodies through aiohttp's multipart reader
     for key, value in form.items():
         if isinstance(value, str):
             params[key] = _value(value)
+        elif isinstance(value, FileField):
+            params[key] = SentUpload(value.filename, value.content_type, value.file.read())
     return params
 
 

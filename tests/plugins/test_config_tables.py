@@ -20,10 +20,13 @@ from botkit_sentiment import plugin as sentiment
 from botkit_spam import plugin as spam
 from botkit_summary import Digest
 from botkit_summary import plugin as summary
+from botkit_voice import plugin as voice
 from tests.fakes.example_config import example_table
 from tests.plugins.conftest import StartBot
 
-PLUGINS = {p.name: p for p in (spam, sentiment, autoreply, summary, remind, documents, budget)}
+PLUGINS = {
+    p.name: p for p in (spam, sentiment, autoreply, summary, remind, documents, budget, voice)
+}
 NESTED = {
     ("autoreply", "rules"): Rule,
     ("summary", "digests"): Digest,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from botkit import Reply, Secret
+from botkit import Attachment, Reply, Secret
 from botkit_email import EmailSettings
 from botkit_email._compose import build_notification, build_reply, derive_message_id
 from botkit_email._intake import SKIPPED, Intake, external_id_of
@@ -18,6 +18,7 @@ from botkit_email._markdown import looks_like_markdown, markdown_to_html
 from botkit_email._parse import parse_mail
 from botkit_email._threads import normalise_subject, reply_subject, strip_reply_prefixes
 from tests.adapters.email.support import MemoryState, make_mail, new_id
+from tests.fakes.audio_files import mp3_silence
 
 OWN = frozenset({"bot@example.test", "help@example.test"})
 
@@ -411,3 +412,20 @@ async def test_overlong_ids_and_names_fit_the_store() -> None:
     assert len(message.sender.id) <= 255
     assert message.sender.name is not None
     assert len(message.sender.name) <= 255
+
+
+def test_a_spoken_reply_carries_its_audio_as_an_attachment_of_the_same_mail() -> None:
+    audio = mp3_silence(1.0)
+    reply = Reply(
+        "We open at **9**.",
+        attachments=(Attachment("reply.mp3", "audio/mpeg", len(audio), data=audio),),
+    )
+    message = build_reply(settings(), RECORD, reply, "<x@y>", to="ann@example.org")
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert parsed.get_content_type() == "multipart/mixed"
+    plain = parsed.get_body(("plain",))
+    assert plain is not None
+    assert "We open at **9**." in plain.get_content()
+    [part] = list(parsed.iter_attachments())
+    assert (part.get_content_type(), part.get_filename()) == ("audio/mpeg", "reply.mp3")
+    assert part.get_content() == audio

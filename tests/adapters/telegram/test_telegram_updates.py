@@ -230,7 +230,28 @@ def test_voice_note_becomes_an_attachment() -> None:
     read_message = accepted(update, media_without_text="accept")
     assert read_message.attachments[0].name == "voice.ogg"
     assert read_message.attachments[0].size == 9000
-    assert read_message.metadata["unsupported"] == "voice"
+    assert read_message.attachments[0].url == "telegram-file:AwACAgIAAxkBAAI"
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields"),
+    [
+        ("voice", {"duration": 3, "mime_type": "audio/ogg"}),
+        ("audio", {"duration": 90, "mime_type": "audio/mpeg", "file_name": "talk.mp3"}),
+        ("document", {"mime_type": "application/pdf", "file_name": "minutes.pdf"}),
+    ],
+)
+def test_a_file_plugins_read_reaches_the_core_without_text_in_reply_mode(
+    kind: str, fields: dict[str, object]
+) -> None:
+    update = copy.deepcopy(corpus("01-private-text"))
+    message = update["message"]
+    del message["text"]
+    message[kind] = {"file_id": "BQACAgIAAxkB", "file_unique_id": "AgADfile", **fields}
+    read_message = accepted(update)  # media_without_text = "reply", the default
+    assert read_message.text == ""
+    assert read_message.attachments[0].url == "telegram-file:BQACAgIAAxkB"
+    assert "unsupported" not in read_message.metadata  # a plugin reads it
 
 
 def test_sticker_in_group_chatter_is_ignored_not_answered() -> None:
