@@ -161,7 +161,9 @@ class LiveReply:
             await self._record_posted(text)
             return
         with sending_under(self._outbox.claims, self._taken_at):
-            edited = await edit_with_retry(self._adapter, self._sent, text)
+            edited = await edit_with_retry(
+                self._adapter, self._sent, text, failed=self._outbox.send_failed(self._adapter)
+            )
         if edited is not None:
             # not stored: after a crash the new answer edits this message whatever it
             # shows, so an edit costs no write; the whole text is stored when finished
@@ -258,9 +260,15 @@ class LiveReply:
                         edited = await retrying(
                             lambda: self._adapter.stop_stream(stream, pieces[0]),
                             f"end the stream of message {sent.external_id}",
+                            failed=self._outbox.send_failed(self._adapter),
                         )
                     else:
-                        edited = await edit_with_retry(self._adapter, sent, pieces[0])
+                        edited = await edit_with_retry(
+                            self._adapter,
+                            sent,
+                            pieces[0],
+                            failed=self._outbox.send_failed(self._adapter),
+                        )
                 if edited is None:
                     # the message shows only part of the answer: it stays recorded as
                     # such, and the whole answer is sent as a reply of its own
@@ -375,25 +383,41 @@ async def shown_by(adapter: Adapter, row: StoredMessage) -> SentMessage | None:
 
 
 async def edit_with_retry(
-    adapter: Adapter, sent: SentMessage, text: str, *, attempts: int = 5
+    adapter: Adapter,
+    sent: SentMessage,
+    text: str,
+    *,
+    attempts: int = 5,
+    failed: Callable[[ServiceError], None] | None = None,
 ) -> SentMessage | None:
     """Edit a posted message, waiting out rate limits; ``None`` if it never went through."""
     return await retrying(
-        lambda: adapter.edit(sent, text), f"edit message {sent.external_id}", attempts=attempts
+        lambda: adapter.edit(sent, text),
+        f"edit message {sent.external_id}",
+        attempts=attempts,
+        failed=failed,
     )
 
 
 async def retrying(
-    call: Callable[[], Awaitable[SentMessage]], what: str, *, attempts: int = 5
+    call: Callable[[], Awaitable[SentMessage]],
+    what: str,
+    *,
+    attempts: int = 5,
+    failed: Callable[[ServiceError], None] | None = None,
 ) -> SentMessage | None:
     """Make one change to a posted message (``call``), waiting out rate limits and
-    retrying what may pass later; ``None`` if it never went through."""
+    retrying what may pass later; ``None`` if it never went through. ``failed`` is told
+    of every try the channel refused (the send-failure metric counts them)."""
     for attempt in range(attempts):
         try:
             return await call()
-        except RateLimitError as exc:
-            await asyncio.sleep(min(exc.retry_after or 1.0, 30.0))
         except ServiceError as exc:
+            if failed is not None:
+                failed(exc)
+            if isinstance(exc, RateLimitError):
+                await asyncio.sleep(min(exc.retry_after or 1.0, 30.0))
+                continue
             if not exc.retryable or attempt == attempts - 1:
                 log.warning("could not %s: %s", what, exc)
                 return None

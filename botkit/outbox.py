@@ -125,6 +125,16 @@ class Outbox:
         """This process's claims (fencing every change the outbox makes)."""
         return self._claims
 
+    def send_failed(self, adapter: Adapter) -> Callable[[ServiceError], None]:
+        """Counts a change of a posted message ``adapter``'s channel refused (an edit, a
+        stream's end) among its send failures, as a refused send is."""
+        counter = self._metrics.send_failures
+
+        def failed(exc: ServiceError) -> None:
+            counter.labels(adapter.name, error_kind(exc)).inc()
+
+        return failed
+
     async def resume(self) -> None:
         """Close streams whose process died (and this process's own that nothing writes
         any more), and send what is due and held by no live process, or by this one but
@@ -263,7 +273,9 @@ class Outbox:
             edited = sent if sent.text == first else None
             if edited is None and self._claims.live(taken_at):
                 with sending_under(self._claims, taken_at):
-                    edited = await edit_with_retry(adapter, sent, first)
+                    edited = await edit_with_retry(
+                        adapter, sent, first, failed=self.send_failed(adapter)
+                    )
             if edited is not None:
                 await self._store.update_outbound(
                     earlier.id,

@@ -134,6 +134,9 @@ async def test_a_failed_last_edit_sends_the_whole_answer_again(database_url: str
         adapter.fail_edits = [RequestRejectedError("test", "message cannot be edited")]
         await adapter.ask("go")
         out = [r for r in await bot.store.messages(list(range(1, 5))) if r.direction == "out"]
+        metrics = bot.metrics.render().decode()
+    # the refused edit counts among the channel's send failures
+    assert 'botkit_send_failures_total{channel="test",kind=' in metrics
     assert [s.text for s in adapter.sent] == ["Hello", "Hello world, this is the whole answer."]
     assert [(r.status, r.text) for r in out] == [
         ("failed", "Hello"),
