@@ -52,6 +52,7 @@ from botkit_slack._files import download
 from botkit_slack._mrkdwn import render_pieces
 from botkit_slack._signature import SignatureCheck
 from botkit_slack._streams import Streams
+from botkit_slack._uploads import upload
 from botkit_slack.settings import SlackSettings
 
 __all__ = ["EDIT_INTERVAL", "MAX_TEXT", "STREAM_INTERVAL", "SlackAdapter"]
@@ -362,10 +363,11 @@ class SlackAdapter(Adapter):
     async def send(
         self, conversation: ConversationRef, reply: Reply, *, delivery_id: str
     ) -> SentMessage:
-        """Post a reply into the conversation's thread, split to ``MAX_TEXT`` in order.
+        """Post a reply into the conversation's thread, split to ``MAX_TEXT`` in order,
+        then share its files (a spoken answer's audio) with the external upload flow.
 
-        Pieces already posted by an earlier try of the same ``delivery_id`` are not
-        posted again.
+        Pieces and files already posted by an earlier try of the same ``delivery_id`` are
+        not posted again.
 
         Raises:
             RateLimitError: Slack asked to wait longer than ``max_rate_limit_wait``.
@@ -377,7 +379,8 @@ class SlackAdapter(Adapter):
         api = self._require_api()
         assert self._state is not None
         pieces = render_pieces(reply.text, reply.markup, MAX_TEXT)
-        if not pieces:
+        files = reply.attachments
+        if not pieces and not files:
             raise RequestRejectedError("slack", "the reply is empty", code="no_text")
         channel, thread = conversation.chat_id, conversation.thread_id
         key = f"delivery:{delivery_id}"
@@ -397,21 +400,34 @@ class SlackAdapter(Adapter):
                         "delivery_id": delivery_id,
                         "piece": index,
                         "of": len(pieces),
+                        "files": len(files),
                     },
                 }
                 posted.append(await api.post(channel, pieces[index], thread, metadata=metadata))
-                try:
-                    await self._state.set(key, posted)
-                except StoreError as exc:  # posted all the same: only a later retry's memo
-                    log.warning("slack: could not note the pieces posted so far: %s", exc)
+                await self._note_posted(key, posted)
+            # then the files, each once: their ids follow the pieces' ts in the memo
+            session = self._session
+            assert session is not None
+            for attachment in files[len(posted) - len(pieces) :]:
+                posted.append(await upload(api, session, attachment, channel, thread))
+                await self._note_posted(key, posted)
         except RequestRejectedError as exc:
             log.warning(
                 "slack: a reply to %s was refused (%s); not retrying", conversation.key, exc.code
             )
             raise
-        _remember(self._markup, (channel, posted[0]), reply.markup)
+        # a file cannot show text: edits and ids stop at the text's pieces
+        parts = tuple(posted[: len(pieces)] or posted)
+        _remember(self._markup, (channel, parts[0]), reply.markup)
         await self._typing_done(reply.reply_to)
-        return SentMessage(conversation, posted[-1], reply.text, tuple(posted))
+        return SentMessage(conversation, parts[-1], reply.text, parts)
+
+    async def _note_posted(self, key: str, posted: list[str]) -> None:
+        assert self._state is not None
+        try:
+            await self._state.set(key, posted)
+        except StoreError as exc:  # posted all the same: only a later retry's memo
+            log.warning("slack: could not note the pieces posted so far: %s", exc)
 
     async def find_sent(
         self, conversation: ConversationRef, delivery_id: str
@@ -432,7 +448,7 @@ class SlackAdapter(Adapter):
             log.warning("slack: cannot look for an earlier post (%s); sending again", exc)
             return None
         pieces: dict[int, dict[str, Any]] = {}
-        expected = 0
+        expected = files = 0
         for message in messages:
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
@@ -442,12 +458,32 @@ class SlackAdapter(Adapter):
                 continue
             pieces[int(payload.get("piece", 0))] = message
             expected = int(payload.get("of", 1))
+            files = int(payload.get("files", 0))
         if not pieces or len(pieces) < expected:
             return None
         ordered = [pieces[i] for i in sorted(pieces)]
         parts = tuple(str(m["ts"]) for m in ordered)
+        if files and not await self._files_shared(delivery_id, list(parts), files):
+            return None  # the text is there, a file is not: send() shares the rest
         text = "\n\n".join(str(m.get("text") or "") for m in ordered)
         return SentMessage(conversation, parts[-1], text, parts)
+
+    async def _files_shared(self, delivery_id: str, parts: list[str], files: int) -> bool:
+        """Whether every file of a reply whose text is all posted was shared too; if not,
+        the memo is made to hold the text's pieces, so ``send`` shares only the files."""
+        assert self._state is not None
+        key = f"delivery:{delivery_id}"
+        try:
+            posted = [str(ts) for ts in (await self._state.get(key, None) or [])]
+        except StoreError as exc:
+            raise ServiceUnavailableError(
+                "slack", f"cannot tell what an earlier try posted: {exc}"
+            ) from exc
+        if len(posted) >= len(parts) + files:
+            return True
+        if len(posted) < len(parts):
+            await self._note_posted(key, parts)
+        return False
 
     async def edit(self, sent: SentMessage, text: str) -> SentMessage:
         """Show ``text`` in a message sent earlier: changed pieces updated, new ones posted

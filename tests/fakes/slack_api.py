@@ -26,6 +26,18 @@ request with the bot token in ``Authorization: Bearer``, and, as Slack does with
 without the ``files:read`` scope), redirect anyone else to the workspace's sign-in page,
 an HTML page answered 200. Every download is recorded in :attr:`FakeSlack.downloads`.
 
+Uploads, Slack's external upload flow as documented: ``files.getUploadURLExternal``
+(``filename`` and ``length`` required; a missing or zero ``length`` answers
+``missing_argument``, as the docs say; one that is not a positive integer answers
+``invalid_arguments``, assumed) gives an ``upload_url`` on this server and a ``file_id``;
+a POST of the bytes (raw, or multipart with a ``file`` field) to that URL answers 200
+``OK - <bytes>``, a POST to an unknown URL 404; ``files.completeUploadExternal``
+(``files``: a JSON list of ``{"id", "title"}``, ``channel_id``, ``thread_ts``,
+``initial_comment``) shares them, as a message from the bot carrying the files, and
+answers ``file_not_found`` for an id it never issued or whose bytes never arrived
+(assumed), ``invalid_arguments`` for a ``files`` that is not such a list. Every file
+shared is recorded in :attr:`FakeSlack.uploaded`.
+
 Socket Mode: ``apps.connections.open`` (with the app token) answers a ``ws://`` URL on
 this same server, with a new ticket each time; a connection gets ``hello``, then whatever
 :meth:`FakeSlack.send_envelope` pushes, and every ``{"envelope_id": ...}`` it sends back is
@@ -153,7 +165,14 @@ class FakeSlack:
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         #: every request for a file's bytes: (path, the Authorization header sent)
         self.downloads: list[tuple[str, str | None]] = []
+        #: uploads begun (files.getUploadURLExternal), by file id: name, length, bytes
+        self._uploads: dict[str, dict[str, Any]] = {}
+        #: every file shared by files.completeUploadExternal: id, title, name, data,
+        #: channel, thread_ts, initial_comment
+        self.uploaded: list[dict[str, Any]] = []
+        self._upload_ids = itertools.count(1)
         app = web.Application()
+        app.router.add_post("/upload/v1/{ticket}", self._upload)
         app.router.add_get("/files-pri/{team_file}/download/{name}", self._file)
         app.router.add_get("/files-pri/{team_file}/{name}", self._file)
         app.router.add_get("/", self._sign_in)
@@ -268,6 +287,20 @@ class FakeSlack:
             raise web.HTTPFound(f"/?redir={request.path}")
         obj, data = found
         return web.Response(body=data, content_type=obj["mimetype"])
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        ticket = request.match_info["ticket"]
+        pending = next((u for u in self._uploads.values() if u["ticket"] == ticket), None)
+        if pending is None:
+            return web.Response(status=404, text="Not Found")
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            field = form.get("file") or form.get("filename")
+            data = field.file.read() if isinstance(field, web.FileField) else b""
+        else:
+            data = await request.read()
+        pending["data"] = data
+        return web.Response(text=f"OK - {len(data)}")
 
     async def _sign_in(self, request: web.Request) -> web.Response:
         page = "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
@@ -678,6 +711,74 @@ class FakeSlack:
         top = [m for m in self.messages.get(channel, ()) if m.get("thread_ts") in (None, m["ts"])]
         newest = list(reversed(top))[:limit]
         return {"ok": True, "messages": _listed(newest, params), "has_more": len(top) > limit}
+
+    def _api_files_getUploadURLExternal(
+        self, params: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        filename, length = params.get("filename"), params.get("length")
+        if not filename:
+            return {"ok": False, "error": "invalid_arguments"}
+        if length in (None, "", "0", 0):
+            return {"ok": False, "error": "missing_argument"}
+        if not str(length).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        n = next(self._upload_ids)
+        file_id = f"F9{n:09d}"
+        ticket = f"u{n}-ticket"
+        self._uploads[file_id] = {
+            "ticket": ticket,
+            "name": filename,
+            "length": int(length),
+            "data": None,
+        }
+        url = f"http://127.0.0.1:{self._server.port}/upload/v1/{ticket}"
+        return {"ok": True, "upload_url": url, "file_id": file_id}
+
+    def _api_files_completeUploadExternal(
+        self, params: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        try:
+            files = json.loads(str(params.get("files") or ""))
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        for item in files:
+            if not isinstance(item, dict) or not item.get("id"):
+                return {"ok": False, "error": "invalid_arguments"}
+            found = self._uploads.get(str(item["id"]))
+            if found is None or found["data"] is None:
+                return {"ok": False, "error": "file_not_found"}
+        channel, thread_ts = params.get("channel_id"), params.get("thread_ts")
+        shared = []
+        for item in files:
+            upload = self._uploads.pop(str(item["id"]))
+            record = {
+                "id": item["id"],
+                "title": item.get("title") or upload["name"],
+                "name": upload["name"],
+                "data": upload["data"],
+                "channel": channel,
+                "thread_ts": thread_ts,
+                "initial_comment": params.get("initial_comment"),
+            }
+            self.uploaded.append(record)
+            shared.append({"id": item["id"], "title": record["title"]})
+        if channel:
+            n = next(self._ts)
+            message: dict[str, Any] = {
+                "type": "message",
+                "subtype": "file_share",
+                "user": self.bot_user_id,
+                "bot_id": self.bot_id,
+                "text": params.get("initial_comment") or "",
+                "ts": f"1700000000.{n:06d}",
+                "files": shared,
+            }
+            if thread_ts:
+                message["thread_ts"] = thread_ts
+            self.messages[str(channel)].append(message)
+        return {"ok": True, "files": shared}
 
     def _api_users_info(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
         user = self.users.get(str(params.get("user")))

@@ -18,7 +18,7 @@ except ImportError:  # an editable install made before the package existed does 
     sys.path.insert(0, str(_ROOT / "adapters"))
 
 from botkit import Bot, Plugin, Secret  # noqa: E402
-from botkit.llm import StandInModel  # noqa: E402
+from botkit.llm import ChatModel, StandInModel  # noqa: E402
 from botkit_chat import plugin as chat_plugin  # noqa: E402
 from botkit_email import EmailAdapter, EmailSettings  # noqa: E402
 from tests.adapters.email.servers import (  # noqa: E402
@@ -171,13 +171,15 @@ async def run_bot(tmp_path: Path) -> AsyncIterator[RunBot]:
         plugins: list[Plugin] | None = None,
         database_url: str | None = None,
         name: str = "email",
+        model: ChatModel | None = None,
     ) -> tuple[Bot, EmailAdapter]:
         adapter = EmailAdapter(name, settings)
         bot = make_bot(
             database_url or f"sqlite:///{tmp_path / 'bot.db'}",
             {name: adapter},
             plugins=plugins if plugins is not None else [chat_plugin],
-            model=StandInModel(),  # the default [bot] settings: answers are streamed
+            # the default [bot] settings: answers are streamed
+            model=model if model is not None else StandInModel(),
         )
         await bot.start()
         running.append(bot)
