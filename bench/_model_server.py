@@ -3,8 +3,9 @@
 Prints its base URL on the first line of stdout, then serves until its stdin closes.
 Replies are built by ``tests/fakes/openai_server.py`` (the real wire format: plain JSON,
 or server-sent events when the request streams) and echo the last user message, as
-``FakeOpenAI`` does when nothing is scripted. Two differences: an optional pause before
-every answer (a model that takes its time), and a listen backlog big enough for a
+``FakeOpenAI`` does when nothing is scripted. Three differences: an optional pause before
+every answer (a model that takes its time), a streamed answer written word by word
+(``STREAM_INTERVAL`` apart), and a listen backlog big enough for a
 thousand clients connecting at once (the test server's 128 would make some of them
 retry their SYN after a second, which is the kernel's time, not the framework's).
 """
@@ -21,13 +22,16 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from bench._closed_loop import pin
-from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, completion
+from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, completion, stream
 
 BACKLOG = 4096
+STREAM_INTERVAL = 0.1  # seconds between the words of a streamed answer
 
 
-def make_app(delay: float) -> web.Application:
-    """The chat-completions route: echo after ``delay`` seconds."""
+def make_app(delay: float, stream_interval: float = STREAM_INTERVAL) -> web.Application:
+    """The chat-completions route: echo after ``delay`` seconds; a streamed echo comes
+    word by word, ``stream_interval`` seconds apart (as a model writes: an answer that
+    took no time at all would be posted whole, never streamed)."""
     names = FakeOpenAI()  # only consulted for the model name a reply carries
 
     async def chat(request: web.Request) -> web.StreamResponse:
@@ -44,7 +48,12 @@ def make_app(delay: float) -> web.Application:
         )
         content = f"echo: {said}"
         prompt = sum(3 + len(str(m.get("content") or "").split()) for m in recorded.messages)
-        respond = completion(content, usage=(prompt + 3, len(content.split())))
+        usage = (prompt + 3, len(content.split()))
+        if decoded.get("stream") and stream_interval:
+            words = [f" {w}" if i else w for i, w in enumerate(content.split(" "))]
+            respond = stream(words, usage=usage, interval=stream_interval)
+        else:
+            respond = completion(content, usage=usage)
         return await respond(request, recorded, names)
 
     app = web.Application()

@@ -58,6 +58,7 @@ STAND_IN_NOTICE = (
     "No model is configured (set OPENAI_API_KEY, or llm.base_url for a local server): "
     "answers come from botkit's built-in stand-in, which is not a real model."
 )
+MAX_POOL = 10  # PostgreSQL connections a bot keeps open, at most
 DEFAULT_API = "https://api.openai.com/v1"
 
 
@@ -250,9 +251,10 @@ class Bot:
             db.url,
             busy_timeout=db.busy_timeout,
             synchronous=db.synchronous,
-            # every message in flight may hold a connection, and the outbox and the
-            # scheduler one more
-            connections=config.bot.max_in_flight + 2,
+            # kept open: a pool that a burst overflows opens and closes a PostgreSQL
+            # backend per message; at most 10 (15 for a moment), as several processes
+            # share the server's connections (100 by default)
+            connections=min(config.bot.max_in_flight + 2, MAX_POOL),
         )
         self.store = Store(self.database)
         bot = config.bot

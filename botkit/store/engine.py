@@ -186,8 +186,8 @@ class Database:
         synchronous: SQLite's ``synchronous`` pragma, ``"full"`` (the default) or
             ``"normal"``; PostgreSQL ignores it.
         echo: log every statement (debugging).
-        connections: server connections kept open (PostgreSQL): as many as the bot works
-            on at once (``bot.max_in_flight``), plus up to 10 more for a moment.
+        connections: server connections kept open (PostgreSQL), plus up to 5 more for a
+            moment.
 
     Raises:
         ConfigError: the URL cannot be used, or ``synchronous`` is not one of the above.
@@ -228,7 +228,7 @@ class Database:
                     echo=echo,
                     pool_recycle=1800,
                     pool_size=max(connections, 1),
-                    max_overflow=10,
+                    max_overflow=5,
                 )
         except (ArgumentError, ModuleNotFoundError) as exc:
             raise ConfigError("database.url", f"cannot use this database URL: {exc}") from exc

@@ -51,6 +51,10 @@ def test_what_was_alive_is_frozen_until_restored_and_young_objects_wait_longer()
     assert _tracked(loaded)
 
 
+# frozen objects that other threads (servers of earlier tests) free while a test runs
+_SLACK = 1_000
+
+
 @pytest.mark.usefixtures("collector")
 def test_a_freeze_or_a_higher_threshold_someone_else_set_is_kept() -> None:
     gc.set_threshold(50_000, 10, 10)
@@ -60,7 +64,9 @@ def test_a_freeze_or_a_higher_threshold_someone_else_set_is_kept() -> None:
     assert previous is not None
     assert gc.get_threshold() == (50_000, 10, 10)
     restore_gc(previous)
-    assert gc.get_freeze_count() == frozen  # still the host's to thaw
+    # still the host's to thaw (not 0; frozen objects other threads free meanwhile may
+    # leave it a few lower)
+    assert frozen - _SLACK <= gc.get_freeze_count() <= frozen
 
 
 @pytest.mark.usefixtures("collector")
@@ -81,7 +87,9 @@ async def _run_and_stop(database_url: str, *, tuned: bool) -> weakref.ref[object
         await asyncio.wait_for(bot.run_until_stopped(), 20)
         during = (gc.get_threshold(), gc.get_freeze_count())
         bot.tune_collector()  # again: changes nothing, and stop still puts it all back
-        assert (gc.get_threshold(), gc.get_freeze_count()) == during
+        assert gc.get_threshold() == during[0]
+        # not frozen a second time (that would add the whole heap again)
+        assert during[1] - _SLACK <= gc.get_freeze_count() <= during[1]
     if tuned:
         assert during[0][0] == 20_000
         assert during[1] > 0
