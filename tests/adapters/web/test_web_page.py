@@ -74,7 +74,9 @@ async def test_a_forged_cookie_makes_a_new_visitor_who_sees_nothing_of_anyone_el
             await next_frame(ws)
             await ws.send_json({"type": "message", "id": "secret", "text": "my secret"})
         await wait_for_reply(chat.bot, visitor)
-        for forged in (f"{visitor}.{signature[:-1]}A", visitor, f"{visitor}.", "junk", ""):
+        # one character of the signature changed (to another one: not "A" when it is)
+        changed = f"{visitor}.{signature[:-1]}{'B' if signature.endswith('A') else 'A'}"
+        for forged in (changed, visitor, f"{visitor}.", "junk", ""):
             sent = {"Cookie": f"botkit_web={forged}"}
             async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as mallory:
                 page = await mallory.get(chat.base + "/chat", headers=sent)
