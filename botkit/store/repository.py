@@ -417,23 +417,7 @@ class Store:
         Returns:
             The metadata after the merge.
         """
-        added = _jsonable(values)
-
-        def op(conn: Connection) -> dict[str, Any]:
-            found = conn.execute(
-                select(_messages.c.meta).where(_messages.c.id == message_id)
-            ).one_or_none()
-            if found is None:
-                raise StoreError(f"no message {message_id}")
-            meta: dict[str, Any] = {**(found[0] or {}), **added}
-            conn.execute(
-                update(_messages)
-                .where(_messages.c.id == message_id)
-                .values(meta=meta, updated_at=utcnow())
-            )
-            return meta
-
-        return await self._write("annotate message", op)
+        return await self._merge_meta(message_id, values, "annotate message")
 
     async def rewrite_text(
         self, message_id: int, text: str, values: dict[str, Any]
@@ -444,7 +428,13 @@ class Store:
         Returns:
             The metadata after the merge.
         """
+        return await self._merge_meta(message_id, values, "rewrite message", text=text)
+
+    async def _merge_meta(
+        self, message_id: int, values: dict[str, Any], what: str, *, text: str | None = None
+    ) -> dict[str, Any]:
         added = _jsonable(values)
+        changed: dict[str, Any] = {} if text is None else {"text": text}
 
         def op(conn: Connection) -> dict[str, Any]:
             found = conn.execute(
@@ -456,11 +446,11 @@ class Store:
             conn.execute(
                 update(_messages)
                 .where(_messages.c.id == message_id)
-                .values(text=text, meta=meta, updated_at=utcnow())
+                .values(meta=meta, updated_at=utcnow(), **changed)
             )
             return meta
 
-        return await self._write("rewrite message", op)
+        return await self._write(what, op)
 
     async def finish_inbound(
         self,
