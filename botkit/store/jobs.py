@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
-    Interval,
     and_,
-    bindparam,
     case,
     delete,
     func,
@@ -33,11 +31,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
-from botkit.exceptions import ClaimLostError, StoreError
+from botkit.exceptions import ClaimLostError
 from botkit.messages import ConversationRef
+from botkit.store._timed import TimedQueries
 from botkit.store.engine import Database
 from botkit.store.models import Base, utcnow
 
@@ -128,7 +125,7 @@ def _record(row: Any) -> JobRecord:
     return JobRecord(id_, plugin, job, due_at, data, ref, conversation_id, *row[9:])
 
 
-class JobStore:
+class JobStore(TimedQueries):
     """The scheduled-job queries; ``Store.jobs``. Every method is one transaction and
     raises ``StoreError`` when the database fails.
 
@@ -139,9 +136,8 @@ class JobStore:
     """
 
     def __init__(self, database: Database, write_reply: ReplyWriter) -> None:
-        self.db = database
+        super().__init__(database)
         self._write_reply = write_reply
-        self._dialect: Any = sqlite if database.sqlite else postgresql
 
     async def add(self, job: NewJob) -> int:
         """Store a pending job; its id. With a ``key`` already used by the plugin's
@@ -392,31 +388,6 @@ class JobStore:
         )
         return await self._write("prune jobs", lambda conn: int(conn.execute(statement).rowcount))
 
-    # -- plumbing ------------------------------------------------------------------------
-
-    def _now(self) -> Any:
-        """SQL for "now" by the clock claims are judged by (see the module docstring)."""
-        if self.db.sqlite:
-            return bindparam("db_now", utcnow(), type_=_jobs.c.claimed_until.type)
-        return func.now()
-
-    def _later(self, now: Any, seconds: float) -> Any:
-        if self.db.sqlite:
-            return bindparam("later", now.value + timedelta(seconds=seconds), type_=now.type)
-        return now + bindparam("claim", timedelta(seconds=seconds), type_=Interval())
-
-    async def _read(self, what: str, op: Callable[[Connection], T]) -> T:
-        try:
-            return await self.db.read(op)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not {what}: {_short(exc)}") from exc
-
-    async def _write(self, what: str, op: Callable[[Connection], T]) -> T:
-        try:
-            return await self.db.write(op)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not {what}: {_short(exc)}") from exc
-
 
 def _still_holds(conn: Connection, fence: tuple[str, int], holder: str, now: Any) -> bool:
     lease, token = fence
@@ -427,8 +398,3 @@ def _still_holds(conn: Connection, fence: tuple[str, int], holder: str, now: Any
         _leases.c.until > now,
     )
     return conn.execute(query).first() is not None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return text[:300]

@@ -18,17 +18,14 @@ The holding logic (when to renew, when to stop) lives in ``botkit.leases``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import Connection, Interval, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, func, or_, select, update
 
-from botkit.exceptions import StoreError
+from botkit.store._timed import TimedQueries
 from botkit.store.engine import Database
-from botkit.store.models import Base, utcnow
+from botkit.store.models import Base
 
 __all__ = ["LeaseInfo", "LeaseStore", "Taken"]
 
@@ -70,13 +67,12 @@ class LeaseInfo:
         return self.holder is not None and self.remaining > 0
 
 
-class LeaseStore:
+class LeaseStore(TimedQueries):
     """The lease and job-run queries; ``Store.leases``. Every method is one transaction
     and raises ``StoreError`` when the database fails."""
 
     def __init__(self, database: Database) -> None:
-        self.db = database
-        self._dialect: Any = sqlite if database.sqlite else postgresql
+        super().__init__(database)
 
     # -- leases --------------------------------------------------------------------------
 
@@ -215,38 +211,7 @@ class LeaseStore:
 
         return await self._write("record a job run", op)
 
-    # -- plumbing ------------------------------------------------------------------------
-
-    def _now(self) -> Any:
-        """SQL for "now" by the clock leases are judged by (see the module docstring)."""
-        if self.db.sqlite:
-            return bindparam("now", utcnow(), type_=_leases.c.until.type)
-        return func.now()
-
-    def _later(self, now: Any, seconds: float) -> Any:
-        """SQL for ``seconds`` after ``now``."""
-        if self.db.sqlite:
-            return bindparam("later", now.value + timedelta(seconds=seconds), type_=now.type)
-        return now + bindparam("lease", timedelta(seconds=seconds), type_=Interval())
-
-    async def _read(self, what: str, op: Callable[[Connection], T]) -> T:
-        try:
-            return await self.db.read(op)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not {what}: {_short(exc)}") from exc
-
-    async def _write(self, what: str, op: Callable[[Connection], T]) -> T:
-        try:
-            return await self.db.write(op)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not {what}: {_short(exc)}") from exc
-
 
 def _check_name(name: str) -> None:
     if not name or len(name) > NAME_LENGTH:
         raise ValueError(f"a lease or job name must be 1-{NAME_LENGTH} characters: {name!r}")
-
-
-def _short(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return text[:300]

@@ -37,6 +37,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from botkit.exceptions import ClaimLostError, StoreError, StoreUnavailableError
 from botkit.inbox import Accepted
 from botkit.messages import Attachment, ConversationRef, Message
+from botkit.store._timed import short_error
 from botkit.store.engine import Database
 from botkit.store.jobs import JobStore
 from botkit.store.leases import LeaseStore
@@ -1821,7 +1822,7 @@ def _jsonable(value: Any) -> Any:
 def _store_error(what: str, exc: BaseException) -> StoreError:
     """The ``StoreError`` for a driver's error: ``StoreUnavailableError`` when the
     database could not be reached (worth trying again once it is back)."""
-    message = f"could not {what}: {_short(exc)}"
+    message = f"could not {what}: {short_error(exc)}"
     if _unreachable(exc):
         return StoreUnavailableError(message)
     return StoreError(message)
@@ -1850,8 +1851,3 @@ def _unreachable(exc: BaseException) -> bool:
         text = str(exc.orig).lower()
         return not any(marker in text for marker in _NOT_OUTAGES)
     return False
-
-
-def _short(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return text[:300]

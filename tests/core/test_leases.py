@@ -306,7 +306,7 @@ async def test_expiry_is_judged_by_postgresqls_clock_and_by_the_process_clock_on
 ) -> None:
     # the process's clock is an hour fast: only SQLite's leases follow it
     fast = utcnow() + timedelta(hours=1)
-    monkeypatch.setattr("botkit.store.leases.utcnow", lambda: fast)
+    monkeypatch.setattr("botkit.store._timed.utcnow", lambda: fast)
     await store.leases.take("poller", "a", 30)
     info = await store.leases.info("poller")
     assert info is not None
