@@ -88,7 +88,7 @@ class InstantModel:
 async def _fill(bot: Any, key: str, count: int) -> tuple[int, int]:
     """Write a conversation of ``count`` turns; return its id and its newest message's id."""
     ref = ConversationRef("bench", key)
-    conversation_id = await bot.store.conversation_id(ref)
+    conversation_id = await bot.store.history.conversation_id(ref)
     start = datetime(2025, 1, 1, tzinfo=UTC)
 
     def fill(conn: Connection) -> int:

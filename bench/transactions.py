@@ -2,7 +2,7 @@
 
 A real ``Bot`` with botkit's defaults (streaming on) answers messages on an in-memory
 channel that can edit a message (streams show there) and on one that cannot (then the
-model is asked for the whole answer: nothing is streamed). Every ``Store`` write and
+model is asked for the whole answer: nothing is streamed). Every store write and
 read is counted while the answers run; the model streams 30 words with the channel's
 edit pace at zero (the worst case: an edit per word). The line gives writes and reads
 per answer for both, and how many writes a streamed answer costs beyond a plain one
@@ -19,7 +19,7 @@ from bench._util import Options, sqlite_url
 from botkit import Capabilities
 from botkit.llm import ModelTable, OpenAIChatClient
 from botkit.secrets import Secret
-from botkit.store import Store
+from botkit.store._section import Section
 from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import FakeOpenAI, echo
 from tests.fakes.recording_adapter import RecordingAdapter
@@ -30,17 +30,17 @@ WORDS = 30
 async def _per_answer(opts: Options, *, edits: bool, answers: int) -> tuple[float, float]:
     """Writes and reads per answer on a channel that can (or cannot) edit."""
     counts: collections.Counter[str] = collections.Counter()
-    write, read = Store._write, Store._read
+    write, read = Section._write, Section._read
 
     def counting(kind: str, real: Callable[..., Awaitable[Any]]) -> Any:
-        async def counted(self: Store, what: str, op: Any) -> Any:
+        async def counted(self: Section, what: str, op: Any) -> Any:
             counts[kind] += 1
             return await real(self, what, op)
 
         return counted
 
-    Store._write = counting("write", write)  # type: ignore[method-assign]
-    Store._read = counting("read", read)  # type: ignore[method-assign]
+    Section._write = counting("write", write)  # type: ignore[method-assign]
+    Section._read = counting("read", read)  # type: ignore[method-assign]
     try:
         async with FakeOpenAI() as fake:
             fake.default = echo(pad_words=WORDS)
@@ -57,7 +57,7 @@ async def _per_answer(opts: Options, *, edits: bool, answers: int) -> tuple[floa
                     await adapter.ask(f"question {n}")
                 return counts["write"] / answers, counts["read"] / answers
     finally:
-        Store._write, Store._read = write, read  # type: ignore[method-assign]
+        Section._write, Section._read = write, read  # type: ignore[method-assign]
 
 
 async def run(opts: Options) -> str:

@@ -53,6 +53,7 @@ from botkit.metrics import ChannelReport
 from botkit.plugin import HandlerResult, ModelCall, Next, Plugin, SkipHandler
 from botkit.schedule import CronSchedule
 from botkit.secrets import Secret
+from botkit.store import StoreView
 from botkit.text import split_text
 from botkit.tools import Tool, ToolArgumentsError, tool
 from botkit.webhooks import (
@@ -114,6 +115,7 @@ __all__ = [
     "SkipHandler",
     "StoreError",
     "StoreUnavailableError",
+    "StoreView",
     "TextDelta",
     "Tool",
     "ToolArgumentsError",

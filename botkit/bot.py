@@ -447,7 +447,7 @@ class Bot:
             self._maintenance = None
         if "database" in self._started:
             try:
-                await self.store.release_claims(self.runtime.owner)
+                await self.store.claims.release_all(self.runtime.owner)
             except Exception:
                 log.exception("could not release claims; they lapse in %.0fs", self.runtime.lease)
         for adapter in started:  # after the drain: replies in flight needed their connections
@@ -539,7 +539,7 @@ class Bot:
             await asyncio.sleep(self.runtime.lease / 3)
             try:
                 sent = time.monotonic()
-                held = await self.store.renew_claims(self.claims.renewal())
+                held = await self.store.claims.renew(self.claims.renewal())
                 self.metrics.claims_held.set(held)
                 self.claims.renewal_sent(sent)
                 await self._read_clock()
@@ -568,7 +568,7 @@ class Bot:
         """Learn how far the database's clock is from this process's: claims are written
         in the database's time, since the other processes judge them by it."""
         before = utcnow()
-        database_now = await self.store.database_now()
+        database_now = await self.store.claims.database_now()
         after = utcnow()
         self.claims.clock_offset = database_now - (before + (after - before) / 2)
 

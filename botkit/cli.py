@@ -265,9 +265,11 @@ async def _usage(config: Config, args: argparse.Namespace) -> int:
     try:
         await database.upgrade() if database.sqlite else None
         if args.annotation:
-            counts = await Store(database).annotation_counts(args.annotation, since=since.start)
+            counts = await Store(database).history.annotation_counts(
+                args.annotation, since=since.start
+            )
             return _print_annotations(args.annotation, counts, as_json=args.json)
-        rows = await Store(database).usage(since=since.start)
+        rows = await Store(database).usage.report(since=since.start)
     finally:
         await database.close()
     groups = group_usage(rows, args.by)

@@ -23,7 +23,7 @@ from botkit.messages import Attachment, ConversationRef, Markup, Message, Reply
 from botkit.outbox import draft_of, reply_of
 from botkit.plugin import CommandHandler
 from botkit.runtime import Runtime
-from botkit.store import CallRow, Store, StoredMessage
+from botkit.store import CallRow, StoredMessage, StoreView
 from botkit.streaming import stream_reply
 from botkit.tools import ToolLedger
 from botkit.turn import Turn
@@ -46,9 +46,10 @@ class PluginRuntime:
         self.plugin = plugin
 
     @property
-    def store(self) -> Store:
-        """The conversation store."""
-        return self._runtime.store
+    def store(self) -> StoreView:
+        """What a plugin may read of the store: turns, messages, spend (not the store
+        itself: claims, the inbox and the outbox are the core's)."""
+        return self._runtime.store.view
 
     @property
     def settings(self) -> Any:
@@ -68,7 +69,7 @@ class PluginRuntime:
 
     async def state_keys(self, prefix: str = "") -> list[str]:
         """The keys of the plugin's own state that start with ``prefix``, sorted."""
-        return await self._runtime.store.state_keys(self._namespace, prefix)
+        return await self._runtime.store.state(self._namespace).keys(prefix)
 
     @property
     def _namespace(self) -> str:
@@ -158,9 +159,9 @@ class PluginRuntime:
         """Run a stored inbound message through the pipeline again (a spam false positive
         released by a person), after merging ``metadata`` into it."""
         if metadata:
-            await self._runtime.store.annotate(message_id, metadata)
-        [row] = await self._runtime.store.messages([message_id])
-        await self._runtime.store.set_inbound_status([message_id], "pending")
+            await self._runtime.store.inbound.annotate(message_id, metadata)
+        [row] = await self._runtime.store.history.messages([message_id])
+        await self._runtime.store.inbound.set_status([message_id], "pending")
         if self._runtime.submit is not None:
             self._runtime.submit(message_id, row.conversation_id)
 
@@ -190,9 +191,9 @@ class PluginRuntime:
     async def send(self, conversation: ConversationRef, reply: Reply | str) -> None:
         """Send a message to any conversation (digests, notifications), through the outbox."""
         runtime = self._runtime
-        conversation_id = await runtime.store.conversation_id(conversation)
+        conversation_id = await runtime.store.history.conversation_id(conversation)
         draft = draft_of(conversation_id, conversation.channel, reply_of(reply, None), None)
-        await runtime.store.add_outbound(draft)
+        await runtime.store.outbound.add(draft)
         await runtime.outbox.flush(conversation_id)
 
 
@@ -238,7 +239,7 @@ class Context(PluginRuntime):
         note's transcript); ``annotations`` are stored with it as :meth:`annotate` does."""
         message = self.message
         if message.id is not None:
-            merged = await self._runtime.store.rewrite_text(message.id, text, annotations)
+            merged = await self._runtime.store.inbound.rewrite_text(message.id, text, annotations)
             self.annotations.update(merged)
         self._turn.message = dataclasses.replace(message, text=text)
 
@@ -325,7 +326,7 @@ class Context(PluginRuntime):
     async def history(self, limit: int = 50) -> list[StoredMessage]:
         """The newest ``limit`` turns up to this message, oldest first."""
         before = (self.message.id or 0) + 1 if self.message.id is not None else None
-        return await self._runtime.store.history(
+        return await self._runtime.store.history.turns(
             self.conversation_id, before_id=before, limit=limit
         )
 
@@ -334,11 +335,13 @@ class Context(PluginRuntime):
         later handlers see them in ``message.metadata`` only after a requeue, so read
         them with :meth:`annotations`."""
         if self.message.id is not None:
-            self.annotations.update(await self._runtime.store.annotate(self.message.id, values))
+            self.annotations.update(
+                await self._runtime.store.inbound.annotate(self.message.id, values)
+            )
 
     async def reset(self) -> None:
         """Start the conversation afresh: later answers ignore everything before now."""
-        await self._runtime.store.reset_conversation(
+        await self._runtime.store.history.reset(
             self.conversation_id, through_id=self.message.id or 0
         )
 

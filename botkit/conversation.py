@@ -202,7 +202,7 @@ class ConversationLLM:
     ) -> _HeldCall:
         """Reserve a call's worst case (``tokens``, ``cost``), then run the guards."""
         message = self._ctx.message if self._ctx is not None else None
-        reservation = await self._runtime.store.reserve(
+        reservation = await self._runtime.store.usage.reserve(
             model=model,
             tokens=tokens,
             cost_nanos=nanos(cost),
@@ -453,7 +453,7 @@ class ConversationLLM:
             )
         )
         text = (completion.content or "").strip()
-        await self._runtime.store.save_summary(self._conversation_id, text, through_id)
+        await self._runtime.store.history.save_summary(self._conversation_id, text, through_id)
         self._runtime.history.folded(self._conversation_id, (text, through_id))
         return text, through_id
 
@@ -480,10 +480,10 @@ class ConversationLLM:
         if deferred is not None:
             deferred.append(row)  # stored with the message's outcome, in one transaction
             if reservation is None:
-                self._runtime.store.note_unsaved(row)  # budgets count it meanwhile
+                self._runtime.store.usage.note_unsaved(row)  # budgets count it meanwhile
             # else: its reservation, settled to this usage, counts it meanwhile
         else:
-            await self._runtime.store.record_call(row)
+            await self._runtime.store.usage.record_call(row)
         metrics = self._runtime.metrics
         metrics.model_latency.labels(record.model).observe(record.latency_s)
         if record.prompt_tokens:
@@ -514,7 +514,7 @@ class _HeldCall:
         if reservation is not None:
             self._settled = True
             tokens = (record.prompt_tokens or 0) + (record.completion_tokens or 0)
-            await self._llm._runtime.store.settle_reservation(
+            await self._llm._runtime.store.usage.settle_reservation(
                 reservation, tokens=tokens, cost_nanos=nanos(record.cost)
             )
         await self._llm._record(record, reservation)
@@ -523,7 +523,7 @@ class _HeldCall:
         """No attempt produced a reply (or none was made): the hold goes."""
         if self._reservation is not None and not self._settled:
             self._settled = True
-            await self._llm._runtime.store.release_reservation(self._reservation)
+            await self._llm._runtime.store.usage.release_reservation(self._reservation)
 
 
 def refit_budget(error: str, sent_tokens: int, reserve: int) -> int:

@@ -139,7 +139,7 @@ class Dispatcher:
         """
         runtime = self._runtime
         now = utcnow() + runtime.claims.clock_offset
-        rows = await runtime.store.resumable_inbound(now=now)
+        rows = await runtime.store.inbound.resumable(now=now)
         stopped: set[int] = set()
         soonest: float | None = None
         queued = 0
@@ -251,7 +251,7 @@ class Dispatcher:
                         log.exception("messages %s could not be handled; released", batch)
                         self._runtime.metrics.failures.labels("dispatch").inc()
                         with contextlib.suppress(Exception):
-                            await self._runtime.store.release(batch, self._runtime.owner)
+                            await self._runtime.store.claims.release(batch, self._runtime.owner)
                         goes_on = True
                     finally:
                         self._finish(batch)
@@ -290,17 +290,17 @@ class Dispatcher:
             fence: Fence = dict.fromkeys(batch, 1)
         else:
             # resumed work: another live process may hold some of it; take what is free
-            fence = await store.claim(
+            fence = await store.claims.claim(
                 batch, runtime.claim(), status="processing", from_statuses=UNFINISHED
             )
             if not fence:
                 return True
-            rows = await store.messages(list(fence))
+            rows = await store.history.messages(list(fence))
             messages = [_message_of([row]) for row in rows]
             attempts = max(row.attempts for row in rows)
             resumed = True
             # what an earlier try posted: this answer takes its place
-            earlier = await store.earlier_replies(list(fence))
+            earlier = await store.outbound.earlier_replies(list(fence))
         for message in messages:  # the body only where [logging] bodies = true
             log.debug(
                 "handling message %s from %s",
@@ -308,16 +308,16 @@ class Dispatcher:
                 message.sender.id,
                 extra={"body": message.text},
             )
-        if (runtime.shared or conversation_id in self._blocked) and await store.older_unfinished(
-            conversation_id, min(fence)
-        ):
-            await store.release(list(fence), runtime.owner)
+        if (
+            runtime.shared or conversation_id in self._blocked
+        ) and await store.inbound.older_unfinished(conversation_id, min(fence)):
+            await store.claims.release(list(fence), runtime.owner)
             log.info("messages %s wait behind an older unanswered message", list(fence))
             return False
         # group chatter an adapter passes on as context: kept for history, not answered
         chatter = [m.id for m in messages if m.metadata.get("addressed") is False]
         if chatter:
-            await store.set_inbound_status([i for i in chatter if i is not None], "context")
+            await store.inbound.set_status([i for i in chatter if i is not None], "context")
             messages = [m for m in messages if m.metadata.get("addressed") is not False]
             if not messages:
                 return True
@@ -348,7 +348,7 @@ class Dispatcher:
             else:
                 log.warning("messages %s: %s; left to the process that holds them", ids, exc)
                 with contextlib.suppress(Exception):  # the calls were paid for all the same
-                    await store.record_calls(turn.calls or [])
+                    await store.usage.record_calls(turn.calls or [])
             # a finish whose commit went unheard (the connection lost) stored its replies:
             # they go out as any waiting reply does
             await runtime.outbox.flush(conversation_id)
@@ -367,7 +367,7 @@ class Dispatcher:
         except asyncio.CancelledError:
             # stays unfinished: answered after the next start; the calls made are paid for
             with contextlib.suppress(Exception):
-                await asyncio.shield(store.record_calls(turn.calls or []))
+                await asyncio.shield(store.usage.record_calls(turn.calls or []))
             raise
         except ClaimLostError:
             raise
@@ -426,7 +426,7 @@ class Dispatcher:
         taken_at = time.monotonic()  # the replies' claim, if they are stored claimed
         try:
             finished = await until_landed(
-                lambda: store.finish_inbound(
+                lambda: store.inbound.finish(
                     ids,
                     status,
                     drafts,
@@ -442,7 +442,7 @@ class Dispatcher:
             raise  # its handler records the calls, unless this finish stored them
         except Exception:
             with contextlib.suppress(Exception):  # the calls were paid for all the same
-                await store.record_calls(calls)
+                await store.usage.record_calls(calls)
             raise
         outbox = runtime.outbox
         if finished.claimed:  # nothing else waits: send these now, already claimed
@@ -460,7 +460,9 @@ class Dispatcher:
         if turn.fence is None:
             return False
         try:
-            return await self._runtime.store.finished_under(self._runtime.owner, turn.fence)
+            return await self._runtime.store.inbound.finished_under(
+                self._runtime.owner, turn.fence
+            )
         except Exception:  # the database away again: count the calls rather than lose them
             return False
 
@@ -477,7 +479,7 @@ class Dispatcher:
         reason = f"{type(exc).__name__}: {exc}"
         claim = runtime.claim()
         await until_landed(
-            lambda: runtime.store.postpone(
+            lambda: runtime.store.inbound.postpone(
                 turn.ids, claim, turn.fence or {}, due=due, error=reason
             ),
             "put a message back",
@@ -491,7 +493,7 @@ class Dispatcher:
         )
         runtime.metrics.failures.labels("postponed").inc()
         with contextlib.suppress(Exception):  # the calls were paid for all the same
-            await runtime.store.record_calls(turn.calls or [])
+            await runtime.store.usage.record_calls(turn.calls or [])
         if turn.calls is not None:
             turn.calls.clear()
         conversation_id = turn.conversation_id
@@ -500,7 +502,7 @@ class Dispatcher:
             notice = draft_of(
                 conversation_id, turn.message.channel, Reply(self._delay_notice, "plain"), None
             )
-            await until_landed(lambda: runtime.store.add_outbound(notice), "queue a notice")
+            await until_landed(lambda: runtime.store.outbound.add(notice), "queue a notice")
             await runtime.outbox.flush(conversation_id)
         self._wake_in(delay)
 

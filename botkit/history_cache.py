@@ -168,11 +168,13 @@ class HistoryCache:
             entry = None
         if entry is None:
             self.misses += 1
-            read = await store.recent_turns(conversation_id, before_id=before_id, limit=limit)
+            read = await store.history.recent_turns(
+                conversation_id, before_id=before_id, limit=limit
+            )
             entry = _Entry(read.start, read.summary, read.changed_at, [], 0, False)
         else:
             self.hits += 1
-            read = await store.recent_turns(
+            read = await store.history.recent_turns(
                 conversation_id, before_id=before_id, limit=limit, after_id=entry.through
             )
             if read.changed_at != entry.changed_at or len(read.turns) >= limit:
@@ -181,7 +183,7 @@ class HistoryCache:
                 if read.changed_at != entry.changed_at:
                     self.hits -= 1
                     self.misses += 1
-                    read = await store.recent_turns(
+                    read = await store.history.recent_turns(
                         conversation_id, before_id=before_id, limit=limit
                     )
                 self._drop(conversation_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botkit._faults import fault_point
@@ -13,6 +13,7 @@ from botkit.exceptions import StoreError
 from botkit.leases import Singleton, Singletons
 from botkit.messages import ConversationRef, Message
 from botkit.metrics import ChannelReport, label
+from botkit.store.records import Accepted
 
 if TYPE_CHECKING:
     from botkit.metrics import Metrics
@@ -23,20 +24,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Accepted", "Inbox", "KeyValueState"]
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """What :meth:`Inbox.accept` did with a message.
-
-    Attributes:
-        message_id: the store's id of the message (of the first copy, for a duplicate).
-        duplicate: true when the same (channel, external id) had been accepted before;
-            the adapter acknowledges it all the same, and it is not processed again.
-    """
-
-    message_id: int
-    duplicate: bool
-
-
 class KeyValueState(Protocol):
     """Persisted JSON values under one namespace (a plugin's or an adapter's own)."""
 
@@ -44,8 +31,25 @@ class KeyValueState(Protocol):
         """The value stored under ``key``, or ``default``."""
         ...
 
-    async def set(self, key: str, value: Any) -> None:
-        """Store a JSON-serialisable value under ``key``."""
+    async def set(self, key: str, value: Any, *, ttl: float | timedelta | None = None) -> None:
+        """Store a JSON-serialisable value under ``key``; with ``ttl`` (seconds or a
+        ``timedelta``) it is gone that long after, by the database's clock, and pruned
+        later (per-delivery bookkeeping that must not pile up)."""
+        ...
+
+    async def update(
+        self,
+        key: str,
+        change: Callable[[Any], Any],
+        *,
+        default: Any = None,
+        ttl: float | timedelta | None = None,
+    ) -> Any:
+        """Replace the value under ``key`` by ``change(value)`` atomically, even with
+        other processes updating it at once; ``default`` when it is not set. ``change``
+        is a quick plain function (it runs in the database's transaction, maybe more
+        than once). With ``ttl``, the key expires that long after; without, a set key
+        keeps its expiry. Returns the new value."""
         ...
 
     async def delete(self, key: str) -> None:
@@ -107,7 +111,9 @@ class Inbox:
         if not message.external_id:
             raise ValueError("a message needs an external_id to be deduplicated")
         claim = self._claim() if self._claim is not None else None
-        accepted, conversation_id = await self._store.accept(message, claim=claim, skip=skip)
+        accepted, conversation_id = await self._store.inbound.accept(
+            message, claim=claim, skip=skip
+        )
         fault_point("accept")
         metrics = self._metrics
         assert metrics is not None  # set by __init__
@@ -155,7 +161,7 @@ class Inbox:
         Raises:
             StoreError: the database failed.
         """
-        return await self._store.transcript(conversation, limit=limit)
+        return await self._store.history.transcript(conversation, limit=limit)
 
     def singleton(self, name: str, work: Callable[[], Coroutine[Any, Any, object]]) -> Singleton:
         """Work that must run in one process cluster-wide (a poller, a mailbox watcher).

@@ -325,7 +325,7 @@ class JobRunner:
         store = self._runtime.store
         drafts: list[OutboundDraft] = []
         for conversation, reply in run.outgoing:
-            conversation_id = await store.conversation_id(conversation)
+            conversation_id = await store.history.conversation_id(conversation)
             drafts.append(draft_of(conversation_id, conversation.channel, reply, None))
         recurrence = recurrence_of(record)
         if recurrence is None:

@@ -202,7 +202,9 @@ class Jobs:
         if key is not None and not 1 <= len(key) <= 255:
             raise ValueError("a job's key must be 1-255 characters")
         conversation_id = (
-            await self._store.conversation_id(conversation) if conversation is not None else None
+            await self._store.history.conversation_id(conversation)
+            if conversation is not None
+            else None
         )
         job_id = await self._store.jobs.add(
             NewJob(
@@ -234,7 +236,9 @@ class Jobs:
     ) -> list[JobInfo]:
         """``plugin``'s jobs that will still fire, soonest first."""
         conversation_id = (
-            await self._store.conversation_id(conversation) if conversation is not None else None
+            await self._store.history.conversation_id(conversation)
+            if conversation is not None
+            else None
         )
         records = await self._store.jobs.pending(plugin, job=job, conversation_id=conversation_id)
         return [JobInfo.of(r) for r in records]

@@ -120,7 +120,7 @@ class LiveReply:
                 sent=sent, taken_at=taken_at,
             )  # fmt: skip
         draft = dataclasses.replace(turn.draft(template), text="", status="streaming")
-        row_id = await store.add_outbound(draft, claim=claims.claim(), held=outbox.held(turn))
+        row_id = await store.outbound.add(draft, claim=claims.claim(), held=outbox.held(turn))
         return cls(
             outbox, turn, adapter, template, row_id=row_id, token=1, sent=None, taken_at=taken_at
         )
@@ -213,7 +213,7 @@ class LiveReply:
             self.row_id, self._fence, self._sent.external_id, self._meta()
         )  # fmt: skip
         await until_landed(
-            lambda: store.update_outbound(
+            lambda: store.outbound.update(
                 row_id, fence=fence, text=text, external_id=external_id, meta=meta
             ),
             "record a posted message",
@@ -227,14 +227,14 @@ class LiveReply:
         conversation_id = self._turn.conversation_id
         if self.row_id is None:  # collecting only: queued behind what waits
             if text.strip() and not self._dropped:
-                await store.add_outbound(
+                await store.outbound.add(
                     self._turn.draft(dataclasses.replace(self._template, text=text)),
                     held=outbox.held(self._turn),
                 )
             return
         pieces = split_text(text, self._adapter.capabilities.max_length) if text.strip() else []
         if not pieces:
-            await store.update_outbound(
+            await store.outbound.update(
                 self.row_id, fence=self._fence, status="failed", error="the reply was empty"
             )
             return
@@ -243,7 +243,7 @@ class LiveReply:
         # on the conversation's lock, and their own flush sends them)
         queued = self._sent is None or len(pieces) > 1
         if self._sent is None:  # nothing shown yet: the outbox sends it, with retries
-            await store.update_outbound(
+            await store.outbound.update(
                 self.row_id,
                 fence=self._fence,
                 text=pieces[0],
@@ -272,14 +272,14 @@ class LiveReply:
                 if edited is None:
                     # the message shows only part of the answer: it stays recorded as
                     # such, and the whole answer is sent as a reply of its own
-                    await store.update_outbound(
+                    await store.outbound.update(
                         self.row_id,
                         fence=self._fence,
                         status="failed",
                         text=self.shown or "",
                         error="the last edit failed",
                     )
-                    await store.add_outbound(
+                    await store.outbound.add(
                         self._turn.draft(dataclasses.replace(self._template, text=text)),
                         held=outbox.held(self._turn),
                     )
@@ -288,7 +288,7 @@ class LiveReply:
                 self._sent, self.shown = edited, pieces[0]
             await self._delivered(pieces[0])
         for rest in pieces[1:]:  # past one message: through the outbox, with retries
-            await store.add_outbound(
+            await store.outbound.add(
                 self._turn.draft(dataclasses.replace(self._template, text=rest)),
                 held=outbox.held(self._turn),
             )
@@ -304,20 +304,20 @@ class LiveReply:
         store = self._outbox.store
         with contextlib.suppress(Exception):  # a stop or a lost database: the sweep closes it
             if self._sent is None:
-                await store.update_outbound(
+                await store.outbound.update(
                     self.row_id,
                     fence=self._fence,
                     status="failed",
                     error=f"stream broke off: {error}"[:2000],
                 )
                 return
-            await store.update_outbound(
+            await store.outbound.update(
                 self.row_id,
                 fence=self._fence,
                 status="interrupted",
                 error=f"stream broke off: {error}"[:2000],
             )
-            [row] = await store.messages([self.row_id])
+            [row] = await store.history.messages([self.row_id])
             self._turn.earlier.insert(0, row)
 
     async def _delivered(self, text: str) -> None:

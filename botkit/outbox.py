@@ -51,7 +51,7 @@ from botkit.messages import Reply, SentMessage
 from botkit.metrics import Metrics, error_kind
 from botkit.store import Fence, OutboundDraft, OutboundSettle, Store, StoredMessage
 from botkit.store.models import utcnow
-from botkit.store.repository import EARLIER_OUT
+from botkit.store.records import EARLIER_OUT
 from botkit.text import split_text
 from botkit.turn import Turn, draft_of, files_of, reply_of, without_file_data
 
@@ -140,12 +140,12 @@ class Outbox:
         any more), and send what is due and held by no live process, or by this one but
         left behind. Called at start (crash recovery), then periodically."""
         owner = self._claims.owner
-        interrupted = await self._store.interrupt_streams(
+        interrupted = await self._store.outbound.interrupt_streams(
             owner=owner, live=self._live | self._settling
         )
         if interrupted:
             log.warning("%d streamed replies were interrupted by a stop", interrupted)
-        for conversation_id in await self._store.conversations_with_undelivered(
+        for conversation_id in await self._store.outbound.conversations_with_undelivered(
             now=utcnow(), owner=owner
         ):
             if not self.lock(conversation_id).locked():
@@ -200,7 +200,7 @@ class Outbox:
         if earlier is not None:
             await self.replace(earlier, draft)
             return
-        await self._store.add_outbound(draft, held=self.held(turn))
+        await self._store.outbound.add(draft, held=self.held(turn))
         await self.flush(turn.conversation_id)
 
     def held(self, turn: Turn) -> tuple[str, Fence] | None:
@@ -234,7 +234,7 @@ class Outbox:
         started = time.monotonic()
         while True:
             taken_at = time.monotonic()
-            fence = await self._store.claim(
+            fence = await self._store.claims.claim(
                 [earlier.id],
                 self._claims.claim(),
                 status=status,
@@ -277,7 +277,7 @@ class Outbox:
                         adapter, sent, first, failed=self.send_failed(adapter)
                     )
             if edited is not None:
-                await self._store.update_outbound(
+                await self._store.outbound.update(
                     earlier.id,
                     fence=(owner, token),
                     text=first,
@@ -287,12 +287,12 @@ class Outbox:
                     claimed_until=None,
                 )
                 for rest in pieces[1:]:
-                    await self._store.add_outbound(dataclasses.replace(draft, text=rest))
+                    await self._store.outbound.add(dataclasses.replace(draft, text=rest))
                 await self.flush_locked(draft.conversation_id)
                 return
         # nothing shown that could be edited: the entry goes out (again) with the new text
         log.info("reply %d is sent again with the new answer", earlier.id)
-        await self._store.update_outbound(
+        await self._store.outbound.update(
             earlier.id,
             fence=(owner, token),
             text=draft.text,
@@ -338,7 +338,7 @@ class Outbox:
         Returns:
             True when nothing of the conversation is left waiting.
         """
-        for row in await self._store.pending_outbound(conversation_id):
+        for row in await self._store.outbound.pending(conversation_id):
             if row.id in self._sending:
                 return False  # this process is sending it right now (the dispatcher)
             in_doubt = row.status == "sending"  # its process stopped while sending it
@@ -357,7 +357,7 @@ class Outbox:
         conversation's replies, so the periodic sweep sends them instead of no one."""
         log.exception("sending replies of conversation %d failed; handed back", conversation_id)
         with contextlib.suppress(Exception):
-            await self._store.release_conversation(conversation_id, self._claims.owner)
+            await self._store.claims.release_conversation(conversation_id, self._claims.owner)
 
     async def _deliver(
         self,
@@ -394,7 +394,7 @@ class Outbox:
                 "no adapter %r is running; reply %d waits", row.conversation.channel, row.id
             )
             if token is not None:  # leave it to whichever process runs that channel
-                await self._store.update_outbound(
+                await self._store.outbound.update(
                     row.id,
                     fence=(owner, token),
                     status="pending",
@@ -407,7 +407,7 @@ class Outbox:
             while True:
                 if token is None:
                     taken_at = time.monotonic()
-                    taken = await self._store.claim(
+                    taken = await self._store.claims.claim(
                         [row.id],
                         self._claims.claim(),
                         status="sending",
@@ -446,7 +446,7 @@ class Outbox:
                         await self._fail(row, attempts, exc, fence)
                         return True
                     if delay > self._policy.inline_wait_max:
-                        await self._store.update_outbound(
+                        await self._store.outbound.update(
                             row.id,
                             fence=fence,
                             status="pending",
@@ -493,7 +493,7 @@ class Outbox:
         if meta is not None:
             shows["meta"] = meta
         await until_landed(
-            lambda: self._store.update_outbound(
+            lambda: self._store.outbound.update(
                 outbound_id,
                 fence=fence,
                 status="delivered",
@@ -516,7 +516,7 @@ class Outbox:
             attempts,
             exc,
         )
-        await self._store.update_outbound(
+        await self._store.outbound.update(
             row.id, fence=fence, status="failed", error=str(exc)[:2000]
         )
         self._metrics.failures.labels("send").inc()

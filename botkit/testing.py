@@ -607,7 +607,7 @@ class TestBot:
     async def stored(self, message_id: int | None = None) -> StoredMessage:
         """A stored message (default: the last one sent), with its annotations in ``meta``."""
         wanted = self.last_message_id if message_id is None else message_id
-        [row] = await self.store.messages([wanted])
+        [row] = await self.store.history.messages([wanted])
         return row
 
     async def advance(self, by: timedelta | float, *, within: float = 10.0) -> list[SentReply]:

@@ -635,11 +635,16 @@ class ToolLedger:
         self._replayed = (len(rounds), messages)
         return self._replayed
 
+    async def hold_state(self, namespace: str, key: str, value: Any) -> None:
+        """Store a value in a namespace's state only while this answer's messages are
+        still held (else ``ClaimLostError``, and nothing stored)."""
+        await self._store.state(namespace).set(key, value, held=self._held)
+
     async def earlier_calls(self) -> list[ToolCallRecord]:
         """The calls an earlier try of this answer stored (none for a first try)."""
         turn = self._turn
         ids = turn.ids or ([turn.message.id] if turn.message.id is not None else [])
-        return await self._store.tool_calls(ids) if turn.resumed and ids else []
+        return await self._store.tool_calls.of(ids) if turn.resumed and ids else []
 
     async def start(self, round_: int, call: ToolCall, said: str | None) -> int | None:
         """Store a call about to run; its row id (``None`` when there is no stored
@@ -653,20 +658,20 @@ class ToolLedger:
         if message_id is None:
             return None
         taken_at = time.monotonic()
-        row = await self._store.start_tool_call(
+        row = await self._store.tool_calls.start(
             ToolCallRecord(message_id, round_, call.id, call.name, call.arguments, said),
             held=self._held,
         )
         if self._held is not None and self._claims is not None and not self._claims.live(taken_at):
             # recorded as not run, so no later try reports it as "may have run"
             with contextlib.suppress(StoreError):
-                await self._store.finish_tool_call(row, "rejected", "not run: claims lapsed")
+                await self._store.tool_calls.finish(row, "rejected", "not run: claims lapsed")
             raise ClaimLostError("this process's claims may have lapsed; the tool was not run")
         return row
 
     async def finish(self, row: int, status: str, result: str) -> None:
         """Store how a started call ended and what the model is told."""
-        await self._store.finish_tool_call(row, status, result)
+        await self._store.tool_calls.finish(row, status, result)
 
     async def record(
         self, round_: int, call: ToolCall, said: str | None, status: str, result: str
@@ -676,7 +681,7 @@ class ToolLedger:
         message_id = self._turn.message.id
         if message_id is None:
             return
-        await self._store.start_tool_call(
+        await self._store.tool_calls.start(
             ToolCallRecord(
                 message_id, round_, call.id, call.name, call.arguments, said, status, result
             ),
@@ -736,7 +741,7 @@ async def _hold(ctx: Context, spec: Tool, arguments: Any, call: ToolCall) -> str
     while this process holds the message (a process that woke after losing it must not
     replace the question the user was really asked)."""
     values = _as_dict(arguments)
-    await ctx.store.set_state(
+    await ctx.tool_ledger().hold_state(
         f"plugin:{spec.plugin}",
         _PENDING.format(ctx.conversation_id),
         {
@@ -745,7 +750,6 @@ async def _hold(ctx: Context, spec: Tool, arguments: Any, call: ToolCall) -> str
             "user": ctx.message.sender.id,
             "at": datetime.now(UTC).isoformat(),
         },
-        held=ctx.tool_ledger().held,
     )
     if spec.confirm:
         with contextlib.suppress(KeyError, IndexError, ValueError):

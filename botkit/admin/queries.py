@@ -28,7 +28,7 @@ from botkit.admin.records import (
 from botkit.exceptions import StoreError
 from botkit.store import Database
 from botkit.store.models import Base
-from botkit.store.repository import UNDELIVERED_OUT, UNFINISHED_IN
+from botkit.store.records import UNDELIVERED_OUT, UNFINISHED_IN
 
 __all__ = ["SPAM", "SPAM_REASON", "SPAM_RELEASED", "AdminQueries"]
 

@@ -156,7 +156,7 @@ class _Views:
             )
         now = datetime.now(UTC)
         since = now - timedelta(days=days)  # as `botkit usage --days N` reads it
-        rows = await self.runtime.store.usage(since=since)
+        rows = await self.runtime.store.usage.report(since=since)
         cells = spend_cells(rows, by)
         body = spend_page(
             cells,
@@ -179,13 +179,13 @@ class _Views:
         return self._render(request, "Needs a person", body, "attention")
 
     async def work(self, request: web.Request) -> web.StreamResponse:
-        now = await self.runtime.store.database_now()
+        now = await self.runtime.store.claims.database_now()
         body = work_page(await self.queries.work(), await self.queries.leases(), now)
         return self._render(request, "Work", body, "work")
 
     async def retry(self, request: web.Request) -> web.StreamResponse:
         outbound_id = int(request.match_info["id"])
-        conversation_id = await self.runtime.store.retry_failed_reply(outbound_id)
+        conversation_id = await self.runtime.store.outbound.retry_failed(outbound_id)
         if conversation_id is None:
             return await _done(request, "not-failed", outbound_id)
         log.info("reply %d retried from the operations page", outbound_id)

@@ -1,25 +1,32 @@
-"""The conversation store: SQLAlchemy 2 async models, queries and Alembic migrations."""
+"""The conversation store: SQLAlchemy 2 models, one section per aggregate behind the
+``Store`` façade, and Alembic migrations."""
 
 from botkit.store._process_lock import one_process_per_sqlite_file
 from botkit.store.engine import Database, Migrated, is_sqlite
+from botkit.store.facade import Store
 from botkit.store.jobs import JobRecord, JobStore, NewJob
-from botkit.store.records import ContextRead, StoredMessage, ToolCallRecord, UsageRow
-from botkit.store.repository import (
+from botkit.store.outbound import settle_outbound
+from botkit.store.records import (
+    Accepted,
     CallRow,
     Claim,
+    ContextRead,
     Fence,
     Finished,
-    NamespaceState,
     OutboundDraft,
     OutboundSettle,
     Resumable,
-    Store,
+    StoredMessage,
+    ToolCallRecord,
+    UsageRow,
     dollars,
     nanos,
-    settle_outbound,
 )
+from botkit.store.state import NamespaceState, Ttl
+from botkit.store.view import StoreView
 
 __all__ = [
+    "Accepted",
     "CallRow",
     "Claim",
     "ContextRead",
@@ -35,8 +42,10 @@ __all__ = [
     "OutboundSettle",
     "Resumable",
     "Store",
+    "StoreView",
     "StoredMessage",
     "ToolCallRecord",
+    "Ttl",
     "UsageRow",
     "dollars",
     "is_sqlite",

@@ -33,6 +33,7 @@ from sqlalchemy.pool import StaticPool
 
 from botkit._faults import fault_point
 from botkit.exceptions import ConfigError, StoreError
+from botkit.store._batch import Batchable
 
 __all__ = ["Database", "Migrated", "Operation", "Synchronous", "is_sqlite"]
 
@@ -48,10 +49,10 @@ _SYNCHRONOUS: tuple[Synchronous, ...] = ("full", "normal")
 Operation = Callable[[Connection], T]
 """What runs in one transaction: statements on a ``Connection``, then a result.
 
-An operation whose class has a static method ``together(conn, ops) -> results`` can also
-run at once with the operations of its class queued next to it, in fewer statements
-(say, one multi-row INSERT for a burst of accepted messages); the results come back in
-the order of ``ops``.
+An operation that is :class:`~botkit.store._batch.Batchable` (its class has
+``together(conn, ops) -> results``) can also run at once with the operations of its class
+queued next to it, in fewer statements (say, one multi-row INSERT for a burst of accepted
+messages); the results come back in the order of ``ops``.
 """
 
 
@@ -369,8 +370,18 @@ def _locked(exc: Exception) -> bool:
     return isinstance(exc, OperationalError) and "locked" in str(exc.orig)
 
 
-def _together(op: Any) -> Any:
-    return getattr(type(op), "together", None)
+_BATCHING: dict[type, Callable[[Connection, list[Any]], list[Any]] | None] = {}
+
+
+def _together(op: Any) -> Callable[[Connection, list[Any]], list[Any]] | None:
+    """The ``together`` of a :class:`Batchable` operation's class, else ``None``."""
+    kind = type(op)
+    try:
+        return _BATCHING[kind]
+    except KeyError:  # once per class: a protocol check costs more than the lookup
+        together = kind.together if isinstance(op, Batchable) else None
+        _BATCHING[kind] = together
+        return together
 
 
 def _groups(batch: list[_Waiting[Any]]) -> list[list[_Waiting[Any]]]:

@@ -199,11 +199,14 @@ class StateRow(Base):
     """A persisted JSON value in a plugin's or adapter's own namespace."""
 
     __tablename__ = "state"
+    __table_args__ = (Index("ix_state_expires", "expires_at"),)
 
     namespace: Mapped[str] = mapped_column(String(128), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # gone after this (by the database's clock), pruned later; never, when null
+    expires_at: Mapped[datetime | None]
 
 
 class ConversationSummaryRow(Base):

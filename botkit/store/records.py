@@ -1,14 +1,48 @@
-"""Plain snapshots of stored rows, handed out of the store so no ORM object leaks."""
+"""The store's value types: plain snapshots of stored rows (no ORM object leaks out)
+and what callers hand in (claims, fences, drafts, model calls)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from botkit.messages import ConversationRef
 
-__all__ = ["ContextRead", "StoredMessage", "ToolCallRecord", "UsageRow"]
+__all__ = [
+    "EARLIER_OUT",
+    "HISTORY_IN",
+    "NANOS_PER_DOLLAR",
+    "UNDELIVERED_OUT",
+    "UNFINISHED_IN",
+    "Accepted",
+    "CallRow",
+    "Claim",
+    "ContextRead",
+    "Fence",
+    "Finished",
+    "OutboundDraft",
+    "OutboundSettle",
+    "Resumable",
+    "StoredMessage",
+    "ToolCallRecord",
+    "UsageRow",
+    "dollars",
+    "nanos",
+]
+
+
+# message statuses, as the queries group them
+UNFINISHED_IN = ("pending", "processing")
+UNDELIVERED_OUT = ("pending", "sending")
+# replies that reached (or may have reached) the channel for a message still being
+# answered: a new answer to that message takes their place instead of adding to them
+EARLIER_OUT = ("pending", "sending", "delivered", "interrupted")
+# inbound turns the model sees: answered, being answered, or kept as passive context
+# (a pending one is the message being answered, or one of its coalesced burst: later
+# pending messages are excluded by the ``before_id`` every history read gives)
+HISTORY_IN = ("pending", "processing", "done", "context")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +71,7 @@ class StoredMessage:
 
 @dataclass(frozen=True, slots=True)
 class ContextRead:
-    """A conversation's history as one read found it (``Store.recent_turns``).
+    """A conversation's history as one read found it (``HistoryStore.recent_turns``).
 
     Attributes:
         start: turns at or below this id are not history (``/reset``).
@@ -96,3 +130,103 @@ class ToolCallRecord:
     status: str = "running"
     result: str | None = None
     id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What :meth:`Inbox.accept` did with a message.
+
+    Attributes:
+        message_id: the store's id of the message (of the first copy, for a duplicate).
+        duplicate: true when the same (channel, external id) had been accepted before;
+            the adapter acknowledges it all the same, and it is not processed again.
+    """
+
+    message_id: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A process's claim on work: who, and until when unless renewed."""
+
+    owner: str
+    until: datetime
+
+
+Fence = dict[int, int]
+"""Fencing tokens of claimed rows, by row id (see ``ClaimStore.claim``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What ``InboundStore.finish`` stored: reply ids, and whether they are claimed."""
+
+    out_ids: list[int]
+    claimed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Resumable:
+    """An unfinished inbound message as the dispatcher's sweep sees it."""
+
+    id: int
+    conversation_id: int
+    free: bool  # no live process holds it
+    due: datetime | None  # not to be tried before this (a postponed message)
+    claimed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundDraft:
+    """A reply to queue in the outbox."""
+
+    conversation_id: int
+    channel: str
+    text: str
+    markup: str = "markdown"
+    reply_to_id: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    status: str = "pending"
+
+
+OutboundSettle = dict[str, Any]
+"""A fenced change of an outbox entry, made with a message's finish (``settle_outbound``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    """One model call as stored (see ``ModelCallRow``)."""
+
+    purpose: str
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_nanos: int | None
+    latency_ms: float
+    ok: bool
+    error: str | None
+    attempt: int
+    message_id: int | None = None
+    conversation_id: int | None = None
+    channel: str | None = None
+    user_id: str | None = None
+    # the tokens are botkit's count: the server sent no usage
+    usage_estimated: bool = False
+    # the spend reservation this call settles (dropped when the call is stored)
+    reservation_id: int | None = None
+
+
+NANOS_PER_DOLLAR = 1_000_000_000
+
+
+def dollars(nanos: int | None) -> Decimal | None:
+    """Nano-dollars as a Decimal dollar amount."""
+    return None if nanos is None else Decimal(nanos) / NANOS_PER_DOLLAR
+
+
+def nanos(cost: Decimal | None) -> int | None:
+    """A Decimal dollar amount as whole nano-dollars (rounded half up)."""
+    if cost is None:
+        return None
+    return int((cost * NANOS_PER_DOLLAR).to_integral_value(rounding="ROUND_HALF_UP"))

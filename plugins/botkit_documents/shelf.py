@@ -57,7 +57,8 @@ class Shelf:
 
     Args:
         state: the plugin's own state (``ctx.state``).
-        store: the conversation store, to tell which documents a ``/reset`` forgot.
+        store: what the plugin may read of the store (``ctx.store``), to tell which
+            documents a ``/reset`` forgot.
         keep: the most documents kept per conversation; the oldest go first.
     """
 

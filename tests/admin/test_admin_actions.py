@@ -35,7 +35,7 @@ async def failed_reply(site: AdminSite, text: str = "hello") -> int:
     """A reply the channel refused for good; returns its id."""
     site.channel.fail_next = [RequestRejectedError("test", "chat not found")]
     await site.channel.ask(text)
-    rows = await site.bot.store.messages(list(range(1, 100)))
+    rows = await site.bot.store.history.messages(list(range(1, 100)))
     [reply] = [m for m in rows if m.direction == "out" and m.status == "failed"]
     return reply.id
 
@@ -44,14 +44,14 @@ async def until_sent(site: AdminSite, count: int) -> None:
     """Wait until the channel has received ``count`` messages and the last is recorded."""
     async with asyncio.timeout(10):
         while True:  # polls the store: nothing signals a delivery being recorded
-            last = await site.bot.store.messages([await last_reply(site)])
+            last = await site.bot.store.history.messages([await last_reply(site)])
             if len(site.channel.sent) >= count and last[0].status == "delivered":
                 return
             await asyncio.sleep(0.02)
 
 
 async def last_reply(site: AdminSite) -> int:
-    rows = await site.bot.store.messages(list(range(1, 100)))
+    rows = await site.bot.store.history.messages(list(range(1, 100)))
     return max(m.id for m in rows if m.direction == "out")
 
 
@@ -80,7 +80,7 @@ async def test_a_failed_reply_is_listed_with_its_reason_and_retried_through_the_
     assert (status, location) == (303, f"/admin/attention?done=retried&id={reply_id}")
     await until_sent(site, 1)
     assert site.channel.sent[0].text == "echo: hello"
-    [row] = await site.bot.store.messages([reply_id])
+    [row] = await site.bot.store.history.messages([reply_id])
     assert row.status == "delivered"
     _, page = await site.get(location)
     assert f"Reply {reply_id} was set back to pending" in page
@@ -94,7 +94,7 @@ async def test_a_failed_reply_is_listed_with_its_reason_and_retried_through_the_
 
 async def test_a_reply_retried_from_its_conversation_returns_there(site: AdminSite) -> None:
     reply_id = await failed_reply(site)
-    [row] = await site.bot.store.messages([reply_id])
+    [row] = await site.bot.store.history.messages([reply_id])
     await site.login()
     _, page = await site.get(f"/admin/conversations/{row.conversation_id}")
     assert f'action="/admin/replies/{reply_id}/retry"' in page
@@ -116,7 +116,7 @@ async def test_held_spam_is_listed_with_its_reason_and_released_as_the_plugin_do
     assert await site.channel.ask(SPAM, user="stranger") == []
     ok = await site.channel.ask("what time is it?")
     assert ok == ["echo: what time is it?"]
-    rows = await site.bot.store.messages(list(range(1, 100)))
+    rows = await site.bot.store.history.messages(list(range(1, 100)))
     [held] = [m for m in rows if m.meta.get("spam") is True]
     [fine] = [m for m in rows if m.direction == "in" and m.id != held.id]
     await site.login()
@@ -130,7 +130,7 @@ async def test_held_spam_is_listed_with_its_reason_and_released_as_the_plugin_do
     assert (status, location) == (303, f"/admin/attention?done=released&id={held.id}")
     await until_sent(site, 2)
     assert site.channel.sent[-1].text == f"echo: {SPAM}"
-    [released] = await site.bot.store.messages([held.id])
+    [released] = await site.bot.store.history.messages([held.id])
     assert released.status == "done"
     assert released.meta["spam_released"] is True
     assert released.meta["spam_released_by"] == "operations page"

@@ -253,5 +253,5 @@ def test_a_short_admin_token_is_a_config_error_that_does_not_show_it() -> None:
 
 async def _replies(site: AdminSite) -> list[tuple[int, str]]:
     """Every reply stored, with its status."""
-    rows = await site.bot.store.messages(list(range(1, 100)))
+    rows = await site.bot.store.history.messages(list(range(1, 100)))
     return [(m.id, m.status) for m in rows if m.direction == "out"]

@@ -45,7 +45,7 @@ async def test_reply_comes_from_the_model_and_its_cost_is_recorded(
     )
     async with bot:
         assert await adapter.ask("Capital of France?") == ["Paris."]
-        [usage] = await bot.store.usage()
+        [usage] = await bot.store.usage.report()
     request = fake_openai.requests[0]
     assert request.headers["Authorization"] == f"Bearer {KEY}"
     assert request.json["model"] == "gpt-4-turbo"
@@ -81,14 +81,14 @@ async def test_a_long_conversation_reads_only_its_new_turns_per_answer(
         database_url, {"test": adapter}, llm=_llm(fake_openai), bot={"history_limit": 40}
     ) as bot:
         read: list[int] = []
-        real = bot.store.recent_turns
+        real = bot.store.history.recent_turns
 
         async def recent_turns(conversation_id: int, **kwargs: Any) -> ContextRead:
             found = await real(conversation_id, **kwargs)
             read.append(len(found.turns))
             return found
 
-        bot.store.recent_turns = recent_turns  # type: ignore[method-assign]
+        bot.store.history.recent_turns = recent_turns  # type: ignore[method-assign]
         for n in range(30):
             await adapter.ask(f"turn {n}")
     # the first answer read the conversation; every later one only its own message and
@@ -121,8 +121,8 @@ async def test_a_streamed_answer_is_edited_in_place_and_priced(
     adapter = RecordingAdapter(capabilities=Capabilities(edits=True, edit_interval=0.0))
     async with make_bot(database_url, {"test": adapter}, llm=_llm(fake_openai)) as bot:
         await adapter.ask("count")
-        [usage] = await bot.store.usage()
-        [inbound, outbound] = await bot.store.messages([1, 2])
+        [usage] = await bot.store.usage.report()
+        [inbound, outbound] = await bot.store.history.messages([1, 2])
     assert (inbound.status, outbound.status) == ("done", "delivered")
     assert fake_openai.requests[0].json["stream"] is True
     assert fake_openai.requests[0].json["stream_options"] == {"include_usage": True}
@@ -141,7 +141,7 @@ async def test_a_server_error_is_retried_with_the_same_request_and_both_calls_re
         database_url, {"test": adapter}, llm=_llm(fake_openai), bot={"stream": False}
     ) as bot:
         assert await adapter.ask("hi") == ["Recovered."]
-        [usage] = await bot.store.usage()
+        [usage] = await bot.store.usage.report()
     first, second = fake_openai.requests
     assert first.body == second.body  # the user's turn was not appended twice
     assert usage.calls == 2
@@ -182,7 +182,7 @@ async def test_repeated_context_length_errors_end_in_an_apology_not_a_loop(
         fake_openai.script(context_length_exceeded(), context_length_exceeded(), completion("x"))
         message_id = await adapter.say("hi")
         await bot.inbox.wait_done(message_id)
-        [row] = await bot.store.messages([message_id])
+        [row] = await bot.store.history.messages([message_id])
     assert len(fake_openai.requests) - before == 2  # one re-fit, then it gives up
     assert adapter.sent[-1].text == APOLOGY
     assert row.status == "failed"
@@ -201,8 +201,8 @@ async def test_a_model_that_fails_past_the_outage_horizon_gets_the_user_an_apolo
         bot={"stream": False, "outage_horizon": 0},
     ) as bot:
         assert await adapter.ask("hi") == [APOLOGY]
-        [usage] = await bot.store.usage()
-        [row] = await bot.store.messages([1])
+        [usage] = await bot.store.usage.report()
+        [row] = await bot.store.history.messages([1])
     assert usage.calls == 3
     assert row.status == "failed"
 
@@ -224,7 +224,7 @@ async def test_a_model_outage_delays_answers_in_order_with_one_notice(
         await bot.inbox.wait_done(first)  # the first try failed: it waits for a retry
         second = await adapter.say("and another thing")  # waits behind it
         await _eventually(lambda: len(adapter.sent) >= 3)
-        rows = await bot.store.messages([first, second])
+        rows = await bot.store.history.messages([first, second])
     assert [s.text for s in adapter.sent] == ["Delayed, sorry.", "first answer", "second"]
     assert [r.status for r in rows] == ["done", "done"]
     assert rows[0].attempts == 1  # one postponement, counted
@@ -258,9 +258,9 @@ async def test_a_long_history_is_fitted_to_the_window_and_folded_into_a_summary(
     async with bot:
         for i in range(12):
             await adapter.ask(f"message number {i}: " + "blah " * 40)
-        conv = await bot.store.conversation_id(adapter.sent[0].conversation)
-        summary = await bot.store.summary(conv)
-        usage = {(u.model, u.calls) for u in await bot.store.usage()}
+        conv = await bot.store.history.conversation_id(adapter.sent[0].conversation)
+        summary = (await bot.store.history.recent_turns(conv, before_id=None, limit=0)).summary
+        usage = {(u.model, u.calls) for u in await bot.store.usage.report()}
     chat_requests = [r for r in fake_openai.requests if r.json["max_tokens"] == reserve]
     for request in chat_requests:
         assert counter.count_messages(request.messages) <= window - reserve
@@ -291,7 +291,7 @@ async def test_the_api_key_never_reaches_logs_or_stored_errors(
         environ={"OPENAI_API_KEY": KEY},
     ) as bot:
         assert await adapter.ask("hi") == [CONFIG_APOLOGY]
-        [row] = await bot.store.messages([1])
+        [row] = await bot.store.history.messages([1])
     assert "AuthenticationError" in (row.error or "")
     assert KEY not in (row.error or "")
     assert KEY not in caplog.text

@@ -95,10 +95,10 @@ async def _annotated_database(url: str) -> None:
     await database.upgrade()
     store = Store(database)
     for i, label in enumerate(["negative", "negative", "positive"]):
-        accepted, _ = await store.accept(
+        accepted, _ = await store.inbound.accept(
             Message(ConversationRef("slack", "C1"), Sender("u"), f"m{i}", f"e{i}")
         )
-        await store.annotate(accepted.message_id, {"sentiment": label})
+        await store.inbound.annotate(accepted.message_id, {"sentiment": label})
     await database.close()
 
 
@@ -127,7 +127,7 @@ async def _calls_database(url: str) -> None:
     await database.upgrade()
     store = Store(database)
     for estimated in (False, True):  # the second server sent no usage: botkit counted
-        await store.record_call(
+        await store.usage.record_call(
             CallRow("chat", "llama", 100, 20, None, 5.0, True, None, 1, usage_estimated=estimated)
         )
     await database.close()

@@ -201,7 +201,7 @@ async def test_middleware_can_answer_or_drop_before_handlers(database_url: str) 
         assert await adapter.ask("tell me the secret") == ["I can't talk about that."]
         assert await adapter.ask("hi", user="blocked") == []
         assert await adapter.ask("hi") == ["ok"]
-        rows = await bot.store.messages(list(range(1, 10)))
+        rows = await bot.store.history.messages(list(range(1, 10)))
     assert handled == ["hi"]
     assert [r.status for r in rows if r.direction == "in"] == ["done", "skipped", "done"]
 
@@ -219,7 +219,7 @@ async def test_a_crashing_handler_gets_an_apology_and_is_recorded_failed(
     async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
         message_id = await adapter.say("hi")
         await bot.inbox.wait_done(message_id)
-        [row] = await bot.store.messages([message_id])
+        [row] = await bot.store.history.messages([message_id])
     assert [s.text for s in adapter.sent] == [APOLOGY]
     assert row.status == "failed"
     assert row.error == "ValueError: boom"
@@ -249,7 +249,7 @@ async def test_outbox_retries_a_failed_send_until_it_is_delivered_once(database_
     async with bot:
         message_id = await adapter.say("hello")
         await bot.inbox.wait_done(message_id)
-        [reply] = await bot.store.messages([message_id + 1])
+        [reply] = await bot.store.history.messages([message_id + 1])
     assert adapter.send_attempts == 3
     assert len(adapter.sent) == 1
     assert reply.status == "delivered"
@@ -266,7 +266,9 @@ async def test_a_rejected_send_is_not_retried_and_later_replies_still_go(
         await bot.inbox.wait_done(first)
         second = await adapter.say("two")
         await bot.inbox.wait_done(second)
-        failed = [r for r in await bot.store.messages(list(range(1, 10))) if r.direction == "out"]
+        failed = [
+            r for r in await bot.store.history.messages(list(range(1, 10))) if r.direction == "out"
+        ]
     assert adapter.send_attempts == 2
     assert [r.status for r in failed] == ["failed", "delivered"]
     assert "chat not found" in (failed[0].error or "")
@@ -286,7 +288,9 @@ async def test_a_long_retry_after_is_scheduled_not_slept_on(database_url: str) -
         await asyncio.wait_for(bot.inbox.wait_done(first), 5)  # the worker did not sleep
         other = await adapter.say("two", chat="b")
         await asyncio.wait_for(bot.inbox.wait_done(other), 5)
-        rows = [r for r in await bot.store.messages(list(range(1, 10))) if r.direction == "out"]
+        rows = [
+            r for r in await bot.store.history.messages(list(range(1, 10))) if r.direction == "out"
+        ]
     waiting = next(r for r in rows if r.text == "re one")
     assert waiting.status == "pending"
     assert waiting.next_attempt_at is not None
@@ -313,7 +317,9 @@ async def test_streaming_posts_once_then_edits_and_finishes_with_the_whole_text(
     async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
         message_id = await adapter.say("hi")
         await bot.inbox.wait_done(message_id)
-        [reply] = [r for r in await bot.store.messages(list(range(1, 5))) if r.direction == "out"]
+        [reply] = [
+            r for r in await bot.store.history.messages(list(range(1, 5))) if r.direction == "out"
+        ]
     [sent] = adapter.sent
     assert sent.text == "Hello there, friend."
     assert 1 <= len(sent.edits) < 5  # throttled: fewer edits than fragments
@@ -414,8 +420,8 @@ async def test_chat_plugin_commands_and_reset(database_url: str) -> None:
         assert "/reset" in help_text
         assert "/start" in help_text
         assert await adapter.ask("/reset") == ["Started a new conversation."]
-        conv = await bot.store.conversation_id(adapter.sent[0].conversation)
-        history = await bot.store.history(conv, before_id=None, limit=50)
+        conv = await bot.store.history.conversation_id(adapter.sent[0].conversation)
+        history = await bot.store.history.turns(conv, before_id=None, limit=50)
     assert [h.text for h in history] == ["Started a new conversation."]
     assert [c.name for c in adapter.commands] == ["start", "help", "reset"]
 
@@ -424,7 +430,7 @@ async def test_an_empty_message_gets_a_clear_answer_not_a_model_call(database_ur
     adapter = RecordingAdapter()
     async with make_bot(database_url, {"test": adapter}) as bot:
         assert await adapter.ask("") == ["I can only read text here."]
-        assert await bot.store.usage() == []
+        assert await bot.store.usage.report() == []
 
 
 async def test_unaddressed_messages_are_kept_as_context_and_never_answered(
@@ -455,7 +461,7 @@ async def test_unaddressed_messages_are_kept_as_context_and_never_answered(
         )
         await bot.inbox.wait_done(chatter.message_id)
         assert await adapter.ask("what did Bob say?", chat="group") == ["ok"]
-        [row] = await bot.store.messages([chatter.message_id])
+        [row] = await bot.store.history.messages([chatter.message_id])
     assert row.status == "context"
     assert seen == [["lunch at noon?", "what did Bob say?"]]
 
@@ -482,7 +488,7 @@ async def test_a_message_accepted_with_a_skip_reason_is_stored_but_never_handled
             skip="bounce: empty Return-Path",
         )
         await bot.dispatcher.idle()
-        [row] = await bot.store.messages([accepted.message_id])
+        [row] = await bot.store.history.messages([accepted.message_id])
     assert handled == []
     assert row.status == "skipped"
     assert row.error == "bounce: empty Return-Path"

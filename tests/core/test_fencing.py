@@ -13,8 +13,7 @@ from botkit.claims import Claims, sending_under
 from botkit.exceptions import ClaimLostError, StoreUnavailableError
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox
-from botkit.store import Claim, OutboundDraft, Store, StoredMessage, ToolCallRecord
-from botkit.store.repository import Finished
+from botkit.store import Claim, Finished, OutboundDraft, Store, StoredMessage, ToolCallRecord
 from botkit.testing import FakeModel, InMemoryChannel
 from tests.fakes.bots import make_bot
 from tests.fakes.recording_adapter import RecordingAdapter
@@ -36,10 +35,10 @@ def _message(external_id: str = "e1") -> Message:
 
 async def _taken_over(store: Store) -> tuple[int, int]:
     """A message accepted by A, whose claim lapsed, then taken over by B."""
-    accepted, conversation_id = await store.accept(_message(), claim=Claim("A", _soon()))
+    accepted, conversation_id = await store.inbound.accept(_message(), claim=Claim("A", _soon()))
     message_id = accepted.message_id
-    assert await store.renew_claims(Claim("A", _past())) == 1  # A stalls past its lease
-    taken = await store.claim(
+    assert await store.claims.renew(Claim("A", _past())) == 1  # A stalls past its lease
+    taken = await store.claims.claim(
         [message_id], Claim("B", _soon()), status="processing", from_statuses=UNFINISHED
     )
     assert taken == {message_id: 2}
@@ -50,47 +49,47 @@ async def test_a_finish_after_the_claim_was_taken_over_stores_nothing(store: Sto
     message_id, conversation_id = await _taken_over(store)
     draft = OutboundDraft(conversation_id, "test", "A's late answer", reply_to_id=message_id)
     with pytest.raises(ClaimLostError):
-        await store.finish_inbound(
+        await store.inbound.finish(
             [message_id], "done", [draft], claim=Claim("A", _soon()), fence={message_id: 1}
         )
-    assert await store.pending_outbound(conversation_id) == []
-    [row] = await store.messages([message_id])
+    assert await store.outbound.pending(conversation_id) == []
+    [row] = await store.history.messages([message_id])
     assert row.status == "processing"
     assert row.claimed_by == "B"
 
     draft = OutboundDraft(conversation_id, "test", "B's answer", reply_to_id=message_id)
-    await store.finish_inbound(
+    await store.inbound.finish(
         [message_id], "done", [draft], claim=Claim("B", _soon()), fence={message_id: 2}
     )
-    assert [r.text for r in await store.pending_outbound(conversation_id)] == ["B's answer"]
+    assert [r.text for r in await store.outbound.pending(conversation_id)] == ["B's answer"]
 
 
 async def test_a_delivery_mark_by_a_lapsed_holder_changes_nothing(store: Store) -> None:
-    _, conversation_id = await store.accept(_message())
-    out_id = await store.add_outbound(
+    _, conversation_id = await store.inbound.accept(_message())
+    out_id = await store.outbound.add(
         OutboundDraft(conversation_id, "test", "reply"), claim=Claim("A", _soon())
     )
-    assert await store.renew_claims(Claim("A", _past())) == 1
-    taken = await store.claim(
+    assert await store.claims.renew(Claim("A", _past())) == 1
+    taken = await store.claims.claim(
         [out_id], Claim("B", _soon()), status="sending", from_statuses=("pending", "sending")
     )
     assert taken == {out_id: 2}
     with pytest.raises(ClaimLostError):
-        await store.update_outbound(out_id, fence=("A", 1), status="delivered")
-    [row] = await store.messages([out_id])
+        await store.outbound.update(out_id, fence=("A", 1), status="delivered")
+    [row] = await store.history.messages([out_id])
     assert (row.status, row.claimed_by) == ("sending", "B")
-    await store.update_outbound(out_id, fence=("B", 2), status="delivered")
-    [row] = await store.messages([out_id])
+    await store.outbound.update(out_id, fence=("B", 2), status="delivered")
+    [row] = await store.history.messages([out_id])
     assert row.status == "delivered"
 
 
 async def test_a_postponement_by_a_lapsed_holder_changes_nothing(store: Store) -> None:
     message_id, _ = await _taken_over(store)
     with pytest.raises(ClaimLostError):
-        await store.postpone(
+        await store.inbound.postpone(
             [message_id], Claim("A", _soon()), {message_id: 1}, due=_soon(), error="down"
         )
-    [row] = await store.messages([message_id])
+    [row] = await store.history.messages([message_id])
     assert (row.status, row.next_attempt_at, row.attempts) == ("processing", None, 0)
 
 
@@ -100,19 +99,19 @@ async def test_a_tool_call_by_a_lapsed_holder_is_not_stored_so_the_tool_never_ru
     message_id, _ = await _taken_over(store)
     call = ToolCallRecord(message_id, 0, "call_1", "book", '{"room": 1}')
     with pytest.raises(ClaimLostError):
-        await store.start_tool_call(call, held=("A", {message_id: 1}))
-    assert await store.tool_calls([message_id]) == []
-    row = await store.start_tool_call(call, held=("B", {message_id: 2}))
-    [stored] = await store.tool_calls([message_id])
+        await store.tool_calls.start(call, held=("A", {message_id: 1}))
+    assert await store.tool_calls.of([message_id]) == []
+    row = await store.tool_calls.start(call, held=("B", {message_id: 2}))
+    [stored] = await store.tool_calls.of([message_id])
     assert (stored.id, stored.status, stored.result) == (row, "running", None)
 
 
 async def test_claims_lapse_by_the_databases_clock_on_postgresql(store: Store) -> None:
     """A process whose clock runs an hour late still sees a lapsed claim as lapsed on
     PostgreSQL (judged by now() there); SQLite serves one process, judged by its clock."""
-    accepted, _ = await store.accept(_message(), claim=Claim("A", _past()))
+    accepted, _ = await store.inbound.accept(_message(), claim=Claim("A", _past()))
     an_hour_late = datetime.now(UTC) - timedelta(hours=1)
-    found = [r.id for r in await store.unfinished_inbound(now=an_hour_late)]
+    found = [r.id for r in await store.inbound.unfinished(now=an_hour_late)]
     if store.db.sqlite:
         assert found == []
     else:
@@ -160,29 +159,29 @@ def test_a_request_under_lapsed_claims_is_refused_before_it_goes_out() -> None:
 async def test_a_message_is_finished_once_even_by_its_holder(store: Store) -> None:
     """A finish tried again (its first commit went unheard) finds the message finished
     and stores nothing more: one message, one set of replies."""
-    accepted, conversation_id = await store.accept(_message(), claim=Claim("A", _soon()))
+    accepted, conversation_id = await store.inbound.accept(_message(), claim=Claim("A", _soon()))
     message_id = accepted.message_id
     draft = OutboundDraft(conversation_id, "test", "the answer", reply_to_id=message_id)
     claim = Claim("A", _soon())
-    await store.finish_inbound([message_id], "done", [draft], claim=claim, fence={message_id: 1})
+    await store.inbound.finish([message_id], "done", [draft], claim=claim, fence={message_id: 1})
     with pytest.raises(ClaimLostError):
-        await store.finish_inbound(
+        await store.inbound.finish(
             [message_id], "done", [draft], claim=claim, fence={message_id: 1}
         )
-    assert [r.text for r in await store.pending_outbound(conversation_id)] == ["the answer"]
-    assert await store.finished_under("A", {message_id: 1})  # it was A's own finish
-    assert not await store.finished_under("A", {message_id: 2})
-    assert not await store.finished_under("B", {message_id: 1})
+    assert [r.text for r in await store.outbound.pending(conversation_id)] == ["the answer"]
+    assert await store.inbound.finished_under("A", {message_id: 1})  # it was A's own finish
+    assert not await store.inbound.finished_under("A", {message_id: 2})
+    assert not await store.inbound.finished_under("B", {message_id: 1})
 
 
 async def test_a_finish_under_a_lost_claim_is_not_the_losers(store: Store) -> None:
     message_id, _ = await _taken_over(store)
-    assert not await store.finished_under("B", {message_id: 2})  # not finished yet
-    await store.finish_inbound(
+    assert not await store.inbound.finished_under("B", {message_id: 2})  # not finished yet
+    await store.inbound.finish(
         [message_id], "done", [], claim=Claim("B", _soon()), fence={message_id: 2}
     )
-    assert await store.finished_under("B", {message_id: 2})
-    assert not await store.finished_under("A", {message_id: 1})
+    assert await store.inbound.finished_under("B", {message_id: 2})
+    assert not await store.inbound.finished_under("A", {message_id: 1})
 
 
 async def test_a_finish_whose_commit_went_unheard_records_its_model_calls_once(
@@ -190,7 +189,7 @@ async def test_a_finish_whose_commit_went_unheard_records_its_model_calls_once(
 ) -> None:
     adapter = RecordingAdapter()
     async with make_bot(database_url, {"test": adapter}, model=FakeModel()) as bot:
-        finish = bot.store.finish_inbound
+        finish = bot.store.inbound.finish
         unheard: list[object] = []
 
         async def finish_then_lose_the_connection(*args: Any, **kwargs: Any) -> Finished:
@@ -200,10 +199,10 @@ async def test_a_finish_whose_commit_went_unheard_records_its_model_calls_once(
                 raise StoreUnavailableError("connection lost during the commit")
             return finished
 
-        monkeypatch.setattr(bot.store, "finish_inbound", finish_then_lose_the_connection)
+        monkeypatch.setattr(bot.store.inbound, "finish", finish_then_lose_the_connection)
         assert await adapter.ask("hello") == ["echo: hello"]
         assert unheard
-        assert [row.calls for row in await bot.store.usage()] == [1]
+        assert [row.calls for row in await bot.store.usage.report()] == [1]
 
 
 def test_every_claim_of_a_process_lapses_together() -> None:
@@ -223,12 +222,12 @@ async def test_a_reply_stored_after_its_message_was_taken_over_is_refused(store:
     message_id, conversation_id = await _taken_over(store)
     late = OutboundDraft(conversation_id, "test", "A's late reply", reply_to_id=message_id)
     with pytest.raises(ClaimLostError):
-        await store.add_outbound(late, held=("A", {message_id: 1}))
-    assert await store.pending_outbound(conversation_id) == []
+        await store.outbound.add(late, held=("A", {message_id: 1}))
+    assert await store.outbound.pending(conversation_id) == []
 
     draft = OutboundDraft(conversation_id, "test", "B's reply", reply_to_id=message_id)
-    await store.add_outbound(draft, held=("B", {message_id: 2}))
-    assert [r.text for r in await store.pending_outbound(conversation_id)] == ["B's reply"]
+    await store.outbound.add(draft, held=("B", {message_id: 2}))
+    assert [r.text for r in await store.outbound.pending(conversation_id)] == ["B's reply"]
 
 
 async def _posted_reply_held_by_a(
@@ -241,9 +240,9 @@ async def _posted_reply_held_by_a(
     sent = await channel.send(conversation, Reply("A's half answer"), delivery_id="botkit-0")
     draft = OutboundDraft(conversation_id, "test", sent.text, reply_to_id=message_id)
     until = datetime.now(UTC) + timedelta(seconds=held_for)
-    reply_id = await store.add_outbound(draft, claim=Claim("A", until))
-    await store.update_outbound(reply_id, status="streaming", external_id=sent.external_id)
-    [earlier] = await store.messages([reply_id])
+    reply_id = await store.outbound.add(draft, claim=Claim("A", until))
+    await store.outbound.update(reply_id, status="streaming", external_id=sent.external_id)
+    [earlier] = await store.history.messages([reply_id])
     return earlier, conversation_id
 
 
@@ -256,7 +255,7 @@ async def test_a_reply_still_held_elsewhere_is_waited_for_then_edited(store: Sto
     await outbox.replace(earlier, draft)
 
     assert [s.text for s in channel.sent] == ["B's whole answer"]
-    [row] = await store.messages([earlier.id])
+    [row] = await store.history.messages([earlier.id])
     assert (row.status, row.text) == ("delivered", "B's whole answer")
 
 
@@ -269,7 +268,7 @@ async def test_a_reply_kept_by_a_live_process_is_left_to_it(store: Store) -> Non
     await outbox.replace(earlier, draft)  # gives up after one of its leases
 
     assert [s.text for s in channel.sent] == ["A's half answer"]
-    assert await store.pending_outbound(conversation_id) == []
+    assert await store.outbound.pending(conversation_id) == []
 
 
 async def test_state_written_for_a_message_taken_over_is_refused(store: Store) -> None:
@@ -277,7 +276,7 @@ async def test_state_written_for_a_message_taken_over_is_refused(store: Store) -
     must not replace the question the user was really asked."""
     message_id, _ = await _taken_over(store)
     with pytest.raises(ClaimLostError):
-        await store.set_state("plugin:x", "pending", {"tool": "A's"}, held=("A", {message_id: 1}))
-    assert await store.get_state("plugin:x", "pending") == (False, None)
-    await store.set_state("plugin:x", "pending", {"tool": "B's"}, held=("B", {message_id: 2}))
-    assert await store.get_state("plugin:x", "pending") == (True, {"tool": "B's"})
+        await store.state("plugin:x").set("pending", {"tool": "A's"}, held=("A", {message_id: 1}))
+    assert await store.state("plugin:x").get("pending", "none") == "none"
+    await store.state("plugin:x").set("pending", {"tool": "B's"}, held=("B", {message_id: 2}))
+    assert await store.state("plugin:x").get("pending") == {"tool": "B's"}

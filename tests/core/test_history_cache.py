@@ -19,7 +19,7 @@ class _Reads:
     def __init__(self, store: Store) -> None:
         self.turns: list[int] = []
         self.after: list[int] = []
-        real = store.recent_turns
+        real = store.history.recent_turns
 
         async def recent_turns(conversation_id: int, **kwargs: Any) -> ContextRead:
             read = await real(conversation_id, **kwargs)
@@ -27,7 +27,7 @@ class _Reads:
             self.after.append(kwargs.get("after_id", 0))
             return read
 
-        store.recent_turns = recent_turns  # type: ignore[method-assign]
+        store.history.recent_turns = recent_turns  # type: ignore[method-assign]
 
 
 EVERYTHING = 10**9  # a ``before_id`` above every stored message
@@ -39,13 +39,13 @@ def _msg(text: str, n: int, user: str = "u1") -> Message:
 
 async def _exchange(store: Store, n: int, *, user: str = "u1", delivered: bool = True) -> int:
     """Stores message ``m{n}`` answered by ``r{n}``; returns the message's id."""
-    accepted, conv = await store.accept(_msg(f"m{n}", n, user))
-    finished = await store.finish_inbound(
+    accepted, conv = await store.inbound.accept(_msg(f"m{n}", n, user))
+    finished = await store.inbound.finish(
         [accepted.message_id], "done", [OutboundDraft(conv, "test", f"r{n}")]
     )
     if delivered:
         [reply] = finished.out_ids
-        await store.update_outbound(reply, status="delivered")
+        await store.outbound.update(reply, status="delivered")
     return accepted.message_id
 
 
@@ -62,15 +62,15 @@ async def test_a_long_conversation_reads_only_the_turns_since_the_last_answer(
         await _exchange(store, n)
     reads = _Reads(store)
     cache = HistoryCache()
-    new, conv = await store.accept(_msg("m30", 30))
+    new, conv = await store.inbound.accept(_msg("m30", 30))
     first = await _window(cache, store, new.message_id + 1)
     assert first[-3:] == ["m29", "r29", "m30"]
     assert len(first) == 50
-    finished = await store.finish_inbound(
+    finished = await store.inbound.finish(
         [new.message_id], "done", [OutboundDraft(conv, "test", "r30")]
     )
-    await store.update_outbound(finished.out_ids[0], status="delivered")
-    newer, _ = await store.accept(_msg("m31", 31))
+    await store.outbound.update(finished.out_ids[0], status="delivered")
+    newer, _ = await store.inbound.accept(_msg("m31", 31))
     assert await _window(cache, store, newer.message_id + 1) == [*first[2:], "r30", "m31"]
     # the second read starts at the first turn that was still open (m30): three rows
     assert reads.turns == [50, 3]
@@ -81,12 +81,12 @@ async def test_a_reply_still_on_its_way_is_read_again_until_it_settles(store: St
     cache = HistoryCache()
     first = await _exchange(store, 0, delivered=False)
     assert await _window(cache, store, first + 1) == ["m0"]
-    accepted, conv = await store.accept(_msg("m1", 1))
+    accepted, conv = await store.inbound.accept(_msg("m1", 1))
     # r0 was still pending when read: it is read again and now shows (pending counts)
     assert await _window(cache, store, accepted.message_id + 1) == ["m0", "r0", "m1"]
     # r0 fails for good: it leaves history although it was read before
-    [r0] = [m for m in await store.history(conv, before_id=None, limit=10) if m.text == "r0"]
-    await store.update_outbound(r0.id, status="failed")
+    [r0] = [m for m in await store.history.turns(conv, before_id=None, limit=10) if m.text == "r0"]
+    await store.outbound.update(r0.id, status="failed")
     assert await _window(cache, store, accepted.message_id + 1) == ["m0", "m1"]
 
 
@@ -95,24 +95,24 @@ async def test_a_reset_or_a_summary_written_elsewhere_is_seen(store: Store) -> N
     cache = HistoryCache()
     assert len(await _window(cache, store, ids[-1] + 1)) == 7
     # another process folds the first two exchanges into a summary
-    await store.save_summary(1, "m0 to r1", ids[2] - 1)
+    await store.history.save_summary(1, "m0 to r1", ids[2] - 1)
     newest = await _exchange(store, 4)
     window = await cache.window(store, TokenCounter(None), 1, before_id=newest + 1, limit=50)
     assert window.summary == ("m0 to r1", ids[2] - 1)
     assert [m.get("content") for m in window.messages] == ["m2", "r2", "m3", "r3", "m4"]
     # and another process resets the conversation
-    await store.reset_conversation(1, through_id=newest)
+    await store.history.reset(1, through_id=newest)
     again = await _exchange(store, 5)
     assert await _window(cache, store, again + 1) == ["r4", "m5"]
 
 
 async def test_a_held_message_released_joins_history_behind_newer_turns(store: Store) -> None:
     cache = HistoryCache()
-    held, _conv = await store.accept(_msg("held one", 0))
-    await store.finish_inbound([held.message_id], "skipped", [])
+    held, _conv = await store.inbound.accept(_msg("held one", 0))
+    await store.inbound.finish([held.message_id], "skipped", [])
     ids = [await _exchange(store, n) for n in range(1, 3)]
     assert "held one" not in await _window(cache, store, ids[-1] + 1)
-    await store.set_inbound_status([held.message_id], "pending")  # a person released it
+    await store.inbound.set_status([held.message_id], "pending")  # a person released it
     newest = await _exchange(store, 3)
     assert (await _window(cache, store, newest + 1))[0] == "held one"
 
@@ -174,7 +174,7 @@ async def test_the_cache_forgets_the_least_recent_conversations_and_idle_ones(
     cache = HistoryCache(max_conversations=2, max_idle=60, clock=lambda: now[0])
     counter = TokenCounter(None)
     for chat in ("a", "b", "c"):
-        accepted, conv = await store.accept(
+        accepted, conv = await store.inbound.accept(
             Message(ConversationRef("test", chat), Sender("u"), "hi", chat)
         )
         await cache.window(store, counter, conv, before_id=accepted.message_id + 1, limit=5)
@@ -190,10 +190,10 @@ async def test_the_cache_is_bounded_by_the_text_it_holds(store: Store) -> None:
     cache = HistoryCache(max_bytes=1_000)
     counter = TokenCounter(None)
     for chat in ("a", "b"):
-        accepted, conv = await store.accept(
+        accepted, conv = await store.inbound.accept(
             Message(ConversationRef("test", chat), Sender("u"), "x" * 600, chat)
         )
-        await store.finish_inbound([accepted.message_id], "done", [])
+        await store.inbound.finish([accepted.message_id], "done", [])
         await cache.window(store, counter, conv, before_id=accepted.message_id + 1, limit=5)
     assert len(cache) == 1
 

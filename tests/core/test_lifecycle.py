@@ -124,7 +124,7 @@ async def _unfinished(database_url: str) -> list[str]:
 
     database = Database(database_url)
     try:
-        return [r.text for r in await Store(database).unfinished_inbound()]
+        return [r.text for r in await Store(database).inbound.unfinished()]
     finally:
         await database.close()
 
@@ -156,7 +156,7 @@ async def test_many_conversations_write_at_once_without_lock_errors(database_url
     ) as bot:
         ids = await asyncio.gather(*(adapter.say(f"m{i}", chat=f"c{i}") for i in range(60)))
         await asyncio.gather(*(bot.inbox.wait_done(i) for i in ids))
-        statuses = {r.status for r in await bot.store.messages(ids)}
+        statuses = {r.status for r in await bot.store.history.messages(ids)}
     assert statuses == {"done"}
     assert sorted(s.text for s in adapter.sent) == sorted(f"m{i}" for i in range(60))
 

@@ -112,7 +112,7 @@ async def test_lines_carry_the_conversation_and_message_ids_and_bodies_only_when
             message_id = await adapter.say("the secret recipe")
             assert adapter.inbox is not None
             await adapter.inbox.wait_done(message_id)
-            [stored] = await bot.store.messages([message_id])
+            [stored] = await bot.store.history.messages([message_id])
     lines = _lines(out)
     [answering] = [line for line in lines if line["message"] == "answering"]
     assert answering["message_id"] == message_id

@@ -94,7 +94,7 @@ async def test_work_whose_process_died_is_counted_as_taken_over(database_url: st
     bot = make_bot(database_url, {"test": adapter}, bot={"claim_lease": 1.0})
     async with bot:
         lapsed = Claim("dead-process:1", utcnow() - timedelta(seconds=5))
-        await bot.store.accept(
+        await bot.store.inbound.accept(
             Message(
                 conversation=ConversationRef("test", "c1"),
                 sender=Sender("u1", "u1"),

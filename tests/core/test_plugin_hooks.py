@@ -39,7 +39,7 @@ async def test_a_guard_refuses_a_model_call_before_anything_is_sent(
         ]
         assert fake_openai.requests == []
         assert await adapter.ask("hi", user="rich") == ["echo: hi"]
-        assert await bot.store.usage() != []
+        assert await bot.store.usage.report() != []
     assert seen[0].prompt_tokens > 0
     assert seen[0].model == "gpt-4o-mini"
 
@@ -59,7 +59,7 @@ async def test_annotations_are_stored_and_shared_with_later_handlers(database_ur
     adapter = RecordingAdapter()
     async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
         assert await adapter.ask("great!") == ["tagged positive"]
-        [row] = await bot.store.messages([1])
+        [row] = await bot.store.history.messages([1])
     assert row.meta == {"sentiment": "positive", "score": 0.9}
 
 
@@ -87,13 +87,13 @@ async def test_a_held_message_can_be_released_and_is_then_answered(database_url:
         held = await adapter.say("buy now")
         await bot.inbox.wait_done(held)
         assert adapter.sent == []
-        [row] = await bot.store.messages([held])
+        [row] = await bot.store.history.messages([held])
         assert row.status == "skipped"
         assert row.meta["held"] == "looks like spam"
         # an operator releases it; the middleware lets it through this time
         assert await adapter.ask(f"/release {held}", user="operator") == ["released"]
         await bot.dispatcher.idle()
-        [row] = await bot.store.messages([held])
+        [row] = await bot.store.history.messages([held])
     assert [s.text for s in adapter.sent] == ["released", "answered buy now"]
     assert row.status == "done"
     assert row.meta["released"] is True

@@ -16,10 +16,10 @@ AUDIO = bytes(range(256)) * 40  # binary, not text: base64 must carry it exactly
 
 async def test_a_reply_with_a_file_is_sent_with_its_bytes_after_a_restart(store: Store) -> None:
     ref = ConversationRef("test", "chat")
-    conversation_id = await store.conversation_id(ref)
+    conversation_id = await store.history.conversation_id(ref)
     audio = Attachment("reply.ogg", "audio/ogg", len(AUDIO), data=AUDIO)
     # stored by a process that stopped before sending it
-    await store.add_outbound(
+    await store.outbound.add(
         draft_of(conversation_id, "test", Reply("hi", attachments=(audio,)), None)
     )
 
@@ -37,7 +37,7 @@ async def test_a_reply_with_a_file_is_sent_with_its_bytes_after_a_restart(store:
         len(AUDIO),
         AUDIO,
     )
-    [row] = await store.history(conversation_id, before_id=None, limit=5)
+    [row] = await store.history.turns(conversation_id, before_id=None, limit=5)
     assert row.status == "delivered"
     assert row.meta["files"] == [
         {"name": "reply.ogg", "content_type": "audio/ogg", "size": len(AUDIO), "url": None}
@@ -46,9 +46,9 @@ async def test_a_reply_with_a_file_is_sent_with_its_bytes_after_a_restart(store:
 
 async def test_a_failed_send_keeps_the_bytes_for_the_next_attempt(store: Store) -> None:
     ref = ConversationRef("test", "chat")
-    conversation_id = await store.conversation_id(ref)
+    conversation_id = await store.history.conversation_id(ref)
     audio = Attachment("reply.mp3", "audio/mpeg", data=AUDIO)
-    await store.add_outbound(
+    await store.outbound.add(
         draft_of(conversation_id, "test", Reply("", attachments=(audio,)), None)
     )
 

@@ -21,7 +21,7 @@ from botkit import (
 from botkit.dispatch import _outgoing
 from botkit.llm import ChatRequest, StandInModel
 from botkit.outbox import draft_of, reply_of
-from botkit.store import Store, repository
+from botkit.store import Store, inbound
 from tests.fakes.bots import make_bot
 from tests.fakes.recording_adapter import RecordingAdapter
 
@@ -41,13 +41,15 @@ async def test_a_rolled_back_accept_does_not_leave_a_stale_conversation_id(
         raise RuntimeError("failure after the conversation row was inserted")
 
     with monkeypatch.context() as patch:
-        patch.setattr(repository, "_jsonable", boom)
+        patch.setattr(inbound, "jsonable", boom)
         with pytest.raises(RuntimeError):
-            await store.accept(_msg(alice, "a1", "alice secret"))
-    _, bob_id = await store.accept(_msg(bob, "b1", "bob hello"))
-    _, alice_id = await store.accept(_msg(alice, "a2", "alice again"))
+            await store.inbound.accept(_msg(alice, "a1", "alice secret"))
+    _, bob_id = await store.inbound.accept(_msg(bob, "b1", "bob hello"))
+    _, alice_id = await store.inbound.accept(_msg(alice, "a2", "alice again"))
     assert alice_id != bob_id
-    assert [m.text for m in await store.history(bob_id, before_id=None, limit=10)] == ["bob hello"]
+    assert [m.text for m in await store.history.turns(bob_id, before_id=None, limit=10)] == [
+        "bob hello"
+    ]
 
 
 async def test_a_store_failure_in_a_worker_hands_the_message_back_to_be_answered(
@@ -62,7 +64,7 @@ async def test_a_store_failure_in_a_worker_hands_the_message_back_to_be_answered
     adapter = RecordingAdapter()
     bot = make_bot(database_url, {"test": adapter}, plugins=[plugin], bot={"claim_lease": 1.0})
     async with bot:
-        real = bot.store.finish_inbound
+        real = bot.store.inbound.finish
         failures = [StoreError("could not finish message: connection reset")]
 
         async def flaky(*args: object, **kwargs: object) -> object:
@@ -70,7 +72,7 @@ async def test_a_store_failure_in_a_worker_hands_the_message_back_to_be_answered
                 raise failures.pop()
             return await real(*args, **kwargs)  # type: ignore[arg-type]
 
-        bot.store.finish_inbound = flaky  # type: ignore[method-assign,assignment]
+        bot.store.inbound.finish = flaky  # type: ignore[method-assign,assignment]
         await adapter.say("hello")
         for _ in range(100):  # the periodic sweep takes it up again
             if adapter.sent:
@@ -112,7 +114,7 @@ async def test_coalesced_chatter_is_kept_as_context_and_the_question_answered(
         gate.set()
         await bot.inbox.wait_done(chatter)
         await bot.dispatcher.idle()
-        rows = {r.id: r.status for r in await bot.store.messages([question, chatter])}
+        rows = {r.id: r.status for r in await bot.store.history.messages([question, chatter])}
     assert [s.text for s in adapter.sent] == ["re first", "re @bot what is 2+2?"]
     assert rows == {question: "done", chatter: "context"}
 
@@ -133,7 +135,9 @@ async def test_a_failed_last_edit_sends_the_whole_answer_again(database_url: str
     async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
         adapter.fail_edits = [RequestRejectedError("test", "message cannot be edited")]
         await adapter.ask("go")
-        out = [r for r in await bot.store.messages(list(range(1, 5))) if r.direction == "out"]
+        out = [
+            r for r in await bot.store.history.messages(list(range(1, 5))) if r.direction == "out"
+        ]
         metrics = bot.metrics.render().decode()
     # the refused edit counts among the channel's send failures
     assert 'botkit_send_failures_total{channel="test",kind=' in metrics
@@ -173,7 +177,9 @@ async def test_a_failed_overflow_send_after_a_stream_is_retried(database_url: st
 
         adapter.send = send  # type: ignore[method-assign,assignment]
         await adapter.ask("go")
-        out = [r for r in await bot.store.messages(list(range(1, 5))) if r.direction == "out"]
+        out = [
+            r for r in await bot.store.history.messages(list(range(1, 5))) if r.direction == "out"
+        ]
     assert [s.text for s in adapter.sent] == ["a" * 30, "b" * 30]
     assert [r.status for r in out] == ["delivered", "delivered"]
 
@@ -184,7 +190,7 @@ async def test_a_flush_waiting_on_the_lock_does_not_resend_a_reply_being_sent(
     adapter = RecordingAdapter()
     async with make_bot(database_url, {"test": adapter}, plugins=[]) as bot:
         ref = ConversationRef("test", "c1")
-        conversation_id = await bot.store.conversation_id(ref)
+        conversation_id = await bot.store.history.conversation_id(ref)
         message = Message(ref, Sender("u"), "q", "x")
         lock = bot.outbox.lock(conversation_id)
         await lock.acquire()  # a flush that has just delivered the previous reply
@@ -192,7 +198,7 @@ async def test_a_flush_waiting_on_the_lock_does_not_resend_a_reply_being_sent(
         await asyncio.sleep(0)
         draft = draft_of(conversation_id, "test", reply_of("the answer", message), message)
         taken_at = time.monotonic()
-        finished = await bot.store.finish_inbound([], "done", [draft], claim=bot.runtime.claim())
+        finished = await bot.store.inbound.finish([], "done", [draft], claim=bot.runtime.claim())
         assert finished.claimed
         rows = [_outgoing(i, draft, message) for i in finished.out_ids]
         sending = asyncio.create_task(bot.outbox.send_claimed(conversation_id, rows, taken_at))
@@ -232,7 +238,7 @@ async def test_calls_made_before_a_stop_cut_the_message_short_are_still_recorded
     )
     await reopened.database.upgrade()
     try:
-        [usage] = await reopened.store.usage()
+        [usage] = await reopened.store.usage.report()
     finally:
         await reopened.database.close()
     assert usage.calls == 1
@@ -245,11 +251,11 @@ async def test_budgets_see_calls_not_yet_stored_with_their_message(store: Store)
 
     call = CallRow("chat", "gpt-4", 100, 50, 1000, 1.0, True, None, 1, None, None, "test", "u1")
     since = datetime.now(UTC) - timedelta(days=1)
-    store.note_unsaved(call)
-    assert await store.spend(since=since, user_id="u1") == (150, 1000)
-    assert await store.spend(since=since, user_id="u2") == (0, 0)
-    await store.record_calls([call])
-    assert await store.spend(since=since, user_id="u1") == (150, 1000)  # counted once
+    store.usage.note_unsaved(call)
+    assert await store.usage.spend(since=since, user_id="u1") == (150, 1000)
+    assert await store.usage.spend(since=since, user_id="u2") == (0, 0)
+    await store.usage.record_calls([call])
+    assert await store.usage.spend(since=since, user_id="u1") == (150, 1000)  # counted once
 
 
 async def test_a_stop_releases_waiters_of_messages_never_started(database_url: str) -> None:

@@ -80,8 +80,8 @@ async def test_a_jobs_message_arrives_in_its_conversation_through_the_outbox() -
         await runtime(bot).schedule(job="ping", at=timedelta(hours=1), data=7, conversation=ROOM)
         sent = await bot.advance(timedelta(hours=1))
         assert [(s.conversation, s.text) for s in sent] == [(ROOM, "ping 7")]
-        conversation_id = await bot.store.conversation_id(ROOM)
-        [stored] = await bot.store.history(conversation_id, before_id=None, limit=10)
+        conversation_id = await bot.store.history.conversation_id(ROOM)
+        [stored] = await bot.store.history.turns(conversation_id, before_id=None, limit=10)
         assert (stored.direction, stored.status, stored.text) == ("out", "delivered", "ping 7")
 
 

@@ -132,7 +132,7 @@ async def test_a_process_killed_mid_job_fires_it_again_after_its_claim_and_sends
     adapter = RecordingAdapter()
     bot = job_bot(database_url, ping_plugin(fired, "bot"), adapter)
     await bot.database.upgrade()
-    conversation_id = await bot.store.conversation_id(ROOM)
+    conversation_id = await bot.store.history.conversation_id(ROOM)
     job_id = await bot.store.jobs.add(
         NewJob("jobs", "ping", utcnow(), data="x", conversation_id=conversation_id)
     )
@@ -156,7 +156,7 @@ async def test_a_process_killed_mid_job_fires_it_again_after_its_claim_and_sends
             await store.jobs.finish(
                 job_id, ("dead", dead.claim_token), status="done", replies=[draft]
             )
-        history = await store.history(conversation_id, before_id=None, limit=10)
+        history = await store.history.turns(conversation_id, before_id=None, limit=10)
         assert [m.text for m in history] == ["ping x"]
         record = await store.jobs.get(job_id)
         assert record is not None

@@ -13,11 +13,11 @@ async def test_state_keys_lists_one_namespace_by_prefix_taken_literally(store: S
     for key in ("learner:2", "learner:1", "learner_x", "learnerZ", "practice:last"):
         await mine.set(key, 1)
     await other.set("learner:3", 1)
-    assert await store.state_keys("plugin:a", "learner:") == ["learner:1", "learner:2"]
+    assert await store.state("plugin:a").keys("learner:") == ["learner:1", "learner:2"]
     # "_" and "%" are not wildcards
-    assert await store.state_keys("plugin:a", "learner_") == ["learner_x"]
-    assert await store.state_keys("plugin:a", "%") == []
-    assert len(await store.state_keys("plugin:a")) == 5
+    assert await store.state("plugin:a").keys("learner_") == ["learner_x"]
+    assert await store.state("plugin:a").keys("%") == []
+    assert len(await store.state("plugin:a").keys()) == 5
 
 
 async def test_a_plugin_lists_its_own_state_keys_and_knows_the_stand_in() -> None:

@@ -22,80 +22,80 @@ def _msg(text: str, external_id: str, chat: str = "c1", user: str = "u1") -> Mes
 
 
 async def test_accept_stores_once_per_channel_and_external_id(store: Store) -> None:
-    first, conv = await store.accept(_msg("hi", "e1"))
-    again, conv_again = await store.accept(_msg("hi again", "e1"))
+    first, conv = await store.inbound.accept(_msg("hi", "e1"))
+    again, conv_again = await store.inbound.accept(_msg("hi again", "e1"))
     other_channel = Message(ConversationRef("other", "c1"), Sender("u1"), "hi", "e1")
-    third, _ = await store.accept(other_channel)
+    third, _ = await store.inbound.accept(other_channel)
     assert not first.duplicate
     assert again.duplicate
     assert again.message_id == first.message_id
     assert conv == conv_again
     assert not third.duplicate
     assert third.message_id != first.message_id
-    [row] = [r for r in await store.unfinished_inbound() if r.id == first.message_id]
+    [row] = [r for r in await store.inbound.unfinished() if r.id == first.message_id]
     assert row.text == "hi"  # the duplicate did not overwrite the original
 
 
 async def test_concurrent_accepts_of_one_message_store_it_once(store: Store) -> None:
-    results = await asyncio.gather(*(store.accept(_msg("x", "same")) for _ in range(10)))
+    results = await asyncio.gather(*(store.inbound.accept(_msg("x", "same")) for _ in range(10)))
     assert sum(not accepted.duplicate for accepted, _ in results) == 1
     assert len({accepted.message_id for accepted, _ in results}) == 1
-    assert len(await store.unfinished_inbound()) == 1
+    assert len(await store.inbound.unfinished()) == 1
 
 
 async def test_history_returns_newest_turns_in_order_and_respects_reset(store: Store) -> None:
     ids = []
     for i in range(6):
-        accepted, conv = await store.accept(_msg(f"m{i}", f"e{i}"))
+        accepted, conv = await store.inbound.accept(_msg(f"m{i}", f"e{i}"))
         ids.append(accepted.message_id)
-        await store.finish_inbound(
+        await store.inbound.finish(
             [accepted.message_id], "done", [OutboundDraft(conv, "test", f"r{i}")]
         )
-    history = await store.history(conv, before_id=None, limit=4)
+    history = await store.history.turns(conv, before_id=None, limit=4)
     assert [h.text for h in history] == ["m4", "r4", "m5", "r5"]
-    await store.reset_conversation(conv, through_id=ids[4])
-    history = await store.history(conv, before_id=None, limit=50)
+    await store.history.reset(conv, through_id=ids[4])
+    history = await store.history.turns(conv, before_id=None, limit=50)
     assert [h.text for h in history] == ["r4", "m5", "r5"]
 
 
 async def test_history_excludes_failed_replies_and_later_messages(store: Store) -> None:
-    a, conv = await store.accept(_msg("first", "e1"))
+    a, conv = await store.inbound.accept(_msg("first", "e1"))
     [out] = (
-        await store.finish_inbound([a.message_id], "done", [OutboundDraft(conv, "test", "bad")])
+        await store.inbound.finish([a.message_id], "done", [OutboundDraft(conv, "test", "bad")])
     ).out_ids
-    await store.update_outbound(out, status="failed")
-    b, _ = await store.accept(_msg("second", "e2"))
-    await store.accept(_msg("third", "e3"))
-    await store.set_inbound_status([b.message_id], "processing")
-    history = await store.history(conv, before_id=b.message_id + 1, limit=50)
+    await store.outbound.update(out, status="failed")
+    b, _ = await store.inbound.accept(_msg("second", "e2"))
+    await store.inbound.accept(_msg("third", "e3"))
+    await store.inbound.set_status([b.message_id], "processing")
+    history = await store.history.turns(conv, before_id=b.message_id + 1, limit=50)
     assert [h.text for h in history] == ["first", "second"]
 
 
 async def test_outbox_lists_undelivered_replies_oldest_first(store: Store) -> None:
-    a, conv = await store.accept(_msg("q", "e1"))
-    finished = await store.finish_inbound(
+    a, conv = await store.inbound.accept(_msg("q", "e1"))
+    finished = await store.inbound.finish(
         [a.message_id],
         "done",
         [OutboundDraft(conv, "test", "one"), OutboundDraft(conv, "test", "two")],
     )
     out_ids = finished.out_ids
-    assert [r.text for r in await store.pending_outbound(conv)] == ["one", "two"]
-    await store.update_outbound(out_ids[0], status="delivered", external_id="x")
-    assert [r.text for r in await store.pending_outbound(conv)] == ["two"]
-    assert await store.conversations_with_undelivered() == [conv]
+    assert [r.text for r in await store.outbound.pending(conv)] == ["one", "two"]
+    await store.outbound.update(out_ids[0], status="delivered", external_id="x")
+    assert [r.text for r in await store.outbound.pending(conv)] == ["two"]
+    assert await store.outbound.conversations_with_undelivered() == [conv]
 
 
 async def test_interrupted_streams_are_marked_failed(store: Store) -> None:
-    _a, conv = await store.accept(_msg("q", "e1"))
-    await store.add_outbound(OutboundDraft(conv, "test", "partial", status="streaming"))
-    assert await store.interrupt_streams() == 1
-    assert await store.pending_outbound(conv) == []
+    _a, conv = await store.inbound.accept(_msg("q", "e1"))
+    await store.outbound.add(OutboundDraft(conv, "test", "partial", status="streaming"))
+    assert await store.outbound.interrupt_streams() == 1
+    assert await store.outbound.pending(conv) == []
 
 
 async def test_usage_groups_calls_and_keeps_unknown_prices_unknown(store: Store) -> None:
-    a, conv = await store.accept(_msg("q", "e1"))
+    a, conv = await store.inbound.accept(_msg("q", "e1"))
     for cost in (Decimal("0.04"), Decimal("0.01")):
-        await store.record_call(
+        await store.usage.record_call(
             CallRow(
                 "chat",
                 "gpt-4-turbo",
@@ -112,7 +112,7 @@ async def test_usage_groups_calls_and_keeps_unknown_prices_unknown(store: Store)
                 "u1",
             )
         )
-    await store.record_call(
+    await store.usage.record_call(
         CallRow(
             "chat",
             "mystery-model",
@@ -129,7 +129,7 @@ async def test_usage_groups_calls_and_keeps_unknown_prices_unknown(store: Store)
             "u1",
         )
     )
-    rows = {r.model: r for r in await store.usage()}
+    rows = {r.model: r for r in await store.usage.report()}
     turbo = rows["gpt-4-turbo"]
     assert turbo.calls == 2
     assert turbo.prompt_tokens == 2000
@@ -145,13 +145,13 @@ async def test_usage_groups_calls_and_keeps_unknown_prices_unknown(store: Store)
 async def test_spend_sums_tokens_and_cost_per_user_and_channel(store: Store) -> None:
     from datetime import UTC, datetime, timedelta
 
-    a, conv = await store.accept(_msg("q", "e1"))
+    a, conv = await store.inbound.accept(_msg("q", "e1"))
     for user, channel, cost in (
         ("u1", "test", "0.01"),
         ("u1", "other", "0.02"),
         ("u2", "test", "0.04"),
     ):
-        await store.record_call(
+        await store.usage.record_call(
             CallRow(
                 "chat",
                 "gpt-4",
@@ -169,13 +169,13 @@ async def test_spend_sums_tokens_and_cost_per_user_and_channel(store: Store) -> 
             )
         )
     since = datetime.now(UTC) - timedelta(days=1)
-    assert await store.spend(since=since) == (45, nanos(Decimal("0.07")))
-    assert await store.spend(since=since, user_id="u1") == (30, nanos(Decimal("0.03")))
-    assert await store.spend(since=since, user_id="u1", channel="test") == (
+    assert await store.usage.spend(since=since) == (45, nanos(Decimal("0.07")))
+    assert await store.usage.spend(since=since, user_id="u1") == (30, nanos(Decimal("0.03")))
+    assert await store.usage.spend(since=since, user_id="u1", channel="test") == (
         15,
         nanos(Decimal("0.01")),
     )
-    assert await store.spend(since=datetime.now(UTC) + timedelta(minutes=1)) == (0, 0)
+    assert await store.usage.spend(since=datetime.now(UTC) + timedelta(minutes=1)) == (0, 0)
 
 
 async def test_state_round_trips_json_per_namespace(store: Store) -> None:
@@ -192,34 +192,37 @@ async def test_state_round_trips_json_per_namespace(store: Store) -> None:
 
 
 async def test_summary_is_replaced_and_cleared_by_reset(store: Store) -> None:
-    a, conv = await store.accept(_msg("q", "e1"))
-    assert await store.summary(conv) is None
-    await store.save_summary(conv, "one", 1)
-    await store.save_summary(conv, "two", a.message_id)
-    assert await store.summary(conv) == ("two", a.message_id)
-    await store.reset_conversation(conv, through_id=a.message_id)
-    assert await store.summary(conv) is None
+    async def summary() -> tuple[str, int] | None:
+        return (await store.history.recent_turns(conv, before_id=None, limit=0)).summary
+
+    a, conv = await store.inbound.accept(_msg("q", "e1"))
+    assert await summary() is None
+    await store.history.save_summary(conv, "one", 1)
+    await store.history.save_summary(conv, "two", a.message_id)
+    assert await summary() == ("two", a.message_id)
+    await store.history.reset(conv, through_id=a.message_id)
+    assert await summary() is None
 
 
 async def test_tool_calls_are_kept_with_the_message_they_answer_in_call_order(
     store: Store,
 ) -> None:
-    a, _ = await store.accept(_msg("book a room", "e1"))
-    b, _ = await store.accept(_msg("other", "e2"))
-    first = await store.start_tool_call(
+    a, _ = await store.inbound.accept(_msg("book a room", "e1"))
+    b, _ = await store.inbound.accept(_msg("other", "e2"))
+    first = await store.tool_calls.start(
         ToolCallRecord(a.message_id, 0, "call_1", "book", '{"room": 1}', said="On it.")
     )
-    await store.start_tool_call(
+    await store.tool_calls.start(
         ToolCallRecord(a.message_id, 0, "call_2", "nope", "{}", None, "rejected", "no tool")
     )
-    await store.start_tool_call(ToolCallRecord(b.message_id, 0, "call_9", "book", "{}"))
-    running = await store.tool_calls([a.message_id])
+    await store.tool_calls.start(ToolCallRecord(b.message_id, 0, "call_9", "book", "{}"))
+    running = await store.tool_calls.of([a.message_id])
     assert [(c.call_id, c.status, c.result) for c in running] == [
         ("call_1", "running", None),
         ("call_2", "rejected", "no tool"),
     ]
-    await store.finish_tool_call(first, "done", "Booked room 1")
-    [done, rejected] = await store.tool_calls([a.message_id])
+    await store.tool_calls.finish(first, "done", "Booked room 1")
+    [done, rejected] = await store.tool_calls.of([a.message_id])
     assert done == ToolCallRecord(
         a.message_id, 0, "call_1", "book", '{"room": 1}', "On it.", "done", "Booked room 1", first
     )
@@ -242,7 +245,7 @@ async def test_migrations_build_exactly_the_models_schema(store: Store) -> None:
 
 async def test_upgrade_twice_is_a_no_op(store: Store) -> None:
     await store.db.upgrade()
-    accepted, _ = await store.accept(_msg("still works", "e1"))
+    accepted, _ = await store.inbound.accept(_msg("still works", "e1"))
     assert not accepted.duplicate
 
 
@@ -253,33 +256,33 @@ async def test_claims_keep_work_with_one_live_process(store: Store) -> None:
 
     soon = datetime.now(UTC) + timedelta(seconds=30)
     past = datetime.now(UTC) - timedelta(seconds=1)
-    a, _ = await store.accept(_msg("q", "e1"), claim=Claim("A", soon))
-    assert await store.unfinished_inbound(now=datetime.now(UTC)) == []
-    taken = await store.claim(
+    a, _ = await store.inbound.accept(_msg("q", "e1"), claim=Claim("A", soon))
+    assert await store.inbound.unfinished(now=datetime.now(UTC)) == []
+    taken = await store.claims.claim(
         [a.message_id],
         Claim("B", soon),
         status="processing",
         from_statuses=("pending", "processing"),
     )
     assert taken == {}
-    taken = await store.claim(
+    taken = await store.claims.claim(
         [a.message_id],
         Claim("A", soon),
         status="processing",
         from_statuses=("pending", "processing"),
     )
     assert taken == {a.message_id: 1}  # still A's live claim: the same fencing token
-    assert await store.renew_claims(Claim("A", past)) == 1  # A's claim now lapsed
-    assert [r.id for r in await store.unfinished_inbound(now=datetime.now(UTC))] == [a.message_id]
-    taken = await store.claim(
+    assert await store.claims.renew(Claim("A", past)) == 1  # A's claim now lapsed
+    assert [r.id for r in await store.inbound.unfinished(now=datetime.now(UTC))] == [a.message_id]
+    taken = await store.claims.claim(
         [a.message_id],
         Claim("B", soon),
         status="processing",
         from_statuses=("pending", "processing"),
     )
     assert taken == {a.message_id: 2}  # taken over: the token grows
-    assert await store.release_claims("B") == 1
-    assert len(await store.unfinished_inbound(now=datetime.now(UTC))) == 1
+    assert await store.claims.release_all("B") == 1
+    assert len(await store.inbound.unfinished(now=datetime.now(UTC))) == 1
 
 
 async def test_replies_are_claimed_for_sending_at_once_only_when_nothing_waits(
@@ -290,38 +293,39 @@ async def test_replies_are_claimed_for_sending_at_once_only_when_nothing_waits(
     from botkit.store import Claim
 
     claim = Claim("me", datetime.now(UTC) + timedelta(seconds=30))
-    a, conv = await store.accept(_msg("q1", "e1"))
-    first = await store.finish_inbound(
+    a, conv = await store.inbound.accept(_msg("q1", "e1"))
+    first = await store.inbound.finish(
         [a.message_id], "done", [OutboundDraft(conv, "test", "r1")], claim=claim
     )
     assert first.claimed
-    [row] = await store.messages(first.out_ids)
+    [row] = await store.history.messages(first.out_ids)
     assert (row.status, row.attempts) == ("sending", 1)
-    b, _ = await store.accept(_msg("q2", "e2"))
-    second = await store.finish_inbound(
+    b, _ = await store.inbound.accept(_msg("q2", "e2"))
+    second = await store.inbound.finish(
         [b.message_id], "done", [OutboundDraft(conv, "test", "r2")], claim=claim
     )
     assert not second.claimed  # r1 is still on its way: r2 must wait its turn
-    [row] = await store.messages(second.out_ids)
+    [row] = await store.history.messages(second.out_ids)
     assert (row.status, row.attempts) == ("pending", 0)
 
 
-async def test_conversation_context_reads_summary_and_uncovered_turns_together(
+async def test_recent_turns_reads_summary_and_uncovered_turns_together(
     store: Store,
 ) -> None:
     ids = []
     for i in range(4):
-        accepted, conv = await store.accept(_msg(f"m{i}", f"e{i}"))
+        accepted, conv = await store.inbound.accept(_msg(f"m{i}", f"e{i}"))
         ids.append(accepted.message_id)
-        await store.set_inbound_status([accepted.message_id], "done")
-    assert await store.conversation_context(conv, before_id=None, limit=10) == (
+        await store.inbound.set_status([accepted.message_id], "done")
+    read = await store.history.recent_turns(conv, before_id=None, limit=10)
+    assert (read.summary, read.turns) == (
         None,
-        await store.history(conv, before_id=None, limit=10),
+        await store.history.turns(conv, before_id=None, limit=10),
     )
-    await store.save_summary(conv, "the first two", ids[1])
-    summary, rows = await store.conversation_context(conv, before_id=None, limit=10)
-    assert summary == ("the first two", ids[1])
-    assert [r.text for r in rows] == ["m2", "m3"]
+    await store.history.save_summary(conv, "the first two", ids[1])
+    read = await store.history.recent_turns(conv, before_id=None, limit=10)
+    assert read.summary == ("the first two", ids[1])
+    assert [r.text for r in read.turns] == ["m2", "m3"]
 
 
 async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> None:
@@ -352,21 +356,22 @@ async def test_chat_messages_and_annotation_counts_span_every_thread(store: Stor
         Message(ConversationRef("mail", "box", thread), Sender("u"), text, eid)
         for thread, text, eid in (("t1", "a", "e1"), ("t2", "b", "e2"), ("t3", "c", "e3"))
     ]
-    ids = [(await store.accept(m))[0].message_id for m in mail]
-    await store.accept(Message(ConversationRef("mail", "other"), Sender("u"), "x", "e4"))
-    await store.annotate(ids[0], {"sentiment": "negative"})
-    await store.annotate(ids[1], {"sentiment": "negative"})
-    await store.annotate(ids[2], {"sentiment": "positive"})
+    ids = [(await store.inbound.accept(m))[0].message_id for m in mail]
+    await store.inbound.accept(Message(ConversationRef("mail", "other"), Sender("u"), "x", "e4"))
+    await store.inbound.annotate(ids[0], {"sentiment": "negative"})
+    await store.inbound.annotate(ids[1], {"sentiment": "negative"})
+    await store.inbound.annotate(ids[2], {"sentiment": "positive"})
     since = datetime.now(UTC) - timedelta(hours=1)
-    rows = await store.chat_messages_since("mail", "box", since=since, limit=10)
+    rows = await store.history.chat_messages_since("mail", "box", since=since, limit=10)
     assert [r.text for r in rows] == ["a", "b", "c"]
     assert [
-        r.text for r in await store.chat_messages_since("mail", "box", since=since, limit=2)
+        r.text
+        for r in await store.history.chat_messages_since("mail", "box", since=since, limit=2)
     ] == [
         "b",
         "c",
     ]
-    counts = {(c, v): n for _, c, v, n in await store.annotation_counts("sentiment")}
+    counts = {(c, v): n for _, c, v, n in await store.history.annotation_counts("sentiment")}
     assert counts == {("mail", "negative"): 2, ("mail", "positive"): 1}
 
 
@@ -465,12 +470,12 @@ async def test_reads_asked_at_once_each_get_their_own_result_or_error(store: Sto
 async def test_a_burst_of_accepts_stores_each_message_once_with_its_conversation(
     store: Store,
 ) -> None:
-    earlier, _ = await store.accept(_msg("before the burst", "pre", chat="c0"))
+    earlier, _ = await store.inbound.accept(_msg("before the burst", "pre", chat="c0"))
     burst = [_msg(f"m{i}", f"e{i}", chat=f"c{i % 10}") for i in range(40)]
     burst.insert(7, _msg("m5 delivered twice", "e5", chat="c5"))
     burst.append(_msg("again", "pre", chat="c0"))
     with _statements(store) as statements:
-        results = await asyncio.gather(*(store.accept(m) for m in burst))
+        results = await asyncio.gather(*(store.inbound.accept(m) for m in burst))
     if store.db.sqlite:  # the burst runs together, in a few statements
         inserts = [s for s in statements if s.startswith("INSERT INTO messages")]
         assert 1 <= len(inserts) <= 3, statements
@@ -482,8 +487,8 @@ async def test_a_burst_of_accepts_stores_each_message_once_with_its_conversation
     firsts = [a.message_id for m, (a, _) in zip(burst, results, strict=True) if not a.duplicate]
     assert len(set(firsts)) == 40
     for message, (_, conversation_id) in zip(burst, results, strict=True):
-        assert conversation_id == await store.conversation_id(message.conversation)
-    texts = {m.text for m in await store.messages(firsts)}
+        assert conversation_id == await store.history.conversation_id(message.conversation)
+    texts = {m.text for m in await store.history.messages(firsts)}
     # the first copy of e5 is kept: in queue order on SQLite, whichever won on PostgreSQL
     kept = {"m5"} if store.db.sqlite else texts & {"m5", "m5 delivered twice"}
     assert len(kept) == 1
@@ -495,11 +500,13 @@ async def test_a_bad_message_in_a_burst_fails_alone(store: Store) -> None:
 
     burst = [_msg(f"m{i}", f"e{i}", chat=f"c{i % 3}") for i in range(10)]
     burst[4] = Message(ConversationRef("test", "c1"), Sender("u1"), None, "bad")  # type: ignore[arg-type]
-    results = await asyncio.gather(*(store.accept(m) for m in burst), return_exceptions=True)
+    results = await asyncio.gather(
+        *(store.inbound.accept(m) for m in burst), return_exceptions=True
+    )
     assert isinstance(results[4], StoreError)
     good = [r for i, r in enumerate(results) if i != 4]
     assert all(isinstance(r, tuple) and not r[0].duplicate for r in good)
-    stored = await store.messages([r[0].message_id for r in good if isinstance(r, tuple)])
+    stored = await store.history.messages([r[0].message_id for r in good if isinstance(r, tuple)])
     assert sorted(m.text for m in stored) == [f"m{i}" for i in range(10) if i != 4]
 
 
@@ -534,16 +541,16 @@ async def test_a_burst_of_finishes_keeps_each_conversations_outbox_order(store: 
     from botkit.store import Claim
 
     claim = Claim("me", datetime.now(UTC) + timedelta(seconds=30))
-    accepted = [await store.accept(_msg(f"q{i}", f"e{i}", chat=f"c{i}")) for i in range(6)]
+    accepted = [await store.inbound.accept(_msg(f"q{i}", f"e{i}", chat=f"c{i}")) for i in range(6)]
     # c0 has a reply still waiting to go out: its new reply must queue behind it
-    await store.add_outbound(OutboundDraft(accepted[0][1], "test", "older"))
-    later, _ = await store.accept(_msg("q0b", "e0b", chat="c5"))
+    await store.outbound.add(OutboundDraft(accepted[0][1], "test", "older"))
+    later, _ = await store.inbound.accept(_msg("q0b", "e0b", chat="c5"))
 
     def call(i: int) -> CallRow:
         return CallRow("chat", "gpt-4o-mini", 10, i, 1000, 1.0, True, None, 1, user_id=f"u{i}")
 
     finishes = [
-        store.finish_inbound(
+        store.inbound.finish(
             [a.message_id],
             "done",
             [OutboundDraft(conv, "test", f"r{i}")],
@@ -554,7 +561,7 @@ async def test_a_burst_of_finishes_keeps_each_conversations_outbox_order(store: 
     ]
     # c5 twice: its second reply must wait for the first (in one burst on SQLite; one
     # after the other on PostgreSQL, whose concurrent transactions have no order)
-    second = store.finish_inbound(
+    second = store.inbound.finish(
         [later.message_id], "done", [OutboundDraft(accepted[5][1], "test", "r5b")], claim=claim
     )
     with _statements(store) as seen:
@@ -566,7 +573,7 @@ async def test_a_burst_of_finishes_keeps_each_conversations_outbox_order(store: 
         for start in ("INSERT INTO model_calls", "INSERT INTO messages", "UPDATE messages"):
             assert len([s for s in seen if s.startswith(start)]) <= 2, (start, seen)
     assert [f.claimed for f in finished] == [False, True, True, True, True, True, False]
-    rows = await store.messages([i for f in finished for i in f.out_ids])
+    rows = await store.history.messages([i for f in finished for i in f.out_ids])
     # each finish got the id of its own reply back from the multi-row INSERT
     texts = {r.id: r.text for r in rows}
     assert [texts[f.out_ids[0]] for f in finished] == [*(f"r{i}" for i in range(6)), "r5b"]
@@ -575,19 +582,21 @@ async def test_a_burst_of_finishes_keeps_each_conversations_outbox_order(store: 
         **{f"r{i}": "sending" for i in range(1, 6)},
         "r5b": "pending",
     }
-    inbound = await store.messages([a.message_id for a, _ in accepted] + [later.message_id])
+    inbound = await store.history.messages(
+        [a.message_id for a, _ in accepted] + [later.message_id]
+    )
     assert {m.status for m in inbound} == {"done"}
-    assert sum(r.calls for r in await store.usage()) == 6
+    assert sum(r.calls for r in await store.usage.report()) == 6
 
 
 async def test_a_burst_of_finishes_with_different_outcomes_marks_each_its_own(
     store: Store,
 ) -> None:
-    accepted = [await store.accept(_msg(f"q{i}", f"e{i}", chat=f"c{i}")) for i in range(6)]
+    accepted = [await store.inbound.accept(_msg(f"q{i}", f"e{i}", chat=f"c{i}")) for i in range(6)]
     outcomes = [("done", None), ("failed", "boom"), ("skipped", None)] * 2
     finished = await asyncio.gather(
         *(
-            store.finish_inbound(
+            store.inbound.finish(
                 [a.message_id],
                 status,
                 [OutboundDraft(conv, "test", f"r{i}")] if status != "skipped" else [],
@@ -596,7 +605,7 @@ async def test_a_burst_of_finishes_with_different_outcomes_marks_each_its_own(
             for i, ((a, conv), (status, error)) in enumerate(zip(accepted, outcomes, strict=True))
         )
     )
-    rows = await store.messages([a.message_id for a, _ in accepted])
+    rows = await store.history.messages([a.message_id for a, _ in accepted])
     assert [(r.status, r.error) for r in rows] == outcomes
     assert [len(f.out_ids) for f in finished] == [1, 1, 0, 1, 1, 0]
 
@@ -606,14 +615,14 @@ async def test_a_message_finished_twice_in_one_burst_keeps_the_last_outcome(
 ) -> None:
     _sqlite_only(store)
     (x, _), (y, _) = (
-        await store.accept(_msg("x", "ex", chat="x")),
-        await store.accept(_msg("y", "ey", chat="y")),
+        await store.inbound.accept(_msg("x", "ex", chat="x")),
+        await store.inbound.accept(_msg("y", "ey", chat="y")),
     )
     gate = threading.Event()
     holding = asyncio.create_task(store.db.write(_put("hold", gate=gate)))
     await asyncio.sleep(0.05)  # the writer is busy: the finishes below queue together
     finishes = [
-        asyncio.create_task(store.finish_inbound([i], status, [], error=error))
+        asyncio.create_task(store.inbound.finish([i], status, [], error=error))
         for i, status, error in [
             (y.message_id, "done", None),
             (x.message_id, "failed", "boom"),
@@ -624,7 +633,7 @@ async def test_a_message_finished_twice_in_one_burst_keeps_the_last_outcome(
     gate.set()
     await holding
     await asyncio.gather(*finishes)
-    rows = await store.messages([x.message_id, y.message_id])
+    rows = await store.history.messages([x.message_id, y.message_id])
     assert [(r.status, r.error) for r in rows] == [("done", None), ("done", None)]
 
 
@@ -634,7 +643,9 @@ async def test_a_burst_of_finishes_keeps_its_reply_ids_when_sqlite_gives_ids_out
     _sqlite_only(store)
     from sqlalchemy import text
 
-    accepted = [await store.accept(_msg(f"q{i}", f"e{i}", chat=f"c{i}")) for i in range(20)]
+    accepted = [
+        await store.inbound.accept(_msg(f"q{i}", f"e{i}", chat=f"c{i}")) for i in range(20)
+    ]
     # once the largest possible id is taken, SQLite hands out free ids at random
     await store.db.write(
         lambda conn: conn.execute(
@@ -648,11 +659,11 @@ async def test_a_burst_of_finishes_keeps_its_reply_ids_when_sqlite_gives_ids_out
     )
     finished = await asyncio.gather(
         *(
-            store.finish_inbound([a.message_id], "done", [OutboundDraft(conv, "test", f"r{i}")])
+            store.inbound.finish([a.message_id], "done", [OutboundDraft(conv, "test", f"r{i}")])
             for i, (a, conv) in enumerate(accepted)
         )
     )
-    rows = await store.messages([f.out_ids[0] for f in finished])
+    rows = await store.history.messages([f.out_ids[0] for f in finished])
     texts = {r.id: r.text for r in rows}
     assert [texts[f.out_ids[0]] for f in finished] == [f"r{i}" for i in range(20)]
 
@@ -663,31 +674,33 @@ async def test_a_burst_of_context_reads_and_delivery_marks_match_them_one_by_one
     convs = []
     for chat in ("a", "b", "c"):
         for i in range(3):
-            accepted, conv = await store.accept(_msg(f"{chat}{i}", f"{chat}-{i}", chat=chat))
-            await store.set_inbound_status([accepted.message_id], "done")
+            accepted, conv = await store.inbound.accept(
+                _msg(f"{chat}{i}", f"{chat}-{i}", chat=chat)
+            )
+            await store.inbound.set_status([accepted.message_id], "done")
         convs.append((conv, accepted.message_id))
-    await store.save_summary(convs[1][0], "b so far", convs[1][1] - 1)
-    await store.reset_conversation(convs[2][0], through_id=convs[2][1])
-    alone = [await store.conversation_context(c, before_id=None, limit=10) for c, _ in convs]
+    await store.history.save_summary(convs[1][0], "b so far", convs[1][1] - 1)
+    await store.history.reset(convs[2][0], through_id=convs[2][1])
+    alone = [await store.history.recent_turns(c, before_id=None, limit=10) for c, _ in convs]
     together = await asyncio.gather(
-        *(store.conversation_context(c, before_id=None, limit=10) for c, _ in convs)
+        *(store.history.recent_turns(c, before_id=None, limit=10) for c, _ in convs)
     )
     assert together == alone
-    assert alone[1][0] == ("b so far", convs[1][1] - 1)
-    assert alone[2] == (None, [])
+    assert alone[1].summary == ("b so far", convs[1][1] - 1)
+    assert (alone[2].summary, alone[2].turns) == (None, [])
 
-    outs = [await store.add_outbound(OutboundDraft(c, "test", f"to {c}")) for c, _ in convs]
+    outs = [await store.outbound.add(OutboundDraft(c, "test", f"to {c}")) for c, _ in convs]
     marks = [
-        store.update_outbound(outs[0], status="sending"),
-        store.update_outbound(outs[0], status="delivered", external_id="x0"),  # same row: in turn
-        *(store.update_outbound(o, status="delivered", external_id=f"x{o}") for o in outs[1:]),
+        store.outbound.update(outs[0], status="sending"),
+        store.outbound.update(outs[0], status="delivered", external_id="x0"),  # same row: in turn
+        *(store.outbound.update(o, status="delivered", external_id=f"x{o}") for o in outs[1:]),
     ]
     if store.db.sqlite:  # queued together, run in queue order
         await asyncio.gather(*marks)
     else:  # concurrent transactions have no order: one after another
         for mark in marks:
             await mark
-    rows = await store.messages(outs)
+    rows = await store.history.messages(outs)
     assert [(r.status, r.external_id) for r in rows] == [
         ("delivered", "x0"),
         *(("delivered", f"x{o}") for o in outs[1:]),
@@ -706,13 +719,13 @@ async def test_sqlite_urls_users_write_all_work(url: str, tmp_path: object) -> N
     try:
         await database.upgrade()
         store = Store(database)
-        accepted, conv = await store.accept(_msg("kept", "e1"))
+        accepted, conv = await store.inbound.accept(_msg("kept", "e1"))
         concurrent = await asyncio.gather(
-            *(store.accept(_msg(f"m{i}", f"x{i}")) for i in range(20)),
-            store.history(conv, before_id=None, limit=50),
+            *(store.inbound.accept(_msg(f"m{i}", f"x{i}")) for i in range(20)),
+            store.history.turns(conv, before_id=None, limit=50),
         )
         assert len({a.message_id for a, _ in concurrent[:20]}) == 20  # type: ignore[union-attr]
-        [row] = await store.messages([accepted.message_id])
+        [row] = await store.history.messages([accepted.message_id])
         assert row.text == "kept"
     finally:
         await database.close()
@@ -747,13 +760,13 @@ async def test_a_closed_database_refuses_work_with_a_store_error(database_url: s
     database = Database(database_url)
     await database.upgrade()
     store = Store(database)
-    await store.set_state("t", "k", 1)
+    await store.state("t").set("k", 1)
     await database.close()
     await database.close()  # twice is harmless
     with pytest.raises(StoreError, match="closed"):
-        await store.set_state("t", "k", 2)
+        await store.state("t").set("k", 2)
     with pytest.raises(StoreError, match="closed"):
-        await store.get_state("t", "k")
+        await store.state("t").get("k")
 
 
 async def test_reads_that_cannot_connect_all_fail_and_strand_nobody(tmp_path: object) -> None:
@@ -768,11 +781,14 @@ async def test_reads_that_cannot_connect_all_fail_and_strand_nobody(tmp_path: ob
     store = Store(database)
     try:
         results = await asyncio.wait_for(
-            asyncio.gather(*(store.summary(1) for _ in range(300)), return_exceptions=True), 10
+            asyncio.gather(
+                *(store.history.messages([1]) for _ in range(300)), return_exceptions=True
+            ),
+            10,
         )
         assert all(isinstance(r, StoreError) for r in results)
         with pytest.raises(StoreError):  # and the next one is answered too
-            await asyncio.wait_for(store.summary(1), 5)
+            await asyncio.wait_for(store.history.messages([1]), 5)
     finally:
         await database.close()
 
@@ -796,7 +812,7 @@ async def test_a_burst_of_writes_while_another_process_holds_the_lock_fails_at_o
     try:
         started = time.monotonic()
         results = await asyncio.gather(
-            *(store.set_state("t", f"k{i}", i) for i in range(20)), return_exceptions=True
+            *(store.state("t").set(f"k{i}", i) for i in range(20)), return_exceptions=True
         )
         elapsed = time.monotonic() - started
     finally:
@@ -805,7 +821,7 @@ async def test_a_burst_of_writes_while_another_process_holds_the_lock_fails_at_o
     assert all(isinstance(r, StoreError) and "locked" in str(r) for r in results)
     # one wait for the lock for the whole burst, not one for each of its 20 writes
     assert elapsed < 20 * 0.3
-    await store.set_state("t", "after", 1)  # the lock is free again: writes go through
+    await store.state("t").set("after", 1)  # the lock is free again: writes go through
     assert await store.state("t").get("after") == 1
     await database.close()
 
@@ -813,13 +829,13 @@ async def test_a_burst_of_writes_while_another_process_holds_the_lock_fails_at_o
 async def test_update_outbound_refuses_a_column_it_does_not_have(store: Store) -> None:
     from botkit.exceptions import StoreError
 
-    _, conv = await store.accept(_msg("q", "e1"))
-    out = await store.add_outbound(OutboundDraft(conv, "test", "r"))
+    _, conv = await store.inbound.accept(_msg("q", "e1"))
+    out = await store.outbound.add(OutboundDraft(conv, "test", "r"))
     with pytest.raises(StoreError, match="stauts"):
-        await store.update_outbound(out, stauts="delivered")
+        await store.outbound.update(out, stauts="delivered")
     with pytest.raises(StoreError, match="id"):
-        await store.update_outbound(out, id=999)
-    [row] = await store.messages([out])
+        await store.outbound.update(out, id=999)
+    [row] = await store.history.messages([out])
     assert row.status == "pending"
 
 
@@ -829,13 +845,13 @@ async def test_state_keeps_what_it_was_given_not_what_the_caller_changes_later(
     from botkit.exceptions import StoreError
 
     value = {"seen": [1, 2]}
-    writing = asyncio.create_task(store.set_state("t", "k", value))
+    writing = asyncio.create_task(store.state("t").set("k", value))
     await asyncio.sleep(0)  # set_state has run up to queueing its write
     value["seen"].append(3)  # the caller changes its own object while the write waits
     await writing
     assert await store.state("t").get("k") == {"seen": [1, 2]}
     with pytest.raises(StoreError, match="not JSON"):
-        await store.set_state("t", "bad", {"when": object()})
+        await store.state("t").set("bad", {"when": object()})
 
 
 async def test_a_finish_with_replies_in_two_conversations_keeps_both_in_order(
@@ -846,15 +862,15 @@ async def test_a_finish_with_replies_in_two_conversations_keeps_both_in_order(
     from botkit.store import Claim
 
     claim = Claim("me", datetime.now(UTC) + timedelta(seconds=30))
-    a, x = await store.accept(_msg("qa", "ea", chat="x"))
-    b, y = await store.accept(_msg("qb", "eb", chat="y"))
-    both = store.finish_inbound(
+    a, x = await store.inbound.accept(_msg("qa", "ea", chat="x"))
+    b, y = await store.inbound.accept(_msg("qb", "eb", chat="y"))
+    both = store.inbound.finish(
         [a.message_id],
         "done",
         [OutboundDraft(x, "test", "to x"), OutboundDraft(y, "test", "to y")],
         claim=claim,
     )
-    after = store.finish_inbound(
+    after = store.inbound.finish(
         [b.message_id], "done", [OutboundDraft(y, "test", "y again")], claim=claim
     )
     if store.db.sqlite:  # one burst
@@ -862,7 +878,7 @@ async def test_a_finish_with_replies_in_two_conversations_keeps_both_in_order(
     else:
         first, second = await both, await after
     assert (first.claimed, second.claimed) == (True, False)  # y's first reply goes first
-    rows = await store.messages([*first.out_ids, *second.out_ids])
+    rows = await store.history.messages([*first.out_ids, *second.out_ids])
     assert [(r.text, r.status) for r in rows] == [
         ("to x", "sending"),
         ("to y", "sending"),

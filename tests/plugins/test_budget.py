@@ -183,7 +183,7 @@ async def test_streamed_answers_without_usage_add_up_to_a_token_limit(
         plugins=[budget, chat], model=openai_model, settings=settings, channels=[editing]
     ) as bot:
         answers = [await bot.ask(f"question {n}") for n in range(6)]
-        [row] = await bot.store.usage()
+        [row] = await bot.store.usage.report()
     refused = [a for a in answers if "your daily limit of 300 tokens is used up" in a]
     assert refused, answers  # the streamed calls were counted, so the limit was reached
     assert answers[0].startswith("An answer word0")

@@ -299,7 +299,7 @@ async def test_reset_forgets_the_documents(start_bot: StartBot, site: PageServer
         await bot.ask("/reset")
         await bot.ask("what about potatoes?")
         after = await bot.ask("/documents")
-        conversation = await bot.store.conversation_id(ConversationRef("test", "chat"))
+        conversation = await bot.store.history.conversation_id(ConversationRef("test", "chat"))
         state = await bot.store.state("plugin:documents").get(f"docs:{conversation}")
     assert (
         listed

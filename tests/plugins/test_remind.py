@@ -180,8 +180,10 @@ async def test_a_follow_up_arrives_as_the_bots_message_in_its_conversation() -> 
         assert bot.channels["email"].sent == []
         [outbound] = [
             m
-            for m in await bot.store.history(
-                await bot.store.conversation_id(sent.conversation), before_id=None, limit=10
+            for m in await bot.store.history.turns(
+                await bot.store.history.conversation_id(sent.conversation),
+                before_id=None,
+                limit=10,
             )
             if m.text == sent.text
         ]

@@ -48,7 +48,7 @@ async def test_obvious_spam_is_held_without_a_single_model_call(
     ) as bot:
         assert await bot.send(OBVIOUS, user="spammer") == []
         held = await bot.stored()
-        usage = await bot.store.usage()
+        usage = await bot.store.usage.report()
     assert fake_openai.requests == []  # neither sentiment nor chat nor the spam check
     assert usage == []
     assert held.status == "skipped"

@@ -82,7 +82,7 @@ async def test_a_history_longer_than_the_window_is_summarised_map_reduce(
                 f"topic{i} " + "details of the plan and its numbers " * 8, user=f"u{i % 3}"
             )
         answer = await bot.ask("/summary")
-        calls = sum(row.calls for row in await bot.store.usage())
+        calls = sum(row.calls for row in await bot.store.usage.report())
     requests = model.requests_for("summary")
     counter = TokenCounter("cl100k_base")
     transcript_tokens = sum(counter.count(str(r.messages[1]["content"])) for r in requests)

@@ -94,7 +94,7 @@ async def test_usage_of_the_fake_model_is_recorded_with_its_price(start_bot: Sta
     )
     async with start_bot(plugins=[chat], model=model, config={"bot": {"stream": False}}) as bot:
         assert await bot.ask("hi", user="ann") == "ok"
-        [row] = await bot.store.usage()
+        [row] = await bot.store.usage.report()
     assert (row.user, row.prompt_tokens, row.completion_tokens) == ("ann", 1000, 500)
     assert Decimal(row.cost_nanos) / 10**9 == Decimal("2")
 

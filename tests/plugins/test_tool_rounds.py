@@ -79,7 +79,7 @@ class StoppingModel(FakeModel):
         self, request: ChatRequest, *, record: CallRecorder | None = None
     ) -> Completion:
         if self.store is not None:
-            self.seen.append(await self.store.tool_calls([1]))
+            self.seen.append(await self.store.tool_calls.of([1]))
         if len(self.requests) + 1 == self.hang_at:
             self.requests.append(request)
             await asyncio.Event().wait()
@@ -218,7 +218,7 @@ async def test_a_confirmed_call_cut_short_by_a_stop_is_not_run_again_by_the_resu
         await _eventually(lambda: len(bot.sent) == 1)
         await bot.idle()
         [answer] = [s.text for s in bot.sent]
-        [stored] = await bot.store.tool_calls([yes])
+        [stored] = await bot.store.tool_calls.of([yes])
     assert saved == ["shared milk"]
     assert answer == (
         "I may have run /share(text='milk') already (it was cut short), so I did not run it again."
@@ -231,7 +231,7 @@ async def test_a_confirmed_call_is_stored_with_the_yes_that_ran_it(start_bot: St
     async with start_bot(plugins=[notes, chat], model=model) as bot:
         await bot.ask("share milk")
         assert await bot.ask("yes") == "Shared milk"
-        [stored] = await bot.store.tool_calls([bot.last_message_id])
+        [stored] = await bot.store.tool_calls.of([bot.last_message_id])
     assert (stored.name, stored.arguments, stored.status, stored.result) == (
         "share",
         '{"text": "milk"}',

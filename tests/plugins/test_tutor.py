@@ -363,7 +363,7 @@ async def test_the_offline_stand_in_says_it_cannot_plan_a_course(start_bot: Star
     async with start_bot(plugins=[tutor, chat], model=StandInModel()) as bot:
         assert await bot.ask("/learn Python") == STAND_IN
         assert await bot.ask("/progress") == "No courses yet. Start one with /learn <topic>."
-        usage = await bot.store.usage()
+        usage = await bot.store.usage.report()
     assert usage == []  # no model call was made for it
 
 

@@ -26,7 +26,7 @@ async def test_a_voice_note_is_transcribed_answered_as_typed_and_spoken_back(
         await bot.send("", attachments=[voice_note("what is the capital of France")])
         [sent] = bot.sent
         stored = await bot.stored()
-        usage = await bot.store.usage()
+        usage = await bot.store.usage.report()
     # answered as if typed: the fake's echo of the transcript
     assert sent.text == "echo: what is the capital of France"
     # the transcript is the message's text (history shows it) and kept in its metadata

@@ -173,7 +173,7 @@ async def test_a_bot_stores_its_streamed_answers_as_estimated_usage(
     editing = InMemoryChannel(capabilities=Capabilities(edits=True))  # streams show there
     async with start_bot(plugins=[chat], model=llama_client, channels=[editing]) as bot:
         answers = [await bot.ask("hello"), await bot.ask("and again")]
-        rows = await bot.store.usage()
+        rows = await bot.store.usage.report()
     assert all(a.strip() for a in answers), answers  # gibberish, but an answer
     [row] = rows
     assert row.calls == 2
@@ -384,7 +384,7 @@ async def test_a_bot_runs_a_forced_tool_and_answers_after_the_follow_up(
     settings = {"chat": {"tool_choice": "get_weather"}}
     async with start_bot(plugins=[weather, chat], model=llama_client, settings=settings) as bot:
         answer = await bot.ask("What is the weather like?")
-        [row] = await bot.store.usage()
+        [row] = await bot.store.usage.report()
     assert len(asked) == 1
     assert asked[0] in ("Paris", "Oslo")
     assert answer.strip()

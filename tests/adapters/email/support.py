@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -113,12 +114,29 @@ class MemoryState:
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
+        self.ttls: dict[str, float | timedelta | None] = {}  # the time to live each was set with
 
     async def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
-    async def set(self, key: str, value: Any) -> None:
+    async def set(self, key: str, value: Any, *, ttl: float | timedelta | None = None) -> None:
         self.values[key] = value
+        self.ttls[key] = ttl
+
+    async def update(
+        self,
+        key: str,
+        change: Callable[[Any], Any],
+        *,
+        default: Any = None,
+        ttl: float | timedelta | None = None,
+    ) -> Any:
+        value = change(self.values.get(key, default))
+        self.values[key] = value
+        if ttl is not None or key not in self.ttls:
+            self.ttls[key] = ttl
+        return value
 
     async def delete(self, key: str) -> None:
         self.values.pop(key, None)
+        self.ttls.pop(key, None)

@@ -112,7 +112,7 @@ async def test_skipped_mail_is_stored_with_its_reason_and_send_refuses_it_anyway
     await settle(bot, adapter)
     assert smtp.received == []
     assert await outbound(bot) == []  # never reached a handler
-    (stored,) = await bot.store.messages([1])
+    (stored,) = await bot.store.history.messages([1])
     assert stored.direction == "in"
     assert stored.status == "skipped"
     assert stored.error is not None

@@ -56,7 +56,7 @@ async def test_an_audio_attachment_is_transcribed_and_answered_with_the_transcri
     assert upload is not None
     assert upload["file"].data == recording
     # history keeps the transcript as the message's text, and in its metadata
-    rows = await bot.store.history(1, before_id=None, limit=5)
+    rows = await bot.store.history.turns(1, before_id=None, limit=5)
     [inbound] = [m for m in rows if m.direction == "in"]
     assert inbound.text == "Question\n\nwhen does the office open"
     assert inbound.meta["voice"]["transcript"] == "when does the office open"

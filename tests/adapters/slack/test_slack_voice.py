@@ -54,7 +54,9 @@ async def test_an_audio_file_in_a_dm_is_transcribed_answered_and_spoken_back(
         await slack.wait_for(lambda: bool(slack.uploaded))
         await asyncio.sleep(0.2)
         [row] = [
-            m for m in await bot.store.history(1, before_id=None, limit=5) if m.direction == "in"
+            m
+            for m in await bot.store.history.turns(1, before_id=None, limit=5)
+            if m.direction == "in"
         ]
     # downloaded with the bot token, heard, and the transcript is the message's text
     assert slack.downloads == [

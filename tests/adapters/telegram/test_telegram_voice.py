@@ -70,7 +70,9 @@ async def test_a_voice_note_is_fetched_transcribed_and_answered_with_text_then_v
         await api.push_update(voice_update(file_id, len(note)))
         await eventually(lambda: len(api.uploads) == 1)
         [row] = [
-            m for m in await bot.store.history(1, before_id=None, limit=5) if m.direction == "in"
+            m
+            for m in await bot.store.history.turns(1, before_id=None, limit=5)
+            if m.direction == "in"
         ]
     # fetched through the Bot API's file endpoint, with the token only in the URL path
     [get_file] = api.calls("getFile")

@@ -83,18 +83,18 @@ async def test_the_transcript_keeps_every_message_but_failed_replies(store: Stor
     ref, other = ConversationRef("web", "v1"), ConversationRef("web", "v2")
     ids = []
     for n, conversation in enumerate([ref, ref, other]):
-        accepted, conversation_id = await store.accept(
+        accepted, conversation_id = await store.inbound.accept(
             Message(conversation, Sender("v"), f"in {n}", external_id=f"x{n}")
         )
         ids.append((accepted.message_id, conversation_id))
-    await store.set_inbound_status([ids[1][0]], "failed", error="boom")
+    await store.inbound.set_status([ids[1][0]], "failed", error="boom")
     for text, status in (("out ok", "delivered"), ("out failed", "failed")):
-        row = await store.add_outbound(
+        row = await store.outbound.add(
             OutboundDraft(ids[0][1], "web", text, reply_to_id=ids[0][0], status=status)
         )
         assert row > 0
-    rows = await store.transcript(ref, limit=10)
+    rows = await store.history.transcript(ref, limit=10)
     assert [(r.direction, r.text) for r in rows] == [
         ("in", "in 0"), ("in", "in 1"), ("out", "out ok"),
     ]  # fmt: skip
-    assert [r.text for r in await store.transcript(ref, limit=2)] == ["in 1", "out ok"]
+    assert [r.text for r in await store.history.transcript(ref, limit=2)] == ["in 1", "out ok"]

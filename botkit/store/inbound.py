@@ -1,0 +1,300 @@
+"""Inbound messages: accepted once per (channel, external id), answered in order, and
+finished together with their replies in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, case, select, update
+
+from botkit.exceptions import StoreError
+from botkit.messages import Message
+from botkit.store._batch import Accept, Finish, Intake, set_status
+from botkit.store._section import Section
+from botkit.store._statements import (
+    OLDER_UNFINISHED,
+    SNAPSHOT_QUERY,
+    UPDATE_FENCED,
+    attachment_json,
+    aware,
+    call_values,
+    conversations,
+    fence_params,
+    jsonable,
+    messages,
+    reply_row,
+    reservations_of,
+    run_fenced,
+    snapshots,
+)
+from botkit.store.engine import Database
+from botkit.store.models import utcnow
+from botkit.store.records import (
+    UNFINISHED_IN,
+    Accepted,
+    CallRow,
+    Claim,
+    Fence,
+    Finished,
+    OutboundDraft,
+    OutboundSettle,
+    Resumable,
+    StoredMessage,
+)
+from botkit.store.usage import UsageStore
+
+__all__ = ["InboundStore"]
+
+
+class InboundStore(Section):
+    """The inbox's side of the store (``store.inbound``)."""
+
+    def __init__(self, database: Database, intake: Intake, usage: UsageStore) -> None:
+        super().__init__(database)
+        self._intake = intake
+        self._usage = usage
+
+    async def accept(
+        self, message: Message, *, claim: Claim | None = None, skip: str | None = None
+    ) -> tuple[Accepted, int]:
+        """Store an inbound message once per (channel, external id), in one transaction.
+
+        Args:
+            message: the message.
+            claim: the accepting process's claim on it, so no other process picks it up
+                while this one is alive.
+            skip: store it as ``skipped`` with this reason instead of ``pending``: kept
+                and visible, never processed.
+
+        Returns:
+            What happened, and the id of the message's conversation.
+        """
+        now = utcnow()
+        values = {
+            "channel": message.channel,
+            "direction": "in",
+            "external_id": message.external_id,
+            "sender_id": message.sender.id,
+            "sender_name": message.sender.name,
+            "text": message.text,
+            "markup": "plain",
+            "status": "pending" if skip is None else "skipped",
+            "error": skip,
+            "attachments": [attachment_json(a) for a in message.attachments] or None,
+            "meta": jsonable(dict(message.metadata)) or None,
+            "raw": jsonable(dict(message.raw)) if message.raw is not None else None,
+            "attempts": 0,
+            "created_at": message.received_at,
+            "updated_at": now,
+            "claimed_by": claim.owner if claim else None,
+            "claimed_until": claim.until if claim else None,
+            "claim_token": 1 if claim else 0,
+        }
+        op = Accept(self._intake, message.conversation, values)
+        accepted, conversation_id = await self._write("accept message", op)
+        self._intake.conversations.remember(message.conversation, conversation_id)
+        return accepted, conversation_id
+
+    async def unfinished(self, *, now: datetime | None = None) -> list[StoredMessage]:
+        """Inbound messages accepted but not yet answered, oldest first (crash recovery).
+
+        With ``now``, only those no live process has claimed: unclaimed, or whose claim
+        lapsed before ``now``.
+        """
+        conditions = [messages.c.direction == "in", messages.c.status.in_(UNFINISHED_IN)]
+        if now is not None:
+            conditions.append(self._free(now))
+        query = SNAPSHOT_QUERY.where(*conditions).order_by(messages.c.id)
+        return await self._read("list unfinished messages", snapshots(query))
+
+    async def resumable(self, *, now: datetime) -> list[Resumable]:
+        """Every unfinished inbound message, in id order, with whether a process may take
+        it now (no live claim) and when it is due: the dispatcher takes each
+        conversation's messages in order up to the first it may not."""
+        free = case((self._free(now), True), else_=False)
+        query = (
+            select(
+                messages.c.id,
+                messages.c.conversation_id,
+                free,
+                messages.c.next_attempt_at,
+                messages.c.claimed_by,
+            )
+            .where(messages.c.direction == "in", messages.c.status.in_(UNFINISHED_IN))
+            .order_by(messages.c.id)
+        )
+
+        def op(conn: Connection) -> list[Resumable]:
+            return [
+                Resumable(int(i), int(c), bool(f), aware(due), by)
+                for i, c, f, due, by in conn.execute(query).all()
+            ]
+
+        return await self._read("list unfinished messages", op)
+
+    async def older_unfinished(self, conversation_id: int, before_id: int) -> bool:
+        """Whether an inbound message of the conversation older than ``before_id`` is
+        still unanswered (held by another process, or waiting for a retry)."""
+        params = {"b_conversation_id": conversation_id, "b_before_id": before_id}
+        return await self._read(
+            "look for older messages",
+            lambda conn: conn.execute(OLDER_UNFINISHED, params).first() is not None,
+        )
+
+    async def postpone(
+        self, ids: Sequence[int], claim: Claim, fence: Fence, *, due: datetime, error: str
+    ) -> None:
+        """Put messages back to ``pending`` until ``due`` (the model or a service is
+        down), unclaimed, with the attempt counted and the reason kept.
+
+        Raises:
+            ClaimLostError: another process holds one of them now; nothing changed.
+        """
+        now = utcnow()
+        values = {
+            "status": "pending",
+            "error": error[:2000],
+            "next_attempt_at": due,
+            "claimed_by": None,
+            "claimed_until": None,
+            "attempts": messages.c.attempts + 1,
+            "updated_at": now,
+        }
+        fenced = fence_params(ids, fence, claim) or []
+        statement = UPDATE_FENCED.values(**values)
+        await self._write("postpone messages", lambda conn: run_fenced(conn, statement, fenced))
+
+    async def set_status(
+        self, ids: Sequence[int], status: str, *, error: str | None = None
+    ) -> None:
+        """Move inbound messages to ``status`` (``processing``, ``done``, ``failed``...).
+
+        Back to ``pending`` (a held message released), a message may join its
+        conversation's history behind newer turns: the conversation is marked changed
+        (``ContextRead.changed_at``), so the turns a process keeps in memory are re-read.
+        """
+        now = utcnow()
+        values = {"status": status, "error": error, "updated_at": now}
+
+        def op(conn: Connection) -> None:
+            set_status(conn, list(ids), values)
+            if status == "pending":
+                owners = select(messages.c.conversation_id).where(messages.c.id.in_(list(ids)))
+                conn.execute(
+                    update(conversations)
+                    .where(conversations.c.id.in_(owners.scalar_subquery()))
+                    .values(updated_at=now)
+                )
+
+        await self._write("update message status", op)
+
+    async def annotate(self, message_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``values`` into a message's metadata (a plugin's verdict, a label).
+
+        Returns:
+            The metadata after the merge.
+        """
+        return await self._merge_meta(message_id, values, "annotate message")
+
+    async def rewrite_text(
+        self, message_id: int, text: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace a message's text (a voice note's transcript) and merge ``values`` into
+        its metadata, in one write.
+
+        Returns:
+            The metadata after the merge.
+        """
+        return await self._merge_meta(message_id, values, "rewrite message", text=text)
+
+    async def _merge_meta(
+        self, message_id: int, values: dict[str, Any], what: str, *, text: str | None = None
+    ) -> dict[str, Any]:
+        added = jsonable(values)
+        changed: dict[str, Any] = {} if text is None else {"text": text}
+
+        def op(conn: Connection) -> dict[str, Any]:
+            found = conn.execute(
+                select(messages.c.meta).where(messages.c.id == message_id)
+            ).one_or_none()
+            if found is None:
+                raise StoreError(f"no message {message_id}")
+            meta: dict[str, Any] = {**(found[0] or {}), **added}
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id)
+                .values(meta=meta, updated_at=utcnow(), **changed)
+            )
+            return meta
+
+        return await self._write(what, op)
+
+    async def finish(
+        self,
+        ids: Sequence[int],
+        status: str,
+        replies: Sequence[OutboundDraft],
+        *,
+        error: str | None = None,
+        claim: Claim | None = None,
+        calls: Sequence[CallRow] = (),
+        fence: Fence | None = None,
+        settles: Sequence[OutboundSettle] = (),
+    ) -> Finished:
+        """Mark inbound messages finished and queue their replies, in one transaction.
+
+        Either both happen or neither: a crash cannot leave a message answered but not
+        marked, or marked but with its reply lost.
+
+        With ``claim``, when nothing earlier of the conversation waits in the outbox, the
+        replies are stored already claimed for sending (first attempt counted), so the
+        caller can send them at once without another round trip.
+
+        ``calls`` (the model calls made answering it) are stored in the same transaction,
+        and ``settles`` made (a streamed reply marked delivered with its whole text, each
+        under its own fence).
+
+        With ``fence`` (each message's fencing token, as ``ClaimStore.claim`` returned
+        it), the whole transaction happens only while ``claim.owner`` still holds every
+        message with that token.
+
+        Returns:
+            The outbox ids of the replies, in order, and whether they are claimed.
+
+        Raises:
+            ClaimLostError: a fenced message is held by another process now; nothing
+                was stored.
+        """
+        now = utcnow()
+        op = Finish(
+            ids=list(ids),
+            done={"status": status, "error": error, "updated_at": now},
+            replies=[reply_row(draft, now) for draft in replies],
+            claim=claim,
+            calls=[call_values(call, now) for call in calls],
+            fence=fence_params(ids, fence, claim),
+            reservations=reservations_of(calls),
+            settles=list(settles),
+        )
+        finished = await self._write("finish message", op)
+        self._usage.forget_unsaved(calls)
+        return finished
+
+    async def finished_under(self, owner: str, fence: Fence) -> bool:
+        """Whether every one of these messages was finished while ``owner`` held it with
+        its token (a finish keeps the claim it was made under): after a finish whose
+        commit went unheard, whether it landed."""
+        query = select(
+            messages.c.id, messages.c.claimed_by, messages.c.claim_token, messages.c.status
+        ).where(messages.c.id.in_(list(fence)))
+
+        def op(conn: Connection) -> bool:
+            rows = conn.execute(query).all()
+            return len(rows) == len(fence) and all(
+                by == owner and token == fence[int(i)] and status not in UNFINISHED_IN
+                for i, by, token, status in rows
+            )
+
+        return await self._read("check a finish", op)
