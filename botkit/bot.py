@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+PRUNE_STATE_EVERY = 600.0  # seconds between prunes of expired state keys
 
 STAND_IN_NOTICE = (
     "No model is configured (set OPENAI_API_KEY, or llm.base_url for a local server): "
@@ -336,6 +337,7 @@ class Bot:
         self._draining = False
         self._signals: set[signal.Signals] = set()
         self._maintenance: asyncio.Task[None] | None = None
+        self._pruned_at: float | None = None  # monotonic time of the last state prune
         self._collector: CollectorSettings | None = None  # what tune_gc changed
 
     @property
@@ -545,10 +547,22 @@ class Bot:
                 await self._read_clock()
                 await self.outbox.resume()  # streams first: their messages are answered anew
                 await self.dispatcher.resume()
+                await self._prune_state()
             except StoreError as exc:  # the database is away: one line, and try again
                 log.warning("renewing claims failed (%s); retrying", exc)
             except Exception:  # a bug must not end the loop
                 log.exception("renewing claims failed; retrying")
+
+    async def _prune_state(self) -> None:
+        """Delete expired state keys (adapters' per-delivery bookkeeping, say) every
+        ``PRUNE_STATE_EVERY`` seconds; until then they are invisible, not gone."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_STATE_EVERY:
+            return
+        self._pruned_at = now
+        pruned = await self.store.prune_state()
+        if pruned:
+            log.debug("%d expired state keys pruned", pruned)
 
     async def _remember_structured_modes(self, model: OpenAIChatClient) -> None:
         """Structured-output modes learnt by earlier processes are used from the start,

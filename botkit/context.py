@@ -159,7 +159,7 @@ class PluginRuntime:
         """Run a stored inbound message through the pipeline again (a spam false positive
         released by a person), after merging ``metadata`` into it."""
         if metadata:
-            await self._runtime.store.inbound.annotate(message_id, metadata)
+            await self._runtime.store.history.annotate(message_id, metadata)
         [row] = await self._runtime.store.history.messages([message_id])
         await self._runtime.store.inbound.set_status([message_id], "pending")
         if self._runtime.submit is not None:
@@ -239,7 +239,7 @@ class Context(PluginRuntime):
         note's transcript); ``annotations`` are stored with it as :meth:`annotate` does."""
         message = self.message
         if message.id is not None:
-            merged = await self._runtime.store.inbound.rewrite_text(message.id, text, annotations)
+            merged = await self._runtime.store.history.rewrite_text(message.id, text, annotations)
             self.annotations.update(merged)
         self._turn.message = dataclasses.replace(message, text=text)
 
@@ -336,7 +336,7 @@ class Context(PluginRuntime):
         them with :meth:`annotations`."""
         if self.message.id is not None:
             self.annotations.update(
-                await self._runtime.store.inbound.annotate(self.message.id, values)
+                await self._runtime.store.history.annotate(self.message.id, values)
             )
 
     async def reset(self) -> None:

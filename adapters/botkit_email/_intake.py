@@ -118,9 +118,9 @@ class Intake:
         if reason is None and settings.mode == "reply" and settings.autoreply_period > 0:
             reason = await self._rate_limit(recipient, root, external_id)
         if reason is None and settings.mode == "reply":
-            now = self._clock()
-            await self._ledger.grant("sender", recipient, now, external_id)
-            await self._ledger.grant("thread-reply", root, now, external_id)
+            now, period = self._clock(), settings.autoreply_period
+            await self._ledger.grant("sender", recipient, now, external_id, period=period)
+            await self._ledger.grant("thread-reply", root, now, external_id, period=period)
         if reason is not None:
             log.info(
                 "mail %s from %s will not be answered: %s", external_id, mail.from_addr, reason

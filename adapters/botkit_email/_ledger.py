@@ -10,10 +10,12 @@ Keys (one namespace per adapter instance):
 - ``subject:<digest>`` → the root of the thread with that normalised subject and
   those participants (the fallback for mail without In-Reply-To/References).
 - ``sender:<address>`` / ``thread-reply:<root>`` → when the last automatic reply to
-  that sender / in that thread was granted (epoch seconds).
+  that sender / in that thread was granted (epoch seconds); expires once the
+  auto-reply period is over (and ``GRANT_SLACK`` more), when it decides nothing.
 - ``delivery:<delivery id>`` → ``{"status": "sending"|"sent"|"failed", "message_id"}``:
   what became of one outbox entry, so a resend reuses its Message-ID and a reply
-  already sent is not sent again.
+  already sent is not sent again; expires after ``DELIVERY_TTL``, long after the
+  outbox stopped retrying it.
 - ``thread-last:<root>`` → the external id of the newest inbound mail of a thread
   (where a message that answers no particular mail is addressed).
 - ``located:<mailbox>/<uidvalidity>/<uid>`` → the external id of the mail read there,
@@ -28,13 +30,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from botkit import KeyValueState
 
-__all__ = ["Ledger", "Position", "state_key"]
+__all__ = ["DELIVERY_TTL", "GRANT_SLACK", "Ledger", "Position", "state_key"]
 
 _MAX_KEY = 200
+DELIVERY_TTL = timedelta(days=30)
+"""How long what became of one outbox entry is kept (per delivery: pruned, not piled up)."""
+GRANT_SLACK = timedelta(hours=1)
+"""How long an automatic-reply grant outlives its period (clocks differ a little)."""
 
 
 def state_key(prefix: str, value: str) -> str:
@@ -115,9 +122,11 @@ class Ledger:
             return float(value["at"]), str(value.get("mail", ""))
         return None
 
-    async def grant(self, kind: str, key: str, at: float, mail: str) -> None:
-        """Record an automatic reply granted for ``key`` at ``at`` to ``mail``."""
-        await self._state.set(state_key(kind, key), {"at": at, "mail": mail})
+    async def grant(self, kind: str, key: str, at: float, mail: str, *, period: float) -> None:
+        """Record an automatic reply granted for ``key`` at ``at`` to ``mail``; kept
+        for the auto-reply ``period`` (seconds) it limits, then pruned."""
+        ttl = timedelta(seconds=period) + GRANT_SLACK
+        await self._state.set(state_key(kind, key), {"at": at, "mail": mail}, ttl=ttl)
 
     async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
         """What became of one outbox entry, if it was tried before."""
@@ -125,9 +134,11 @@ class Ledger:
         return value if isinstance(value, dict) else None
 
     async def save_delivery(self, delivery_id: str, status: str, message_id: str) -> None:
-        """Record the state of one outbox entry."""
+        """Record the state of one outbox entry (kept for ``DELIVERY_TTL``)."""
         await self._state.set(
-            state_key("delivery", delivery_id), {"status": status, "message_id": message_id}
+            state_key("delivery", delivery_id),
+            {"status": status, "message_id": message_id},
+            ttl=DELIVERY_TTL,
         )
 
     async def locate(self, mailbox: str, uidvalidity: int, uid: int, external_id: str) -> None:

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import aiohttp
@@ -59,6 +59,9 @@ __all__ = ["EDIT_INTERVAL", "MAX_TEXT", "STREAM_INTERVAL", "SlackAdapter"]
 
 DELIVERY_EVENT = "botkit_reply"  # the metadata event type of every reply botkit posts
 FIND_SENT_LOOKBACK = 50  # newest messages searched for a reply an earlier try posted
+# how long the memo of what one delivery posted is kept: long after the outbox stopped
+# retrying it (one memo per reply: pruned, not piled up)
+DELIVERY_MEMO_TTL = timedelta(days=30)
 log = logging.getLogger("botkit_slack")
 
 #: The longest rendered text one message carries. Slack truncates ``text`` past 40,000
@@ -425,7 +428,7 @@ class SlackAdapter(Adapter):
     async def _note_posted(self, key: str, posted: list[str]) -> None:
         assert self._state is not None
         try:
-            await self._state.set(key, posted)
+            await self._state.set(key, posted, ttl=DELIVERY_MEMO_TTL)
         except StoreError as exc:  # posted all the same: only a later retry's memo
             log.warning("slack: could not note the pieces posted so far: %s", exc)
 

@@ -1,13 +1,15 @@
-"""Conversations and what the model and people read of them: turns, running summaries,
-transcripts, digests, stored messages by id."""
+"""Conversations and their messages as stored: turns, running summaries, transcripts,
+digests, messages by id, and the facts plugins annotate them with."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, or_, select, update
 
+from botkit.exceptions import StoreError
 from botkit.messages import ConversationRef
 from botkit.store._batch import ReadContext
 from botkit.store._conversations import Conversations
@@ -16,6 +18,7 @@ from botkit.store._statements import (
     SNAPSHOT_QUERY,
     conversations,
     history_rows,
+    jsonable,
     messages,
     snapshots,
     summaries,
@@ -46,6 +49,47 @@ class HistoryStore(Section):
         """The messages (inbound or outbound) with these ids, in id order."""
         query = SNAPSHOT_QUERY.where(messages.c.id.in_(list(ids))).order_by(messages.c.id)
         return await self._read("load messages", snapshots(query))
+
+    async def annotate(self, message_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``values`` into a message's metadata (a plugin's verdict, a label).
+
+        Returns:
+            The metadata after the merge.
+        """
+        return await self._merge_meta(message_id, values, "annotate message")
+
+    async def rewrite_text(
+        self, message_id: int, text: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace a message's text (a voice note's transcript) and merge ``values`` into
+        its metadata, in one write.
+
+        Returns:
+            The metadata after the merge.
+        """
+        return await self._merge_meta(message_id, values, "rewrite message", text=text)
+
+    async def _merge_meta(
+        self, message_id: int, values: dict[str, Any], what: str, *, text: str | None = None
+    ) -> dict[str, Any]:
+        added = jsonable(values)
+        changed: dict[str, Any] = {} if text is None else {"text": text}
+
+        def op(conn: Connection) -> dict[str, Any]:
+            found = conn.execute(
+                select(messages.c.meta).where(messages.c.id == message_id)
+            ).one_or_none()
+            if found is None:
+                raise StoreError(f"no message {message_id}")
+            meta: dict[str, Any] = {**(found[0] or {}), **added}
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id)
+                .values(meta=meta, updated_at=utcnow(), **changed)
+            )
+            return meta
+
+        return await self._write(what, op)
 
     async def turns(
         self, conversation_id: int, *, before_id: int | None, limit: int, after_id: int = 0

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, case, select, update
 
-from botkit.exceptions import StoreError
 from botkit.messages import Message
 from botkit.store._batch import Accept, Finish, Intake, set_status
 from botkit.store._section import Section
@@ -189,47 +187,6 @@ class InboundStore(Section):
                 )
 
         await self._write("update message status", op)
-
-    async def annotate(self, message_id: int, values: dict[str, Any]) -> dict[str, Any]:
-        """Merge ``values`` into a message's metadata (a plugin's verdict, a label).
-
-        Returns:
-            The metadata after the merge.
-        """
-        return await self._merge_meta(message_id, values, "annotate message")
-
-    async def rewrite_text(
-        self, message_id: int, text: str, values: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Replace a message's text (a voice note's transcript) and merge ``values`` into
-        its metadata, in one write.
-
-        Returns:
-            The metadata after the merge.
-        """
-        return await self._merge_meta(message_id, values, "rewrite message", text=text)
-
-    async def _merge_meta(
-        self, message_id: int, values: dict[str, Any], what: str, *, text: str | None = None
-    ) -> dict[str, Any]:
-        added = jsonable(values)
-        changed: dict[str, Any] = {} if text is None else {"text": text}
-
-        def op(conn: Connection) -> dict[str, Any]:
-            found = conn.execute(
-                select(messages.c.meta).where(messages.c.id == message_id)
-            ).one_or_none()
-            if found is None:
-                raise StoreError(f"no message {message_id}")
-            meta: dict[str, Any] = {**(found[0] or {}), **added}
-            conn.execute(
-                update(messages)
-                .where(messages.c.id == message_id)
-                .values(meta=meta, updated_at=utcnow(), **changed)
-            )
-            return meta
-
-        return await self._write(what, op)
 
     async def finish(
         self,

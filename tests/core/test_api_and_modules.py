@@ -25,6 +25,13 @@ def test_all_is_sorted_unique_and_complete() -> None:
     assert public == set(botkit.__all__)
 
 
+def test_plugins_get_a_read_only_store_view_and_never_the_store() -> None:
+    assert "StoreView" in botkit.__all__
+    assert "Store" not in botkit.__all__
+    # the store's value types live in the store; the public API re-exports them
+    assert botkit.Accepted is botkit.store.Accepted
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -98,7 +98,7 @@ async def _annotated_database(url: str) -> None:
         accepted, _ = await store.inbound.accept(
             Message(ConversationRef("slack", "C1"), Sender("u"), f"m{i}", f"e{i}")
         )
-        await store.inbound.annotate(accepted.message_id, {"sentiment": label})
+        await store.history.annotate(accepted.message_id, {"sentiment": label})
     await database.close()
 
 

@@ -358,9 +358,9 @@ async def test_chat_messages_and_annotation_counts_span_every_thread(store: Stor
     ]
     ids = [(await store.inbound.accept(m))[0].message_id for m in mail]
     await store.inbound.accept(Message(ConversationRef("mail", "other"), Sender("u"), "x", "e4"))
-    await store.inbound.annotate(ids[0], {"sentiment": "negative"})
-    await store.inbound.annotate(ids[1], {"sentiment": "negative"})
-    await store.inbound.annotate(ids[2], {"sentiment": "positive"})
+    await store.history.annotate(ids[0], {"sentiment": "negative"})
+    await store.history.annotate(ids[1], {"sentiment": "negative"})
+    await store.history.annotate(ids[2], {"sentiment": "positive"})
     since = datetime.now(UTC) - timedelta(hours=1)
     rows = await store.history.chat_messages_since("mail", "box", since=since, limit=10)
     assert [r.text for r in rows] == ["a", "b", "c"]

@@ -20,6 +20,7 @@ from botkit import (
 )
 from botkit.claims import Claims, sending_under
 from botkit_slack import MAX_TEXT
+from botkit_slack.adapter import DELIVERY_MEMO_TTL
 from tests.adapters.slack.recording_inbox import RecordingInbox
 from tests.adapters.slack.slack_helpers import HttpEvents, StartAdapter, event
 from tests.fakes.slack_api import FakeSlack
@@ -306,3 +307,14 @@ async def test_a_send_under_lapsed_claims_posts_nothing(
     with sending_under(lapsed, taken), pytest.raises(ClaimLostError):
         await adapter.send(THREAD, Reply("too late"), delivery_id="botkit-1")
     assert slack.posted("C111") == []
+
+
+async def test_the_memo_of_what_a_delivery_posted_expires_instead_of_piling_up(
+    start_adapter: StartAdapter, inbox: RecordingInbox
+) -> None:
+    adapter = await start_adapter()
+    await adapter.send(THREAD, Reply("hi"), delivery_id="d-9")
+
+    [state] = inbox.states.values()
+    assert state.ttls["delivery:d-9"] == DELIVERY_MEMO_TTL
+    assert all(ttl is not None for key, ttl in state.ttls.items() if key.startswith("delivery:"))
