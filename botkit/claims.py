@@ -2,7 +2,7 @@
 
 Several ``botkit run`` processes may share one PostgreSQL database. A process claims
 each message and reply it works on for one lease; the claim carries a fencing token
-(see ``Store.claim``), and every state change it makes is conditional on still holding
+(see ``ClaimStore.claim``), and every state change it makes is conditional on still holding
 it. Expiry is judged by the database's clock, so claims are written in it; whether this
 process may still *start* a send or an edit is judged by its own monotonic clock from
 the last renewal it sent, with a margin, so a process that stalled past its lease does

@@ -157,7 +157,7 @@ class HistoryCache:
     ) -> HistoryWindow:
         """The summary and the newest ``limit`` history turns before ``before_id``.
 
-        What :meth:`Store.conversation_context` returns, rendered; read from the
+        What :meth:`HistoryStore.recent_turns` reads, rendered; read from the
         database only from the first turn this process has not seen settle.
         """
         now = self._clock()

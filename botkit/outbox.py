@@ -8,7 +8,7 @@ sits idle; a restart sends whatever was left undelivered.
 How a reply gets sent:
 
 - a handler's returned reply is stored with its message's outcome (the dispatcher's
-  ``finish_inbound``), then delivered by :meth:`Outbox.send_claimed` or :meth:`flush`;
+  ``store.inbound.finish``), then delivered by :meth:`Outbox.send_claimed` or :meth:`flush`;
 - ``ctx.reply`` is :meth:`Outbox.reply`: stored, then flushed;
 - a streamed reply is a live reply (:meth:`Outbox.live`, ``botkit.live``): posted once,
   then edited in place, the posted message's id and the text it shows stored as it goes;
@@ -205,7 +205,7 @@ class Outbox:
 
     def held(self, turn: Turn) -> tuple[str, Fence] | None:
         """What a reply of ``turn`` is stored under: its messages, still held by this
-        process with the tokens it took them with (``Store.add_outbound``), so a process
+        process with the tokens it took them with (``store.outbound.add``), so a process
         that lost them to another (it stalled past its lease) stores no second answer."""
         return None if turn.fence is None else (self._claims.owner, turn.fence)
 

@@ -119,7 +119,7 @@ class ModelCall:
         conversation_id: its conversation, when there is one.
         reservation_id: its spend reservation (its worst-case cost, held while guards
             run and the call is made); a budget counts the reservations made before it
-            (``Store.spend(before_reservation=...)``).
+            (``store.usage.spend(before_reservation=...)``).
     """
 
     request: ChatRequest | SpeechRequest | TranscriptionRequest

@@ -1,6 +1,6 @@
 """``botkit usage``'s report: spend grouped by the dimensions asked for, since when asked.
 
-The store groups model calls by day, model, channel and user (:meth:`Store.usage`);
+The store groups model calls by day, model, channel and user (:meth:`UsageStore.report`);
 this folds those rows into fewer dimensions (``--by model``) and reads ``--since``.
 """
 

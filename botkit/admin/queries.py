@@ -3,7 +3,7 @@ and the work each process holds. Read-only SQLAlchemy Core on the store's tables
 
 Lists are paged by keyset on ids (``id < before``, newest first), never by ``OFFSET``:
 a page costs the same however deep it is, and rows arriving meanwhile shift nothing.
-Spend is not here: it is :meth:`botkit.store.Store.usage`, the same figures as
+Spend is not here: it is :meth:`botkit.store.usage.UsageStore.report`, the same figures as
 ``botkit usage``.
 """
 

@@ -1,9 +1,9 @@
 """The operations page's handlers, and the aiohttp app that mounts them under ``/admin``.
 
 Reads come from :class:`~botkit.admin.queries.AdminQueries` and
-:meth:`botkit.store.Store.usage`; the two actions go through the bot's own paths: a
+:meth:`botkit.store.usage.UsageStore.report`; the two actions go through the bot's own paths: a
 failed reply is set back to pending and flushed by the outbox
-(:meth:`~botkit.store.Store.retry_failed_reply`, :meth:`~botkit.outbox.Outbox.wake`), a
+(:meth:`~botkit.store.outbound.OutboundStore.retry_failed`, :meth:`~botkit.outbox.Outbox.wake`), a
 held message is released as the spam plugin's ``/release`` does
 (:meth:`~botkit.context.PluginRuntime.requeue`).
 """

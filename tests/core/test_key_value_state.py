@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from botkit.store import Database, Store
 from botkit.store.models import Base
+from botkit.testing import FakeModel, run_bot
 
 _state = Base.metadata.tables["state"]
 
@@ -120,3 +121,14 @@ async def test_pruning_deletes_expired_keys_of_every_namespace_and_only_those(
     assert await store.prune_state() == 2
     assert await _rows(store) == {("a", "live"), ("a", "forever")}
     assert await store.prune_state() == 0
+
+
+async def test_a_running_bot_prunes_expired_keys_by_itself() -> None:
+    async with run_bot(plugins=[], model=FakeModel(), config={"bot": {"claim_lease": 1}}) as bot:
+        await bot.store.state("adapter:x").set("delivery:1", [1], ttl=0.05)
+        await bot.store.state("adapter:x").set("position", 1)
+        for _ in range(100):  # its maintenance runs every third of a lease
+            if await _rows(bot.store) == {("adapter:x", "position")}:
+                break
+            await asyncio.sleep(0.1)
+        assert await _rows(bot.store) == {("adapter:x", "position")}
