@@ -14,9 +14,6 @@ from collections.abc import AsyncGenerator, Mapping
 from decimal import Decimal
 from typing import Any
 
-import jsonschema
-import jsonschema.validators
-
 from botkit.exceptions import InvalidResponseError, RequestRejectedError
 from botkit.llm._errors import SERVICE
 from botkit.llm._wire import check_request
@@ -134,6 +131,8 @@ class StandInModel:
             return STAND_IN_PREFIX + said, None
         if isinstance(fmt, JsonSchema):
             value = _example(fmt.schema)
+            import jsonschema.validators  # only a JSON-schema request needs it
+
             validator = jsonschema.validators.validator_for(fmt.schema)(dict(fmt.schema))
             if not validator.is_valid(value):
                 raise InvalidResponseError(
