@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from botkit.exceptions import InvalidResponseError, RequestRejectedError
 from botkit.llm._errors import SERVICE
 from botkit.llm.models import ModelInfo
@@ -78,7 +80,7 @@ def build_body(request: ChatRequest, model: str, info: ModelInfo, *, stream: boo
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    return json.dumps(body, ensure_ascii=False, default=_jsonable).encode("utf-8")
+    return orjson.dumps(body, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
 
 
 def parse_completion(data: Any, *, model: str) -> Completion:
