@@ -18,16 +18,16 @@ one :class:`Step`; the handler only acts on it:
                           dropped, then run
 ========================  ===================================================
 
-A new answer written with tools drops the sender's waiting call
-(:func:`drop_held`): they moved on.
+The call is kept, and a new answer written with tools drops the sender's waiting call
+(they moved on), by the loop's host (``botkit.tools._host``).
 
 **The handler is registered visibly.** Declaring the first side-effect tool of a plugin
 adds one message handler to that plugin: a :class:`ToolConfirmation`, named
 ``confirm_tool_call``, matching only a short yes/no answer (:func:`is_answer`). It is an
 ordinary entry of ``plugin.message_handlers`` (a predicate handler: it runs before the
-catch-all chat skill), and ``botkit check-config`` lists it under its plugin with the
-tools it confirms. Plugin authors call nothing more: existing plugins keep working, and
-nothing is registered that introspection does not show.
+catch-all chat skill), and ``botkit check-config`` lists it under its plugin next to
+the tools that ask first. It is added rather than asked for: a plugin that forgot to
+register it would ask a question nothing answers, and existing plugins keep working.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from botkit.llm import ToolCall
 from botkit.messages import Message, Reply
 from botkit.plugin import HandlerResult, Plugin, SkipHandler
 from botkit.store import ToolCallRecord
-from botkit.tools.arguments import ToolArgumentsError, as_json_values
+from botkit.tools.arguments import ToolArgumentsError
 from botkit.tools.ledger import CONFIRMED, named, result_text
 
 if TYPE_CHECKING:
@@ -60,10 +60,9 @@ __all__ = [
     "ToolConfirmation",
     "confirmation_of",
     "decide",
-    "drop_held",
-    "hold",
     "is_answer",
     "pending_key",
+    "question",
 ]
 
 #: How long a side-effect call waits for the user's "yes".
@@ -218,32 +217,6 @@ def question(spec: Tool, values: Mapping[str, Any]) -> str:
             pass
     shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
     return f'I would run /{spec.name}({shown}). Reply "yes" to go ahead or "no" to cancel.'
-
-
-async def hold(ctx: Context, spec: Tool, arguments: Any) -> str:
-    """Keep a side-effect call in its plugin's state; the question to ask. Stored only
-    while this process holds the message (a process that woke after losing it must not
-    replace the question the user was really asked)."""
-    pending = PendingCall(
-        spec.name, as_json_values(arguments), ctx.message.sender.id, datetime.now(UTC)
-    )
-    await ctx.store.set_state(
-        f"plugin:{spec.plugin}",
-        pending_key(ctx.conversation_id),
-        pending.to_json(),
-        held=ctx.tool_ledger().held,
-    )
-    return question(spec, pending.arguments)
-
-
-async def drop_held(ctx: Context, tools: Sequence[Tool]) -> None:
-    """Drop the call waiting for this sender's "yes": they moved on (others may not have)."""
-    key = pending_key(ctx.conversation_id)
-    for plugin in sorted({t.plugin for t in tools if t.side_effects}):
-        state = ctx.for_handler(plugin, args="").state
-        pending = PendingCall.from_json(await state.get(key))
-        if pending is not None and pending.user == ctx.message.sender.id:
-            await state.delete(key)
 
 
 class ToolConfirmation:
