@@ -18,10 +18,6 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.validators
-
 __all__ = [
     "ToolArgumentsError",
     "as_json_values",
@@ -42,6 +38,9 @@ def check(schema: Mapping[str, Any], value: Mapping[str, Any]) -> None:
     Raises:
         ToolArgumentsError: the best-matching error, prefixed with where it is.
     """
+    import jsonschema.exceptions  # only a tool checked against a schema needs it
+    import jsonschema.validators
+
     plain = dict(schema)
     validator = jsonschema.validators.validator_for(plain)(plain)
     error = jsonschema.exceptions.best_match(validator.iter_errors(dict(value)))

@@ -13,10 +13,6 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.validators
-
 from botkit.exceptions import PluginError, RequestRejectedError
 from botkit.llm import ToolCall
 from botkit.messages import Message, Reply
@@ -193,6 +189,10 @@ def tool(
             schema = dict(declared)
             if schema.get("type") != "object":
                 raise PluginError(f'tool {name!r}: its JSON schema must have "type": "object"')
+            # imported here: a bot whose tools are dataclasses never loads it (~3 MiB)
+            import jsonschema.exceptions
+            import jsonschema.validators
+
             try:
                 jsonschema.validators.validator_for(schema).check_schema(schema)
             except jsonschema.exceptions.SchemaError as exc:

@@ -1,5 +1,5 @@
 """What a bot loads only when it needs it: Alembic when the schema is behind, the
-asyncio database layer for PostgreSQL; never the ORM."""
+asyncio database layer for PostgreSQL, jsonschema for a JSON schema; never the ORM."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ _START = """
 import asyncio, json, sys
 from botkit.store import Database
 
+LAZY = ("alembic", "mako", "sqlalchemy.ext.asyncio", "sqlalchemy.orm", "jsonschema")
+
 async def main() -> None:
     database = Database(sys.argv[1])
     migrated = await database.upgrade()
     await database.close()
     print(json.dumps({"before": migrated.before, "applied": list(migrated.applied),
-        "loaded": [m for m in ("alembic", "mako", "sqlalchemy.ext.asyncio", "sqlalchemy.orm")
-                   if m in sys.modules]}))
+        "loaded": [m for m in LAZY if m in sys.modules]}))
 
 asyncio.run(main())
 """
