@@ -80,7 +80,7 @@ def build_body(request: ChatRequest, model: str, info: ModelInfo, *, stream: boo
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    return orjson.dumps(body, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(body, default=_jsonable)
 
 
 def parse_completion(data: Any, *, model: str) -> Completion:
