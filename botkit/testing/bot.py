@@ -8,10 +8,13 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Literal, Self
 
 from botkit._settings import parse_settings
+from botkit.adapter import Adapter
 from botkit.bot import Bot
+from botkit.clock import Clock
 from botkit.config import parse_config
 from botkit.context import PluginRuntime
 from botkit.llm import ChatModel
@@ -26,7 +29,9 @@ __all__ = ["TestBot", "bot_fixture", "run_bot"]
 
 
 class TestBot:
-    """A running bot to talk to; made by :func:`run_bot` or :func:`bot_fixture`.
+    """A bot to talk to; made by :func:`run_bot` or :func:`bot_fixture`.
+
+    ``async with`` runs it (:meth:`start`, then :meth:`stop`).
 
     Attributes:
         bot: the real ``Bot``.
@@ -37,13 +42,53 @@ class TestBot:
     __test__ = False  # not a pytest test class
 
     def __init__(
-        self, bot: Bot, channels: Mapping[str, InMemoryChannel], clock: FakeClock | None = None
+        self,
+        bot: Bot,
+        channels: Mapping[str, InMemoryChannel],
+        clock: FakeClock | None = None,
+        *,
+        workdir: tempfile.TemporaryDirectory[str] | None = None,
     ) -> None:
         self.bot = bot
         self.clock = clock
         self.channels = dict(channels)
         self.chat_model = bot.model
         self.last_message_id = 0
+        self._workdir = workdir
+
+    async def start(self) -> None:
+        """Start the bot (migrate, resume, start plugins and channels); stopped again if
+        starting fails."""
+        try:
+            await self.bot.start()
+        except BaseException:
+            await self.stop(settle=0)
+            raise
+
+    async def stop(self, *, settle: float = 10.0) -> None:
+        """Let what is under way finish (up to ``settle`` seconds), stop the bot and delete
+        its temporary database, if it has one."""
+        try:
+            if settle > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.bot.dispatcher.idle(), settle)
+            await self.bot.stop()
+        finally:
+            if self._workdir is not None:
+                self._workdir.cleanup()
+                self._workdir = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
 
     @property
     def model(self) -> FakeModel:
@@ -58,7 +103,7 @@ class TestBot:
 
     @property
     def channel(self) -> InMemoryChannel:
-        """The first channel."""
+        """The first in-memory channel."""
         return next(iter(self.channels.values()))
 
     @property
@@ -148,62 +193,81 @@ class TestBot:
         await self.idle()
 
 
-@contextlib.asynccontextmanager
-async def run_bot(
+def run_bot(
     *,
-    plugins: Sequence[Plugin],
+    plugins: Sequence[Plugin] | None = None,
     settings: Mapping[str, Any] | None = None,
-    model: ChatModel | None = None,
-    channels: Sequence[str | InMemoryChannel] = ("test",),
+    model: ChatModel | Literal["config"] | None = None,
+    channels: Sequence[str | Adapter] = ("test",),
     database_url: str | None = None,
     config: Mapping[str, Mapping[str, Any]] | None = None,
-    clock: FakeClock | None = None,
-) -> AsyncIterator[TestBot]:
-    """Run a real bot with ``plugins`` on in-memory channels; stopped on exit.
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TestBot:
+    """A real bot with ``plugins`` on in-memory channels: run it with ``async with``.
+
+    ``async with run_bot(...) as bot`` starts it and, on exit, lets what is under way
+    finish (up to 10 seconds) and stops it. A test of starting and stopping itself
+    calls :meth:`TestBot.start` and :meth:`TestBot.stop`, or those of ``bot.bot``.
 
     Args:
-        plugins: the plugins, in the order the config would list them.
+        plugins: the plugins, in the order the config would list them (default: those
+            the config enables, as ``botkit run`` loads them; then ``settings`` must be
+            empty and the ``[plugins.NAME]`` tables go in ``config``).
         settings: per plugin name, its ``[plugins.NAME]`` table as a dict (parsed and
             checked exactly as the config file would be) or a settings object.
-        model: the model (default: a new :class:`FakeModel`).
-        channels: channel names or :class:`InMemoryChannel` objects.
-        database_url: default: SQLite in a temporary directory, deleted afterwards.
+        model: the model (default: a new :class:`FakeModel`); ``"config"``: the one the
+            ``[llm]`` table of ``config`` describes, built as ``botkit run`` builds it
+            (the offline stand-in when there is none).
+        channels: channel names (each an :class:`InMemoryChannel`),
+            :class:`InMemoryChannel` objects, or any other adapters.
+        database_url: the database (SQLite or PostgreSQL, migrated on start); default:
+            SQLite in a temporary directory, deleted when the bot stops.
         config: other TOML tables (``{"bot": {"stream": False}}``).
-        clock: the scheduler's clock (default: a new :class:`FakeClock` showing now);
-            move it with :meth:`TestBot.advance`.
+        clock: the scheduler's clock (default: a new :class:`FakeClock` showing now,
+            moved with :meth:`TestBot.advance`; ``botkit.clock.SystemClock()`` for real
+            time).
+        environ: the environment the config reads secrets from (default: empty).
 
     Raises:
         ConfigError: a setting is wrong, named by its key.
+        PluginError: two plugins claim one command, or a plugin is broken.
+        ValueError: ``settings`` for a plugin that is not among ``plugins``.
     """
     clock = clock if clock is not None else FakeClock()
-    adapters = {}
+    adapters: dict[str, Adapter] = {}
     for item in channels:
         channel = InMemoryChannel(item) if isinstance(item, str) else item
         adapters[channel.name] = channel
-    with contextlib.ExitStack() as stack:
-        if database_url is None:
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="botkit-test-"))
-            database_url = f"sqlite:///{Path(folder) / 'bot.db'}"
+    workdir: tempfile.TemporaryDirectory[str] | None = None
+    if database_url is None:
+        workdir = tempfile.TemporaryDirectory(prefix="botkit-test-")
+        database_url = f"sqlite:///{Path(workdir.name) / 'bot.db'}"
+    try:
         data: dict[str, Any] = {name: dict(table) for name, table in (config or {}).items()}
         data.setdefault("database", {}).setdefault("url", database_url)
         data["database"].setdefault("auto_migrate", True)
         data.setdefault("bot", {}).setdefault("shutdown_grace", 5.0)
-        parsed = parse_config(data, environ={})
+        # the test process is not the bot's: leave its garbage collector as pytest set it
+        data["bot"].setdefault("tune_gc", False)
+        parsed = parse_config(data, environ=dict(environ or {}))
+        if plugins is None and settings:
+            raise ValueError("settings are for the plugins given; put config's in config")
         bot = Bot(
             parsed,
             adapters=adapters,
-            plugins=list(plugins),
-            plugin_settings=_plugin_settings(plugins, settings or {}),
-            model=model if model is not None else FakeModel(),
+            plugins=None if plugins is None else list(plugins),
+            plugin_settings=None if plugins is None else _plugin_settings(plugins, settings or {}),
+            model=None if model == "config" else model if model is not None else FakeModel(),
             clock=clock,
         )
-        async with bot:
-            test_bot = TestBot(bot, adapters, clock)
-            try:
-                yield test_bot
-            finally:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(bot.dispatcher.idle(), 10)
+    except BaseException:
+        if workdir is not None:
+            workdir.cleanup()
+        raise
+    in_memory = {n: c for n, c in adapters.items() if isinstance(c, InMemoryChannel)}
+    fake = clock if isinstance(clock, FakeClock) else None
+    return TestBot(bot, in_memory, fake, workdir=workdir)
 
 
 def _plugin_settings(plugins: Sequence[Plugin], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,24 +298,34 @@ def bot_fixture(
     model: Callable[[], ChatModel] = FakeModel,
     channels: Sequence[str] = ("test",),
     config: Mapping[str, Mapping[str, Any]] | None = None,
-    name: str = "testbot",
+    name: str | None = None,
 ) -> Callable[..., AsyncIterator[TestBot]]:
-    """A pytest fixture (named ``name``) giving each test a fresh :class:`TestBot`.
+    """A pytest fixture giving each test a fresh, running :class:`TestBot`.
 
-    Assign it in a ``conftest.py`` or test module: ``testbot = bot_fixture(plugins=[...])``.
+    Assign it in a ``conftest.py`` or test module; like a function decorated with
+    ``@pytest.fixture``, it is named by the variable that holds it, unless ``name`` says
+    otherwise (as ``pytest.fixture(name=...)`` does)::
+
+        testbot = bot_fixture(plugins=[translate.plugin])          # fixture "testbot"
+        german = bot_fixture(plugins=[translate.plugin], settings=...)  # fixture "german"
+
     Each test gets a new model from ``model()`` and a new SQLite database in its
     ``tmp_path``. Needs pytest-asyncio.
     """
     import pytest_asyncio
 
-    async def fixture(tmp_path: Path) -> AsyncIterator[TestBot]:
+    async def fixture(tmp_path: Path, request: Any) -> AsyncIterator[TestBot]:
+        # one database per bot fixture: a test may use two
+        database = tmp_path / (
+            "bot.db" if request.fixturename == "testbot" else f"{request.fixturename}.db"
+        )
         async with run_bot(
             plugins=plugins,
             settings=settings,
             model=model(),
             channels=channels,
             config=config,
-            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+            database_url=f"sqlite:///{database}",
         ) as bot:
             yield bot
 
