@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 import uuid
@@ -70,6 +71,7 @@ class InMemoryChannel(Adapter):
             the pace the bot keeps.
         typing_calls: how often the bot showed the typing indicator.
         commands: the command menu the bot published, if it did.
+        delivered: set by every send that succeeds (clear it, then wait for the next).
     """
 
     def __init__(
@@ -89,11 +91,12 @@ class InMemoryChannel(Adapter):
         self.change_times: list[float] = []
         self.typing_calls = 0
         self.commands: list[CommandInfo] = []
+        self.delivered = asyncio.Event()
         self._send_failures: list[ServiceError] = []
         self._edit_failures: list[ServiceError] = []
         self._inbox: Inbox | None = None
         self._ids = itertools.count(1)
-        # ids unique across channels, as a real channel's are: two bots on one database
+        # ids unique across channel objects, as a real channel's are: two bots on one database
         self._prefix = uuid.uuid4().hex[:6]
 
     def fail_sends(self, *errors: ServiceError) -> Self:
@@ -143,7 +146,7 @@ class InMemoryChannel(Adapter):
             conversation=ConversationRef(self.name, chat, thread),
             sender=Sender(user, name or user, is_bot),
             text=text,
-            external_id=external_id or f"{self.name}-{next(self._ids)}",
+            external_id=external_id or f"{self.name}-{self._prefix}-{next(self._ids)}",
             attachments=tuple(attachments),
             metadata=dict(metadata or {}),
             received_at=at or datetime.now(UTC),
@@ -152,6 +155,20 @@ class InMemoryChannel(Adapter):
     async def receive(self, text: str, **kwargs: Any) -> int:
         """A person writes ``text`` (keywords as for :meth:`message`); its store id."""
         return await self.deliver(self.message(text, **kwargs))
+
+    async def exchange(self, text: str, **kwargs: Any) -> list[str]:
+        """A person writes ``text`` (keywords as for :meth:`message`) and waits until the
+        bot is done with it; the texts the bot sent on this channel meanwhile, in any
+        conversation (``TestBot.send`` keeps to the one written in).
+
+        Raises:
+            RuntimeError: the channel is not started.
+        """
+        before = len(self.sent)
+        message_id = await self.receive(text, **kwargs)
+        assert self._inbox is not None
+        await self._inbox.wait_done(message_id)
+        return [s.text for s in self.sent[before:]]
 
     async def deliver(self, message: Message, *, skip: str | None = None) -> int:
         """Hand the bot ``message`` as this channel would; its store id.
@@ -195,6 +212,7 @@ class InMemoryChannel(Adapter):
             record = SentReply(conversation, piece, reply, external_id, delivery_id=delivery_id)
             self.sent.append(record)
         assert record is not None
+        self.delivered.set()
         return SentMessage(conversation, record.external_id, pieces[-1])
 
     async def edit(self, sent: SentMessage, text: str) -> SentMessage:

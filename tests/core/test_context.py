@@ -8,8 +8,7 @@ from botkit import (
     Plugin,
     Reply,
 )
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import InMemoryChannel, run_bot
 
 
 async def test_ctx_reply_sends_before_the_handler_returns_and_in_order(database_url: str) -> None:
@@ -21,9 +20,11 @@ async def test_ctx_reply_sends_before_the_handler_returns_and_in_order(database_
         await ctx.reply(Reply("*step two*", markup="markdown"))
         return "done"
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
-        assert await adapter.ask("go") == ["working on it", "*step two*", "done"]
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot:
+        assert await adapter.exchange("go") == ["working on it", "*step two*", "done"]
 
 
 async def test_plugin_state_persists_per_plugin(database_url: str) -> None:
@@ -35,9 +36,13 @@ async def test_plugin_state_persists_per_plugin(database_url: str) -> None:
         await ctx.state.set("n", n)
         return str(n)
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
-        assert await adapter.ask("a") == ["1"]
-    adapter2 = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter2}, plugins=[plugin]):
-        assert await adapter2.ask("b") == ["2"]
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot:
+        assert await adapter.exchange("a") == ["1"]
+    adapter2 = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter2], plugins=[plugin], model="config"
+    ).bot:
+        assert await adapter2.exchange("b") == ["2"]

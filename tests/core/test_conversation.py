@@ -9,18 +9,17 @@ from botkit import (
     Plugin,
     Sender,
 )
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import InMemoryChannel, run_bot
 
 
 async def test_chat_plugin_commands_and_reset(database_url: str) -> None:
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}) as bot:
-        assert "stand-in" in (await adapter.ask("remember me"))[0]
-        [help_text] = await adapter.ask("/help")
+    adapter = InMemoryChannel()
+    async with run_bot(database_url=database_url, channels=[adapter], model="config").bot as bot:
+        assert "stand-in" in (await adapter.exchange("remember me"))[0]
+        [help_text] = await adapter.exchange("/help")
         assert "/reset" in help_text
         assert "/start" in help_text
-        assert await adapter.ask("/reset") == ["Started a new conversation."]
+        assert await adapter.exchange("/reset") == ["Started a new conversation."]
         conv = await bot.store.conversation_id(adapter.sent[0].conversation)
         history = await bot.store.history(conv, before_id=None, limit=50)
     assert [h.text for h in history] == ["Started a new conversation."]
@@ -28,9 +27,9 @@ async def test_chat_plugin_commands_and_reset(database_url: str) -> None:
 
 
 async def test_an_empty_message_gets_a_clear_answer_not_a_model_call(database_url: str) -> None:
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}) as bot:
-        assert await adapter.ask("") == ["I can only read text here."]
+    adapter = InMemoryChannel()
+    async with run_bot(database_url=database_url, channels=[adapter], model="config").bot as bot:
+        assert await adapter.exchange("") == ["I can only read text here."]
         assert await bot.store.usage() == []
 
 
@@ -47,10 +46,11 @@ async def test_unaddressed_messages_are_kept_as_context_and_never_answered(
         seen.append([h.text for h in await ctx.history()])
         return "ok"
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        assert adapter.inbox is not None
-        chatter = await adapter.inbox.accept(
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        chatter = await adapter.deliver(
             Msg(
                 ConversationRef("test", "group"),
                 Sender("u2", "Bob"),
@@ -59,8 +59,8 @@ async def test_unaddressed_messages_are_kept_as_context_and_never_answered(
                 metadata={"addressed": False},
             )
         )
-        await bot.inbox.wait_done(chatter.message_id)
-        assert await adapter.ask("what did Bob say?", chat="group") == ["ok"]
-        [row] = await bot.store.messages([chatter.message_id])
+        await bot.inbox.wait_done(chatter)
+        assert await adapter.exchange("what did Bob say?", chat="group") == ["ok"]
+        [row] = await bot.store.messages([chatter])
     assert row.status == "context"
     assert seen == [["lunch at noon?", "what did Bob say?"]]

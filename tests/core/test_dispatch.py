@@ -20,9 +20,8 @@ from botkit.bot import Bot
 from botkit.dispatch import APOLOGY, CONFIG_APOLOGY
 from botkit.llm import ModelTable, OpenAIChatClient
 from botkit.secrets import Secret
-from tests.fakes.bots import make_bot
+from botkit.testing import InMemoryChannel, run_bot
 from tests.fakes.openai_server import FakeOpenAI, unauthorized
-from tests.fakes.recording_adapter import RecordingAdapter
 
 
 class Gauge:
@@ -52,9 +51,11 @@ async def test_messages_of_one_conversation_run_one_at_a_time_in_order(database_
             seen.append(message.text)
         return f"re {message.text}"
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        ids = [await adapter.say(f"m{i}") for i in range(8)]
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        ids = [await adapter.receive(f"m{i}") for i in range(8)]
         for message_id in ids:
             await bot.inbox.wait_done(message_id)
     assert seen == [f"m{i}" for i in range(8)]
@@ -73,10 +74,16 @@ async def test_conversations_run_concurrently_up_to_the_in_flight_cap(database_u
             await release.wait()
         return "ok"
 
-    adapter = RecordingAdapter()
-    bot = make_bot(database_url, {"test": adapter}, plugins=[plugin], bot={"max_in_flight": 3})
+    adapter = InMemoryChannel()
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"bot": {"max_in_flight": 3}},
+    ).bot
     async with bot:
-        ids = [await adapter.say("hi", chat=f"chat{i}") for i in range(6)]
+        ids = [await adapter.receive("hi", chat=f"chat{i}") for i in range(6)]
         for _ in range(200):
             if gauge.peak >= 3:
                 break
@@ -104,13 +111,19 @@ async def test_coalesce_answers_a_burst_once(database_url: str) -> None:
             await release.wait()
         return f"answer to {message.text!r}"
 
-    adapter = RecordingAdapter()
-    bot = make_bot(database_url, {"test": adapter}, plugins=[plugin], bot={"burst": "coalesce"})
+    adapter = InMemoryChannel()
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"bot": {"burst": "coalesce"}},
+    ).bot
     async with bot:
-        await adapter.say("one")
+        await adapter.receive("one")
         await first_started.wait()
-        await adapter.say("two")
-        last = await adapter.say("three")
+        await adapter.receive("two")
+        last = await adapter.receive("three")
         release.set()
         await bot.inbox.wait_done(last)
     assert calls == ["one", "two\nthree"]
@@ -124,9 +137,11 @@ async def test_queue_policy_answers_each_message_of_a_burst(database_url: str) -
     async def answer(message: Message, ctx: Context) -> str:
         return message.text.upper()
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        ids = [await adapter.say(t) for t in ("a", "b", "c")]
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        ids = [await adapter.receive(t) for t in ("a", "b", "c")]
         for message_id in ids:
             await bot.inbox.wait_done(message_id)
     assert [s.text for s in adapter.sent] == ["A", "B", "C"]
@@ -141,9 +156,11 @@ async def test_a_crashing_handler_gets_an_apology_and_is_recorded_failed(
     async def broken(message: Message, ctx: Context) -> str:
         raise ValueError("boom")
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        message_id = await adapter.say("hi")
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        message_id = await adapter.receive("hi")
         await bot.inbox.wait_done(message_id)
         [row] = await bot.store.messages([message_id])
     assert [s.text for s in adapter.sent] == [APOLOGY]
@@ -159,13 +176,16 @@ def _failure_count(bot: Bot, stage: str) -> float:
 async def test_a_model_that_refuses_the_bots_key_is_one_error_line_and_no_try_again(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    adapter = RecordingAdapter()
+    adapter = InMemoryChannel()
     async with FakeOpenAI() as fake:
         fake.default = unauthorized()
         model = OpenAIChatClient(fake.url, Secret("sk-wrong"), "gpt-4o-mini", models=ModelTable())
-        async with model, make_bot(database_url, {"test": adapter}, model=model) as bot:
+        async with (
+            model,
+            run_bot(database_url=database_url, channels=[adapter], model=model).bot as bot,
+        ):
             with caplog.at_level(logging.WARNING):
-                assert await adapter.ask("hello") == [CONFIG_APOLOGY]
+                assert await adapter.exchange("hello") == [CONFIG_APOLOGY]
             assert _failure_count(bot, "model_config") == 1
     assert "try again" not in CONFIG_APOLOGY
     [line] = [r for r in caplog.records if "not answered" in r.getMessage()]
@@ -184,10 +204,12 @@ async def test_a_budget_refusal_is_one_warning_line(
     async def refuse(message: Message, ctx: Context) -> str:
         raise QuotaExceededError("budget", "your daily limit of 10 tokens is used up")
 
-    adapter = RecordingAdapter()
+    adapter = InMemoryChannel()
     with caplog.at_level(logging.WARNING):
-        async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
-            assert await adapter.ask("hi") == [
+        async with run_bot(
+            database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+        ).bot:
+            assert await adapter.exchange("hi") == [
                 "Sorry, I can't answer right now: your daily limit of 10 tokens is used up"
             ]
     [line] = [r for r in caplog.records if "not answered" in r.getMessage()]
@@ -206,10 +228,12 @@ async def test_a_bug_in_a_handler_keeps_its_traceback(
     async def broken(message: Message, ctx: Context) -> str:
         raise ValueError("boom")
 
-    adapter = RecordingAdapter()
+    adapter = InMemoryChannel()
     with caplog.at_level(logging.WARNING):
-        async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
-            assert await adapter.ask("hi") == [APOLOGY]
+        async with run_bot(
+            database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+        ).bot:
+            assert await adapter.exchange("hi") == [APOLOGY]
     assert [r for r in caplog.records if r.exc_info is not None and "boom" in str(r.exc_info[1])]
 
 
@@ -222,8 +246,14 @@ async def test_a_store_failure_in_a_worker_hands_the_message_back_to_be_answered
     async def answer(message: Message, ctx: Context) -> str:
         return "re " + message.text
 
-    adapter = RecordingAdapter()
-    bot = make_bot(database_url, {"test": adapter}, plugins=[plugin], bot={"claim_lease": 1.0})
+    adapter = InMemoryChannel()
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"bot": {"claim_lease": 1.0}},
+    ).bot
     async with bot:
         real = bot.store.finish_inbound
         failures = [StoreError("could not finish message: connection reset")]
@@ -234,7 +264,7 @@ async def test_a_store_failure_in_a_worker_hands_the_message_back_to_be_answered
             return await real(*args, **kwargs)  # type: ignore[arg-type]
 
         bot.store.finish_inbound = flaky  # type: ignore[method-assign,assignment]
-        await adapter.say("hello")
+        await adapter.receive("hello")
         for _ in range(100):  # the periodic sweep takes it up again
             if adapter.sent:
                 break
@@ -254,19 +284,21 @@ async def test_coalesced_chatter_is_kept_as_context_and_the_question_answered(
             await gate.wait()
         return "re " + message.text
 
-    adapter = RecordingAdapter()
+    adapter = InMemoryChannel()
     group = ConversationRef("test", "g")
-    async with make_bot(
-        database_url, {"test": adapter}, plugins=[plugin], bot={"burst": "coalesce"}
-    ) as bot:
-        assert adapter.inbox is not None
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"bot": {"burst": "coalesce"}},
+    ).bot as bot:
 
         async def say(text: str, external_id: str, addressed: bool) -> int:
             message = Message(
                 group, Sender("u"), text, external_id, metadata={"addressed": addressed}
             )
-            assert adapter.inbox is not None
-            return (await adapter.inbox.accept(message)).message_id
+            return await adapter.deliver(message)
 
         await say("first", "e1", True)
         await asyncio.sleep(0.05)

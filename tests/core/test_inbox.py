@@ -12,15 +12,14 @@ from botkit import (
     Sender,
 )
 from botkit.store import Store, repository
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import InMemoryChannel, run_bot
 
 
 async def test_duplicate_delivery_is_answered_once(database_url: str) -> None:
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}) as bot:
-        first = await adapter.say("hello", external_id="update-1")
-        second = await adapter.say("hello", external_id="update-1")
+    adapter = InMemoryChannel()
+    async with run_bot(database_url=database_url, channels=[adapter], model="config").bot as bot:
+        first = await adapter.receive("hello", external_id="update-1")
+        second = await adapter.receive("hello", external_id="update-1")
         assert first == second
         await bot.inbox.wait_done(first)
         await bot.dispatcher.idle()
@@ -42,15 +41,16 @@ async def test_a_message_accepted_with_a_skip_reason_is_stored_but_never_handled
         handled.append(message.text)
         return "ok"
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        assert adapter.inbox is not None
-        accepted = await adapter.inbox.accept(
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        accepted = await adapter.deliver(
             Msg(ConversationRef("test", "c"), Sender("mailer-daemon"), "bounce", "b1"),
             skip="bounce: empty Return-Path",
         )
         await bot.dispatcher.idle()
-        [row] = await bot.store.messages([accepted.message_id])
+        [row] = await bot.store.messages([accepted])
     assert handled == []
     assert row.status == "skipped"
     assert row.error == "bounce: empty Return-Path"

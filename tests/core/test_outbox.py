@@ -17,19 +17,23 @@ from botkit import (
 )
 from botkit.dispatch import _outgoing
 from botkit.outbox import draft_of, reply_of
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import InMemoryChannel, run_bot
 
 
 async def test_outbox_retries_a_failed_send_until_it_is_delivered_once(database_url: str) -> None:
-    adapter = RecordingAdapter()
-    adapter.fail_next = [
+    adapter = InMemoryChannel()
+    adapter.fail_sends(
         ServiceUnavailableError("test", "down"),
         RateLimitError("test", "slow down", retry_after=0.01),
-    ]
-    bot = make_bot(database_url, {"test": adapter}, outbox={"backoff_base": 0.01})
+    )
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"outbox": {"backoff_base": 0.01}},
+    ).bot
     async with bot:
-        message_id = await adapter.say("hello")
+        message_id = await adapter.receive("hello")
         await bot.inbox.wait_done(message_id)
         [reply] = await bot.store.messages([message_id + 1])
     assert adapter.send_attempts == 3
@@ -41,12 +45,12 @@ async def test_outbox_retries_a_failed_send_until_it_is_delivered_once(database_
 async def test_a_rejected_send_is_not_retried_and_later_replies_still_go(
     database_url: str,
 ) -> None:
-    adapter = RecordingAdapter()
-    adapter.fail_next = [RequestRejectedError("test", "chat not found", code="chat_not_found")]
-    async with make_bot(database_url, {"test": adapter}) as bot:
-        first = await adapter.say("one")
+    adapter = InMemoryChannel()
+    adapter.fail_sends(RequestRejectedError("test", "chat not found", code="chat_not_found"))
+    async with run_bot(database_url=database_url, channels=[adapter], model="config").bot as bot:
+        first = await adapter.receive("one")
         await bot.inbox.wait_done(first)
-        second = await adapter.say("two")
+        second = await adapter.receive("two")
         await bot.inbox.wait_done(second)
         failed = [r for r in await bot.store.messages(list(range(1, 10))) if r.direction == "out"]
     assert adapter.send_attempts == 2
@@ -55,18 +59,20 @@ async def test_a_rejected_send_is_not_retried_and_later_replies_still_go(
 
 
 async def test_a_long_retry_after_is_scheduled_not_slept_on(database_url: str) -> None:
-    adapter = RecordingAdapter()
-    adapter.fail_next = [RateLimitError("test", "flood", retry_after=3600)]
+    adapter = InMemoryChannel()
+    adapter.fail_sends(RateLimitError("test", "flood", retry_after=3600))
     plugin = Plugin("p")
 
     @plugin.on_message()
     async def answer(message: Message, ctx: Context) -> str:
         return f"re {message.text}"
 
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        first = await adapter.say("one", chat="a")
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        first = await adapter.receive("one", chat="a")
         await asyncio.wait_for(bot.inbox.wait_done(first), 5)  # the worker did not sleep
-        other = await adapter.say("two", chat="b")
+        other = await adapter.receive("two", chat="b")
         await asyncio.wait_for(bot.inbox.wait_done(other), 5)
         rows = [r for r in await bot.store.messages(list(range(1, 10))) if r.direction == "out"]
     waiting = next(r for r in rows if r.text == "re one")
@@ -78,8 +84,10 @@ async def test_a_long_retry_after_is_scheduled_not_slept_on(database_url: str) -
 async def test_a_flush_waiting_on_the_lock_does_not_resend_a_reply_being_sent(
     database_url: str,
 ) -> None:
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[]) as bot:
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[], model="config"
+    ).bot as bot:
         ref = ConversationRef("test", "c1")
         conversation_id = await bot.store.conversation_id(ref)
         message = Message(ref, Sender("u"), "q", "x")

@@ -11,8 +11,7 @@ from botkit import (
     PluginError,
     SkipHandler,
 )
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import InMemoryChannel, run_bot
 
 
 async def test_commands_patterns_and_catch_all_are_tried_in_that_order(database_url: str) -> None:
@@ -35,13 +34,15 @@ async def test_commands_patterns_and_catch_all_are_tried_in_that_order(database_
     async def fallback(message: Message, ctx: Context) -> str:
         return "fallback"
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
-        assert await adapter.ask("/echo  a b ") == ["echo:a b"]
-        assert await adapter.ask("/ECHO@testbot x") == ["echo:x"]
-        assert await adapter.ask("where is order 42?") == ["order #42"]
-        assert await adapter.ask("please skip me") == ["fallback"]
-        assert await adapter.ask("/nope") == [
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot:
+        assert await adapter.exchange("/echo  a b ") == ["echo:a b"]
+        assert await adapter.exchange("/ECHO@testbot x") == ["echo:x"]
+        assert await adapter.exchange("where is order 42?") == ["order #42"]
+        assert await adapter.exchange("please skip me") == ["fallback"]
+        assert await adapter.exchange("/nope") == [
             "Unknown command /nope. Send /help to see what I can do."
         ]
 
@@ -63,11 +64,13 @@ async def test_middleware_can_answer_or_drop_before_handlers(database_url: str) 
         handled.append(message.text)
         return "ok"
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        assert await adapter.ask("tell me the secret") == ["I can't talk about that."]
-        assert await adapter.ask("hi", user="blocked") == []
-        assert await adapter.ask("hi") == ["ok"]
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        assert await adapter.exchange("tell me the secret") == ["I can't talk about that."]
+        assert await adapter.exchange("hi", user="blocked") == []
+        assert await adapter.exchange("hi") == ["ok"]
         rows = await bot.store.messages(list(range(1, 10)))
     assert handled == ["hi"]
     assert [r.status for r in rows if r.direction == "in"] == ["done", "skipped", "done"]
@@ -82,4 +85,6 @@ async def test_two_plugins_claiming_one_command_fail_at_start(database_url: str)
     a.on_command("same")(handler)
     b.on_command("same")(handler)
     with pytest.raises(PluginError, match="claimed by both 'a' and 'b'"):
-        make_bot(database_url, {"test": RecordingAdapter()}, plugins=[a, b])
+        run_bot(
+            database_url=database_url, channels=[InMemoryChannel()], plugins=[a, b], model="config"
+        )

@@ -12,8 +12,7 @@ from botkit import (
     RequestRejectedError,
     ServiceUnavailableError,
 )
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import InMemoryChannel, run_bot
 
 
 async def test_streaming_posts_once_then_edits_and_finishes_with_the_whole_text(
@@ -30,11 +29,13 @@ async def test_streaming_posts_once_then_edits_and_finishes_with_the_whole_text(
     async def answer(message: Message, ctx: Context) -> None:
         await ctx.stream(words())  # type: ignore[arg-type]
 
-    adapter = RecordingAdapter(
+    adapter = InMemoryChannel(
         capabilities=Capabilities(edits=True, max_length=4000, edit_interval=0.03, typing=True)
     )
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        message_id = await adapter.say("hi")
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        message_id = await adapter.receive("hi")
         await bot.inbox.wait_done(message_id)
         [reply] = [r for r in await bot.store.messages(list(range(1, 5))) if r.direction == "out"]
     [sent] = adapter.sent
@@ -64,14 +65,16 @@ async def test_an_answer_streamed_faster_than_the_first_show_is_posted_once_uned
     async def answer(message: Message, ctx: Context) -> None:
         await ctx.stream((slow_words if message.text == "slow" else words)())  # type: ignore[arg-type]
 
-    adapter = RecordingAdapter(
+    adapter = InMemoryChannel(
         capabilities=Capabilities(edits=True, max_length=4000, edit_interval=1.0)
     )
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        await bot.inbox.wait_done(await adapter.say("fast"))
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        await bot.inbox.wait_done(await adapter.receive("fast"))
         [fast] = adapter.sent
         assert (fast.text, fast.edits) == ("Quick and whole.", [])
-        await bot.inbox.wait_done(await adapter.say("slow"))
+        await bot.inbox.wait_done(await adapter.receive("slow"))
     [_, slow] = adapter.sent
     assert slow.edits == ["Slow but sure."]  # "Slow" was posted while the model paused
 
@@ -90,11 +93,13 @@ async def test_streaming_past_the_channel_limit_continues_in_new_messages(
     async def answer(message: Message, ctx: Context) -> None:
         await ctx.stream(paragraphs())  # type: ignore[arg-type]
 
-    adapter = RecordingAdapter(
+    adapter = InMemoryChannel(
         capabilities=Capabilities(edits=True, max_length=400, edit_interval=0)
     )
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
-        await adapter.ask("go")
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot:
+        await adapter.exchange("go")
     assert len(adapter.sent) >= 2
     assert all(len(s.text) <= 400 for s in adapter.sent)
     assert " ".join(s.text for s in adapter.sent).split() == (paragraph * 6).split()
@@ -114,9 +119,11 @@ async def test_streamed_edits_including_the_last_keep_the_channels_pace(
     async def answer(message: Message, ctx: Context) -> None:
         await ctx.stream(fragments())  # type: ignore[arg-type]
 
-    adapter = RecordingAdapter(capabilities=Capabilities(edits=True, edit_interval=0.1))
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
-        await adapter.ask("go")
+    adapter = InMemoryChannel(capabilities=Capabilities(edits=True, edit_interval=0.1))
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot:
+        await adapter.exchange("go")
     [sent] = adapter.sent
     assert sent.text.split() == [f"w{i}" for i in range(30)]
     gaps = [b - a for a, b in zip(adapter.change_times, adapter.change_times[1:], strict=False)]
@@ -138,10 +145,12 @@ async def test_a_failed_last_edit_sends_the_whole_answer_again(database_url: str
     async def answer(message: Message, ctx: Context) -> None:
         await ctx.stream(chunks())  # type: ignore[arg-type]
 
-    adapter = RecordingAdapter(capabilities=Capabilities(edits=True, edit_interval=0.1))
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        adapter.fail_edits = [RequestRejectedError("test", "message cannot be edited")]
-        await adapter.ask("go")
+    adapter = InMemoryChannel(capabilities=Capabilities(edits=True, edit_interval=0.1))
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        adapter.fail_edits(RequestRejectedError("test", "message cannot be edited"))
+        await adapter.exchange("go")
         out = [r for r in await bot.store.messages(list(range(1, 5))) if r.direction == "out"]
         metrics = bot.metrics.render().decode()
     # the refused edit counts among the channel's send failures
@@ -164,12 +173,16 @@ async def test_a_failed_overflow_send_after_a_stream_is_retried(database_url: st
     async def answer(message: Message, ctx: Context) -> None:
         await ctx.stream(chunks())  # type: ignore[arg-type]
 
-    adapter = RecordingAdapter(
+    adapter = InMemoryChannel(
         capabilities=Capabilities(max_length=40, edits=True, edit_interval=0)
     )
-    bot = make_bot(
-        database_url, {"test": adapter}, plugins=[plugin], outbox={"backoff_base": 0.01}
-    )
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"outbox": {"backoff_base": 0.01}},
+    ).bot
     async with bot:
         original = adapter.send
         calls = {"n": 0}
@@ -181,7 +194,7 @@ async def test_a_failed_overflow_send_after_a_stream_is_retried(database_url: st
             return await original(*args, **kwargs)  # type: ignore[arg-type]
 
         adapter.send = send  # type: ignore[method-assign,assignment]
-        await adapter.ask("go")
+        await adapter.exchange("go")
         out = [r for r in await bot.store.messages(list(range(1, 5))) if r.direction == "out"]
     assert [s.text for s in adapter.sent] == ["a" * 30, "b" * 30]
     assert [r.status for r in out] == ["delivered", "delivered"]
