@@ -892,3 +892,17 @@ async def test_postgresql_keeps_a_connection_per_message_in_flight(database_url:
         await database.close()
     # the same 12 backends serve every burst (5 kept and 7 reopened per burst before)
     assert len(seen) == 12
+
+
+async def test_budgets_see_calls_not_yet_stored_with_their_message(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from botkit.store import CallRow
+
+    call = CallRow("chat", "gpt-4", 100, 50, 1000, 1.0, True, None, 1, None, None, "test", "u1")
+    since = datetime.now(UTC) - timedelta(days=1)
+    store.note_unsaved(call)
+    assert await store.spend(since=since, user_id="u1") == (150, 1000)
+    assert await store.spend(since=since, user_id="u2") == (0, 0)
+    await store.record_calls([call])
+    assert await store.spend(since=since, user_id="u1") == (150, 1000)  # counted once
