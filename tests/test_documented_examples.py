@@ -34,7 +34,9 @@ README = ROOT / "README.md"
 FENCE = re.compile(r"^```(\S*)\s*$")
 NOT_RUN = re.compile(r"^<!-- not run: (.+) -->$")
 HEADER = re.compile(r"^# ([\w./-]+\.(?:py|toml))( \(continued\))?(?:\s|$)")
-RUNNABLE = ("python", "toml")
+RUNNABLE = {"python", "python3", "py", "toml"}
+# files the README shows in fragments (a table or two each) under one name
+FRAGMENTS = {"pyproject.toml"}
 # what the test does with each file the README names; a new one must be added here
 PROJECT_FILES = {
     "my_package/translate.py": "imported by the tests; mypy --strict",
@@ -203,7 +205,7 @@ def project_files(blocks: list[Block]) -> dict[str, str]:
     """
     files: dict[str, str] = {}
     for block in blocks:
-        if block.language not in RUNNABLE or block.not_run is not None:
+        if block.language.lower() not in RUNNABLE or block.not_run is not None:
             continue
         current: str | None = None
         for line in block.text.splitlines(keepends=True):
@@ -213,11 +215,11 @@ def project_files(blocks: list[Block]) -> dict[str, str]:
                 if header[2] is not None:
                     assert current in files, f"README line {block.line}: {current} not started"
                     files[current] += "\n\n"
+                elif current in files:
+                    assert current in FRAGMENTS, f"README line {block.line}: {current} again"
+                    files[current] += "\n"
                 else:
-                    assert current not in files or current == "pyproject.toml", (
-                        f"README line {block.line}: {current} started twice"
-                    )
-                    files[current] = files.get(current, "") + ("\n" if current in files else "")
+                    files[current] = ""
             assert current is not None, (
                 f"README line {block.line}: a {block.language} block must name its file on "
                 "its first line (# path) or be marked <!-- not run: why --> before it"
@@ -228,7 +230,7 @@ def project_files(blocks: list[Block]) -> dict[str, str]:
 
 def test_every_python_and_toml_block_of_the_readme_is_run_or_marked() -> None:
     blocks = readme_blocks(README.read_text())
-    runnable = [b for b in blocks if b.language in RUNNABLE]
+    runnable = [b for b in blocks if b.language.lower() in RUNNABLE]
     assert len(runnable) >= 8  # the parser sees the blocks
     files = project_files(blocks)
     assert set(files) == set(PROJECT_FILES), "a README file this test does not run"
@@ -238,9 +240,17 @@ def test_every_python_and_toml_block_of_the_readme_is_run_or_marked() -> None:
 
 
 def test_a_block_without_a_file_name_is_refused() -> None:
-    text = "Prose.\n\n```python\nprint('hi')\n```\n"
-    with pytest.raises(AssertionError, match="must name its file"):
-        project_files(readme_blocks(text))
+    for language in ("python", "py", "toml"):
+        text = f"Prose.\n\n```{language}\nx = 1\n```\n"
+        with pytest.raises(AssertionError, match="must name its file"):
+            project_files(readme_blocks(text))
+    twice = "```python\n# a.py\nx = 1\n```\n\n```python\n# a.py\ny = 2\n```\n"
+    with pytest.raises(AssertionError, match=r"a\.py again"):
+        project_files(readme_blocks(twice))
+    continued = twice.replace("# a.py\ny", "# a.py (continued)\ny")
+    assert project_files(readme_blocks(continued)) == {
+        "a.py": "# a.py\nx = 1\n\n\n# a.py (continued)\ny = 2\n"
+    }
     marked = "<!-- not run: a sketch of the methods only -->\n```python\nprint('hi')\n```\n"
     assert project_files(readme_blocks(marked)) == {}
 
