@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from netguard_core import guarded_environ
 
+from botkit import ConfigError
 from botkit.bot import build_components
 from botkit.config import load_config
 
@@ -343,16 +344,19 @@ def _is_toml_line(text: str) -> bool:
     return True
 
 
+# the secrets the channels' tables name
+SECRETS = {
+    "SLACK_BOT_TOKEN": "xoxb-0",
+    "SLACK_APP_TOKEN": "xapp-0",
+    "TELEGRAM_BOT_TOKEN": "123:abc",
+    "BOTKIT_EMAIL_PASSWORD": "secret",
+}
+
+
 def test_config_example_with_every_table_uncommented_loads_and_builds(tmp_path: Path) -> None:
     file = tmp_path / "all.toml"
     file.write_text(_every_table_uncommented((ROOT / "config.example.toml").read_text()))
-    environ = {
-        "SLACK_BOT_TOKEN": "xoxb-0",
-        "SLACK_APP_TOKEN": "xapp-0",
-        "TELEGRAM_BOT_TOKEN": "123:abc",
-        "BOTKIT_EMAIL_PASSWORD": "secret",
-    }
-    config = load_config(file, environ=environ)
+    config = load_config(file, environ=SECRETS)
     adapters, plugins, settings = build_components(config)
     assert sorted(adapters) == ["console", "email", "slack", "telegram", "web"]
     assert [p.name for p in plugins] == [
@@ -364,6 +368,44 @@ def test_config_example_with_every_table_uncommented_loads_and_builds(tmp_path: 
     # as the file runs as is: only what is not commented out
     plain = load_config(ROOT / "config.example.toml", environ={})
     assert [a.name for a in plain.adapters] == ["console"]
+
+
+# what an alternative ("#: key = value") goes with: lines of the file changed (the
+# setting it excludes, a program that exists) and the environment variable it names
+ALTERNATIVE_NEEDS: dict[str, tuple[list[tuple[str, str]], dict[str, str]]] = {
+    "usd": ([("# tokens = 50000", "#: tokens = 50000")], {}),
+    "access_token_env": (
+        [('# auth = "password"', '# auth = "oauth2"')],
+        {"BOTKIT_EMAIL_ACCESS_TOKEN": "token"},
+    ),
+    "token_command": (
+        [('# auth = "password"', '# auth = "oauth2"'), ("/usr/local/bin/mail-token", "true")],
+        {},
+    ),
+    "smtp_password_env": ([], {"BOTKIT_EMAIL_SMTP_PASSWORD": "secret"}),
+    "webhook_secret_env": ([], {"TELEGRAM_WEBHOOK_SECRET": "secret"}),
+}
+
+
+def test_each_alternative_in_config_example_loads_and_builds(tmp_path: Path) -> None:
+    text = (ROOT / "config.example.toml").read_text()
+    alternatives = list(re.finditer(r"^#: ((\w+) = .*?)(?:\s{2,}\(.*)?$", text, re.M))
+    assert len(alternatives) >= 10
+    faults = []
+    for line, setting, key in (m.group(0, 1, 2) for m in alternatives):
+        changed = text.replace(line, setting, 1)  # without its note: "(required for ...)"
+        replacements, variables = ALTERNATIVE_NEEDS.get(key, ([], {}))
+        for old, new in replacements:
+            assert old in changed, old
+            changed = changed.replace(old, new, 1)
+        file = tmp_path / f"{key}.toml"
+        file.write_text(_every_table_uncommented(changed))
+        try:
+            config = load_config(file, environ={**SECRETS, **variables})
+            build_components(config)
+        except ConfigError as exc:
+            faults.append(f"{setting}: {exc}")
+    assert faults == []
 
 
 def test_scripts_run_installs_what_the_readmes_plugin_tests_need(tmp_path: Path) -> None:
