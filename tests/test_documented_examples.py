@@ -6,8 +6,9 @@ or follows a ``<!-- not run: why -->`` line. The named files make a user's proje
 is installed, with botkit, into a fresh virtualenv the way ``scripts/run`` installs
 botkit (editable), then its tests run under pytest, the whole of it passes
 ``mypy --strict`` and ``botkit check-config`` loads its ``botkit.toml``, each in a
-subprocess with nothing of this checkout on its path. config.example.toml, every
-commented table uncommented, is loaded and built by botkit's own loader.
+subprocess with nothing of this checkout on its path. config.example.toml, with every
+commented table uncommented and then with each alternative (``#: key = value``) too, is
+loaded and built by botkit's own loader.
 """
 
 from __future__ import annotations
