@@ -8,20 +8,16 @@ cannot speak or listen: its speech and transcription calls raise, saying so.
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from decimal import Decimal
 from typing import Any
 
-import jsonschema
-import jsonschema.validators
-
 from botkit.exceptions import InvalidResponseError, RequestRejectedError
 from botkit.llm._errors import SERVICE
-from botkit.llm._wire import check_request
 from botkit.llm.audio import Speech, SpeechRequest, Transcript, TranscriptionRequest
 from botkit.llm.models import ModelInfo
+from botkit.llm.offline import check_request, schema_example, stream_words
 from botkit.llm.tokens import TokenCounter
 from botkit.llm.types import (
     CallRecord,
@@ -46,8 +42,6 @@ STAND_IN_CANNOT_LISTEN = (
 )
 
 STAND_IN_PREFIX = "[stand-in model, not a real LLM] You said: "
-
-_WORDS = re.compile(r"\s*\S+\s*|\s+")
 
 
 class StandInModel:
@@ -98,7 +92,7 @@ class StandInModel:
     ) -> AsyncGenerator[TextDelta | Completion, None]:
         """The same reply as :meth:`complete`, a word at a time, then the whole."""
         completion = await self.complete(request, record=record)
-        for word in _WORDS.findall(completion.content or ""):
+        for word in stream_words(completion.content or ""):
             yield TextDelta(word)
         yield completion
 
@@ -133,7 +127,9 @@ class StandInModel:
         if fmt == "text":
             return STAND_IN_PREFIX + said, None
         if isinstance(fmt, JsonSchema):
-            value = _example(fmt.schema)
+            value = schema_example(fmt.schema)
+            import jsonschema.validators  # only a JSON-schema request needs it
+
             validator = jsonschema.validators.validator_for(fmt.schema)(dict(fmt.schema))
             if not validator.is_valid(value):
                 raise InvalidResponseError(
@@ -153,32 +149,3 @@ def _last_user_text(messages: Any) -> str:
         if message.get("role") == "user":
             return message_text(message, separator=" ")
     return ""
-
-
-def _example(schema: Mapping[str, Any]) -> Any:
-    """The simplest value ``schema`` describes: required properties only."""
-    if "const" in schema:
-        return schema["const"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options and isinstance(options[0], Mapping):
-            return _example(options[0])
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object" or (kind is None and "properties" in schema):
-        properties = schema.get("properties") or {}
-        return {
-            name: _example(properties.get(name) or {}) for name in schema.get("required") or ()
-        }
-    defaults: dict[str, Any] = {
-        "string": "stand-in",
-        "number": 0,
-        "integer": 0,
-        "boolean": False,
-        "array": [],
-        "null": None,
-    }
-    return defaults.get(kind if isinstance(kind, str) else "string", "stand-in")

@@ -25,6 +25,7 @@ from botkit import (
     PluginRuntime,
     StoreError,
 )
+from botkit.llm import ChatRequest, StandInModel
 from botkit.store import Database
 from tests.adapters.slack.slack_helpers import SIGNING_SECRET, corpus, sign
 from tests.fakes.bots import make_bot
@@ -388,3 +389,59 @@ async def test_a_second_signal_exits_at_once_and_the_next_start_answers_what_was
                 again.process.kill()
     # answered once, by the next start (the stalled first answer never came)
     assert [p["text"] for p in slack.posted("C111")] == ["echo: first"]
+
+
+async def test_calls_made_before_a_stop_cut_the_message_short_are_still_recorded(
+    database_url: str,
+) -> None:
+    plugin = Plugin("p")
+    called = asyncio.Event()
+
+    @plugin.on_message()
+    async def slow(message: Message, ctx: Context) -> str:
+        await ctx.llm.complete(ChatRequest([{"role": "user", "content": message.text}]))
+        called.set()
+        await asyncio.sleep(30)
+        return "late"
+
+    adapter = RecordingAdapter()
+    bot = make_bot(
+        database_url,
+        {"test": adapter},
+        plugins=[plugin],
+        model=StandInModel(),
+        bot={"shutdown_grace": 0.1},
+    )
+    await bot.start()
+    await adapter.say("hi")
+    await called.wait()
+    await bot.stop()
+    reopened = make_bot(
+        database_url, {"test": RecordingAdapter()}, plugins=[], model=StandInModel()
+    )
+    await reopened.database.upgrade()
+    try:
+        [usage] = await reopened.store.usage.report()
+    finally:
+        await reopened.database.close()
+    assert usage.calls == 1
+
+
+async def test_a_stop_releases_waiters_of_messages_never_started(database_url: str) -> None:
+    plugin = Plugin("p")
+    release = asyncio.Event()
+
+    @plugin.on_message()
+    async def slow(message: Message, ctx: Context) -> str:
+        await release.wait()
+        return "x"
+
+    adapter = RecordingAdapter()
+    bot = make_bot(database_url, {"test": adapter}, plugins=[plugin], bot={"shutdown_grace": 0.1})
+    await bot.start()
+    await adapter.say("one")
+    queued = await adapter.say("two")  # behind "one" in the same conversation
+    waiter = asyncio.create_task(bot.inbox.wait_done(queued))
+    await asyncio.sleep(0.05)
+    await bot.stop()
+    await asyncio.wait_for(waiter, 5)  # does not hang

@@ -379,13 +379,14 @@ def _put(key: str, *, fail: bool = False, gate: threading.Event | None = None) -
     """A write operation storing ``key`` in the state table (after ``gate`` opens)."""
     from sqlalchemy import insert
 
-    from botkit.store.models import StateRow, utcnow
+    from botkit.store.models import state as state_table
+    from botkit.store.models import utcnow
 
     def op(conn: Connection) -> str:
         if gate is not None:
             gate.wait(10)
         conn.execute(
-            insert(StateRow).values(namespace="t", key=key, value=key, updated_at=utcnow())
+            insert(state_table).values(namespace="t", key=key, value=key, updated_at=utcnow())
         )
         if fail:
             raise ValueError(f"bad write {key}")
@@ -907,3 +908,17 @@ async def test_postgresql_keeps_a_connection_per_message_in_flight(database_url:
         await database.close()
     # the same 12 backends serve every burst (5 kept and 7 reopened per burst before)
     assert len(seen) == 12
+
+
+async def test_budgets_see_calls_not_yet_stored_with_their_message(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from botkit.store import CallRow
+
+    call = CallRow("chat", "gpt-4", 100, 50, 1000, 1.0, True, None, 1, None, None, "test", "u1")
+    since = datetime.now(UTC) - timedelta(days=1)
+    store.usage.note_unsaved(call)
+    assert await store.usage.spend(since=since, user_id="u1") == (150, 1000)
+    assert await store.usage.spend(since=since, user_id="u2") == (0, 0)
+    await store.usage.record_calls([call])
+    assert await store.usage.spend(since=since, user_id="u1") == (150, 1000)  # counted once

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from botkit import (
+    Capabilities,
     ChatRequest,
     ConfigError,
     Context,
+    ConversationRef,
     InvalidResponseError,
     JsonSchema,
     Message,
     Plugin,
     RateLimitError,
+    Reply,
     RequestRejectedError,
+    ServiceUnavailableError,
 )
+from botkit.clock import SystemClock
+from botkit.llm import StandInModel
+from botkit.llm.standin import STAND_IN_PREFIX
 from botkit.testing import FakeModel, InMemoryChannel, TestBot, bot_fixture, run_bot
 from botkit_chat import plugin as chat
 from tests.plugins.conftest import StartBot
@@ -137,3 +146,98 @@ async def test_in_memory_channel_can_show_streaming_edits(start_bot: StartBot) -
     async with start_bot(plugins=[chat], model=model, channels=[channel]) as bot:
         assert await bot.send("go") == ["a streamed answer"]
     assert channel.sent[0].edits[-1] == "a streamed answer"
+
+
+# -- the channel fails on demand -----------------------------------------------------------
+
+
+async def test_scripted_failures_are_raised_once_each_in_order_and_every_attempt_counted() -> None:
+    channel = InMemoryChannel(capabilities=Capabilities(edits=True))
+    down = ServiceUnavailableError("test", "down")
+    refused = RequestRejectedError("test", "message cannot be edited")
+    assert channel.fail_sends(down).fail_edits(refused) is channel
+    ref = ConversationRef("test", "chat")
+    with pytest.raises(ServiceUnavailableError):
+        await channel.send(ref, Reply("first"), delivery_id="d1")
+    assert channel.sent == []  # a failed send sends nothing
+    sent = await channel.send(ref, Reply("first"), delivery_id="d1")
+    with pytest.raises(RequestRejectedError):
+        await channel.edit(sent, "second")
+    assert channel.sent[0].text == "first"  # a failed edit changes nothing
+    await channel.edit(sent, "third")
+    [record] = channel.sent
+    assert (record.text, record.edits, record.delivery_id) == ("third", ["third"], "d1")
+    assert (channel.send_attempts, channel.edit_attempts) == (2, 2)
+    assert len(channel.change_times) == 4
+    assert channel.change_times == sorted(channel.change_times)
+
+
+async def test_sends_scripted_to_fail_are_retried_by_the_outbox_until_delivered(
+    start_bot: StartBot,
+) -> None:
+    channel = InMemoryChannel().fail_sends(
+        ServiceUnavailableError("test", "down"),
+        RateLimitError("test", "slow down", retry_after=0.01),
+    )
+    outbox = {"outbox": {"backoff_base": 0.01}}
+    async with start_bot(plugins=[echo], channels=[channel], config=outbox) as bot:
+        assert await bot.ask("/echo hi") == "hi"
+        [reply] = await bot.store.history.messages([bot.last_message_id + 1])
+    assert (channel.send_attempts, reply.status, reply.attempts) == (3, "delivered", 3)
+
+
+async def test_a_send_scripted_to_be_refused_is_not_retried(start_bot: StartBot) -> None:
+    channel = InMemoryChannel().fail_sends(RequestRejectedError("test", "chat not found"))
+    async with start_bot(plugins=[echo], channels=[channel]) as bot:
+        assert await bot.send("/echo lost") == []
+        assert await bot.ask("/echo found") == "found"
+    assert channel.send_attempts == 2
+
+
+# -- run_bot on a database of the test's choosing, by hand, from the config ----------------------
+
+
+async def test_run_bot_keeps_its_data_in_the_database_it_is_given(database_url: str) -> None:
+    async with run_bot(database_url=database_url, plugins=[echo]) as bot:
+        assert await bot.ask("/echo kept") == "kept"
+        asked = bot.last_message_id
+    async with run_bot(database_url=database_url, plugins=[echo]) as again:
+        assert (await again.stored(asked)).text == "/echo kept"
+        assert again.bot.config.database.url == database_url
+
+
+async def test_a_bot_started_and_stopped_by_hand_deletes_its_temporary_database() -> None:
+    bot = run_bot(plugins=[echo])
+    path = Path(bot.bot.config.database.url.removeprefix("sqlite:///"))
+    await bot.start()
+    assert await bot.ask("/echo hi") == "hi"
+    assert await asyncio.to_thread(path.exists)
+    await bot.stop()
+    assert not await asyncio.to_thread(path.parent.exists)
+
+
+async def test_run_bot_can_take_the_model_and_plugins_from_the_config(
+    database_url: str,
+) -> None:
+    async with run_bot(database_url=database_url, model="config", clock=SystemClock()) as bot:
+        assert isinstance(bot.chat_model, StandInModel)
+        assert [p.name for p in bot.bot.plugins] == ["chat"]
+        assert (await bot.ask("hello")).startswith(STAND_IN_PREFIX)
+    with pytest.raises(ValueError, match="settings are for the plugins given"):
+        run_bot(database_url=database_url, settings={"chat": {}})
+
+
+# -- bot_fixture is named like a pytest fixture --------------------------------------------------
+
+echo_bot = bot_fixture(plugins=[echo])
+renamed = bot_fixture(plugins=[echo], name="renamed_bot")
+
+
+async def test_a_bot_fixture_is_named_by_the_variable_holding_it_unless_given_a_name(
+    echo_bot: TestBot, renamed_bot: TestBot, request: pytest.FixtureRequest
+) -> None:
+    assert echo_bot is not renamed_bot
+    assert await echo_bot.ask("/echo one") == "one"
+    assert await renamed_bot.ask("/echo two") == "two"
+    with pytest.raises(pytest.FixtureLookupError):
+        request.getfixturevalue("renamed")
