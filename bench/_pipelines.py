@@ -21,12 +21,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import aiohttp
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from botkit import (
     Adapter,
@@ -43,6 +42,9 @@ from botkit.config import parse_config
 from botkit.llm import ChatModel, ModelTable, OpenAIChatClient
 from botkit.store import Database
 from botkit.store.models import Base
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 SYSTEM_PROMPT = "You are a helpful assistant. Answer concisely."
 HISTORY_LIMIT = 200
@@ -294,6 +296,9 @@ class MinimalPipeline:
             self._write_thread = ThreadPoolExecutor(1)
             self._read_threads = ThreadPoolExecutor(2)
         else:
+            # imported here: a process that runs botkit on SQLite does not load it
+            from sqlalchemy.ext.asyncio import create_async_engine
+
             self.engine = create_async_engine(database_url, **kwargs)
             self._writer = self.engine.execution_options(bench_write=True)
             if self._sqlite:

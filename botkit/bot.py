@@ -17,7 +17,6 @@ from sqlalchemy import text
 from botkit._routes import route_problems
 from botkit._settings import parse_settings
 from botkit.adapter import Adapter, CommandInfo
-from botkit.admin import admin_app
 from botkit.claims import Claims
 from botkit.clock import Clock, SystemClock
 from botkit.config import Config
@@ -383,6 +382,9 @@ class Bot:
             self.web.add_routes(routes)
             admin_token = self.config.web.admin_token
             if admin_token is not None:
+                # imported here: a bot without the operations page never loads it
+                from botkit.admin import admin_app
+
                 self.web.mount("/admin", admin_app(self.runtime, admin_token))
             await self.web.start()
             if admin_token is not None:

@@ -24,6 +24,7 @@ from botkit.plugin import Plugin
 from botkit.preflight import DatabaseReport, check_database, check_port, safe_url
 from botkit.routing import Pipeline
 from botkit.store import Database, Store, one_process_per_sqlite_file
+from botkit.tools import ToolCommand
 from botkit.usage_report import DIMENSIONS, UsageGroup, group_usage, parse_by, parse_since
 
 __all__ = ["main"]
@@ -346,6 +347,8 @@ async def _check_config(config: Config, args: argparse.Namespace) -> int:
     print(f"model: {model_name}")
     print(f"adapters: {', '.join(adapters) or 'none'}")
     print(f"plugins: {', '.join(p.name for p in plugins) or 'none'}")
+    for plugin in plugins:
+        print(f"  {plugin.name}: {_handled_by(plugin)}")
     for feature, finding in found.lines if found is not None else ():
         print(f"probe: {feature}: {finding}")
     if found is not None and found.failed:
@@ -353,6 +356,32 @@ async def _check_config(config: Config, args: argparse.Namespace) -> int:
         return 1
     print("ok")
     return 0
+
+
+def _handled_by(plugin: Plugin) -> str:
+    """What a plugin answers: its commands, its tools (those that ask first marked) and
+    its message handlers by name, the ones declaring a side-effect tool added included
+    (``confirm_tool_call``)."""
+    commands, tools = [], []
+    for command in plugin.commands:
+        if isinstance(command.func, ToolCommand):
+            asks = " (asks first)" if command.func.tool.side_effects else ""
+            tools.append(f"/{command.name}{asks}")
+        else:
+            commands.append(f"/{command.name}")
+    handlers = [
+        getattr(h.func, "__name__", type(h.func).__name__) for h in plugin.message_handlers
+    ]
+    parts = [
+        f"{label} {', '.join(names)}"
+        for label, names in (
+            ("commands", commands),
+            ("tools", tools),
+            ("message handlers", handlers),
+        )
+        if names
+    ]
+    return "; ".join(parts) or "middlewares and hooks only"
 
 
 def _components(

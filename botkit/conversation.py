@@ -44,6 +44,7 @@ from botkit.runtime import Runtime
 from botkit.store import CallRow, nanos
 from botkit.tools import (
     DEFAULT_TOOL_ROUNDS,
+    ContextHost,
     offered_tools,
     run_tool_loop,
     tool_choice_of,
@@ -318,7 +319,7 @@ class ConversationLLM:
         ledger = ctx.tool_ledger()
         # the tool definitions travel with every request: keep room for them
         tool_tokens = self._runtime.tokens.count(repr(definitions)) if offered else 0
-        budget = max(info.context_window - reserve - tool_tokens, 1)
+        budget = max(info.prompt_budget(reserve) - tool_tokens, 1)
         before_id = ctx.message.id + 1 if ctx.message.id is not None else None
         if before_id is None:  # not stored (a test's message): nothing to read
             window = HistoryWindow(None, [])
@@ -362,9 +363,10 @@ class ConversationLLM:
                     rounds = DEFAULT_TOOL_ROUNDS if max_tool_rounds is None else max_tool_rounds
                     return await run_tool_loop(
                         self,
-                        ctx,
+                        ContextHost(ctx),
                         request,
                         offered,
+                        turn=ctx.turn,
                         stream=use_stream,
                         max_rounds=rounds,
                         ledger=ledger,

@@ -296,7 +296,7 @@ class Dispatcher:
             if not fence:
                 return True
             rows = await store.messages(list(fence))
-            messages = [_message_of([row]) for row in rows]
+            messages = [_message_of(row) for row in rows]
             attempts = max(row.attempts for row in rows)
             resumed = True
             # what an earlier try posted: this answer takes its place
@@ -558,14 +558,13 @@ def _combine(messages: list[Message]) -> Message:
     )
 
 
-def _message_of(rows: list[StoredMessage]) -> Message:
-    """The message handlers see; a coalesced burst reads as one message."""
-    last = rows[-1]
+def _message_of(row: StoredMessage) -> Message:
+    """A stored message as handlers see it (a coalesced burst is joined by ``_combine``)."""
     return Message(
-        conversation=last.conversation,
-        sender=Sender(id=last.sender_id or "", name=last.sender_name),
-        text="\n".join(r.text for r in rows if r.text),
-        external_id=last.external_id or "",
+        conversation=row.conversation,
+        sender=Sender(id=row.sender_id or "", name=row.sender_name),
+        text=row.text,
+        external_id=row.external_id or "",
         attachments=tuple(
             Attachment(
                 name=str(a.get("name", "")),
@@ -573,10 +572,9 @@ def _message_of(rows: list[StoredMessage]) -> Message:
                 size=a.get("size"),
                 url=a.get("url"),
             )
-            for r in rows
-            for a in r.attachments
+            for a in row.attachments
         ),
-        metadata={**last.meta, "coalesced": len(rows)} if len(rows) > 1 else last.meta,
-        received_at=last.created_at or utcnow(),
-        id=last.id,
+        metadata=row.meta,
+        received_at=row.created_at or utcnow(),
+        id=row.id,
     )

@@ -22,6 +22,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from sys import intern
 
 from botkit.llm import ChatMessage, FitResult, TokenCounter, fit_messages
 from botkit.store import ContextRead, Store, StoredMessage
@@ -292,6 +293,11 @@ def _settled(row: StoredMessage) -> bool:
     return row.status in (SETTLED_IN if row.direction == "in" else SETTLED_OUT)
 
 
+def _shared(text: str | None) -> str | None:
+    # every row read brings its own copy of the same few names: one copy for all turns
+    return None if text is None else intern(text)
+
+
 def _turn(row: TurnRow | StoredMessage, named: bool, counter: TokenCounter) -> CachedTurn:
     """A stored turn as a chat message; speakers are named when several people talk."""
     message: ChatMessage
@@ -303,6 +309,12 @@ def _turn(row: TurnRow | StoredMessage, named: bool, counter: TokenCounter) -> C
     kept = (
         row
         if isinstance(row, TurnRow)
-        else TurnRow(row.id, row.direction, row.sender_id, row.sender_name, row.text)
+        else TurnRow(
+            row.id,
+            intern(row.direction),
+            _shared(row.sender_id),
+            _shared(row.sender_name),
+            row.text,
+        )
     )
     return CachedTurn(kept, message, counter.at_most([message]) - counter.reply_priming())

@@ -7,9 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.validators
+import orjson
 
 from botkit.exceptions import InvalidResponseError, RequestRejectedError
 from botkit.llm._errors import SERVICE
@@ -44,6 +42,10 @@ def check_request(request: ChatRequest) -> None:
             code="json_word_missing",
         )
     if isinstance(fmt, JsonSchema):
+        # imported here: only a JSON-schema request needs it (~3 MiB resident)
+        import jsonschema.exceptions
+        import jsonschema.validators
+
         try:
             jsonschema.validators.validator_for(fmt.schema).check_schema(dict(fmt.schema))
         except jsonschema.exceptions.SchemaError as exc:
@@ -78,7 +80,7 @@ def build_body(request: ChatRequest, model: str, info: ModelInfo, *, stream: boo
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    return json.dumps(body, ensure_ascii=False, default=_jsonable).encode("utf-8")
+    return orjson.dumps(body, default=_jsonable)
 
 
 def parse_completion(data: Any, *, model: str) -> Completion:
@@ -258,6 +260,9 @@ def finish(request: ChatRequest, completion: Completion) -> Completion:
             SERVICE, "the reply is JSON but not an object", code="invalid_json"
         )
     if isinstance(fmt, JsonSchema):
+        import jsonschema.exceptions
+        import jsonschema.validators
+
         validator = jsonschema.validators.validator_for(fmt.schema)(fmt.schema)
         error = jsonschema.exceptions.best_match(validator.iter_errors(parsed))
         if error is not None:

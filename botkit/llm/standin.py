@@ -13,9 +13,6 @@ from collections.abc import AsyncGenerator
 from decimal import Decimal
 from typing import Any
 
-import jsonschema
-import jsonschema.validators
-
 from botkit.exceptions import InvalidResponseError, RequestRejectedError
 from botkit.llm._errors import SERVICE
 from botkit.llm.audio import Speech, SpeechRequest, Transcript, TranscriptionRequest
@@ -131,6 +128,8 @@ class StandInModel:
             return STAND_IN_PREFIX + said, None
         if isinstance(fmt, JsonSchema):
             value = schema_example(fmt.schema)
+            import jsonschema.validators  # only a JSON-schema request needs it
+
             validator = jsonschema.validators.validator_for(fmt.schema)(dict(fmt.schema))
             if not validator.is_valid(value):
                 raise InvalidResponseError(

@@ -20,23 +20,28 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from botkit._faults import fault_point
 from botkit.exceptions import ConfigError, StoreError
 
+if TYPE_CHECKING:
+    # imported where used: a SQLite bot never needs the asyncio layer, and a database
+    # already at HEAD_REVISION never needs Alembic (together ~15 MiB resident)
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
 __all__ = ["Database", "Migrated", "Operation", "Synchronous", "is_sqlite"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# The newest migration in migrations/versions, written down so that a start on a database
+# already there never loads Alembic (tests/core/test_migrations.py checks it is the head)
+HEAD_REVISION = "0006"
 _WRITE = "botkit_write"
 _SQLITE_READERS = 2  # threads reading an SQLite file at once (WAL lets them)
 _READ_BATCH = 64  # reads that share one read transaction, at most
@@ -223,6 +228,8 @@ class Database:
                 # is retried or redelivered, and the pool replaces it
                 # a pool as large as the work done at once: a smaller one with overflow
                 # opens and closes a server connection (a PostgreSQL backend) per burst
+                from sqlalchemy.ext.asyncio import create_async_engine
+
                 self._async = create_async_engine(
                     self.url,
                     echo=echo,
@@ -453,26 +460,35 @@ def _sqlite_engine(
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
 
 
-def _revisions(connection: Connection) -> tuple[str | None, str]:
+def _current_revision(connection: Connection) -> str | None:
     # read directly: alembic's MigrationContext logs two INFO lines for each look
-    current = (
+    return (
         connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
         if inspect(connection).has_table("alembic_version")
         else None
     )
-    head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
-    assert head is not None  # botkit ships its migrations
-    return current, head
+
+
+def _revisions(connection: Connection) -> tuple[str | None, str]:
+    return _current_revision(connection), HEAD_REVISION
 
 
 def _run_upgrade(connection: Connection) -> Migrated:
-    before, head = _revisions(connection)
+    before = _current_revision(connection)
+    if before == HEAD_REVISION:
+        return Migrated(before, (), HEAD_REVISION)
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    head = HEAD_REVISION
     config = _alembic_config(connection)
     command.upgrade(config, "head")
     walked = ScriptDirectory.from_config(config).iterate_revisions(head, before)

@@ -374,13 +374,14 @@ def _put(key: str, *, fail: bool = False, gate: threading.Event | None = None) -
     """A write operation storing ``key`` in the state table (after ``gate`` opens)."""
     from sqlalchemy import insert
 
-    from botkit.store.models import StateRow, utcnow
+    from botkit.store.models import state as state_table
+    from botkit.store.models import utcnow
 
     def op(conn: Connection) -> str:
         if gate is not None:
             gate.wait(10)
         conn.execute(
-            insert(StateRow).values(namespace="t", key=key, value=key, updated_at=utcnow())
+            insert(state_table).values(namespace="t", key=key, value=key, updated_at=utcnow())
         )
         if fail:
             raise ValueError(f"bad write {key}")

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from botkit import Bot, Context, Message, Plugin, Reply
-from botkit.store.models import MessageRow
+from botkit.store.models import messages
 from botkit_email import EmailAdapter
 
 DATA = Path(__file__).with_name("data")
@@ -85,8 +85,8 @@ class Stored:
 
 async def inbound(bot: Bot) -> list[Stored]:
     """Every inbound message in the bot's store, oldest first."""
-    query = select(MessageRow.__table__).where(MessageRow.direction == "in")
-    rows = await bot.database.read(lambda conn: conn.execute(query.order_by(MessageRow.id)).all())
+    query = select(messages).where(messages.c.direction == "in")
+    rows = await bot.database.read(lambda conn: conn.execute(query.order_by(messages.c.id)).all())
     return [
         Stored(
             r.external_id or "",
@@ -103,8 +103,8 @@ async def inbound(bot: Bot) -> list[Stored]:
 
 async def outbound(bot: Bot) -> list[tuple[str, str, str | None]]:
     """Every outbound message: (status, external id, error)."""
-    query = select(MessageRow.__table__).where(MessageRow.direction == "out")
-    rows = await bot.database.read(lambda conn: conn.execute(query.order_by(MessageRow.id)).all())
+    query = select(messages).where(messages.c.direction == "out")
+    rows = await bot.database.read(lambda conn: conn.execute(query.order_by(messages.c.id)).all())
     return [(r.status, r.external_id or "", r.error) for r in rows]
 
 
