@@ -20,9 +20,8 @@ from botkit import Capabilities
 from botkit.llm import ModelTable, OpenAIChatClient
 from botkit.secrets import Secret
 from botkit.store._section import Section
-from tests.fakes.bots import make_bot
+from botkit.testing import InMemoryChannel, run_bot
 from tests.fakes.openai_server import FakeOpenAI, echo
-from tests.fakes.recording_adapter import RecordingAdapter
 
 WORDS = 30
 
@@ -48,13 +47,13 @@ async def _per_answer(opts: Options, *, edits: bool, answers: int) -> tuple[floa
                 fake.url, Secret("sk-bench"), "gpt-4o-mini", models=ModelTable()
             )
             capabilities = Capabilities(edits=edits, max_length=4000, edit_interval=0.0)
-            adapter = RecordingAdapter(capabilities=capabilities)
+            adapter = InMemoryChannel(capabilities=capabilities)
             database = sqlite_url(opts.workdir, "transactions").replace("+aiosqlite", "")
-            async with model, make_bot(database, {"test": adapter}, model=model):
-                await adapter.ask("warm up")
+            async with model, run_bot(database_url=database, channels=[adapter], model=model).bot:
+                await adapter.exchange("warm up")
                 counts.clear()
                 for n in range(answers):
-                    await adapter.ask(f"question {n}")
+                    await adapter.exchange(f"question {n}")
                 return counts["write"] / answers, counts["read"] / answers
     finally:
         Section._write, Section._read = write, read  # type: ignore[method-assign]

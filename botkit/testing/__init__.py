@@ -31,6 +31,13 @@ everything that fell due has fired and its messages were sent::
     await bot.advance(timedelta(minutes=10))
     assert bot.sent[-1].text == "Reminder: stretch"
 
+Channels fail on demand, as real ones do: ``InMemoryChannel().fail_sends(error)`` and
+``.fail_edits(error)`` script what the coming sends and edits raise, and the channel
+counts every attempt (``send_attempts``, ``edit_attempts``, ``change_times``). botkit's
+own tests use the same kit: ``run_bot(database_url=...)`` runs the bot on SQLite or
+PostgreSQL, ``model="config"`` builds the model from the ``[llm]`` table, and any
+adapter can stand among ``channels``.
+
 The kit is one package: ``model`` (:class:`FakeModel`, :class:`Scripted`), ``channel``
 (:class:`InMemoryChannel`, :class:`SentReply`), ``clock`` (:class:`FakeClock`) and ``bot``
 (:class:`TestBot`, :func:`run_bot`, :func:`bot_fixture`); import them from here. It needs

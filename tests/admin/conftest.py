@@ -14,9 +14,7 @@ import aiohttp
 import pytest
 
 from botkit import Bot, Plugin
-from botkit.testing import FakeModel
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import FakeModel, InMemoryChannel, run_bot
 
 TOKEN = "admin-token-for-tests-0123456789"
 
@@ -26,7 +24,7 @@ class AdminSite:
     """The running bot, its channel, and an HTTP client with its own cookie jar."""
 
     bot: Bot
-    channel: RecordingAdapter
+    channel: InMemoryChannel
     model: FakeModel
     http: aiohttp.ClientSession
     base: str
@@ -68,19 +66,18 @@ async def start_site(
     environ: Mapping[str, str] | None = None,
     plugins: Sequence[Plugin] | None = None,
     plugin_settings: Mapping[str, Any] | None = None,
-) -> tuple[Bot, RecordingAdapter, FakeModel]:
-    channel = RecordingAdapter()
+) -> tuple[Bot, InMemoryChannel, FakeModel]:
+    channel = InMemoryChannel()
     model = FakeModel("gpt-test", input_price_per_1k="0.01", output_price_per_1k="0.03")
-    bot = make_bot(
-        database_url,
-        {"test": channel},
+    bot = run_bot(
+        database_url=database_url,
+        channels=[channel],
         model=model,
         plugins=plugins,
-        plugin_settings=plugin_settings,
+        settings=plugin_settings,
         environ={"BOTKIT_ADMIN_TOKEN": TOKEN} if environ is None else environ,
-        web={"enabled": True, "port": 0},
-        bot={"stream": False},
-    )
+        config={"web": {"enabled": True, "port": 0}, "bot": {"stream": False}},
+    ).bot
     await bot.start()
     return bot, channel, model
 

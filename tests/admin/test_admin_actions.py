@@ -33,8 +33,8 @@ async def spam_site(database_url: str) -> AsyncIterator[AdminSite]:
 
 async def failed_reply(site: AdminSite, text: str = "hello") -> int:
     """A reply the channel refused for good; returns its id."""
-    site.channel.fail_next = [RequestRejectedError("test", "chat not found")]
-    await site.channel.ask(text)
+    site.channel.fail_sends(RequestRejectedError("test", "chat not found"))
+    await site.channel.exchange(text)
     rows = await site.bot.store.history.messages(list(range(1, 100)))
     [reply] = [m for m in rows if m.direction == "out" and m.status == "failed"]
     return reply.id
@@ -113,8 +113,8 @@ async def test_held_spam_is_listed_with_its_reason_and_released_as_the_plugin_do
     spam_site: AdminSite,
 ) -> None:
     site = spam_site
-    assert await site.channel.ask(SPAM, user="stranger") == []
-    ok = await site.channel.ask("what time is it?")
+    assert await site.channel.exchange(SPAM, user="stranger") == []
+    ok = await site.channel.exchange("what time is it?")
     assert ok == ["echo: what time is it?"]
     rows = await site.bot.store.history.messages(list(range(1, 100)))
     [held] = [m for m in rows if m.meta.get("spam") is True]
@@ -152,8 +152,7 @@ async def test_mail_skipped_at_intake_and_failed_answers_are_listed_with_their_r
     any_site: AdminSite,
 ) -> None:
     site = any_site
-    assert site.channel.inbox is not None
-    await site.channel.inbox.accept(
+    await site.channel.deliver(
         Message(
             conversation=ConversationRef("test", "mailbox"),
             sender=Sender("noreply@example.com", "No Reply"),
@@ -163,7 +162,7 @@ async def test_mail_skipped_at_intake_and_failed_answers_are_listed_with_their_r
         skip="auto-submitted: auto-replied (RFC 3834)",
     )
     site.model.fail(RequestRejectedError("llm", "model not found", status=404))
-    await site.channel.ask("are you there?")
+    await site.channel.exchange("are you there?")
     await site.login()
     _, page = await site.get("/admin/attention")
     skipped = section(page, "skipped")

@@ -14,9 +14,8 @@ from botkit import ConfigError, RequestRejectedError
 from botkit.admin.auth import COOKIE, Sessions, safe_next
 from botkit.config import parse_config
 from botkit.secrets import Secret
+from botkit.testing import InMemoryChannel, run_bot
 from tests.admin.conftest import TOKEN, AdminSite, start_site
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
 
 PAGES = [
     "/admin",
@@ -58,11 +57,12 @@ async def test_the_start_log_says_where_the_page_is_or_that_web_is_off(
         assert f"operations page: http://127.0.0.1:{bot.web.port}/admin" in caplog.text
     finally:
         await bot.stop()
-    off = make_bot(
-        f"sqlite:///{tmp_path}/off.db",
-        {"test": RecordingAdapter()},
+    off = run_bot(
+        database_url=f"sqlite:///{tmp_path}/off.db",
+        channels=[InMemoryChannel()],
         environ={"BOTKIT_ADMIN_TOKEN": TOKEN},
-    )
+        model="config",
+    ).bot
     async with off:
         assert off.web is None
     assert (
@@ -187,8 +187,8 @@ def test_sessions_of_another_token_are_refused_and_csrf_tokens_differ_by_session
 async def test_an_action_without_the_right_csrf_token_is_403_and_changes_nothing(
     site: AdminSite,
 ) -> None:
-    site.channel.fail_next = [RequestRejectedError("test", "chat not found")]
-    await site.channel.ask("hello")
+    site.channel.fail_sends(RequestRejectedError("test", "chat not found"))
+    await site.channel.exchange("hello")
     await site.login()
     csrf = await site.csrf()
     [(reply_id, status)] = await _replies(site)

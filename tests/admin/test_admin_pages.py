@@ -103,7 +103,7 @@ async def test_a_conversation_shows_its_messages_statuses_calls_tokens_and_cost(
 ) -> None:
     site = any_site
     site.model.reply("Paris, of course.", usage=(1200, 300))
-    await site.channel.ask("Capital of France?", user="u42", name="Marie")
+    await site.channel.exchange("Capital of France?", user="u42", name="Marie")
     [cid] = await seed_ids(site, "conversations")
     [inbound_id] = await seed_ids(site, "messages", direction="in")
     await seed.calls(
@@ -158,7 +158,7 @@ async def test_markup_in_messages_and_names_is_shown_as_text(any_site: AdminSite
     site = any_site
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     site.model.reply(f"Here: {evil}")
-    await site.channel.ask(evil, user='"><b>u</b>', name='<i onmouseover="x">n</i>')
+    await site.channel.exchange(evil, user='"><b>u</b>', name='<i onmouseover="x">n</i>')
     await site.login()
     [cid] = await seed_ids(site, "conversations")
     for path in ["/admin/conversations", f"/admin/conversations/{cid}", "/admin/work"]:

@@ -12,31 +12,31 @@ import pytest
 from playwright.async_api import Page, expect
 
 from botkit import Bot, RequestRejectedError
+from botkit.testing import InMemoryChannel
 from tests.admin.conftest import TOKEN, start_site
 from tests.browser.conftest import screenshot
-from tests.fakes.recording_adapter import RecordingAdapter
 
 SCRIPT = '<script>document.title = "pwned"; window.pwned = 1</script>'
 
 
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[tuple[Bot, RecordingAdapter]]:
+async def bot(tmp_path: Path) -> AsyncIterator[tuple[Bot, InMemoryChannel]]:
     """A bot with the operations page on, one priced answer with a script in it, and one
     reply its channel refused."""
     bot, channel, model = await start_site(f"sqlite:///{tmp_path / 'bot.db'}")
     try:
         model.reply(f"Careful: {SCRIPT} is not run here.", usage=(1200, 300))
-        await channel.ask("Show me a script tag", user="u1", name="Ada", chat="ada")
+        await channel.exchange("Show me a script tag", user="u1", name="Ada", chat="ada")
         model.reply("I am here.", usage=(100, 0))  # $0.001
-        channel.fail_next = [RequestRejectedError("test", "chat not found")]
-        await channel.ask("Are you there?", user="u2", name="Bob", chat="bob")
+        channel.fail_sends(RequestRejectedError("test", "chat not found"))
+        await channel.exchange("Are you there?", user="u2", name="Bob", chat="bob")
         yield bot, channel
     finally:
         await bot.stop()
 
 
 async def test_log_in_find_a_conversation_and_its_cost_see_spend_and_retry_a_reply(
-    page: Page, bot: tuple[Bot, RecordingAdapter]
+    page: Page, bot: tuple[Bot, InMemoryChannel]
 ) -> None:
     running, channel = bot
     assert running.web is not None
@@ -99,7 +99,7 @@ async def test_log_in_find_a_conversation_and_its_cost_see_spend_and_retry_a_rep
 
 
 async def test_without_logging_in_every_admin_page_shows_the_login_form(
-    page: Page, bot: tuple[Bot, RecordingAdapter]
+    page: Page, bot: tuple[Bot, InMemoryChannel]
 ) -> None:
     running, _ = bot
     assert running.web is not None

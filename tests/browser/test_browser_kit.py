@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from playwright.async_api import Page
 
+from botkit.testing import InMemoryChannel, run_bot
 from tests.browser.conftest import screenshot
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
 
 
 async def test_the_browser_reads_a_page_of_the_bots_web_server(
     page: Page, tmp_path: object
 ) -> None:
-    bot = make_bot(
-        f"sqlite:///{tmp_path}/bot.db",
-        {"test": RecordingAdapter()},
-        web={"enabled": True, "port": 0},
-    )
+    bot = run_bot(
+        database_url=f"sqlite:///{tmp_path}/bot.db",
+        channels=[InMemoryChannel()],
+        model="config",
+        config={"web": {"enabled": True, "port": 0}},
+    ).bot
     async with bot:
         assert bot.web is not None
         response = await page.goto(f"http://127.0.0.1:{bot.web.port}/healthz")

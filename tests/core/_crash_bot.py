@@ -27,7 +27,7 @@ from botkit import (
     Sender,
     SentMessage,
 )
-from tests.fakes.bots import make_bot
+from botkit.testing import run_bot
 
 
 class FileAdapter(Adapter):
@@ -98,7 +98,13 @@ async def main(db_url: str, workdir: Path, mode: str, text: str | None) -> None:
         for word in ("answer ", "to ", text):
             yield word
 
-    bot = make_bot(db_url, {"file": adapter}, plugins=[plugin], bot={"claim_lease": 1.0})
+    bot = run_bot(
+        database_url=db_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"bot": {"claim_lease": 1.0}},
+    ).bot
     async with bot:
         if text is None:
             adapter.stage("started")

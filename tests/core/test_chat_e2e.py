@@ -14,7 +14,7 @@ from botkit import Capabilities
 from botkit.dispatch import APOLOGY, CONFIG_APOLOGY
 from botkit.llm import TokenCounter
 from botkit.store import ContextRead, dollars
-from tests.fakes.bots import make_bot
+from botkit.testing import InMemoryChannel, run_bot
 from tests.fakes.openai_server import (
     FakeOpenAI,
     completion,
@@ -22,7 +22,6 @@ from tests.fakes.openai_server import (
     server_error,
     unauthorized,
 )
-from tests.fakes.recording_adapter import RecordingAdapter
 
 KEY = "sk-test-very-secret-key-0123456789"
 
@@ -35,16 +34,16 @@ async def test_reply_comes_from_the_model_and_its_cost_is_recorded(
     database_url: str, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script(completion("Paris.", usage=(1000, 1000)))
-    adapter = RecordingAdapter()
-    bot = make_bot(
-        database_url,
-        {"test": adapter},
-        llm=_llm(fake_openai),
-        bot={"stream": False},
+    adapter = InMemoryChannel()
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
         environ={"OPENAI_API_KEY": KEY},
-    )
+        model="config",
+        config={"llm": _llm(fake_openai), "bot": {"stream": False}},
+    ).bot
     async with bot:
-        assert await adapter.ask("Capital of France?") == ["Paris."]
+        assert await adapter.exchange("Capital of France?", user="u1") == ["Paris."]
         [usage] = await bot.store.usage.report()
     request = fake_openai.requests[0]
     assert request.headers["Authorization"] == f"Bearer {KEY}"
@@ -59,12 +58,15 @@ async def test_reply_comes_from_the_model_and_its_cost_is_recorded(
 
 async def test_history_is_sent_with_each_turn(database_url: str, fake_openai: FakeOpenAI) -> None:
     fake_openai.script(completion("Hi Ann."), completion("Your name is Ann."))
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url, {"test": adapter}, llm=_llm(fake_openai), bot={"stream": False}
-    ):
-        await adapter.ask("I am Ann")
-        await adapter.ask("What is my name?")
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"llm": _llm(fake_openai), "bot": {"stream": False}},
+    ).bot:
+        await adapter.exchange("I am Ann")
+        await adapter.exchange("What is my name?")
     turns = [(m["role"], m["content"]) for m in fake_openai.requests[1].messages[1:]]
     assert turns == [
         ("user", "I am Ann"),
@@ -76,10 +78,13 @@ async def test_history_is_sent_with_each_turn(database_url: str, fake_openai: Fa
 async def test_a_long_conversation_reads_only_its_new_turns_per_answer(
     database_url: str, fake_openai: FakeOpenAI
 ) -> None:
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url, {"test": adapter}, llm=_llm(fake_openai), bot={"history_limit": 40}
-    ) as bot:
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"llm": _llm(fake_openai), "bot": {"history_limit": 40}},
+    ).bot as bot:
         read: list[int] = []
         real = bot.store.history.recent_turns
 
@@ -90,7 +95,7 @@ async def test_a_long_conversation_reads_only_its_new_turns_per_answer(
 
         bot.store.history.recent_turns = recent_turns  # type: ignore[method-assign]
         for n in range(30):
-            await adapter.ask(f"turn {n}")
+            await adapter.exchange(f"turn {n}")
     # the first answer read the conversation; every later one only its own message and
     # the previous exchange, however long the conversation had grown
     assert read[0] == 1
@@ -104,12 +109,15 @@ async def test_a_long_conversation_reads_only_its_new_turns_per_answer(
 async def test_speakers_are_named_when_several_people_talk(
     database_url: str, fake_openai: FakeOpenAI
 ) -> None:
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url, {"test": adapter}, llm=_llm(fake_openai), bot={"stream": False}
-    ):
-        await adapter.ask("hello", user="u1", name="Ann")
-        await adapter.ask("and me", user="u2", name="Bob")
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"llm": _llm(fake_openai), "bot": {"stream": False}},
+    ).bot:
+        await adapter.exchange("hello", user="u1", name="Ann")
+        await adapter.exchange("and me", user="u2", name="Bob")
     contents = [m["content"] for m in fake_openai.requests[1].messages if m["role"] == "user"]
     assert contents == ["Ann: hello", "Bob: and me"]
 
@@ -118,9 +126,14 @@ async def test_a_streamed_answer_is_edited_in_place_and_priced(
     database_url: str, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script(completion("one two three four five six", usage=(20, 6)))
-    adapter = RecordingAdapter(capabilities=Capabilities(edits=True, edit_interval=0.0))
-    async with make_bot(database_url, {"test": adapter}, llm=_llm(fake_openai)) as bot:
-        await adapter.ask("count")
+    adapter = InMemoryChannel(capabilities=Capabilities(edits=True, edit_interval=0.0))
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"llm": _llm(fake_openai)},
+    ).bot as bot:
+        await adapter.exchange("count")
         [usage] = await bot.store.usage.report()
         [inbound, outbound] = await bot.store.history.messages([1, 2])
     assert (inbound.status, outbound.status) == ("done", "delivered")
@@ -136,11 +149,14 @@ async def test_a_server_error_is_retried_with_the_same_request_and_both_calls_re
     database_url: str, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script(server_error(503), completion("Recovered."))
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url, {"test": adapter}, llm=_llm(fake_openai), bot={"stream": False}
-    ) as bot:
-        assert await adapter.ask("hi") == ["Recovered."]
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"llm": _llm(fake_openai), "bot": {"stream": False}},
+    ).bot as bot:
+        assert await adapter.exchange("hi") == ["Recovered."]
         [usage] = await bot.store.usage.report()
     first, second = fake_openai.requests
     assert first.body == second.body  # the user's turn was not appended twice
@@ -150,17 +166,17 @@ async def test_a_server_error_is_retried_with_the_same_request_and_both_calls_re
 async def test_context_length_error_is_refitted_once_and_never_shown(
     database_url: str, fake_openai: FakeOpenAI
 ) -> None:
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url,
-        {"test": adapter},
-        llm=_llm(fake_openai),
-        bot={"stream": False, "summarize": False},
-    ):
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"llm": _llm(fake_openai), "bot": {"stream": False, "summarize": False}},
+    ).bot:
         for i in range(4):
-            await adapter.ask(f"turn {i} " + "lorem ipsum " * 50)
+            await adapter.exchange(f"turn {i} " + "lorem ipsum " * 50)
         fake_openai.script(context_length_exceeded(), completion("Short answer."))
-        assert await adapter.ask("final question") == ["Short answer."]
+        assert await adapter.exchange("final question") == ["Short answer."]
     refused, retried = fake_openai.requests[-2:]
     assert len(retried.body) < len(refused.body) or len(retried.messages) < len(refused.messages)
     assert retried.messages[-1]["content"] == "final question"
@@ -169,18 +185,18 @@ async def test_context_length_error_is_refitted_once_and_never_shown(
 async def test_repeated_context_length_errors_end_in_an_apology_not_a_loop(
     database_url: str, fake_openai: FakeOpenAI
 ) -> None:
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url,
-        {"test": adapter},
-        llm=_llm(fake_openai),
-        bot={"stream": False, "summarize": False},
-    ) as bot:
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"llm": _llm(fake_openai), "bot": {"stream": False, "summarize": False}},
+    ).bot as bot:
         for i in range(4):
-            await adapter.ask(f"turn {i} " + "lorem ipsum " * 50)
+            await adapter.exchange(f"turn {i} " + "lorem ipsum " * 50)
         before = len(fake_openai.requests)
         fake_openai.script(context_length_exceeded(), context_length_exceeded(), completion("x"))
-        message_id = await adapter.say("hi")
+        message_id = await adapter.receive("hi")
         await bot.inbox.wait_done(message_id)
         [row] = await bot.store.history.messages([message_id])
     assert len(fake_openai.requests) - before == 2  # one re-fit, then it gives up
@@ -193,14 +209,17 @@ async def test_a_model_that_fails_past_the_outage_horizon_gets_the_user_an_apolo
     database_url: str, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script(*[server_error(500) for _ in range(3)])
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url,
-        {"test": adapter},
-        llm=_llm(fake_openai, max_retries=2),
-        bot={"stream": False, "outage_horizon": 0},
-    ) as bot:
-        assert await adapter.ask("hi") == [APOLOGY]
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={
+            "llm": _llm(fake_openai, max_retries=2),
+            "bot": {"stream": False, "outage_horizon": 0},
+        },
+    ).bot as bot:
+        assert await adapter.exchange("hi") == [APOLOGY]
         [usage] = await bot.store.usage.report()
         [row] = await bot.store.history.messages([1])
     assert usage.calls == 3
@@ -213,16 +232,19 @@ async def test_a_model_outage_delays_answers_in_order_with_one_notice(
     fake_openai.script(
         *[server_error(500) for _ in range(3)], completion("first answer"), completion("second")
     )
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url,
-        {"test": adapter},
-        llm=_llm(fake_openai, max_retries=2),
-        bot={"stream": False, "outage_retry": 0.2, "delay_notice": "Delayed, sorry."},
-    ) as bot:
-        first = await adapter.say("hi")
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={
+            "llm": _llm(fake_openai, max_retries=2),
+            "bot": {"stream": False, "outage_retry": 0.2, "delay_notice": "Delayed, sorry."},
+        },
+    ).bot as bot:
+        first = await adapter.receive("hi")
         await bot.inbox.wait_done(first)  # the first try failed: it waits for a retry
-        second = await adapter.say("and another thing")  # waits behind it
+        second = await adapter.receive("and another thing")  # waits behind it
         await _eventually(lambda: len(adapter.sent) >= 3)
         rows = await bot.store.history.messages([first, second])
     assert [s.text for s in adapter.sent] == ["Delayed, sorry.", "first answer", "second"]
@@ -242,22 +264,25 @@ async def test_a_long_history_is_fitted_to_the_window_and_folded_into_a_summary(
 ) -> None:
     window, reserve = 600, 100
     models = {"tiny-model": {"context_window": window, "max_output_tokens": reserve}}
-    adapter = RecordingAdapter()
-    bot = make_bot(
-        database_url,
-        {"test": adapter},
-        llm={
-            "base_url": fake_openai.url,
-            "model": "tiny-model",
-            "models": models,
-            "reserve_output_tokens": reserve,
+    adapter = InMemoryChannel()
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={
+            "llm": {
+                "base_url": fake_openai.url,
+                "model": "tiny-model",
+                "models": models,
+                "reserve_output_tokens": reserve,
+            },
+            "bot": {"stream": False},
         },
-        bot={"stream": False},
-    )
+    ).bot
     counter = TokenCounter(None)
     async with bot:
         for i in range(12):
-            await adapter.ask(f"message number {i}: " + "blah " * 40)
+            await adapter.exchange(f"message number {i}: " + "blah " * 40)
         conv = await bot.store.history.conversation_id(adapter.sent[0].conversation)
         summary = (await bot.store.history.recent_turns(conv, before_id=None, limit=0)).summary
         usage = {(u.model, u.calls) for u in await bot.store.usage.report()}
@@ -282,15 +307,15 @@ async def test_the_api_key_never_reaches_logs_or_stored_errors(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     fake_openai.script(unauthorized(echo_key=True))
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url,
-        {"test": adapter},
-        llm=_llm(fake_openai),
-        bot={"stream": False},
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
         environ={"OPENAI_API_KEY": KEY},
-    ) as bot:
-        assert await adapter.ask("hi") == [CONFIG_APOLOGY]
+        model="config",
+        config={"llm": _llm(fake_openai), "bot": {"stream": False}},
+    ).bot as bot:
+        assert await adapter.exchange("hi") == [CONFIG_APOLOGY]
         [row] = await bot.store.history.messages([1])
     assert "AuthenticationError" in (row.error or "")
     assert KEY not in (row.error or "")
@@ -304,11 +329,15 @@ async def test_answers_are_streamed_only_to_a_channel_that_can_show_it(
 ) -> None:
     """Streaming is on by default; to a channel that cannot edit (email, the console)
     the model is asked for the whole answer at once: the user sees the same message."""
-    adapter = RecordingAdapter(capabilities=Capabilities(edits=edits, max_length=4000))
-    async with make_bot(
-        database_url, {"test": adapter}, llm=_llm(fake_openai), environ={"OPENAI_API_KEY": KEY}
-    ):
-        await adapter.ask("hello")
+    adapter = InMemoryChannel(capabilities=Capabilities(edits=edits, max_length=4000))
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        environ={"OPENAI_API_KEY": KEY},
+        model="config",
+        config={"llm": _llm(fake_openai)},
+    ).bot:
+        await adapter.exchange("hello")
     [request] = fake_openai.requests
     assert request.wants_stream is streamed
     assert adapter.sent[-1].text == "echo: hello"

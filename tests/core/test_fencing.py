@@ -14,9 +14,7 @@ from botkit.exceptions import ClaimLostError, StoreUnavailableError
 from botkit.metrics import Metrics
 from botkit.outbox import Outbox
 from botkit.store import Claim, Finished, OutboundDraft, Store, StoredMessage, ToolCallRecord
-from botkit.testing import FakeModel, InMemoryChannel
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import FakeModel, InMemoryChannel, run_bot
 
 UNFINISHED = ("pending", "processing")
 
@@ -187,8 +185,10 @@ async def test_a_finish_under_a_lost_claim_is_not_the_losers(store: Store) -> No
 async def test_a_finish_whose_commit_went_unheard_records_its_model_calls_once(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, model=FakeModel()) as bot:
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], model=FakeModel()
+    ).bot as bot:
         finish = bot.store.inbound.finish
         unheard: list[object] = []
 
@@ -200,7 +200,7 @@ async def test_a_finish_whose_commit_went_unheard_records_its_model_calls_once(
             return finished
 
         monkeypatch.setattr(bot.store.inbound, "finish", finish_then_lose_the_connection)
-        assert await adapter.ask("hello") == ["echo: hello"]
+        assert await adapter.exchange("hello") == ["echo: hello"]
         assert unheard
         assert [row.calls for row in await bot.store.usage.report()] == [1]
 

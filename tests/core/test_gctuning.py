@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from botkit import restore_gc, tune_gc
+from botkit.testing import run_bot
 from botkit_console import ConsoleAdapter
-from tests.fakes.bots import make_bot
 
 
 @pytest.fixture
@@ -82,7 +82,12 @@ def test_a_disabled_collector_is_left_alone_and_a_bad_threshold_refused() -> Non
 
 async def _run_and_stop(database_url: str, *, tuned: bool) -> weakref.ref[object]:
     console = ConsoleAdapter("console", stdin=io.StringIO(""), stdout=io.StringIO())
-    bot = make_bot(database_url, {"console": console}, bot={"tune_gc": tuned})
+    bot = run_bot(
+        database_url=database_url,
+        channels=[console],
+        model="config",
+        config={"bot": {"tune_gc": tuned}},
+    ).bot
     async with bot:
         await asyncio.wait_for(bot.run_until_stopped(), 20)
         during = (gc.get_threshold(), gc.get_freeze_count())

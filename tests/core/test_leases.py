@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from botkit import ConfigError, Inbox, Singleton, StoreError
+from botkit.clock import SystemClock
 from botkit.leases import STOP_AT, Singletons
 from botkit.store import Store
 from botkit.store.leases import LeaseStore
 from botkit.store.models import utcnow
-from tests.fakes.bots import make_bot
+from botkit.testing import run_bot
 
 # -- the rows ----------------------------------------------------------------------------
 
@@ -342,10 +343,34 @@ async def test_the_holder_renews_every_third_of_a_lease_and_keeps_it(store: Stor
 
 async def test_the_singleton_lease_defaults_to_the_claim_lease(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'bot.db'}"
-    assert make_bot(url, {}, bot={"claim_lease": 12}).singletons.lease == 12
-    assert make_bot(url, {}, bot={"singleton_lease": 3}).singletons.lease == 3
+    assert (
+        run_bot(
+            database_url=url,
+            channels=[],
+            model="config",
+            config={"bot": {"claim_lease": 12}},
+            clock=SystemClock(),
+        ).bot.singletons.lease
+        == 12
+    )
+    assert (
+        run_bot(
+            database_url=url,
+            channels=[],
+            model="config",
+            config={"bot": {"singleton_lease": 3}},
+            clock=SystemClock(),
+        ).bot.singletons.lease
+        == 3
+    )
     with pytest.raises(ConfigError, match="singleton_lease"):
-        make_bot(url, {}, bot={"singleton_lease": 0.5})
+        run_bot(
+            database_url=url,
+            channels=[],
+            model="config",
+            config={"bot": {"singleton_lease": 0.5}},
+            clock=SystemClock(),
+        )
 
 
 class Refusing(LeaseStore):

@@ -25,12 +25,12 @@ from botkit import (
     PluginRuntime,
     StoreError,
 )
+from botkit.clock import SystemClock
 from botkit.llm import ChatRequest, StandInModel
 from botkit.store import Database
+from botkit.testing import InMemoryChannel, run_bot
 from tests.adapters.slack.slack_helpers import SIGNING_SECRET, corpus, sign
-from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, completion
-from tests.fakes.recording_adapter import RecordingAdapter
 from tests.fakes.slack_api import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,8 +46,14 @@ async def test_scheduled_jobs_run_and_can_message_any_conversation(database_url:
         if len(runs) == 2:
             await job.send(ConversationRef("test", "announcements"), "digest #2")
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]):
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        clock=SystemClock(),
+    ).bot:
         await asyncio.wait_for(adapter.delivered.wait(), 5)
     assert len(runs) >= 2
     assert [(s.conversation.chat_id, s.text) for s in adapter.sent] == [
@@ -64,7 +70,13 @@ async def test_a_failing_job_is_logged_and_runs_again(database_url: str) -> None
         runs.append(1)
         raise RuntimeError("transient")
 
-    async with make_bot(database_url, {"test": RecordingAdapter()}, plugins=[plugin]):
+    async with run_bot(
+        database_url=database_url,
+        channels=[InMemoryChannel()],
+        plugins=[plugin],
+        model="config",
+        clock=SystemClock(),
+    ).bot:
         for _ in range(100):
             if len(runs) >= 3:
                 break
@@ -85,7 +97,13 @@ async def test_startup_and_shutdown_hooks_run_once_in_order(database_url: str) -
     async def down(runtime: PluginRuntime) -> None:
         events.append(f"down:{await runtime.state.get('started')}")
 
-    async with make_bot(database_url, {"test": RecordingAdapter()}, plugins=[plugin]):
+    async with run_bot(
+        database_url=database_url,
+        channels=[InMemoryChannel()],
+        plugins=[plugin],
+        model="config",
+        clock=SystemClock(),
+    ).bot:
         events.append("running")
     assert events == ["up", "running", "down:True"]
 
@@ -103,18 +121,31 @@ async def test_a_stop_past_the_grace_period_hands_work_back_for_the_next_start(
         await release.wait()
         return "finally"
 
-    adapter = RecordingAdapter()
-    bot = make_bot(database_url, {"test": adapter}, plugins=[plugin], bot={"shutdown_grace": 0.1})
+    adapter = InMemoryChannel()
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"bot": {"shutdown_grace": 0.1}},
+        clock=SystemClock(),
+    ).bot
     async with bot:
-        await adapter.say("are you there?")
+        await adapter.receive("are you there?")
         await started.wait()
     assert adapter.sent == []
     [row] = await _unfinished(database_url)
     assert row == "are you there?"
 
     release.set()
-    adapter2 = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter2}, plugins=[plugin]) as bot2:
+    adapter2 = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter2],
+        plugins=[plugin],
+        model="config",
+        clock=SystemClock(),
+    ).bot as bot2:
         await bot2.dispatcher.idle()
     assert [s.text for s in adapter2.sent] == ["finally"]
     assert await _unfinished(database_url) == []
@@ -133,14 +164,16 @@ async def _unfinished(database_url: str) -> list[str]:
 async def test_a_stopping_bot_refuses_new_messages_so_the_channel_keeps_them(
     database_url: str,
 ) -> None:
-    adapter = RecordingAdapter()
-    bot = make_bot(database_url, {"test": adapter})
+    adapter = InMemoryChannel()
+    bot = run_bot(
+        database_url=database_url, channels=[adapter], model="config", clock=SystemClock()
+    ).bot
     await bot.start()
     inbox = bot.inbox
     await bot.stop()
-    adapter.inbox = inbox
+    await adapter.start(inbox)  # the channel still delivers, as a real one would
     with pytest.raises(StoreError, match="shutting down"):
-        await adapter.say("too late")
+        await adapter.receive("too late")
 
 
 async def test_many_conversations_write_at_once_without_lock_errors(database_url: str) -> None:
@@ -151,11 +184,16 @@ async def test_many_conversations_write_at_once_without_lock_errors(database_url
         await ctx.state.set(message.conversation.chat_id, message.text)
         return message.text
 
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url, {"test": adapter}, plugins=[plugin], bot={"max_in_flight": 50}
-    ) as bot:
-        ids = await asyncio.gather(*(adapter.say(f"m{i}", chat=f"c{i}") for i in range(60)))
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"bot": {"max_in_flight": 50}},
+        clock=SystemClock(),
+    ).bot as bot:
+        ids = await asyncio.gather(*(adapter.receive(f"m{i}", chat=f"c{i}") for i in range(60)))
         await asyncio.gather(*(bot.inbox.wait_done(i) for i in ids))
         statuses = {r.status for r in await bot.store.history.messages(ids)}
     assert statuses == {"done"}
@@ -170,13 +208,27 @@ async def test_two_processes_on_one_database_answer_each_message_once(database_u
         await asyncio.sleep(0.3)
         return f"re {message.text}"
 
-    first, second = RecordingAdapter(), RecordingAdapter()
+    first, second = InMemoryChannel(), InMemoryChannel()
     lease = {"claim_lease": 1.0}
     async with (
-        make_bot(database_url, {"test": first}, plugins=[plugin], bot=lease) as bot_a,
-        make_bot(database_url, {"test": second}, plugins=[plugin], bot=lease) as bot_b,
+        run_bot(
+            database_url=database_url,
+            channels=[first],
+            plugins=[plugin],
+            model="config",
+            config={"bot": lease},
+            clock=SystemClock(),
+        ).bot as bot_a,
+        run_bot(
+            database_url=database_url,
+            channels=[second],
+            plugins=[plugin],
+            model="config",
+            config={"bot": lease},
+            clock=SystemClock(),
+        ).bot as bot_b,
     ):
-        ids = [await first.say(f"m{i}") for i in range(4)]
+        ids = [await first.receive(f"m{i}") for i in range(4)]
         for message_id in ids:
             await bot_a.inbox.wait_done(message_id)
         await asyncio.sleep(1.0)  # several claim renewals and sweeps by both
@@ -404,21 +456,26 @@ async def test_calls_made_before_a_stop_cut_the_message_short_are_still_recorded
         await asyncio.sleep(30)
         return "late"
 
-    adapter = RecordingAdapter()
-    bot = make_bot(
-        database_url,
-        {"test": adapter},
+    adapter = InMemoryChannel()
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
         plugins=[plugin],
         model=StandInModel(),
-        bot={"shutdown_grace": 0.1},
-    )
+        config={"bot": {"shutdown_grace": 0.1}},
+        clock=SystemClock(),
+    ).bot
     await bot.start()
-    await adapter.say("hi")
+    await adapter.receive("hi")
     await called.wait()
     await bot.stop()
-    reopened = make_bot(
-        database_url, {"test": RecordingAdapter()}, plugins=[], model=StandInModel()
-    )
+    reopened = run_bot(
+        database_url=database_url,
+        channels=[InMemoryChannel()],
+        plugins=[],
+        model=StandInModel(),
+        clock=SystemClock(),
+    ).bot
     await reopened.database.upgrade()
     try:
         [usage] = await reopened.store.usage.report()
@@ -436,11 +493,18 @@ async def test_a_stop_releases_waiters_of_messages_never_started(database_url: s
         await release.wait()
         return "x"
 
-    adapter = RecordingAdapter()
-    bot = make_bot(database_url, {"test": adapter}, plugins=[plugin], bot={"shutdown_grace": 0.1})
+    adapter = InMemoryChannel()
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"bot": {"shutdown_grace": 0.1}},
+        clock=SystemClock(),
+    ).bot
     await bot.start()
-    await adapter.say("one")
-    queued = await adapter.say("two")  # behind "one" in the same conversation
+    await adapter.receive("one")
+    queued = await adapter.receive("two")  # behind "one" in the same conversation
     waiter = asyncio.create_task(bot.inbox.wait_done(queued))
     await asyncio.sleep(0.05)
     await bot.stop()

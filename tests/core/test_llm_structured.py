@@ -22,11 +22,10 @@ from botkit.llm import (
     TextDelta,
 )
 from botkit.secrets import Secret
+from botkit.testing import InMemoryChannel, run_bot
 from tests.core import conftest_llm
 from tests.core.conftest_llm import KEY, Records, Sleeps
-from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import FakeOpenAI, completion, server_error
-from tests.fakes.recording_adapter import RecordingAdapter
 
 fake_openai = conftest_llm.fake_openai
 sleeps = conftest_llm.sleeps
@@ -178,11 +177,16 @@ async def test_a_learnt_mode_is_stored_and_used_from_the_next_start(
 
     fake_openai.refused_formats = {"json_schema"}
     fake_openai.default = completion(GOOD)
-    adapter = RecordingAdapter()  # one channel: its message ids go on across starts
+    adapter = InMemoryChannel()  # one channel: its message ids go on across starts
     for _ in range(2):  # two starts, a new client each
         model = OpenAIChatClient(fake_openai.url, Secret(KEY), "tiny-llama", models=ModelTable())
-        async with model, make_bot(database_url, {"test": adapter}, plugins=[plugin], model=model):
-            assert await adapter.ask("hi") == ["{'label': 'positive'}"]
+        async with (
+            model,
+            run_bot(
+                database_url=database_url, channels=[adapter], plugins=[plugin], model=model
+            ).bot,
+        ):
+            assert await adapter.exchange("hi") == ["{'label': 'positive'}"]
     # refused once, by the first process only
     assert [_format(r.json) for r in fake_openai.requests] == [
         "json_schema",

@@ -14,11 +14,10 @@ from botkit import Context, ContextLengthError, Message, Plugin
 from botkit.llm import ChatRequest, ModelTable, OpenAIChatClient
 from botkit.llm.models import UNKNOWN_CONTEXT_WINDOW, stated_window, unknown_model_note
 from botkit.secrets import Secret
+from botkit.testing import InMemoryChannel, run_bot
 from tests.core import conftest_llm
 from tests.core.conftest_llm import KEY
-from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import FakeOpenAI, completion, error, raw
-from tests.fakes.recording_adapter import RecordingAdapter
 
 fake_openai = conftest_llm.fake_openai
 
@@ -110,10 +109,12 @@ async def test_a_skills_call_is_fitted_again_after_a_context_length_error_and_th
     plugin, said = _labeller()
     long = " ".join(f"word{i}" for i in range(1500))  # fits the assumed window
     fake_openai.script(_too_long(1000), completion("first"), completion("second"))  # type: ignore[arg-type]
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin], model=client):
-        assert await adapter.ask(long) == ["labelled"]
-        assert await adapter.ask(long) == ["labelled"]
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model=client
+    ).bot:
+        assert await adapter.exchange(long) == ["labelled"]
+        assert await adapter.exchange(long) == ["labelled"]
     assert said == ["first", "second"]
     refused, refitted, fitted_first = (r.messages[-1]["content"] for r in fake_openai.requests)
     assert refused == long

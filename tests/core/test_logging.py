@@ -14,8 +14,7 @@ import pytest
 
 from botkit import Context, Message, Plugin, Secret
 from botkit.logs import configured_logging
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import InMemoryChannel, run_bot
 
 log = logging.getLogger("botkit.tests")
 
@@ -105,13 +104,14 @@ def _plugin() -> Plugin:
 async def test_lines_carry_the_conversation_and_message_ids_and_bodies_only_when_asked(
     database_url: str, bodies: bool
 ) -> None:
-    adapter = RecordingAdapter()
+    adapter = InMemoryChannel()
     out = io.StringIO()
     with configured_logging(stream=out, verbose=True, bodies=bodies):
-        async with make_bot(database_url, {"test": adapter}, plugins=[_plugin()]) as bot:
-            message_id = await adapter.say("the secret recipe")
-            assert adapter.inbox is not None
-            await adapter.inbox.wait_done(message_id)
+        async with run_bot(
+            database_url=database_url, channels=[adapter], plugins=[_plugin()], model="config"
+        ).bot as bot:
+            message_id = await adapter.receive("the secret recipe")
+            await bot.inbox.wait_done(message_id)
             [stored] = await bot.store.history.messages([message_id])
     lines = _lines(out)
     [answering] = [line for line in lines if line["message"] == "answering"]

@@ -21,9 +21,7 @@ from botkit.messages import ConversationRef
 from botkit.metrics import Metrics
 from botkit.store import Claim
 from botkit.store.models import utcnow
-from botkit.testing import FakeModel
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import FakeModel, InMemoryChannel, run_bot
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -39,19 +37,23 @@ def test_the_readme_lists_every_metric_and_only_those() -> None:
 
 
 async def test_channel_model_and_pipeline_figures_reach_metrics(database_url: str) -> None:
-    adapter = RecordingAdapter()
+    adapter = InMemoryChannel()
     model = FakeModel()
     model.reply("fine").fail(RateLimitError("llm", "slow down", retry_after=1.0))
-    adapter.fail_next = [ServiceUnavailableError("test", "channel down")]
-    bot = make_bot(database_url, {"test": adapter}, model=model, web={"enabled": True, "port": 0})
+    adapter.fail_sends(ServiceUnavailableError("test", "channel down"))
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model=model,
+        config={"web": {"enabled": True, "port": 0}},
+    ).bot
     async with bot, aiohttp.ClientSession() as http:
-        assert adapter.inbox is not None
-        await adapter.ask("hello")
-        await adapter.ask("again")
-        report = adapter.inbox.report("test")
+        await adapter.exchange("hello")
+        await adapter.exchange("again")
+        report = bot.inbox.report("test")
         report.ignored("own_message")
         report.rate_limited(2.5, reason="server")
-        await adapter.inbox.accept(
+        await adapter.deliver(
             Message(
                 conversation=ConversationRef("test", "c9"),
                 sender=Sender("u9", "u9"),
@@ -81,17 +83,22 @@ async def test_channel_model_and_pipeline_figures_reach_metrics(database_url: st
 
 
 async def test_a_model_without_a_price_is_counted_as_unpriced(database_url: str) -> None:
-    adapter = RecordingAdapter()
+    adapter = InMemoryChannel()
     model = FakeModel("local-llama", input_price_per_1k=None, output_price_per_1k=None)
-    async with make_bot(database_url, {"test": adapter}, model=model) as bot:
-        await adapter.ask("hello")
+    async with run_bot(database_url=database_url, channels=[adapter], model=model).bot as bot:
+        await adapter.exchange("hello")
         metrics = bot.metrics.render().decode()
     assert 'botkit_model_unpriced_calls_total{model="local-llama"} 1.0' in metrics
 
 
 async def test_work_whose_process_died_is_counted_as_taken_over(database_url: str) -> None:
-    adapter = RecordingAdapter()
-    bot = make_bot(database_url, {"test": adapter}, bot={"claim_lease": 1.0})
+    adapter = InMemoryChannel()
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"bot": {"claim_lease": 1.0}},
+    ).bot
     async with bot:
         lapsed = Claim("dead-process:1", utcnow() - timedelta(seconds=5))
         await bot.store.inbound.accept(
@@ -112,7 +119,7 @@ async def test_work_whose_process_died_is_counted_as_taken_over(database_url: st
 
 
 async def test_claims_held_is_what_the_last_renewal_extended(database_url: str) -> None:
-    adapter = RecordingAdapter()
+    adapter = InMemoryChannel()
     started, release = asyncio.Event(), asyncio.Event()
     plugin = Plugin("slow")
 
@@ -122,9 +129,15 @@ async def test_claims_held_is_what_the_last_renewal_extended(database_url: str) 
         await release.wait()
         return "done"
 
-    bot = make_bot(database_url, {"test": adapter}, plugins=[plugin], bot={"claim_lease": 1.0})
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"bot": {"claim_lease": 1.0}},
+    ).bot
     async with bot:
-        await adapter.say("think hard")
+        await adapter.receive("think hard")
         await started.wait()
         for _ in range(50):  # renewals run every third of a lease
             if "botkit_claims_held 1.0" in bot.metrics.render().decode():

@@ -6,10 +6,8 @@ import pytest
 
 from botkit import Context, Message, Plugin, PluginRuntime, QuotaExceededError
 from botkit.plugin import ModelCall
-from botkit.testing import FakeModel, run_bot
-from tests.fakes.bots import make_bot
+from botkit.testing import FakeModel, InMemoryChannel, run_bot
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.recording_adapter import RecordingAdapter
 
 
 async def test_a_guard_refuses_a_model_call_before_anything_is_sent(
@@ -26,19 +24,19 @@ async def test_a_guard_refuses_a_model_call_before_anything_is_sent(
 
     from botkit_chat import plugin as chat
 
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url,
-        {"test": adapter},
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
         plugins=[budget, chat],
-        llm={"base_url": fake_openai.url},
-        bot={"stream": False},
-    ) as bot:
-        assert await adapter.ask("hi", user="broke") == [
+        model="config",
+        config={"llm": {"base_url": fake_openai.url}, "bot": {"stream": False}},
+    ).bot as bot:
+        assert await adapter.exchange("hi", user="broke") == [
             "Sorry, I can't answer right now: your daily budget of $0.10 is spent"
         ]
         assert fake_openai.requests == []
-        assert await adapter.ask("hi", user="rich") == ["echo: hi"]
+        assert await adapter.exchange("hi", user="rich") == ["echo: hi"]
         assert await bot.store.usage.report() != []
     assert seen[0].prompt_tokens > 0
     assert seen[0].model == "gpt-4o-mini"
@@ -56,9 +54,11 @@ async def test_annotations_are_stored_and_shared_with_later_handlers(database_ur
     async def answer(message: Message, ctx: Context) -> str:
         return f"tagged {ctx.annotations['sentiment']}"
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        assert await adapter.ask("great!") == ["tagged positive"]
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        assert await adapter.exchange("great!") == ["tagged positive"]
         [row] = await bot.store.history.messages([1])
     assert row.meta == {"sentiment": "positive", "score": 0.9}
 
@@ -82,16 +82,18 @@ async def test_a_held_message_can_be_released_and_is_then_answered(database_url:
     async def answer(message: Message, ctx: Context) -> str:
         return f"answered {message.text}"
 
-    adapter = RecordingAdapter()
-    async with make_bot(database_url, {"test": adapter}, plugins=[plugin]) as bot:
-        held = await adapter.say("buy now")
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url, channels=[adapter], plugins=[plugin], model="config"
+    ).bot as bot:
+        held = await adapter.receive("buy now")
         await bot.inbox.wait_done(held)
         assert adapter.sent == []
         [row] = await bot.store.history.messages([held])
         assert row.status == "skipped"
         assert row.meta["held"] == "looks like spam"
         # an operator releases it; the middleware lets it through this time
-        assert await adapter.ask(f"/release {held}", user="operator") == ["released"]
+        assert await adapter.exchange(f"/release {held}", user="operator") == ["released"]
         await bot.dispatcher.idle()
         [row] = await bot.store.history.messages([held])
     assert [s.text for s in adapter.sent] == ["released", "answered buy now"]
@@ -119,15 +121,16 @@ async def test_a_middleware_sees_its_own_plugins_settings_and_state(database_url
     async def answer(message: Message, ctx: Context) -> str:
         return f"last seen: {await ctx.state.get('seen')}"
 
-    adapter = RecordingAdapter()
-    async with make_bot(
-        database_url,
-        {"test": adapter},
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
         plugins=[gate],
-        plugin_settings={"gate": GateSettings(word="sesame")},
-    ):
-        assert await adapter.ask("hello") == ["closed"]
-        assert await adapter.ask("sesame please") == ["last seen: sesame please"]
+        settings={"gate": GateSettings(word="sesame")},
+        model="config",
+    ).bot:
+        assert await adapter.exchange("hello") == ["closed"]
+        assert await adapter.exchange("sesame please") == ["last seen: sesame please"]
 
 
 def test_settings_as_gives_the_parsed_settings_or_the_class_defaults() -> None:

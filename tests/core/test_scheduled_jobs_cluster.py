@@ -10,12 +10,14 @@ from datetime import timedelta
 import pytest
 
 from botkit import Bot, ClaimLostError, ConversationRef, JobRun, Plugin, PluginRuntime
+from botkit.clock import SystemClock
 from botkit.store import Database, NewJob, OutboundDraft, Store
 from botkit.store.models import utcnow
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import InMemoryChannel, run_bot
 
-LEASE = 1.0
+# long enough that a loaded 2-core machine renews in time: a claim that lapses is run again
+# by design (a job runs at least once; its replies go out once), which "once" here would miss
+LEASE = 2.0
 ROOM = ConversationRef("test", "room")
 
 
@@ -30,10 +32,15 @@ def ping_plugin(fired: list[tuple[str, int, int]], label: str) -> Plugin:
     return plugin
 
 
-def job_bot(database_url: str, plugin: Plugin, adapter: RecordingAdapter) -> Bot:
-    return make_bot(
-        database_url, {"test": adapter}, plugins=[plugin], bot={"singleton_lease": LEASE}
-    )
+def job_bot(database_url: str, plugin: Plugin, adapter: InMemoryChannel) -> Bot:
+    return run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"bot": {"singleton_lease": LEASE}},
+        clock=SystemClock(),
+    ).bot
 
 
 async def eventually(condition: Callable[[], bool], within: float) -> None:
@@ -53,7 +60,7 @@ async def test_two_bots_sharing_one_database_fire_each_job_once(database_url: st
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite serves one process; several processes share PostgreSQL")
     fired: list[tuple[str, int, int]] = []
-    adapters = RecordingAdapter(), RecordingAdapter()
+    adapters = InMemoryChannel(), InMemoryChannel()
     first = job_bot(database_url, ping_plugin(fired, "first"), adapters[0])
     second = job_bot(database_url, ping_plugin(fired, "second"), adapters[1])
     ids: list[int] = []
@@ -129,7 +136,7 @@ async def test_a_process_killed_mid_job_fires_it_again_after_its_claim_and_sends
     database_url: str,
 ) -> None:
     fired: list[tuple[str, int, int]] = []
-    adapter = RecordingAdapter()
+    adapter = InMemoryChannel()
     bot = job_bot(database_url, ping_plugin(fired, "bot"), adapter)
     await bot.database.upgrade()
     conversation_id = await bot.store.history.conversation_id(ROOM)

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from botkit import Bot, JobContext, Plugin
+from botkit.clock import SystemClock
 from botkit.plugin import ScheduledJob
 from botkit.schedule import CronSchedule, IntervalSchedule, Schedule
 from botkit.scheduler import _next_due
 from botkit.store import Database
 from botkit.store.models import Base, utcnow
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import InMemoryChannel, run_bot
 
 EVERY = 0.2
 LEASE = 1.0
@@ -34,12 +34,14 @@ def digest(label: str, fired: list[tuple[str, float]]) -> Plugin:
 
 
 def scheduler_bot(database_url: str, plugin: Plugin) -> Bot:
-    return make_bot(
-        database_url,
-        {"test": RecordingAdapter()},
+    return run_bot(
+        database_url=database_url,
+        channels=[InMemoryChannel()],
         plugins=[plugin],
-        bot={"singleton_lease": LEASE},
-    )
+        model="config",
+        config={"bot": {"singleton_lease": LEASE}},
+        clock=SystemClock(),
+    ).bot
 
 
 async def eventually(condition: Callable[[], bool], within: float) -> None:

@@ -23,13 +23,12 @@ from botkit import (
     read_webhook_body,
 )
 from botkit.config import parse_config
-from tests.fakes.bots import make_bot
-from tests.fakes.recording_adapter import RecordingAdapter
+from botkit.testing import InMemoryChannel, run_bot
 
 log = logging.getLogger("tests.webhook")
 
 
-class WebhookAdapter(RecordingAdapter):
+class WebhookAdapter(InMemoryChannel):
     """A channel that receives messages by webhook, the way botkit's adapters do."""
 
     def __init__(self) -> None:
@@ -62,7 +61,7 @@ class WebhookAdapter(RecordingAdapter):
         raw = await read_webhook_body(request, log, self.gate.what)
         body = parse_json_object(raw, request, log, self.gate.what)
         async with self.gate.admit(log):
-            await self.say(body["text"], external_id=body["id"])
+            await self.receive(body["text"], external_id=body["id"])
         return web.json_response({"ok": True})
 
 
@@ -73,7 +72,12 @@ async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, An
 
 async def test_health_metrics_and_webhooks_share_one_server(database_url: str) -> None:
     adapter = WebhookAdapter()
-    bot = make_bot(database_url, {"test": adapter}, web={"enabled": True, "port": 0})
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"web": {"enabled": True, "port": 0}},
+    ).bot
     async with bot, aiohttp.ClientSession() as http:
         assert bot.web is not None
         base = f"http://127.0.0.1:{bot.web.port}"
@@ -97,7 +101,12 @@ async def test_while_adapters_start_healthz_is_ok_readyz_503_and_webhooks_wait(
 ) -> None:
     adapter = WebhookAdapter()
     adapter.let_start.clear()
-    bot = make_bot(database_url, {"test": adapter}, web={"enabled": True, "port": 0})
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"web": {"enabled": True, "port": 0}},
+    ).bot
     starting = asyncio.create_task(bot.start())
     try:
         await adapter.starting.wait()
@@ -131,7 +140,12 @@ async def test_while_adapters_start_healthz_is_ok_readyz_503_and_webhooks_wait(
 async def test_readyz_is_503_when_the_database_does_not_answer(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bot = make_bot(database_url, {"test": RecordingAdapter()}, web={"enabled": True, "port": 0})
+    bot = run_bot(
+        database_url=database_url,
+        channels=[InMemoryChannel()],
+        model="config",
+        config={"web": {"enabled": True, "port": 0}},
+    ).bot
     async with bot, aiohttp.ClientSession() as http:
         assert bot.web is not None
         base = f"http://127.0.0.1:{bot.web.port}"
@@ -162,7 +176,13 @@ async def test_a_stopping_bot_is_not_ready_its_webhooks_answer_503_and_work_in_f
         return f"re {message.text}"
 
     adapter = WebhookAdapter()
-    bot = make_bot(database_url, {"test": adapter}, plugins=[plugin], web={"port": 0})
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[plugin],
+        model="config",
+        config={"web": {"port": 0}},
+    ).bot
     await bot.start()
     assert bot.web is not None
     base = f"http://127.0.0.1:{bot.web.port}"
@@ -189,7 +209,12 @@ async def test_a_stopping_bot_is_not_ready_its_webhooks_answer_503_and_work_in_f
 
 async def test_web_max_body_size_bounds_every_webhook(database_url: str) -> None:
     adapter = WebhookAdapter()
-    bot = make_bot(database_url, {"test": adapter}, web={"port": 0, "max_body_size": 2048})
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"web": {"port": 0, "max_body_size": 2048}},
+    ).bot
     async with bot, aiohttp.ClientSession() as http:
         assert bot.web is not None
         url = f"http://127.0.0.1:{bot.web.port}/hooks/test"
@@ -221,7 +246,9 @@ async def test_a_request_aiohttp_cannot_parse_is_a_400_with_one_log_line(
     database_url: str, caplog: pytest.LogCaptureFixture, head: str, body: bytes
 ) -> None:
     adapter = WebhookAdapter()
-    async with make_bot(database_url, {"test": adapter}, web={"port": 0}) as bot:
+    async with run_bot(
+        database_url=database_url, channels=[adapter], model="config", config={"web": {"port": 0}}
+    ).bot as bot:
         assert bot.web is not None
         caplog.clear()
         caplog.set_level(logging.DEBUG, logger="botkit.web.http")

@@ -11,12 +11,11 @@ import aiohttp
 import pytest
 
 from botkit import ConversationRef, RequestRejectedError
-from botkit.testing import FakeModel
+from botkit.testing import FakeModel, run_bot
 from botkit_slack import SlackAdapter
 from botkit_summary import plugin as summary
 from tests.adapters.slack.recording_inbox import RecordingInbox
 from tests.adapters.slack.slack_helpers import settings_for, sign
-from tests.fakes.bots import make_bot
 from tests.fakes.slack_api import FakeSlack, Scripted
 
 NOW = time.time()
@@ -118,13 +117,13 @@ async def test_summary_of_the_last_hours_of_a_slack_channel(
     slack.script("conversations.history", Scripted(body=PAGE_1), Scripted(body=PAGE_2))
     model = FakeModel().reply("The deploy finished and looks good.", purpose="summary")
     adapter = SlackAdapter("slack", settings_for(slack, transport="http"))
-    bot = make_bot(
-        database_url,
-        {"slack": adapter},
+    bot = run_bot(
+        database_url=database_url,
+        channels=[adapter],
         plugins=[summary],
         model=model,
-        web={"enabled": True, "host": "127.0.0.1", "port": 0},
-    )
+        config={"web": {"enabled": True, "host": "127.0.0.1", "port": 0}},
+    ).bot
     command = {
         "command": "/botkit",
         "text": "summary 6h",

@@ -9,8 +9,8 @@ import re
 from typing import TextIO, cast
 
 from botkit import Context, ConversationRef, Message, Plugin, Reply
+from botkit.testing import run_bot
 from botkit_console import ConsoleAdapter, ConsoleSettings
-from tests.fakes.bots import make_bot
 
 
 def _plugin() -> Plugin:
@@ -35,7 +35,9 @@ async def test_a_pipe_gets_one_reply_line_per_input_line_then_the_input_ends(
     console = ConsoleAdapter(
         "console", stdin=io.StringIO("first\n\nsecond line\n"), stdout=out, interactive=False
     )
-    async with make_bot(database_url, {"console": console}, plugins=[_plugin()]) as bot:
+    async with run_bot(
+        database_url=database_url, channels=[console], plugins=[_plugin()], model="config"
+    ).bot as bot:
         await asyncio.wait_for(bot.run_until_stopped(), 20)
     assert out.getvalue().splitlines() == ["you wrote first", "you wrote second line"]
 
@@ -49,7 +51,9 @@ async def test_a_terminal_shows_a_prompt_and_streams_the_answer(database_url: st
         stdout=out,
         interactive=True,
     )
-    async with make_bot(database_url, {"console": console}, plugins=[_plugin()]) as bot:
+    async with run_bot(
+        database_url=database_url, channels=[console], plugins=[_plugin()], model="config"
+    ).bot as bot:
         await asyncio.wait_for(bot.run_until_stopped(), 20)
     shown = out.getvalue()
     # a spinner while the bot works, erased before the answer
@@ -87,7 +91,9 @@ async def test_a_message_the_bot_sends_on_its_own_starts_a_fresh_line_and_prompt
         stdout=out,
         interactive=True,
     )
-    async with make_bot(database_url, {"console": console}, plugins=[_plugin()]):
+    async with run_bot(
+        database_url=database_url, channels=[console], plugins=[_plugin()], model="config"
+    ).bot:
         for _ in range(500):  # until the prompt shows
             if out.getvalue():
                 break

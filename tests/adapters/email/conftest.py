@@ -19,6 +19,7 @@ except ImportError:  # an editable install made before the package existed does 
 
 from botkit import Bot, Plugin, Secret  # noqa: E402
 from botkit.llm import ChatModel, StandInModel  # noqa: E402
+from botkit.testing import run_bot as run_test_bot  # noqa: E402
 from botkit_chat import plugin as chat_plugin  # noqa: E402
 from botkit_email import EmailAdapter, EmailSettings  # noqa: E402
 from tests.adapters.email.servers import (  # noqa: E402
@@ -30,7 +31,6 @@ from tests.adapters.email.servers import (  # noqa: E402
     dovecot_root,
     make_certificate,
 )
-from tests.fakes.bots import make_bot  # noqa: E402
 
 SettingsFactory = Callable[..., EmailSettings]
 RunBot = Callable[..., Awaitable[tuple[Bot, EmailAdapter]]]
@@ -174,13 +174,12 @@ async def run_bot(tmp_path: Path) -> AsyncIterator[RunBot]:
         model: ChatModel | None = None,
     ) -> tuple[Bot, EmailAdapter]:
         adapter = EmailAdapter(name, settings)
-        bot = make_bot(
-            database_url or f"sqlite:///{tmp_path / 'bot.db'}",
-            {name: adapter},
+        bot = run_test_bot(
+            database_url=database_url or f"sqlite:///{tmp_path / 'bot.db'}",
+            channels=[adapter],
             plugins=plugins if plugins is not None else [chat_plugin],
-            # the default [bot] settings: answers are streamed
             model=model if model is not None else StandInModel(),
-        )
+        ).bot
         await bot.start()
         running.append(bot)
         return bot, adapter

@@ -16,8 +16,8 @@ import pytest
 
 from botkit import Bot, Secret, ServiceUnavailableError
 from botkit.store import Database, Store
+from botkit.testing import run_bot
 from botkit_email import EmailAdapter, EmailSettings, _imap
-from tests.fakes.bots import make_bot
 
 LEASE = 1.0
 
@@ -40,7 +40,13 @@ def settings(mailbox: str = "INBOX") -> EmailSettings:
 
 
 def mail_bot(database_url: str, adapter: EmailAdapter) -> Bot:
-    return make_bot(database_url, {"email": adapter}, plugins=[], bot={"singleton_lease": LEASE})
+    return run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        plugins=[],
+        model="config",
+        config={"bot": {"singleton_lease": LEASE}},
+    ).bot
 
 
 @pytest.fixture
@@ -102,12 +108,13 @@ async def test_each_mailbox_has_a_lease_of_its_own(
     )
     assert inbox.lease_name == "imap:bot@example.test@127.0.0.1:1/INBOX"
     assert support.lease_name != inbox.lease_name
-    bot = make_bot(
-        database_url,
-        {"email": inbox, "support": support},
+    bot = run_bot(
+        database_url=database_url,
+        channels=[inbox, support],
         plugins=[],
-        bot={"singleton_lease": LEASE},
-    )
+        model="config",
+        config={"bot": {"singleton_lease": LEASE}},
+    ).bot
     try:
         await bot.start()
         await eventually(lambda: watching(inbox) and watching(support), 5)

@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 
 from botkit import Bot
+from botkit.testing import run_bot
 from botkit_slack import SlackAdapter
 from tests.adapters.slack.slack_helpers import corpus, settings_for, sign
-from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import FakeOpenAI, completion, stream
 from tests.fakes.slack_api import FakeSlack
 
@@ -27,13 +27,16 @@ async def _replies(slack: FakeSlack, count: int = 1) -> list[dict[str, Any]]:
 
 
 def _bot(database_url: str, fake_openai: FakeOpenAI, adapter: SlackAdapter, **bot: Any) -> Bot:
-    return make_bot(
-        database_url,
-        {"slack": adapter},
-        llm={"base_url": fake_openai.url, "model": "gpt-4o-mini"},
-        web={"enabled": True, "host": "127.0.0.1", "port": 0},
-        bot=bot,
-    )
+    return run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={
+            "llm": {"base_url": fake_openai.url, "model": "gpt-4o-mini"},
+            "web": {"enabled": True, "host": "127.0.0.1", "port": 0},
+            "bot": bot,
+        },
+    ).bot
 
 
 async def _post_signed(url: str, body: dict[str, Any], **headers: str) -> int:

@@ -10,11 +10,11 @@ import dataclasses
 import pytest
 
 from botkit import Attachment, RequestRejectedError, Secret
+from botkit.testing import run_bot
 from botkit_chat import plugin as chat
 from botkit_documents import plugin as documents
 from botkit_slack import SlackAdapter
 from tests.adapters.slack.slack_helpers import corpus, settings_for
-from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import FakeOpenAI, completion
 from tests.fakes.slack_api import FakeSlack
 
@@ -36,13 +36,16 @@ async def test_a_text_file_shared_in_a_dm_is_summarised(
         files=[shared],
     )
     adapter = SlackAdapter("slack", settings_for(slack, transport="socket"))
-    async with make_bot(
-        database_url,
-        {"slack": adapter},
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
         plugins=[documents, chat],
-        llm={"base_url": fake_openai.url, "model": "gpt-4o-mini"},
-        bot={"stream": False},
-    ):
+        model="config",
+        config={
+            "llm": {"base_url": fake_openai.url, "model": "gpt-4o-mini"},
+            "bot": {"stream": False},
+        },
+    ).bot:
         await slack.wait_connected()
         await slack.send_envelope(dm)
         await slack.wait_for(lambda: bool(slack.posted("D111")))

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from botkit import ConversationRef, Message, RateLimitError, Reply, Sender
+from botkit.testing import run_bot
 from botkit_slack import SlackAdapter
 from tests.adapters.slack.slack_helpers import StartAdapter, corpus, settings_for
-from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import FakeOpenAI, echo, stream
 from tests.fakes.slack_api import FakeSlack, Scripted
 
@@ -197,13 +197,16 @@ def _answers(slack: FakeSlack, method: str) -> list[dict[str, Any]]:
 
 
 def _bot(database_url: str, fake_openai: FakeOpenAI, adapter: SlackAdapter, **bot: Any) -> Any:
-    return make_bot(
-        database_url,
-        {"slack": adapter},
-        llm={"base_url": fake_openai.url, "model": "gpt-4o-mini"},
-        web={"enabled": False},
-        bot={"stream": True, **bot},
-    )
+    return run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={
+            "llm": {"base_url": fake_openai.url, "model": "gpt-4o-mini"},
+            "web": {"enabled": False},
+            "bot": {"stream": True, **bot},
+        },
+    ).bot
 
 
 async def _mention(slack: FakeSlack) -> None:

@@ -20,12 +20,12 @@ from botkit import (
     RequestRejectedError,
     ServiceUnavailableError,
 )
+from botkit.testing import run_bot
 from botkit_chat import plugin as chat
 from botkit_slack import SlackAdapter
 from botkit_voice import plugin as voice
 from tests.adapters.slack.slack_helpers import StartAdapter, event, settings_for
 from tests.fakes.audio_files import mp3_silence, ogg_opus
-from tests.fakes.bots import make_bot
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 
@@ -42,13 +42,16 @@ async def test_an_audio_file_in_a_dm_is_transcribed_answered_and_spoken_back(
     clip = ogg_opus(2.0, comments={"TRANSCRIPT": "what is the capital of France"})
     shared = slack.add_file(clip, "voice-memo.ogg", "audio/ogg")
     adapter = SlackAdapter("slack", settings_for(slack, transport="socket"))
-    async with make_bot(
-        database_url,
-        {"slack": adapter},
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
         plugins=[voice, chat],
-        llm={"base_url": fake_openai.url, "model": "gpt-4o-mini"},
-        bot={"stream": False},
-    ) as bot:
+        model="config",
+        config={
+            "llm": {"base_url": fake_openai.url, "model": "gpt-4o-mini"},
+            "bot": {"stream": False},
+        },
+    ).bot as bot:
         await slack.wait_connected()
         await slack.send_envelope(_voice_event(shared))
         await slack.wait_for(lambda: bool(slack.uploaded))

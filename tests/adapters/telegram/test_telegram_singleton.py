@@ -15,6 +15,7 @@ import pytest
 
 from botkit import Bot, StoreError
 from botkit.store import Database, Store
+from botkit.testing import run_bot
 from botkit_telegram import TelegramAdapter
 from tests.adapters.telegram.support import (
     RecordingInbox,
@@ -23,7 +24,6 @@ from tests.adapters.telegram.support import (
     fast_limiter,
     make_settings,
 )
-from tests.fakes.bots import make_bot
 from tests.fakes.telegram_api import FakeTelegramAPI
 
 CONFLICT = (
@@ -38,11 +38,12 @@ def adapter(api: FakeTelegramAPI) -> TelegramAdapter:
 
 
 def telegram_bot(database_url: str, api: FakeTelegramAPI) -> Bot:
-    return make_bot(
-        database_url,
-        {"telegram": adapter(api)},
-        bot={"singleton_lease": LEASE, "stream": False},
-    )
+    return run_bot(
+        database_url=database_url,
+        channels=[adapter(api)],
+        model="config",
+        config={"bot": {"singleton_lease": LEASE, "stream": False}},
+    ).bot
 
 
 def polling(bot: Bot) -> Any:

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 
 from botkit import Bot, Context, ConversationRef, Message, Plugin
+from botkit.testing import run_bot
 from botkit_web import WebChatAdapter, WebChatSettings
-from tests.fakes.bots import make_bot
 
 Frame = dict[str, Any]
 
@@ -53,15 +53,14 @@ async def web_chat(
     """Start a bot whose only channel is the web chat (the stand-in model unless ``llm``
     says otherwise), on a free port, with a cookie-keeping client session."""
     adapter = WebChatAdapter("web", settings or WebChatSettings())
-    running = make_bot(
-        database_url,
-        {"web": adapter},
+    running = run_bot(
+        database_url=database_url,
+        channels=[adapter],
         plugins=plugins,
-        web={"port": 0},
-        llm=llm or {},
-        bot=bot or {},
         environ=environ,
-    )
+        model="config",
+        config={"web": {"port": 0}, "llm": llm or {}, "bot": bot or {}},
+    ).bot
     async with running:
         assert running.web is not None
         base = f"http://127.0.0.1:{running.web.port}"
