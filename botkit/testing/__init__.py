@@ -48,11 +48,13 @@ from botkit.testing.bot import TestBot, bot_fixture, run_bot
 from botkit.testing.channel import InMemoryChannel, SentReply
 from botkit.testing.clock import FakeClock
 from botkit.testing.model import FakeModel, Responder, Scripted
+from botkit.testing.state import MemoryState
 
 __all__ = [
     "FakeClock",
     "FakeModel",
     "InMemoryChannel",
+    "MemoryState",
     "Responder",
     "Scripted",
     "SentReply",

@@ -26,7 +26,7 @@ from botkit import (
 from botkit.clock import SystemClock
 from botkit.llm import StandInModel
 from botkit.llm.standin import STAND_IN_PREFIX
-from botkit.testing import FakeModel, InMemoryChannel, TestBot, bot_fixture, run_bot
+from botkit.testing import FakeModel, InMemoryChannel, MemoryState, TestBot, bot_fixture, run_bot
 from botkit_chat import plugin as chat
 from tests.plugins.conftest import StartBot
 
@@ -241,3 +241,21 @@ async def test_a_bot_fixture_is_named_by_the_variable_holding_it_unless_given_a_
     assert await renamed_bot.ask("/echo two") == "two"
     with pytest.raises(pytest.FixtureLookupError):
         request.getfixturevalue("renamed")
+
+
+# -- MemoryState: key-value state without a database ----------------------------------------
+
+
+async def test_memory_state_stores_what_the_store_would_and_keeps_expiry_like_it() -> None:
+    state = MemoryState()
+    await state.set("seen", ("a", 1), ttl=60)
+    assert await state.get("seen") == ["a", 1]  # through JSON, as the store keeps it
+    with pytest.raises(TypeError):
+        await state.set("bad", object())  # the store would refuse it too
+    assert await state.update("seen", lambda v: [*v, 2]) == ["a", 1, 2]
+    assert state.ttls["seen"] == 60  # an update without ttl keeps the key's own
+    assert await state.update("count", lambda v: v + 1, default=0, ttl=5) == 1
+    assert state.ttls["count"] == 5
+    await state.delete("seen")
+    assert await state.get("seen", "gone") == "gone"
+    assert "seen" not in state.ttls

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -107,36 +106,3 @@ async def outbound(bot: Bot) -> list[tuple[str, str, str | None]]:
     query = select(messages).where(messages.c.direction == "out")
     rows = await bot.database.read(lambda conn: conn.execute(query.order_by(messages.c.id)).all())
     return [(r.status, r.external_id or "", r.error) for r in rows]
-
-
-class MemoryState:
-    """A ``KeyValueState`` in a dict, for tests of the adapter's bookkeeping alone."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.ttls: dict[str, float | timedelta | None] = {}  # the time to live each was set with
-
-    async def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def set(self, key: str, value: Any, *, ttl: float | timedelta | None = None) -> None:
-        self.values[key] = value
-        self.ttls[key] = ttl
-
-    async def update(
-        self,
-        key: str,
-        change: Callable[[Any], Any],
-        *,
-        default: Any = None,
-        ttl: float | timedelta | None = None,
-    ) -> Any:
-        value = change(self.values.get(key, default))
-        self.values[key] = value
-        if ttl is not None or key not in self.ttls:
-            self.ttls[key] = ttl
-        return value
-
-    async def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-        self.ttls.pop(key, None)

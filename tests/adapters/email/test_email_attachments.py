@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from botkit import Attachment, Context, Message, Plugin, Reply, RequestRejectedError
+from botkit.testing import MemoryState
 from botkit_console import ConsoleAdapter
 from botkit_email import EmailSettings
 from botkit_email._attachments import AttachmentReader, decode_transfer
@@ -32,7 +33,7 @@ from botkit_email._partial import read_mail
 from botkit_email._structure import BodyPart, BodyStructureError, parse_bodystructure
 from tests.adapters.email.conftest import RunBot, SettingsFactory
 from tests.adapters.email.servers import Dovecot, MailAccount
-from tests.adapters.email.support import DATA, MemoryState, deliver, new_id, settle
+from tests.adapters.email.support import DATA, deliver, new_id, settle
 
 LIMIT = 10_000_000
 

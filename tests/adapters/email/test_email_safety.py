@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from botkit import Attachment, Reply, Secret
+from botkit.testing import MemoryState
 from botkit_email import EmailSettings
 from botkit_email._compose import build_notification, build_reply, derive_message_id
 from botkit_email._intake import SKIPPED, Intake, external_id_of
@@ -17,7 +18,7 @@ from botkit_email._loops import allowed, is_automated_address, reply_target, ski
 from botkit_email._markdown import looks_like_markdown, markdown_to_html
 from botkit_email._parse import parse_mail
 from botkit_email._threads import normalise_subject, reply_subject, strip_reply_prefixes
-from tests.adapters.email.support import MemoryState, make_mail, new_id
+from tests.adapters.email.support import make_mail, new_id
 from tests.fakes.audio_files import mp3_silence
 
 OWN = frozenset({"bot@example.test", "help@example.test"})

@@ -3,47 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
 
 from botkit import Accepted, ChannelReport, Inbox, Message, StoreError
 from botkit.metrics import Metrics
+from botkit.testing import MemoryState
 
-__all__ = ["MemoryState", "RecordingInbox"]
-
-
-class MemoryState:
-    """``KeyValueState`` in a dict."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.ttls: dict[str, float | timedelta | None] = {}  # the time to live each was set with
-
-    async def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def set(self, key: str, value: Any, *, ttl: float | timedelta | None = None) -> None:
-        self.values[key] = value
-        self.ttls[key] = ttl
-
-    async def update(
-        self,
-        key: str,
-        change: Callable[[Any], Any],
-        *,
-        default: Any = None,
-        ttl: float | timedelta | None = None,
-    ) -> Any:
-        value = change(self.values.get(key, default))
-        self.values[key] = value
-        if ttl is not None or key not in self.ttls:
-            self.ttls[key] = ttl
-        return value
-
-    async def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-        self.ttls.pop(key, None)
+__all__ = ["RecordingInbox"]
 
 
 class RecordingInbox(Inbox):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from botkit import Accepted, ChannelReport, Inbox, KeyValueState, Message, Secret, StoreError
 from botkit.metrics import Metrics
+from botkit.testing import MemoryState
 from botkit_telegram import TelegramSettings
 from botkit_telegram._limits import FloodLimiter
 from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI
@@ -23,39 +23,6 @@ def corpus(name: str) -> dict[str, Any]:
     data = json.loads((CORPUS / f"{name}.json").read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
-
-
-class MemoryState(KeyValueState):
-    """A dict standing in for the store's key-value table."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.ttls: dict[str, float | timedelta | None] = {}  # the time to live each was set with
-
-    async def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def set(self, key: str, value: Any, *, ttl: float | timedelta | None = None) -> None:
-        self.values[key] = json.loads(json.dumps(value))
-        self.ttls[key] = ttl
-
-    async def update(
-        self,
-        key: str,
-        change: Callable[[Any], Any],
-        *,
-        default: Any = None,
-        ttl: float | timedelta | None = None,
-    ) -> Any:
-        value = change(self.values.get(key, default))
-        self.values[key] = value
-        if ttl is not None or key not in self.ttls:
-            self.ttls[key] = ttl
-        return value
-
-    async def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-        self.ttls.pop(key, None)
 
 
 class RecordingInbox(Inbox):
