@@ -13,7 +13,6 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 
 from botkit.exceptions import StoreError, StoreUnavailableError
 from botkit.store._statements import messages
-from botkit.store._timed import short_error
 from botkit.store.engine import Database
 
 T = TypeVar("T")
@@ -63,6 +62,12 @@ class Section:
             return await self.db.write(op)
         except (SQLAlchemyError, OSError) as exc:
             raise store_error(what, exc) from exc
+
+
+def short_error(exc: BaseException) -> str:
+    """The first line of a database error, for a message (at most 300 characters)."""
+    text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return text[:300]
 
 
 def store_error(what: str, exc: BaseException) -> StoreError:

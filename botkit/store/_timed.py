@@ -1,5 +1,5 @@
-"""What the lease and job queries share: the database, "now" by the clock their claims
-are judged by, and database failures raised as ``StoreError``.
+"""What the lease and job queries add to a store section: "now" by the clock their
+claims are judged by, and a time some seconds after it.
 
 On SQLite (one machine) "now" is this process's clock, sent as a parameter; on
 PostgreSQL it is the server's, so processes on several machines agree.
@@ -7,31 +7,21 @@ PostgreSQL it is the server's, so processes on several machines agree.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Connection, Interval, bindparam, func
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Interval, bindparam, func
 
-from botkit.exceptions import StoreError
-from botkit.store.engine import Database
+from botkit.store._section import Section
 from botkit.store.models import Base, utcnow
 
-__all__ = ["TimedQueries", "short_error"]
-
-T = TypeVar("T")
+__all__ = ["TimedQueries"]
 
 _TIME = Base.metadata.tables["leases"].c.until.type  # every claim's expiry has this type
 
 
-class TimedQueries:
-    """The plumbing of a store section whose rows are claimed until a time."""
-
-    def __init__(self, database: Database) -> None:
-        self.db = database
-        self._dialect: Any = sqlite if database.sqlite else postgresql
+class TimedQueries(Section):
+    """A store section whose rows are claimed until a time."""
 
     def _now(self) -> Any:
         """SQL for "now" by the clock claims are judged by (see the module docstring)."""
@@ -44,21 +34,3 @@ class TimedQueries:
         if self.db.sqlite:
             return bindparam("later", now.value + timedelta(seconds=seconds), type_=now.type)
         return now + bindparam("span", timedelta(seconds=seconds), type_=Interval())
-
-    async def _read(self, what: str, op: Callable[[Connection], T]) -> T:
-        try:
-            return await self.db.read(op)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not {what}: {short_error(exc)}") from exc
-
-    async def _write(self, what: str, op: Callable[[Connection], T]) -> T:
-        try:
-            return await self.db.write(op)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not {what}: {short_error(exc)}") from exc
-
-
-def short_error(exc: BaseException) -> str:
-    """The first line of a database error, for a message (at most 300 characters)."""
-    text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return text[:300]
