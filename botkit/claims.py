@@ -18,12 +18,16 @@ import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
 
 from botkit.exceptions import ClaimLostError
 from botkit.store import Claim
 from botkit.store.models import utcnow
 
-__all__ = ["Claims", "ensure_claims_live", "sending_under"]
+__all__ = ["Claims", "claims_trace", "ensure_claims_live", "sending_under"]
 
 # the claim behind the send or edit under way in this task, and when it was taken (set
 # by the outbox)
@@ -117,3 +121,23 @@ def ensure_claims_live() -> None:
     sending = _SENDING.get()
     if sending is not None and not sending[0].live(sending[1]):
         raise ClaimLostError("this process's claims may have lapsed; the request was not sent")
+
+
+def claims_trace() -> aiohttp.TraceConfig:
+    """For adapters that send with aiohttp: a trace that calls :func:`ensure_claims_live`
+    as the request's first bytes are about to be written, after every wait of the client
+    (a pooled connection, DNS, a connect), with nothing left that could suspend in
+    between. A process frozen before that moment writes nothing once it wakes; checked
+    any earlier, a freeze between the check and the write would still send.
+
+    Pass it as ``aiohttp.ClientSession(trace_configs=[claims_trace()])``. The request
+    then fails with an aiohttp error whose cause is the :class:`ClaimLostError`.
+    """
+
+    async def check(_session: aiohttp.ClientSession, _ctx: SimpleNamespace, _params: Any) -> None:
+        ensure_claims_live()  # no await before it returns: the write follows at once
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(check)  # a request without a body
+    trace.on_request_chunk_sent.append(check)  # the first chunk carries the headers
+    return trace

@@ -13,7 +13,7 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from botkit import RateLimitError, ServiceError, ensure_claims_live
+from botkit import ClaimLostError, RateLimitError, ServiceError, ensure_claims_live
 from botkit_slack._errors import SERVICE, service_error
 from botkit_slack._pacing import Pacer, TooLong, WaitReport
 from botkit_slack.settings import SlackSettings
@@ -105,6 +105,9 @@ class SlackAPI:
                 try:
                     return await send()
                 except Exception as exc:  # mapped right here, at the edge
+                    lost = _claim_lost(exc)
+                    if lost is not None:  # refused before a byte was written (claims_trace)
+                        raise lost from exc
                     error = service_error(exc, method=method)
                     if not isinstance(error, RateLimitError) or attempt == _MAX_TRIES:
                         raise error from exc
@@ -360,3 +363,13 @@ class SlackAPI:
             ):
                 return True
         return False
+
+
+def _claim_lost(exc: BaseException) -> ClaimLostError | None:
+    """The ``ClaimLostError`` behind a failed request, if the claims trace refused it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClaimLostError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -43,6 +43,7 @@ from botkit import (
     ServiceUnavailableError,
     StoreError,
     WebhookGate,
+    claims_trace,
     read_webhook_body,
     refuse_request,
 )
@@ -154,7 +155,9 @@ class SlackAdapter(Adapter):
         self._inbox = inbox
         self._state = inbox.state(self.name)
         self._threads = ThreadMemory(self._state)
-        self._session = aiohttp.ClientSession()
+        # every request checks, as its first bytes are written, that the claim it is sent
+        # under is live: a process frozen mid-send posts nothing once it wakes
+        self._session = aiohttp.ClientSession(trace_configs=[claims_trace()])
         try:
             report = inbox.report(self.name)
             self._api = api = SlackAPI(self.settings, self._session, on_wait=report.rate_limited)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
-from botkit import Capabilities, ConversationRef, Message, Reply, Sender, ensure_claims_live
+from botkit import (
+    Capabilities,
+    ConversationRef,
+    Message,
+    Reply,
+    Sender,
+    claims_trace,
+    ensure_claims_live,
+)
 from botkit.claims import Claims, sending_under
 from botkit.exceptions import ClaimLostError, StoreUnavailableError
 from botkit.metrics import Metrics
@@ -152,6 +162,43 @@ def test_a_request_under_lapsed_claims_is_refused_before_it_goes_out() -> None:
     with sending_under(lapsed, taken), pytest.raises(ClaimLostError):
         ensure_claims_live()
     ensure_claims_live()  # the mark ends with the send
+
+
+async def test_an_aiohttp_request_under_lapsed_claims_writes_not_a_byte() -> None:
+    """``claims_trace``: the check is made as the request's first bytes are about to be
+    written; refused, the server receives nothing, and the caller sees the
+    ClaimLostError (itself, or as the cause of aiohttp's error)."""
+    received: list[bytes] = []
+
+    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read(65536))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    listening = await asyncio.start_server(server, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/api"
+    lapsed = Claims(lease=0.05)
+    taken = time.monotonic()
+    await asyncio.sleep(0.06)
+    try:
+        async with aiohttp.ClientSession(trace_configs=[claims_trace()]) as session:
+            with (
+                sending_under(lapsed, taken),
+                pytest.raises((ClaimLostError, aiohttp.ClientError)) as refused,
+            ):
+                await session.post(url, data=b"text=hello")
+            error = refused.value  # raised as is, or as the cause of aiohttp's error
+            assert isinstance(error, ClaimLostError) or isinstance(error.__cause__, ClaimLostError)
+            await asyncio.sleep(0.05)
+            assert received in ([], [b""])  # at most a connection, never a request
+            with sending_under(Claims(lease=60.0), time.monotonic()):
+                async with session.post(url, data=b"text=hello") as response:
+                    assert await response.text() == "ok"
+            assert received[-1].endswith(b"text=hello")  # a live claim sends
+    finally:
+        listening.close()
+        await listening.wait_closed()
 
 
 async def test_a_message_is_finished_once_even_by_its_holder(store: Store) -> None:
