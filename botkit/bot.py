@@ -586,7 +586,7 @@ class Bot:
         before = utcnow()
         database_now = await self.store.claims.database_now()
         after = utcnow()
-        self.claims.clock_offset = database_now - (before + (after - before) / 2)
+        self.claims.clock_read(database_now, before, after)
 
     async def _readiness(self) -> str | None:
         """Why the bot takes no work now (``/readyz``), or ``None`` when it does."""

@@ -34,6 +34,9 @@ __all__ = ["Claims", "claims_trace", "ensure_claims_live", "sending_under"]
 _SENDING: ContextVar[tuple[Claims, float] | None] = ContextVar("botkit_sending", default=None)
 
 _LIVE_SHARE = 0.8  # of a lease after the last renewal: the margin covers latency and drift
+# a reading of the database's clock is trusted over a better one (a shorter round trip)
+# for this long at most: clocks drift, slowly
+CLOCK_READING_KEPT = 60.0
 
 
 class Claims:
@@ -49,12 +52,32 @@ class Claims:
         self.owner = owner or f"{socket.gethostname()[:40]}:{uuid.uuid4().hex[:12]}"
         # the database's clock minus this process's (PostgreSQL's now() is the judge)
         self.clock_offset = timedelta(0)
+        self._clock_round_trip: float | None = None  # of the reading clock_offset is from
+        self._clock_read_at = 0.0
         self._renewed_at = time.monotonic()
         # when this process's claims lapse unless renewed (database time): all at once
         self._until = self._a_lease_from_now()
         # claims taken before this moment may have lapsed and been taken over while the
         # process could not renew them (a pause, a lost database): they stay lost
         self._valid_since = float("-inf")
+
+    def clock_read(self, database_now: datetime, before: datetime, after: datetime) -> None:
+        """A reading of the database's clock, ``database_now``, between ``before`` and
+        ``after`` (this process's clock).
+
+        The offset is the reading against the middle of the round trip, so it is off by
+        up to half the round trip; a round trip slowed by a busy loop or a wait for a
+        pooled connection would move every claim's expiry by that much, earlier than this
+        process reckons its claims live. So the reading with the shortest round trip of
+        the last :data:`CLOCK_READING_KEPT` seconds is the one kept.
+        """
+        round_trip = (after - before).total_seconds()
+        now = time.monotonic()
+        kept = self._clock_round_trip
+        if kept is None or round_trip <= kept or now - self._clock_read_at > CLOCK_READING_KEPT:
+            self.clock_offset = database_now - (before + (after - before) / 2)
+            self._clock_round_trip = round_trip
+            self._clock_read_at = now
 
     def _a_lease_from_now(self) -> datetime:
         return utcnow() + self.clock_offset + timedelta(seconds=self.lease)

@@ -201,6 +201,30 @@ async def test_an_aiohttp_request_under_lapsed_claims_writes_not_a_byte() -> Non
         await listening.wait_closed()
 
 
+def test_the_database_clock_is_read_from_the_quickest_round_trip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reading taken over a slow round trip (a busy loop, a wait for a connection) is
+    off by up to half of it; it must not move every claim's expiry, so the quickest
+    reading of the last minute is kept, and a newer one replaces it after that."""
+    claims = Claims(lease=2.0)
+    at = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    quick = timedelta(milliseconds=2)
+    claims.clock_read(at + timedelta(milliseconds=1), at, at + quick)  # the same clock
+    assert abs(claims.clock_offset.total_seconds()) < 0.001
+    slow = timedelta(seconds=2)  # the reading came back at once, its reply waited 2 s
+    claims.clock_read(
+        at + timedelta(seconds=10), at + timedelta(seconds=10), at + timedelta(seconds=12)
+    )
+    assert abs(claims.clock_offset.total_seconds()) < 0.001  # the slow one is not believed
+    later = time.monotonic() + 61
+    monkeypatch.setattr("botkit.claims.time.monotonic", lambda: later)
+    claims.clock_read(
+        at + timedelta(seconds=70), at + timedelta(seconds=69), at + timedelta(seconds=69) + slow
+    )
+    assert claims.clock_offset == timedelta(0)  # a minute on, the newest reading counts
+
+
 async def test_a_message_is_finished_once_even_by_its_holder(store: Store) -> None:
     """A finish tried again (its first commit went unheard) finds the message finished
     and stores nothing more: one message, one set of replies."""

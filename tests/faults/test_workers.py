@@ -173,15 +173,6 @@ class _Trap:
         return await self._echo(request, recorded, fake)
 
 
-# KNOWN BUG, open: about one run in three (on commit a3e8694 as on later ones, this
-# machine, the test alone) shows one to three replies of the frozen worker's other
-# conversations twice; the cause is not found yet. Kept running, not silenced: an xfail
-# that is reported as XFAIL (or XPASS) in every run, until the cause is fixed and this
-# mark removed.
-@pytest.mark.xfail(
-    reason="known: a reply of another conversation is sometimes doubled (about 1 run in 3)",
-    strict=False,
-)
 @pytest.mark.timeout(360)
 @pytest.mark.parametrize("count", [2, 4])
 async def test_a_worker_frozen_past_its_lease_sends_nothing_twice(
