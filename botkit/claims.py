@@ -148,13 +148,14 @@ def ensure_claims_live() -> None:
 
 def claims_trace() -> aiohttp.TraceConfig:
     """For adapters that send with aiohttp: a trace that calls :func:`ensure_claims_live`
-    as the request's first bytes are about to be written, after every wait of the client
-    (a pooled connection, DNS, a connect), with nothing left that could suspend in
-    between. A process frozen before that moment writes nothing once it wakes; checked
-    any earlier, a freeze between the check and the write would still send.
+    once the request's headers are ready and again as its first bytes are about to be
+    written, after every wait of the client (a pooled connection, DNS, a connect), with
+    nothing left that could suspend in between. A process frozen before that moment
+    writes nothing once it wakes; checked any earlier, a freeze between the check and
+    the write would still send.
 
-    Pass it as ``aiohttp.ClientSession(trace_configs=[claims_trace()])``. The request
-    then fails with an aiohttp error whose cause is the :class:`ClaimLostError`.
+    Pass it as ``aiohttp.ClientSession(trace_configs=[claims_trace()])``. A refused
+    request raises the :class:`ClaimLostError` itself, or an aiohttp error caused by it.
     """
 
     async def check(_session: aiohttp.ClientSession, _ctx: SimpleNamespace, _params: Any) -> None:
