@@ -9,6 +9,7 @@ The points:
 
 - ``accept``: a message was stored; the adapter has not acknowledged it to its channel.
 - ``group-commit``: several writes ran in one SQLite transaction, not yet committed.
+- ``pg-commit``: a PostgreSQL write transaction ran its statements, not yet committed.
 - ``live-shown``: a streamed answer's first part was posted and recorded.
 """
 

@@ -255,6 +255,9 @@ class Bot:
             # backend per message; at most 10 (15 for a moment), as several processes
             # share the server's connections (100 by default)
             connections=min(config.bot.max_in_flight + 2, MAX_POOL),
+            # frozen mid-transaction, this process's row locks lapse with its claims
+            # (give or take the floor), not when it wakes
+            idle_transaction_timeout=max(config.bot.claim_lease, 5.0),
         )
         self.store = Store(self.database)
         bot = config.bot

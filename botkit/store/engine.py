@@ -194,6 +194,12 @@ class Database:
         echo: log every statement (debugging).
         connections: server connections kept open (PostgreSQL), plus up to 5 more for a
             moment.
+        idle_transaction_timeout: PostgreSQL: seconds a transaction of this process may
+            sit idle between its statements before the server ends it, rolling it back.
+            A process frozen mid-transaction (stopped, swapped out, a debugger) would
+            otherwise hold its row locks for as long as it is frozen, and every other
+            process that touches those rows waits on them with a pooled connection,
+            until their pools run dry.
 
     Raises:
         ConfigError: the URL cannot be used, or ``synchronous`` is not one of the above.
@@ -207,6 +213,7 @@ class Database:
         synchronous: Synchronous = "full",
         echo: bool = False,
         connections: int = 5,
+        idle_transaction_timeout: float = 30.0,
     ) -> None:
         if synchronous not in _SYNCHRONOUS:
             raise ConfigError(
@@ -237,6 +244,7 @@ class Database:
                     pool_recycle=1800,
                     pool_size=max(connections, 1),
                     max_overflow=5,
+                    connect_args=_postgres_settings(self.url, idle_transaction_timeout),
                 )
         except (ArgumentError, ModuleNotFoundError) as exc:
             raise ConfigError("database.url", f"cannot use this database URL: {exc}") from exc
@@ -279,7 +287,9 @@ class Database:
         self._check_open()
         if self._async is not None:
             async with self._async.begin() as conn:
-                return await conn.run_sync(op)
+                result = await conn.run_sync(op)
+                fault_point("pg-commit")
+                return result
         return await self._writes.submit(op)
 
     def _check_open(self) -> None:
@@ -423,6 +433,14 @@ def _normalise(url: str) -> str:
     elif driver in ("postgres", "postgresql", "postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
     return parsed.render_as_string(hide_password=False)
+
+
+def _postgres_settings(url: str, idle_transaction_timeout: float) -> dict[str, Any]:
+    """asyncpg's connect arguments: the server settings of every botkit session."""
+    if make_url(url).drivername != "postgresql+asyncpg":
+        return {}  # another driver, chosen in the URL: its own settings
+    idle_ms = max(int(idle_transaction_timeout * 1000), 1)
+    return {"server_settings": {"idle_in_transaction_session_timeout": str(idle_ms)}}
 
 
 def _in_memory(url: str) -> bool:

@@ -173,15 +173,6 @@ class _Trap:
         return await self._echo(request, recorded, fake)
 
 
-# KNOWN BUG, open: in some runs (1 in CI's last 2 full runs; 0 in 12 runs alone) the
-# other workers' pools run dry for 30 s while this worker is frozen (PostgreSQL rows it
-# locked in a transaction it cannot finish; a likely fix: idle_in_transaction_session_
-# timeout on botkit's connections), and the frozen worker's message is not taken over
-# within the wait. Reported XFAIL (or XPASS) in every run until fixed and this mark removed.
-@pytest.mark.xfail(
-    reason="known: other workers' pools can run dry while one is frozen in a transaction",
-    strict=False,
-)
 @pytest.mark.timeout(360)
 @pytest.mark.parametrize("count", [2, 4])
 async def test_a_worker_frozen_past_its_lease_sends_nothing_twice(
