@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -63,32 +64,33 @@ async def test_a_process_frozen_mid_transaction_holds_its_row_locks_no_longer_th
     try:
         await database.write(lambda c: c.execute(text("CREATE TABLE counter (n int)")))
         await database.write(lambda c: c.execute(text("INSERT INTO counter VALUES (0)")))
-        frozen = subprocess.Popen(
-            [sys.executable, "-c", _WRITER, postgres_url, str(IDLE_TIMEOUT)],
+        frozen = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-c", _WRITER, postgres_url, str(IDLE_TIMEOUT)),
             env={**os.environ, ENV: "pg-commit:1:stop", "PYTHONPATH": str(ROOT)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         try:
             await wait_until(
-                lambda: _stopped(frozen.pid) or frozen.poll() is not None,
+                lambda: _stopped(frozen.pid) or frozen.returncode is not None,
                 within=60,
                 what="the writer to freeze with its update not committed",
             )
-            assert frozen.poll() is None, frozen.communicate()[0].decode()
+            assert frozen.returncode is None, (await frozen.communicate())[0].decode()
 
             # the row is locked by the frozen transaction: this update waits for the
             # server to end it (without the timeout: for as long as it stays frozen)
             await asyncio.wait_for(database.write(_add_one), timeout=60)
             assert await database.read(_count) == 1
 
-            os.kill(frozen.pid, 18)  # SIGCONT
-            output, _ = await asyncio.to_thread(frozen.communicate, timeout=60)
+            frozen.send_signal(signal.SIGCONT)
+            output, _ = await asyncio.wait_for(frozen.communicate(), timeout=60)
+            exit_code = await frozen.wait()
         finally:
-            if frozen.poll() is None:
+            if frozen.returncode is None:
                 frozen.kill()
-                frozen.wait()
-        assert frozen.returncode == 3, output.decode()
+                await frozen.wait()
+        assert exit_code == 3, output.decode()
         assert "write failed" in output.decode()
         assert await database.read(_count) == 1  # its +100 was rolled back, not applied
     finally:
