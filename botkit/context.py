@@ -194,7 +194,7 @@ class PluginRuntime:
         conversation_id = await runtime.store.history.conversation_id(conversation)
         draft = draft_of(conversation_id, conversation.channel, reply_of(reply, None), None)
         await runtime.store.outbound.add(draft)
-        await runtime.outbox.flush(conversation_id)
+        await runtime.outbox.flush_through(conversation_id)
 
 
 JobContext = PluginRuntime

@@ -334,7 +334,7 @@ class JobRunner:
             following = recurrence.next_after(record.due_at, self._clock.now())
             await self._end(record, fence, "pending", due_at=following, replies=drafts)
         for conversation_id in dict.fromkeys(d.conversation_id for d in drafts):
-            await self._runtime.outbox.flush(conversation_id)
+            await self._runtime.outbox.flush_through(conversation_id)
 
     async def _give_up(self, record: JobRecord, fence: tuple[str, int], error: str) -> None:
         """A due time tried its handler's attempts: failed, or on to the next time."""

@@ -332,6 +332,23 @@ class Outbox:
                 await self._hand_back(conversation_id)
                 raise
 
+    async def flush_through(self, conversation_id: int) -> None:
+        """:meth:`flush`, carried to its end even if the caller is cancelled.
+
+        For a caller whose message is already stored when it flushes (a job that
+        finished, a plugin's notice), and which a stop may cancel: a send cut between
+        reaching the channel and being marked delivered is in doubt, and the next
+        process sends it again unless the channel can say it got it. The flush runs in
+        a task of the outbox's own, which :meth:`close` waits for.
+        """
+        if self._closed:
+            await self.flush(conversation_id)
+            return
+        task = asyncio.create_task(self.flush(conversation_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(task)
+
     async def flush_locked(self, conversation_id: int) -> bool:
         """:meth:`flush` for a caller that already holds :meth:`lock`.
 

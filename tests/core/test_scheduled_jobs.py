@@ -11,9 +11,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from botkit import ConversationRef, JobRun, Plugin, PluginError, PluginRuntime
+from botkit import (
+    ConversationRef,
+    JobRun,
+    Plugin,
+    PluginError,
+    PluginRuntime,
+    Reply,
+    SentMessage,
+)
 from botkit.jobs import Recurrence
-from botkit.testing import FakeClock, TestBot, run_bot
+from botkit.testing import FakeClock, InMemoryChannel, TestBot, run_bot
 
 START = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 ROOM = ConversationRef("test", "room")
@@ -290,3 +298,52 @@ async def test_a_recurring_job_cancelled_while_it_runs_finishes_that_run_and_sto
         assert await bot.advance(600) == []
         assert await jobs.pending_jobs() == []
     assert runs == [job_id]
+
+
+class _SlowChannel(InMemoryChannel):
+    """Holds each send until ``released``; ``sending`` is set once one is under way."""
+
+    def __init__(self) -> None:
+        super().__init__("test")
+        self.sending = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def send(
+        self, conversation: ConversationRef, reply: Reply, *, delivery_id: str
+    ) -> SentMessage:
+        self.sending.set()
+        await self.released.wait()
+        return await super().send(conversation, reply, delivery_id=delivery_id)
+
+
+async def test_a_stop_while_a_jobs_message_is_being_sent_lets_that_send_finish(
+    tmp_path: Any,
+) -> None:
+    """The run had finished and stored its message; a stop cancels the running jobs,
+    but not the delivery under way: left half-sent, the next process would find it in
+    doubt and (on a channel it cannot ask) send it again."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    fired = Fired()
+    channel = _SlowChannel()
+    bot = run_bot(
+        plugins=[jobs_plugin(fired)], channels=[channel], database_url=url, clock=FakeClock(START)
+    )
+    await bot.start()
+    try:
+        await runtime(bot).schedule(job="ping", at=timedelta(0), data=1, conversation=ROOM)
+        await asyncio.wait_for(channel.sending.wait(), 10)
+        stopping = asyncio.create_task(bot.stop())
+        await asyncio.sleep(0.2)  # the stop has cancelled the jobs by now
+        channel.released.set()
+        await asyncio.wait_for(stopping, 20)
+    finally:
+        channel.released.set()
+        await bot.stop()
+    assert [s.text for s in channel.sent] == ["ping 1"]
+    again = InMemoryChannel("test")  # the next process: nothing is left to send
+    async with run_bot(
+        plugins=[jobs_plugin(fired)], channels=[again], database_url=url, clock=FakeClock(START)
+    ) as restarted:
+        await restarted.advance(timedelta(minutes=5))
+    assert again.sent == []
+    assert len(fired.runs) == 1
