@@ -5,7 +5,7 @@ The names below are the public API; adapters and plugins import only these.
 
 from botkit.adapter import Adapter, Capabilities, CommandInfo, MarkupDialect, NativeStream
 from botkit.bot import Bot
-from botkit.claims import claims_trace, ensure_claims_live
+from botkit.claims import claim_lost_cause, claims_trace, ensure_claims_live
 from botkit.config import Config, load_config
 from botkit.context import Context, JobContext, PluginRuntime
 from botkit.conversation import ConversationLLM
@@ -122,6 +122,7 @@ __all__ = [
     "ToolCall",
     "Usage",
     "WebhookGate",
+    "claim_lost_cause",
     "claims_trace",
     "ensure_claims_live",
     "load_config",

@@ -27,7 +27,7 @@ from botkit.exceptions import ClaimLostError
 from botkit.store import Claim
 from botkit.store.models import utcnow
 
-__all__ = ["Claims", "claims_trace", "ensure_claims_live", "sending_under"]
+__all__ = ["Claims", "claim_lost_cause", "claims_trace", "ensure_claims_live", "sending_under"]
 
 # the claim behind the send or edit under way in this task, and when it was taken (set
 # by the outbox)
@@ -146,6 +146,17 @@ def ensure_claims_live() -> None:
         raise ClaimLostError("this process's claims may have lapsed; the request was not sent")
 
 
+def claim_lost_cause(exc: BaseException) -> ClaimLostError | None:
+    """The :class:`ClaimLostError` behind a failed request (raised by :func:`claims_trace`
+    and wrapped by the HTTP client or the channel's library on its way out), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClaimLostError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def claims_trace() -> aiohttp.TraceConfig:
     """For adapters that send with aiohttp: a trace that calls :func:`ensure_claims_live`
     once the request's headers are ready and again as its first bytes are about to be
@@ -155,7 +166,8 @@ def claims_trace() -> aiohttp.TraceConfig:
     the write would still send.
 
     Pass it as ``aiohttp.ClientSession(trace_configs=[claims_trace()])``. A refused
-    request raises the :class:`ClaimLostError` itself, or an aiohttp error caused by it.
+    request raises the :class:`ClaimLostError` itself, or an aiohttp error caused by it
+    (:func:`claim_lost_cause` finds it).
     """
 
     async def check(_session: aiohttp.ClientSession, _ctx: SimpleNamespace, _params: Any) -> None:

@@ -13,7 +13,7 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from botkit import ClaimLostError, RateLimitError, ServiceError, ensure_claims_live
+from botkit import RateLimitError, ServiceError, claim_lost_cause, ensure_claims_live
 from botkit_slack._errors import SERVICE, service_error
 from botkit_slack._pacing import Pacer, TooLong, WaitReport
 from botkit_slack.settings import SlackSettings
@@ -105,7 +105,7 @@ class SlackAPI:
                 try:
                     return await send()
                 except Exception as exc:  # mapped right here, at the edge
-                    lost = _claim_lost(exc)
+                    lost = claim_lost_cause(exc)
                     if lost is not None:  # refused before a byte was written (claims_trace)
                         raise lost from exc
                     error = service_error(exc, method=method)
@@ -363,13 +363,3 @@ class SlackAPI:
             ):
                 return True
         return False
-
-
-def _claim_lost(exc: BaseException) -> ClaimLostError | None:
-    """The ``ClaimLostError`` behind a failed request, if the claims trace refused it."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ClaimLostError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None

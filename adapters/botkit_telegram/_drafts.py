@@ -21,7 +21,7 @@ from collections import OrderedDict
 from telegram import Bot
 from telegram import error as tg
 
-from botkit import RequestRejectedError, ensure_claims_live
+from botkit import RequestRejectedError, claim_lost_cause, ensure_claims_live
 from botkit_telegram._errors import is_entity_error, retry_after_seconds, service_error
 from botkit_telegram._limits import FloodLimiter
 from botkit_telegram._markdown import Piece, render_pieces
@@ -130,6 +130,11 @@ class Drafts:
                 message_thread_id=thread_id,
                 entities=piece.telegram_entities(),
             )
+        except tg.NetworkError as exc:
+            lost = claim_lost_cause(exc)  # refused at its first byte (claims_trace)
+            if lost is not None:
+                raise lost from None
+            raise
         except tg.RetryAfter as exc:
             self._limiter.pause(key, retry_after_seconds(exc))
             raise

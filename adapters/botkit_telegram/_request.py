@@ -18,7 +18,7 @@ import telegram
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-from botkit import Secret
+from botkit import Secret, claim_lost_cause, claims_trace
 
 __all__ = ["PLACEHOLDER_TOKEN", "RawBot", "TokenRequest", "redact"]
 
@@ -65,6 +65,9 @@ class TokenRequest(BaseRequest):
             self._session = aiohttp.ClientSession(
                 headers={"User-Agent": "botkit (python-telegram-bot)"},
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout),
+                # a send or edit is refused as its first byte is about to be written
+                # if its claims lapsed meanwhile (a process frozen in the pool's wait)
+                trace_configs=[claims_trace()],
             )
 
     async def shutdown(self) -> None:
@@ -113,6 +116,9 @@ class TokenRequest(BaseRequest):
         except TimeoutError:
             raise TimedOut("the Bot API did not answer in time") from None
         except aiohttp.ClientError as exc:
+            lost = claim_lost_cause(exc)
+            if lost is not None:  # PTB wraps it in a NetworkError on its way out
+                raise lost from None
             # aiohttp's messages may quote the URL, which holds the token
             detail = redact(str(exc), self._token)
             leaked = detail != str(exc) or self._token.reveal() in repr(exc)

@@ -31,6 +31,7 @@ from botkit import (
     RequestRejectedError,
     SentMessage,
     Singleton,
+    claim_lost_cause,
     ensure_claims_live,
 )
 from botkit_telegram._drafts import Drafts, draft_id_of
@@ -508,6 +509,11 @@ class TelegramAdapter(Adapter):
             ensure_claims_live()  # after the wait: a frozen process sends nothing
             try:
                 return await request()
+            except tg.NetworkError as exc:
+                lost = claim_lost_cause(exc)  # refused at its first byte (claims_trace)
+                if lost is not None:
+                    raise lost from None
+                raise
             except tg.RetryAfter as exc:
                 wait = retry_after_seconds(exc)
                 self._limiter.pause(key, wait)

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+import botkit_telegram.adapter as adapter_module
 from botkit import (
     AuthenticationError,
+    ClaimLostError,
     CommandInfo,
     ConversationRef,
     RateLimitError,
@@ -17,6 +19,7 @@ from botkit import (
     RequestRejectedError,
     ServiceUnavailableError,
 )
+from botkit.claims import Claims, sending_under
 from botkit_telegram import TelegramAdapter
 from botkit_telegram._limits import FloodLimiter
 from tests.adapters.telegram.conftest import AdapterFactory
@@ -421,3 +424,26 @@ def test_capabilities_describe_telegram() -> None:
     assert caps.typing
     assert caps.max_length == 4096
     assert caps.markup == "telegram-entities"
+
+
+async def test_a_send_whose_claims_lapse_after_the_adapters_own_check_writes_nothing(
+    api: FakeTelegramAPI, make_adapter: AdapterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The adapter checks its claims after the flood-limit wait; the HTTP client may
+    still wait (a pooled connection) before it writes. The claims trace checks again as
+    the first byte is about to go: refused, the Bot API receives nothing and the outbox
+    gets the ClaimLostError (not a network error it would retry)."""
+    adapter = await make_adapter()
+    checks: list[bool] = []
+    # the adapter's own check passes, as if the process froze right after it
+    monkeypatch.setattr(adapter_module, "ensure_claims_live", lambda: checks.append(True))
+    lapsed = Claims(lease=0.05)
+    taken = time.monotonic()
+    await asyncio.sleep(0.06)
+    with sending_under(lapsed, taken), pytest.raises(ClaimLostError):
+        await adapter.send(PRIVATE, Reply("late"), delivery_id="d-late")
+    assert checks  # the adapter's check ran, and let it through
+    assert api.calls("sendMessage") == []
+    with sending_under(Claims(lease=60.0), time.monotonic()):
+        await adapter.send(PRIVATE, Reply("on time"), delivery_id="d-on-time")
+    assert [m.text for m in api.sent] == ["on time"]
