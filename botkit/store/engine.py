@@ -16,6 +16,8 @@ Every query runs inside an *operation*: a synchronous function of one SQLAlchemy
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -151,6 +153,47 @@ class _Line:
                     item.future.set_exception(value)
 
 
+class _ThreadConnections:
+    """One connection per database thread, kept open from one batch to the next.
+
+    A pool checkout and return (which rolls back) around every batch cost more than a
+    small batch's statements; SQLite connections are cheap to keep. A connection that a
+    failure broke is dropped, and the thread's next batch opens a new one.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._local = threading.local()
+        self._opened: list[Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> Connection:
+        """This thread's connection, opened if it has none that works."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._engine.connect()
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn
+
+    def drop(self) -> None:
+        """Close this thread's connection (after a failure that may have broken it)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        """Close every connection opened (once the threads are done with them)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
 @dataclass(frozen=True, slots=True)
 class Migrated:
     """What :meth:`Database.upgrade` did.
@@ -249,7 +292,8 @@ class Database:
         except (ArgumentError, ModuleNotFoundError) as exc:
             raise ConfigError("database.url", f"cannot use this database URL: {exc}") from exc
         if self._sync is not None:
-            self._writer_engine = self._sync.execution_options(**{_WRITE: True})
+            self._writer_conns = _ThreadConnections(self._sync.execution_options(**{_WRITE: True}))
+            self._reader_conns = _ThreadConnections(self._sync)
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="botkit-db-write")
             # an in-memory database is one connection: every transaction on one thread
             self._read_threads = (
@@ -298,10 +342,10 @@ class Database:
 
     def _run_reads(self, batch: list[_Waiting[Any]]) -> list[Outcome]:
         """In a reader thread: the batch in one read transaction."""
-        assert self._sync is not None
         outcomes: list[Outcome] = []
         try:
-            with self._sync.connect() as conn:
+            conn = self._reader_conns.get()
+            try:
                 for group in _groups(batch):
                     try:
                         outcomes += [(True, r) for r in _run_group(conn, group)]
@@ -317,28 +361,37 @@ class Database:
                         except Exception as alone:
                             outcomes.append((False, alone))
                             conn.rollback()
+            finally:
+                conn.rollback()  # the read transaction ends: the WAL can be checkpointed
         except Exception as exc:  # no connection, or it broke: the rest fail with it
+            self._reader_conns.drop()
             outcomes += [(False, exc)] * (len(batch) - len(outcomes))
         return outcomes
 
     def _run_writes(self, batch: list[_Waiting[Any]]) -> list[Outcome]:
         """In the writer thread: the batch in one transaction, or each alone if it fails."""
         try:
-            with self._writer_engine.begin() as conn:
+            conn = self._writer_conns.get()
+            with conn.begin():
                 results = [(True, r) for group in _groups(batch) for r in _run_group(conn, group)]
                 if len(batch) > 1:
                     fault_point("group-commit")
                 return results
         except Exception as exc:
+            if _broken(exc):
+                self._writer_conns.drop()
             if len(batch) == 1 or _locked(exc):
                 # another process holds the file: each write alone would wait as long again
                 return [(False, exc)] * len(batch)
         outcomes: list[Outcome] = []
         for item in batch:  # find the write that failed; the rest succeed alone
             try:
-                with self._writer_engine.begin() as conn:
+                conn = self._writer_conns.get()
+                with conn.begin():
                     outcomes.append((True, item.op(conn)))
             except Exception as alone:
+                if _broken(alone):
+                    self._writer_conns.drop()
                 outcomes.append((False, alone))
         return outcomes
 
@@ -379,7 +432,15 @@ class Database:
         assert self._sync is not None
         self._write_thread.shutdown(wait=True)
         self._read_threads.shutdown(wait=True)
+        self._writer_conns.close()
+        self._reader_conns.close()
         self._sync.dispose()
+
+
+def _broken(exc: Exception) -> bool:
+    """Whether ``exc`` may have left the connection unusable (not a statement's own
+    failure, such as a constraint: the transaction's rollback recovers from those)."""
+    return isinstance(exc, OperationalError) and not _locked(exc)
 
 
 def _locked(exc: Exception) -> bool:

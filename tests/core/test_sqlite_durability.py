@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
+from sqlalchemy.exc import ProgrammingError
 
 from botkit.config import parse_config
 from botkit.exceptions import ConfigError, StoreError
@@ -36,6 +38,36 @@ async def test_sqlite_commits_with_synchronous_full_by_default(tmp_path: Path) -
             lambda conn: conn.exec_driver_sql("PRAGMA synchronous").scalar()
         )
         assert write == 2
+    finally:
+        await database.close()
+
+
+@pytest.mark.parametrize("where", ["write", "read"])
+async def test_a_thread_s_connection_that_broke_is_replaced_and_work_goes_on(
+    tmp_path: Path, where: str
+) -> None:
+    """Each database thread keeps its connection between batches; one that breaks under
+    an operation fails that operation only, and the thread's next batch opens another."""
+    database = Database(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        await database.write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (n int)"))
+
+        def break_it(conn: Connection) -> None:
+            conn.connection.driver_connection.close()  # type: ignore[union-attr]
+            conn.exec_driver_sql("SELECT 1")
+
+        run = database.write if where == "write" else database.read
+        with pytest.raises(ProgrammingError, match="closed database"):
+            await run(break_it)
+        for _ in range(3):
+            await database.write(lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (1)"))
+        counted = [
+            await database.read(
+                lambda conn: conn.exec_driver_sql("SELECT count(*) FROM t").scalar()
+            )
+            for _ in range(4)  # every reader thread, the one whose connection broke too
+        ]
+        assert counted == [3, 3, 3, 3]
     finally:
         await database.close()
 
