@@ -30,7 +30,14 @@ from botkit.exceptions import (
 from botkit.llm._errors import SERVICE, error_from_response, retry_after_from
 from botkit.llm._retry import Failed, RetryPolicy
 from botkit.llm._sse import SSEParser
-from botkit.llm._wire import StreamAssembler, build_body, check_request, finish, parse_completion
+from botkit.llm._wire import (
+    StreamAssembler,
+    build_body,
+    check_request,
+    finish,
+    load_json,
+    parse_completion,
+)
 from botkit.llm.audio import (
     SPEECH_FORMATS,
     Speech,
@@ -640,7 +647,7 @@ class OpenAIChatClient:
     def _take(self, data: str, assembler: StreamAssembler, model: str) -> str | None:
         """Apply one event's data to the assembler; an error event raises."""
         try:
-            chunk = json.loads(data)
+            chunk = load_json(data)
         except ValueError as exc:
             raise InvalidResponseError(
                 SERVICE, f"a stream event is not JSON: {data[:80]!r}"
@@ -794,7 +801,7 @@ def _parse_plain(raw: bytes, model: str) -> Completion:
         InvalidResponseError: the body is not JSON or not a chat completion.
     """
     try:
-        data = json.loads(raw)
+        data = load_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidResponseError(
             SERVICE, f"the server's reply is not JSON: {raw[:80]!r}"

@@ -316,3 +316,31 @@ async def test_reply_that_is_not_a_completion_is_an_invalid_response(
     fake_openai.script(raw(200, json.dumps({"object": "list"}), content_type="application/json"))
     with pytest.raises(InvalidResponseError, match="choices"):
         await client.complete(ChatRequest(HELLO))
+
+
+async def test_a_reply_any_json_parser_reads_is_read_the_same(
+    fake_openai: FakeOpenAI, client: OpenAIChatClient
+) -> None:
+    """Replies are decoded with orjson, and with the standard module where orjson
+    refuses what Python's JSON accepts (NaN in logprobs, an integer past 64 bits)."""
+    body = (
+        '{"id": "c1", "object": "chat.completion", "created": 123456789012345678901234567890,'
+        ' "model": "gpt-4o-mini", "choices": [{"index": 0, "finish_reason": "stop",'
+        ' "logprobs": {"content": [{"token": "ok", "logprob": NaN}]},'
+        ' "message": {"role": "assistant", "content": "ok \\u00e9"}}],'
+        ' "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}'
+    )
+    fake_openai.script(raw(200, body, content_type="application/json"))
+    completion = await client.complete(ChatRequest(HELLO))
+    assert completion.content == "ok é"
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens == 5
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe not utf-8", b"<html>502</html>", b""])
+async def test_a_reply_that_is_not_json_is_an_invalid_response(
+    fake_openai: FakeOpenAI, client: OpenAIChatClient, body: bytes
+) -> None:
+    fake_openai.script(*[raw(200, body, content_type="application/json")] * 3)
+    with pytest.raises(InvalidResponseError, match="not JSON"):
+        await client.complete(ChatRequest(HELLO))
