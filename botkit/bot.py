@@ -25,6 +25,7 @@ from botkit.discovery import load_adapter_class, load_plugin
 from botkit.dispatch import Dispatcher
 from botkit.exceptions import ConfigError, PluginError, StoreError
 from botkit.gctuning import CollectorSettings, restore_gc, tune_gc
+from botkit.history_cache import ReadAhead
 from botkit.inbox import Inbox
 from botkit.jobs import Jobs
 from botkit.leases import Singletons
@@ -324,6 +325,13 @@ class Bot:
             self.metrics,
             claim=self.runtime.claim,
             singletons=self.singletons,
+            # SQLite: an answer's new turns are read as its message is accepted (ids
+            # follow commit order there, which the read relies on; see HistoryCache.plan)
+            read_ahead=(
+                ReadAhead(self.runtime.history, self.runtime.chat.history_limit)
+                if self.database.sqlite
+                else None
+            ),
         )
         self.scheduler = Scheduler(
             self.runtime,

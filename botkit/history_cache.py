@@ -25,9 +25,16 @@ from datetime import datetime
 from sys import intern
 
 from botkit.llm import ChatMessage, FitResult, TokenCounter, fit_messages
-from botkit.store import ContextRead, Store, StoredMessage
+from botkit.store import ContextPlan, ContextRead, Store, StoredMessage
 
-__all__ = ["CachedTurn", "HistoryCache", "HistoryWindow", "TurnRow", "fit_window"]
+__all__ = [
+    "CachedTurn",
+    "HistoryCache",
+    "HistoryWindow",
+    "ReadAhead",
+    "TurnRow",
+    "fit_window",
+]
 
 # statuses after which a history turn never changes again: its text and its place in
 # history are final (pending, processing, sending and streaming turns may still change
@@ -122,6 +129,40 @@ class _Entry:
     size: int = 0
     bound: int = 0  # the sum of the settled turns' bounds
     used: float = 0.0
+    version: int = 0  # grows with every change: a read planned before one is not used
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A read planned for the transaction that accepts a message (see :meth:`plan`)."""
+
+    entry: _Entry
+    version: int
+    changes: int  # the store's context_changes when it was planned
+    plan: ContextPlan
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefetched:
+    """The turns read with a message as it was accepted, for its answer."""
+
+    planned: _Planned
+    before_id: int
+    read: ContextRead
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAhead:
+    """What the inbox needs to read an answer's new turns in the transaction that
+    accepts its message (SQLite; see :meth:`HistoryCache.plan`).
+
+    Attributes:
+        cache: the bot's history cache.
+        limit: the history limit answers use (``[bot] history_limit``).
+    """
+
+    cache: HistoryCache
+    limit: int
 
 
 class HistoryCache:
@@ -141,8 +182,11 @@ class HistoryCache:
         self._max_idle = max_idle
         self._clock = clock
         self._bytes = 0
+        self._planned: dict[int, _Planned] = {}
+        self._prefetched: dict[int, _Prefetched] = {}
         self.hits = 0
         self.misses = 0
+        self.read_ahead = 0  # hits answered from the read made as the message was accepted
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -162,6 +206,7 @@ class HistoryCache:
         database only from the first turn this process has not seen settle.
         """
         now = self._clock()
+        ahead = self._prefetched.pop(conversation_id, None)
         entry = self._entries.get(conversation_id)
         if entry is not None and (now - entry.used > self._max_idle or before_id <= entry.through):
             # idle too long, or an older message answered again: its history ends earlier
@@ -175,9 +220,13 @@ class HistoryCache:
             entry = _Entry(read.start, read.summary, read.changed_at, [], 0, False)
         else:
             self.hits += 1
-            read = await store.history.recent_turns(
-                conversation_id, before_id=before_id, limit=limit, after_id=entry.through
-            )
+            if ahead is not None and _current(ahead, entry, before_id, limit, store):
+                self.read_ahead += 1
+                read = ahead.read
+            else:
+                read = await store.history.recent_turns(
+                    conversation_id, before_id=before_id, limit=limit, after_id=entry.through
+                )
             if read.changed_at != entry.changed_at or len(read.turns) >= limit:
                 # changed out of order, or more new turns than a window holds: the read
                 # holds everything after its start (or the whole window) by itself
@@ -194,8 +243,37 @@ class HistoryCache:
                 self._forget_older(entry, read)
         entry.used = now
         turns, bound = self._merge(entry, read.turns, counter, limit)
+        entry.version += 1
         self._keep(conversation_id, entry)
         return HistoryWindow(entry.summary, turns, bound)
+
+    def plan(self, conversation_id: int | None, *, limit: int, changes: int) -> ContextPlan | None:
+        """The turns to read as a message of the conversation is accepted, so that its
+        answer need not read them again; ``None`` when nothing of it is kept.
+
+        For SQLite only: a turn stored after that read has a higher id than the message
+        (one writer, ids in commit order), so it is not in the answer's history anyway.
+        The read is used by :meth:`window` only if nothing changed meanwhile: the entry,
+        the store's ``context_changes`` (``changes`` now), and every turn before the
+        message was settled when read.
+        """
+        if conversation_id is None:
+            return None
+        entry = self._entries.get(conversation_id)
+        if entry is None:
+            return None
+        plan = ContextPlan(conversation_id, entry.through, limit)
+        self._planned[conversation_id] = _Planned(entry, entry.version, changes, plan)
+        return plan
+
+    def prefetched(
+        self, conversation_id: int, before_id: int, plan: ContextPlan, read: ContextRead
+    ) -> None:
+        """What :meth:`plan` asked for was read, for the answer to the message just
+        below ``before_id``."""
+        planned = self._planned.pop(conversation_id, None)
+        if planned is not None and planned.plan is plan:
+            self._prefetched[conversation_id] = _Prefetched(planned, before_id, read)
 
     def folded(self, conversation_id: int, summary: tuple[str, int]) -> None:
         """The turns through ``summary[1]`` were folded into ``summary`` by this process."""
@@ -204,6 +282,7 @@ class HistoryCache:
             self._drop(conversation_id)
             entry.summary = summary
             self._trim(entry, lambda turn: turn.row.id <= summary[1])
+            entry.version += 1
             self._keep(conversation_id, entry)
 
     def forget(self, conversation_id: int) -> None:
@@ -282,9 +361,27 @@ class HistoryCache:
             self._drop(oldest)
 
     def _drop(self, conversation_id: int) -> None:
+        self._planned.pop(conversation_id, None)
+        self._prefetched.pop(conversation_id, None)
         entry = self._entries.pop(conversation_id, None)
         if entry is not None:
             self._bytes -= entry.size
+
+
+def _current(ahead: _Prefetched, entry: _Entry, before_id: int, limit: int, store: Store) -> bool:
+    """Whether the turns read ahead are what a read now would find (see ``plan``)."""
+    planned = ahead.planned
+    return (
+        planned.entry is entry
+        and planned.version == entry.version
+        and planned.changes == store.inbound.context_changes
+        and ahead.before_id == before_id
+        and planned.plan.limit == limit
+        and planned.plan.after_id == entry.through
+        # the message itself may still be pending; a turn before it that was not
+        # settled may have changed since
+        and all(_settled(row) for row in ahead.read.turns if row.id < before_id - 1)
+    )
 
 
 def _speaker(row: TurnRow | StoredMessage) -> str:

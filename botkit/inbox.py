@@ -16,6 +16,7 @@ from botkit.metrics import ChannelReport, label
 from botkit.store.records import Accepted
 
 if TYPE_CHECKING:
+    from botkit.history_cache import ReadAhead
     from botkit.metrics import Metrics
     from botkit.store import Claim, Store, StoredMessage
 
@@ -65,6 +66,7 @@ class Inbox:
 
     _singletons: Singletons | None = None  # an inbox built by hand runs singletons unleased
     _metrics: Metrics | None = None  # and a test's subclass that skips __init__ counts nothing
+    _read_ahead: ReadAhead | None = None  # nor reads ahead
 
     def __init__(
         self,
@@ -74,8 +76,10 @@ class Inbox:
         metrics: Metrics,
         claim: Callable[[], Claim] | None = None,
         singletons: Singletons | None = None,
+        read_ahead: ReadAhead | None = None,
     ) -> None:
         self._store = store
+        self._read_ahead = read_ahead
         self._singletons = singletons
         self._claim = claim
         self._submit = submit
@@ -111,9 +115,20 @@ class Inbox:
         if not message.external_id:
             raise ValueError("a message needs an external_id to be deduplicated")
         claim = self._claim() if self._claim is not None else None
-        accepted, conversation_id = await self._store.inbound.accept(
-            message, claim=claim, skip=skip
+        inbound = self._store.inbound
+        ahead = self._read_ahead
+        plan = None
+        if ahead is not None and skip is None:  # its answer's new turns, read with it
+            plan = ahead.cache.plan(
+                inbound.known_conversation(message.conversation),
+                limit=ahead.limit,
+                changes=inbound.context_changes,
+            )
+        accepted, conversation_id, read = await inbound.accept_reading(
+            message, claim=claim, skip=skip, plan=plan
         )
+        if read is not None and plan is not None and ahead is not None:
+            ahead.cache.prefetched(conversation_id, accepted.message_id + 1, plan, read)
         fault_point("accept")
         metrics = self._metrics
         assert metrics is not None  # set by __init__

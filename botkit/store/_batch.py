@@ -37,9 +37,25 @@ from botkit.store._statements import (
     outbound_values,
     run_fenced,
 )
-from botkit.store.records import Accepted, Claim, ContextRead, Finished, OutboundSettle
+from botkit.store.records import (
+    Accepted,
+    Claim,
+    ContextPlan,
+    ContextRead,
+    Finished,
+    OutboundSettle,
+)
 
-__all__ = ["Accept", "Batchable", "Finish", "Intake", "ReadContext", "Update", "set_status"]
+__all__ = [
+    "Accept",
+    "Accepting",
+    "Batchable",
+    "Finish",
+    "Intake",
+    "ReadContext",
+    "Update",
+    "set_status",
+]
 
 R_co = TypeVar("R_co", covariant=True)
 
@@ -75,20 +91,34 @@ class Intake:
 @dataclass(frozen=True, slots=True)
 class Accept:
     """Store one inbound message (the write behind ``InboundStore.accept``); a burst of
-    them runs together in a few multi-row statements."""
+    them runs together in a few multi-row statements.
+
+    With a ``plan``, the turns the answer will need are read in the same transaction
+    (see :class:`ContextPlan`), when the message is new and in that conversation.
+    """
 
     intake: Intake
     ref: ConversationRef
     values: dict[str, Any]  # the message's row, less its conversation
+    plan: ContextPlan | None = None
 
-    def __call__(self, conn: Connection) -> tuple[Accepted, int]:
+    def __call__(self, conn: Connection) -> Accepting:
         conversation_id = self.intake.conversations.find(conn, self.ref)
         inserted = conn.execute(
             self.intake.insert_one, {**self.values, "conversation_id": conversation_id}
         ).scalar()
-        if inserted is not None:
-            return Accepted(message_id=int(inserted), duplicate=False), conversation_id
-        return Accepted(message_id=self._existing(conn), duplicate=True), conversation_id
+        if inserted is None:
+            return Accepted(message_id=self._existing(conn), duplicate=True), conversation_id, None
+        accepted = Accepted(message_id=int(inserted), duplicate=False)
+        reading = self._reading(conversation_id, accepted)
+        return accepted, conversation_id, reading(conn) if reading is not None else None
+
+    def _reading(self, conversation_id: int, accepted: Accepted) -> ReadContext | None:
+        """What to read for the plan: the turns up to and with the new message."""
+        plan = self.plan
+        if plan is None or accepted.duplicate or plan.conversation_id != conversation_id:
+            return None
+        return ReadContext(conversation_id, accepted.message_id + 1, plan.limit, plan.after_id)
 
     def _existing(self, conn: Connection) -> int:
         found = conn.execute(
@@ -100,8 +130,9 @@ class Accept:
         return int(found)
 
     @classmethod
-    def together(cls, conn: Connection, ops: list[Self]) -> list[tuple[Accepted, int]]:
-        """Accept a burst: its new conversations and messages in one INSERT each."""
+    def together(cls, conn: Connection, ops: list[Self]) -> list[Accepting]:
+        """Accept a burst: its new conversations and messages in one INSERT each (and
+        the planned reads, their summaries in one query)."""
         intake = ops[0].intake
         conversations = intake.conversations.find_many(conn, [op.ref for op in ops])
         rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -114,8 +145,9 @@ class Accept:
                 intake.insert_many, list(rows.values())
             ).all()
         }
-        results = []
-        for op in ops:
+        results: list[tuple[Accepted, int]] = []
+        readings: dict[int, ReadContext] = {}  # by index in ops
+        for index, op in enumerate(ops):
             key = (op.values["channel"], op.values["external_id"])
             new = inserted.pop(key, None)  # the first of a key takes it
             accepted = (
@@ -123,8 +155,19 @@ class Accept:
                 if new is not None
                 else Accepted(message_id=op._existing(conn), duplicate=True)
             )
-            results.append((accepted, conversations[op.ref.key]))
-        return results
+            conversation_id = conversations[op.ref.key]
+            results.append((accepted, conversation_id))
+            reading = op._reading(conversation_id, accepted)
+            if reading is not None:
+                readings[index] = reading
+        read = dict(
+            zip(readings, ReadContext.together(conn, list(readings.values())), strict=True)
+        )
+        return [(a, c, read.get(i)) for i, (a, c) in enumerate(results)]
+
+
+Accepting = tuple[Accepted, int, ContextRead | None]
+"""What accepting a message gives: what happened, its conversation, the planned read."""
 
 
 @dataclass(frozen=True, slots=True)

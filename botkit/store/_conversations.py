@@ -23,6 +23,10 @@ class Conversations:
 
     def __init__(self, dialect: Any) -> None:
         self._ids: dict[str, int] = {}
+        #: grows whenever this process changes where a conversation's history starts,
+        #: its summary, or puts a held message back into it: turns read ahead of time
+        #: (``HistoryCache.prefetched``) are not trusted across such a change
+        self.context_changes = 0
         statement = dialect.insert(conversations).on_conflict_do_nothing(index_elements=["key"])
         self._insert_one = statement.returning(conversations.c.id)
         self._insert_many = self._insert_one.returning(conversations.c.key)
@@ -67,6 +71,14 @@ class Conversations:
                 if ref.key not in found:
                     found[ref.key] = self.find(conn, ref)
         return found
+
+    def known(self, ref: ConversationRef) -> int | None:
+        """The id of the conversation at ``ref``, if this process has it cached."""
+        return self._ids.get(ref.key)
+
+    def context_changed(self) -> None:
+        """A conversation's start, summary or held messages are being changed."""
+        self.context_changes += 1
 
     def remember(self, ref: ConversationRef, conversation_id: int) -> None:
         """Cache a conversation's id, once the transaction that found or made it has

@@ -181,6 +181,7 @@ class HistoryStore(Section):
 
     async def reset(self, conversation_id: int, *, through_id: int) -> None:
         """Start the conversation afresh: history begins after message ``through_id``."""
+        self._conversations.context_changed()
 
         def op(conn: Connection) -> None:
             conn.execute(
@@ -194,6 +195,7 @@ class HistoryStore(Section):
 
     async def save_summary(self, conversation_id: int, text: str, covers_through_id: int) -> None:
         """Replace the running summary of a conversation."""
+        self._conversations.context_changed()
         values = {"text": text, "covers_through_id": covers_through_id, "updated_at": utcnow()}
         query = (
             self._dialect.insert(summaries)

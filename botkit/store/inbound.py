@@ -8,8 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, case, select, update
 
-from botkit.messages import Message
-from botkit.store._batch import Accept, Finish, Intake, set_status
+from botkit.messages import ConversationRef, Message
+from botkit.store._batch import Accept, Accepting, Finish, Intake, set_status
 from botkit.store._section import Section
 from botkit.store._statements import (
     OLDER_UNFINISHED,
@@ -34,6 +34,7 @@ from botkit.store.records import (
     Accepted,
     CallRow,
     Claim,
+    ContextPlan,
     Fence,
     Finished,
     OutboundDraft,
@@ -69,6 +70,26 @@ class InboundStore(Section):
         Returns:
             What happened, and the id of the message's conversation.
         """
+        accepted, conversation_id, _read = await self.accept_reading(
+            message, claim=claim, skip=skip
+        )
+        return accepted, conversation_id
+
+    async def accept_reading(
+        self,
+        message: Message,
+        *,
+        claim: Claim | None = None,
+        skip: str | None = None,
+        plan: ContextPlan | None = None,
+    ) -> Accepting:
+        """:meth:`accept`, and in the same transaction the turns ``plan`` asks for (the
+        new message's among them), when the message is new and in that conversation.
+
+        Returns:
+            What happened, the id of the message's conversation, and what was read
+            (``None`` when nothing was).
+        """
         now = utcnow()
         values = {
             "channel": message.channel,
@@ -90,10 +111,20 @@ class InboundStore(Section):
             "claimed_until": claim.until if claim else None,
             "claim_token": 1 if claim else 0,
         }
-        op = Accept(self._intake, message.conversation, values)
-        accepted, conversation_id = await self._write("accept message", op)
-        self._intake.conversations.remember(message.conversation, conversation_id)
-        return accepted, conversation_id
+        op = Accept(self._intake, message.conversation, values, plan)
+        accepting = await self._write("accept message", op)
+        self._intake.conversations.remember(message.conversation, accepting[1])
+        return accepting
+
+    def known_conversation(self, ref: ConversationRef) -> int | None:
+        """The id of the conversation at ``ref``, if this process has it cached."""
+        return self._intake.conversations.known(ref)
+
+    @property
+    def context_changes(self) -> int:
+        """Grows whenever this process changes a conversation's start, summary or held
+        messages (see ``Conversations.context_changes``)."""
+        return self._intake.conversations.context_changes
 
     async def unfinished(self, *, now: datetime | None = None) -> list[StoredMessage]:
         """Inbound messages accepted but not yet answered, oldest first (crash recovery).
@@ -175,6 +206,9 @@ class InboundStore(Section):
         """
         now = utcnow()
         values = {"status": status, "error": error, "updated_at": now}
+
+        if status == "pending":
+            self._intake.conversations.context_changed()
 
         def op(conn: Connection) -> None:
             set_status(conn, list(ids), values)

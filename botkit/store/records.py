@@ -19,6 +19,7 @@ __all__ = [
     "Accepted",
     "CallRow",
     "Claim",
+    "ContextPlan",
     "ContextRead",
     "Fence",
     "Finished",
@@ -67,6 +68,22 @@ class StoredMessage:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     created_at: datetime | None = None
     claimed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContextPlan:
+    """Turns to read in the transaction that accepts a message (SQLite), for the answer
+    that follows: those of ``conversation_id`` after ``after_id``, the newest ``limit``.
+
+    Attributes:
+        conversation_id: the conversation the message is expected in (read only if so).
+        after_id: the newest turn the history cache already holds settled.
+        limit: the history limit the answer will use.
+    """
+
+    conversation_id: int
+    after_id: int
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,3 +208,112 @@ async def test_the_cached_window_equals_a_fresh_read(store: Store, settled: bool
         assert cached == fresh
         window = await cache.window(store, TokenCounter(None), 1, before_id=newest + 1, limit=7)
         assert window.bound == sum(turn.bound for turn in window.turns)
+
+
+# -- reading ahead: the answer's new turns read as its message is accepted (SQLite) ----
+
+
+async def _accept_reading(cache: HistoryCache, store: Store, n: int) -> int:
+    """Accept ``m{n}`` as the inbox does with a read-ahead; returns its id."""
+    message = _msg(f"m{n}", n)
+    plan = cache.plan(
+        store.inbound.known_conversation(message.conversation),
+        limit=50,
+        changes=store.inbound.context_changes,
+    )
+    accepted, conv, read = await store.inbound.accept_reading(message, plan=plan)
+    if read is not None and plan is not None:
+        cache.prefetched(conv, accepted.message_id + 1, plan, read)
+    return accepted.message_id
+
+
+async def _answer(store: Store, message_id: int, n: int, *, delivered: bool = True) -> int:
+    finished = await store.inbound.finish(
+        [message_id], "done", [OutboundDraft(1, "test", f"r{n}")]
+    )
+    [reply] = finished.out_ids
+    if delivered:
+        await store.outbound.update(reply, status="delivered")
+    return reply
+
+
+@pytest.fixture
+def sqlite_store(store: Store) -> Store:
+    if not store.db.sqlite:
+        pytest.skip("reading ahead is for SQLite: its ids follow commit order")
+    return store
+
+
+async def test_an_answer_uses_the_turns_read_with_its_message_and_reads_nothing_more(
+    sqlite_store: Store,
+) -> None:
+    store = sqlite_store
+    ids = [await _exchange(store, n) for n in range(3)]
+    cache = HistoryCache()
+    assert len(await _window(cache, store, ids[-1] + 1)) == 5
+    reads = _Reads(store)
+    m3 = await _accept_reading(cache, store, 3)
+    assert await _window(cache, store, m3 + 1) == ["m0", "r0", "m1", "r1", "m2", "r2", "m3"]
+    await _answer(store, m3, 3)
+    m4 = await _accept_reading(cache, store, 4)
+    window = await _window(cache, store, m4 + 1)
+    assert reads.turns == []  # both answers from the turns read as the message came in
+    assert cache.read_ahead == 2
+    assert window == await _window(HistoryCache(), store, m4 + 1)  # what a full read finds
+
+
+async def test_turns_read_ahead_are_not_used_after_a_reset_meanwhile(sqlite_store: Store) -> None:
+    store = sqlite_store
+    ids = [await _exchange(store, n) for n in range(3)]
+    cache = HistoryCache()
+    await _window(cache, store, ids[-1] + 1)
+    m3 = await _accept_reading(cache, store, 3)
+    await store.history.reset(1, through_id=ids[-1])  # between the accept and the answer
+    # what a read now finds: history starts after m2 (a read before the reset would
+    # have brought every turn)
+    assert await _window(cache, store, m3 + 1) == ["r2", "m3"]
+    assert cache.read_ahead == 0
+
+
+async def test_turns_read_ahead_are_not_used_when_a_turn_before_was_still_open(
+    sqlite_store: Store,
+) -> None:
+    store = sqlite_store
+    first = await _exchange(store, 0)
+    cache = HistoryCache()
+    await _window(cache, store, first + 1)
+    m1 = await _accept_reading(cache, store, 1)
+    assert await _window(cache, store, m1 + 1) == ["m0", "r0", "m1"]
+    await _answer(store, m1, 1, delivered=False)
+    m2 = await _accept_reading(cache, store, 2)  # r1 still on its way when read
+    r1 = [m for m in await store.history.turns(1, before_id=None, limit=10) if m.text == "r1"]
+    await store.outbound.update(r1[0].id, status="failed")  # and it fails for good
+    window = await _window(cache, store, m2 + 1)
+    assert "r1" not in window
+    assert window[-1] == "m2"
+    assert cache.read_ahead == 1  # m1's answer used its read; m2's did not
+
+
+async def test_a_read_planned_before_an_earlier_answer_moved_the_cache_on_is_not_used(
+    sqlite_store: Store,
+) -> None:
+    """m2's read is planned from the cache as it was before m1 was answered; m1's answer
+    moves the cache on before m2's accept returns: m2's answer reads what it needs."""
+    store = sqlite_store
+    first = await _exchange(store, 0)
+    cache = HistoryCache()
+    await _window(cache, store, first + 1)
+    m1 = await _accept_reading(cache, store, 1)
+    m2_message = _msg("m2", 2)
+    plan = cache.plan(1, limit=50, changes=store.inbound.context_changes)
+    assert plan is not None
+    assert await _window(cache, store, m1 + 1) == ["m0", "r0", "m1"]
+    await _answer(store, m1, 1)
+    accepted, conv, read = await store.inbound.accept_reading(m2_message, plan=plan)
+    assert read is not None  # read, as planned
+    cache.prefetched(conv, accepted.message_id + 1, plan, read)
+    reads = _Reads(store)
+    window = await _window(cache, store, accepted.message_id + 1)
+    assert window == ["m0", "r0", "m1", "r1", "m2"]
+    assert cache.read_ahead == 1  # m1's answer only
+    assert len(reads.turns) == 1  # m2's read again
