@@ -11,6 +11,11 @@ count. An answer then reads only the turns since the first one that could still 
 summary and when the conversation last changed out of order (``/reset``, a held message
 released), so what another process did is seen and the entry rebuilt.
 
+On SQLite that read is made in the transaction that accepts the message (the inbox asks
+:meth:`HistoryCache.plan`), so the answer itself reads nothing: one transaction fewer
+per message. It is used only if nothing it holds can have changed since (see
+:meth:`HistoryCache.plan`); else the answer reads as above.
+
 Entries are per process, bounded by count and by the bytes of text they hold, and
 dropped when idle; a miss costs one read of the newest turns, as before.
 """
