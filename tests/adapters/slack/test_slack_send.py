@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import botkit_slack._api as slack_api_module
 from botkit import (
     AuthenticationError,
     ClaimLostError,
@@ -306,6 +307,25 @@ async def test_a_send_under_lapsed_claims_posts_nothing(
     await asyncio.sleep(0.06)
     with sending_under(lapsed, taken), pytest.raises(ClaimLostError):
         await adapter.send(THREAD, Reply("too late"), delivery_id="botkit-1")
+    assert slack.posted("C111") == []
+
+
+async def test_a_send_whose_claims_lapse_after_the_adapters_own_check_posts_nothing(
+    start_adapter: StartAdapter, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claims trace on the adapter's session checks again as the request's first
+    byte is about to go (after the HTTP client's own waits): refused there, Slack gets
+    nothing and the outbox gets the ClaimLostError, not a network error."""
+    adapter = await start_adapter()
+    checks: list[bool] = []
+    # the adapter's own check passes, as if the process froze right after it
+    monkeypatch.setattr(slack_api_module, "ensure_claims_live", lambda: checks.append(True))
+    lapsed = Claims(lease=0.05)
+    taken = time.monotonic()
+    await asyncio.sleep(0.06)
+    with sending_under(lapsed, taken), pytest.raises(ClaimLostError):
+        await adapter.send(THREAD, Reply("too late"), delivery_id="botkit-2")
+    assert checks
     assert slack.posted("C111") == []
 
 
