@@ -94,12 +94,29 @@ async def test_a_long_conversation_reads_only_its_new_turns_per_answer(
             return found
 
         bot.store.history.recent_turns = recent_turns  # type: ignore[method-assign]
+        cache = bot.runtime.history
+        read_ahead: list[int] = []
+        real_prefetched = cache.prefetched
+
+        def prefetched(conversation_id: int, before_id: int, plan: Any, found: Any) -> None:
+            read_ahead.append(len(found.turns))
+            real_prefetched(conversation_id, before_id, plan, found)
+
+        cache.prefetched = prefetched  # type: ignore[method-assign,assignment]
         for n in range(30):
             await adapter.exchange(f"turn {n}")
     # the first answer read the conversation; every later one only its own message and
-    # the previous exchange, however long the conversation had grown
+    # the previous exchange, however long the conversation had grown: on SQLite read
+    # with the message as it was accepted, on PostgreSQL when it is answered
     assert read[0] == 1
-    assert max(read[1:]) <= 3
+    if database_url.startswith("sqlite"):
+        assert read[1:] == []
+        assert len(read_ahead) == 29
+        assert max(read_ahead) <= 3
+        assert cache.read_ahead == 29
+    else:
+        assert read_ahead == []
+        assert max(read[1:]) <= 3
     last = fake_openai.requests[-1].messages[1:]
     assert len(last) == 40  # the newest 40 turns, as history_limit says
     assert last[-1] == {"role": "user", "content": "turn 29"}
