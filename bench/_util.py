@@ -32,12 +32,15 @@ class Options:
         workdir: a private temporary folder (SQLite files, the workers' folders).
         offline: never install a peer framework from PyPI: one not installed yet is
             skipped (the smoke test's way: no test may reach the internet).
+        against: a git revision whose botkit the peers scenario also runs, side by
+            side with this one (``--against``); ``None``: none.
     """
 
     quick: bool
     postgres_url: str | None
     workdir: Path
     offline: bool = False
+    against: str | None = None
 
 
 def importable(package: str) -> bool:

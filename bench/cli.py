@@ -112,6 +112,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="install the peer frameworks (errbot, opsdroid) into their cached venvs and exit",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="peers: also run botkit as it was at git revision REV (its botkit/, adapters/ "
+        "and plugins/, under this harness), interleaved with the other targets, and print "
+        "what changed since",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     return parser
 
@@ -150,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             postgres_url=args.postgres or None,
             workdir=Path(tmp),
             offline=args.offline,
+            against=args.against,
         )
         for name in names:
             started = time.monotonic()

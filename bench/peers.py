@@ -28,9 +28,12 @@ connections, as botkit's own does (``max_in_flight``).
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import subprocess
 import sys
+import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +57,7 @@ class Target:
     worker: str | None = None  # bench._peer_worker's TARGET
     peer: Peer | None = None
     small: bool = False  # the smaller plan (answers that wait for the edit pace)
+    tree: Path | None = None  # another revision's botkit, adapters and plugins (--against)
 
 
 TARGETS = (
@@ -105,12 +109,16 @@ class Row:
 
 
 async def run_process(
-    args: Sequence[str], env: dict[str, str], *, within: float = RUN_TIMEOUT
+    args: Sequence[str],
+    env: dict[str, str],
+    *,
+    within: float = RUN_TIMEOUT,
+    cwd: Path = ROOT,
 ) -> dict[str, Any]:
     """Run a target process to its end; the JSON object on its last line."""
     process = await asyncio.create_subprocess_exec(
         *args,
-        cwd=ROOT,
+        cwd=cwd,
         env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -138,7 +146,11 @@ def command(
         args += ["--model", model_url, "--workdir", str(workdir)]
         args += ["--users", str(plan.users), "--warmup", str(plan.warmup)]
         args += ["--measured", str(plan.measured), "--latency", str(plan.latency)]
-        return args, {"PYTHONPATH": pythonpath()}
+        if target.tree is None:
+            return args, {"PYTHONPATH": pythonpath()}
+        # that revision's packages ahead of this tree's; bench itself is this tree's
+        tree = [str(target.tree / part) for part in ("", "adapters", "plugins")]
+        return args, {"PYTHONPATH": os.pathsep.join([*tree, pythonpath()])}
     assert python is not None
     assert target.peer is not None
     script = "_errbot_app.py" if target.peer is ERRBOT else "_opsdroid_app.py"
@@ -148,8 +160,43 @@ def command(
     return [*args, *plan.argv()], {"XDG_DATA_HOME": str(workdir)}
 
 
-async def measure(opts: Options, targets: Sequence[Target] = TARGETS) -> tuple[list[Row], Sizes]:
-    """Every target, round after round, rotating the order; rows in ``targets``' order."""
+def checkout(revision: str, into: Path) -> tuple[str, Path]:
+    """botkit's packages (``botkit/``, ``adapters/``, ``plugins/``) as they were at the
+    git ``revision``, extracted under ``into``; its short hash, and the folder.
+
+    Raises:
+        Skipped: not a git checkout, or no such revision.
+    """
+
+    def git(*args: str) -> bytes:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, check=False)
+        if done.returncode != 0:
+            raise Skipped(f"git {args[0]} {revision}: {done.stderr.decode().strip()[:200]}")
+        return done.stdout
+
+    short = git("rev-parse", "--short", f"{revision}^{{commit}}").decode().strip()
+    tree = into / f"botkit-{short}"
+    tree.mkdir(parents=True)
+    archive = git("archive", "--format=tar", short, "botkit", "adapters", "plugins")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    return short, tree
+
+
+def targets_for(opts: Options) -> tuple[Target, ...]:
+    """The targets of this run: every one, and botkit at ``--against`` if asked."""
+    if opts.against is None:
+        return TARGETS
+    short, tree = checkout(opts.against, opts.workdir / "against")
+    return (*TARGETS, Target(f"botkit at {short}, all defaults", worker="botkit", tree=tree))
+
+
+async def measure(
+    opts: Options, targets: Sequence[Target] | None = None
+) -> tuple[list[Row], Sizes]:
+    """Every target, round after round, rotating the order; rows in ``targets``' order
+    (default: :func:`targets_for` the options)."""
+    targets = targets_for(opts) if targets is None else targets
     size = sizes(opts.quick)
     bot_cpu, model_cpu = cpus()
     rows = [Row(t) for t in targets]
@@ -175,7 +222,10 @@ async def measure(opts: Options, targets: Sequence[Target] = TARGETS) -> tuple[l
                 plan = size.small if row.target.small else size.plan
                 args, env = command(row.target, pythons.get(index), model.url, workdir, plan)
                 env["BOTKIT_BENCH_CPU"] = str(bot_cpu)
-                row.runs.append(await run_process(args, env))
+                # another revision's tree runs from its own folder: ``python -m`` puts
+                # the working directory first on the path, ahead of PYTHONPATH
+                cwd = row.target.tree or ROOT
+                row.runs.append(await run_process(args, env, cwd=cwd))
     return rows, size
 
 
@@ -223,7 +273,7 @@ def render(rows: list[Row], size: Sizes) -> str:
     peers = [f"{r.target.label}: {r.how}" for r in rows if r.how]
     if peers:
         head += f"  [{'; '.join(peers)}]"
-    by_worker = {r.target.worker: r for r in rows}
+    by_worker = {r.target.worker: r for r in rows if r.target.tree is None}
     botkit, minimal = by_worker["botkit"], by_worker["minimal"]
     verdict = (
         f"botkit, all defaults: {botkit.figure('rate') / minimal.figure('rate'):.2f}x the "
@@ -233,7 +283,21 @@ def render(rows: list[Row], size: Sizes) -> str:
         f"{ms(minimal.figure('p50'))} = {ms(botkit.figure('p50') - minimal.figure('p50'))} "
         f"more (target <= {ms(TARGET_LATENCY)})"
     )
-    return "\n".join([head, *_table(rows), verdict])
+    earlier = [_since(r, botkit) for r in rows if r.target.tree is not None and r.runs]
+    return "\n".join([head, *_table(rows), verdict, *earlier])
+
+
+def _since(earlier: Row, now: Row) -> str:
+    """botkit now against botkit at an earlier revision, measured in the same run."""
+    name = earlier.target.label.removesuffix(", all defaults")
+    cpu, rate = now.figure("cpu_ms"), now.figure("rate")
+    then_cpu, then_rate = earlier.figure("cpu_ms"), earlier.figure("rate")
+    return (
+        f"botkit now against {name}: CPU {then_cpu:.2f} -> {cpu:.2f} ms/msg "
+        f"({cpu / then_cpu:.2f}x), throughput {then_rate:,.0f} -> {rate:,.0f} msg/s "
+        f"({rate / then_rate:.2f}x), 1-user p50 {ms(earlier.figure('p50'))} -> "
+        f"{ms(now.figure('p50'))}"
+    )
 
 
 async def run(opts: Options) -> str:

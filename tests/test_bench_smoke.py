@@ -47,11 +47,11 @@ EXPECTED: dict[str, str] = {
 NEEDS_POSTGRES = {"overhead/postgres", "history/postgres", "scaleout"}
 
 
-def _bench(scenario: str, **environ: str) -> str:
+def _bench(scenario: str, *args: str, **environ: str) -> str:
     """``python -m bench --quick --offline --only SCENARIO``'s output (it must exit 0)."""
     command = [sys.executable, "-m", "bench", "--quick", "--offline", "--only", scenario]
     done = subprocess.run(
-        [*command, "--postgres", POSTGRES_URL],
+        [*command, "--postgres", POSTGRES_URL, *args],
         env={**os.environ, **environ},
         cwd=ROOT,
         capture_output=True,
@@ -135,3 +135,49 @@ def test_bench_offline_skips_a_peer_not_installed_instead_of_reaching_pypi(
         assert "is not installed" in row, row
         assert "--install-peers" in row, row
     assert list(tmp_path.iterdir()) == []  # nothing was installed
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_bench_peers_against_a_revision_runs_that_revisions_botkit_side_by_side() -> None:
+    """``--against REV``: one more row, botkit's packages as they were at REV (HEAD
+    here, as any clone has it), and a line of what changed since."""
+    output = _bench("peers", "--against", "HEAD")
+    short = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    [row] = [
+        x for x in output.splitlines() if x.startswith(f"| botkit at {short}, all defaults |")
+    ]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert re.fullmatch(NUMBER, cells[1]), row
+    assert float(cells[2]) > 0, row
+    assert re.search(
+        rf"botkit now against botkit at {short}: CPU {NUMBER} -> {NUMBER} ms/msg", output
+    ), output
+
+
+def test_bench_against_extracts_the_packages_of_that_revision(tmp_path: Path) -> None:
+    from bench._util import Skipped
+    from bench.peers import checkout
+
+    short, tree = checkout("HEAD", tmp_path)
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert short == head.stdout.strip()
+    assert sorted(p.name for p in tree.iterdir()) == ["adapters", "botkit", "plugins"]
+    shown = subprocess.run(
+        ["git", "-C", str(ROOT), "show", "HEAD:botkit/__init__.py"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert (tree / "botkit" / "__init__.py").read_bytes() == shown
+    with pytest.raises(Skipped, match="no-such-revision"):
+        checkout("no-such-revision", tmp_path / "other")
