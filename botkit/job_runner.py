@@ -287,7 +287,7 @@ class JobRunner:
                         record, fence, "pending", due_at=retry, error=_why(exc), ran=False
                     )
                 return
-            await self._done(record, fence, run)
+            await self._complete(record, fence, run)
         except asyncio.CancelledError:
             await self._let_go(record, fence, name)
             raise
@@ -319,6 +319,17 @@ class JobRunner:
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+    async def _complete(self, record: JobRecord, fence: tuple[str, int], run: JobRun) -> None:
+        """:meth:`_done`, carried to its end even if a stop cancels the run meanwhile:
+        once the handler has returned the run is complete, and given back it would run
+        again and do twice what it did. A cancelled run waits for it, then ends."""
+        ending = asyncio.ensure_future(self._done(record, fence, run))
+        try:
+            await asyncio.shield(ending)
+        except asyncio.CancelledError:
+            await asyncio.gather(ending, return_exceptions=True)
+            raise
 
     async def _done(self, record: JobRecord, fence: tuple[str, int], run: JobRun) -> None:
         """Store the run's messages with its end, then deliver them."""

@@ -347,3 +347,47 @@ async def test_a_stop_while_a_jobs_message_is_being_sent_lets_that_send_finish(
         await restarted.advance(timedelta(minutes=5))
     assert again.sent == []
     assert len(fired.runs) == 1
+
+
+async def test_a_stop_after_a_jobs_handler_returned_records_that_run_and_never_runs_it_again(
+    tmp_path: Any,
+) -> None:
+    """A stop cancels running jobs; one whose handler had already returned is complete:
+    its end and its message are stored and sent all the same, so it does not run again
+    after the restart (given back, it would, and do twice what it did)."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    runs: list[int] = []
+    returned = asyncio.Event()
+    finishing = asyncio.Event()
+    plugin = Plugin("once")
+
+    @plugin.job("work")
+    async def work(run: JobRun) -> None:
+        runs.append(run.attempt)
+        await run.reply("done")
+        returned.set()
+
+    bot = run_bot(plugins=[plugin], database_url=url, clock=FakeClock(START))
+    await bot.start()
+    store = bot.bot.store
+    real = store.history.conversation_id
+
+    async def held(ref: ConversationRef) -> int:  # the run's end is being stored: hold it
+        if returned.is_set():
+            finishing.set()
+            await asyncio.sleep(0.3)  # the stop arrives meanwhile
+        return await real(ref)
+
+    store.history.conversation_id = held  # type: ignore[method-assign]
+    try:
+        await PluginRuntime(bot.bot.runtime, "once").schedule(
+            job="work", at=timedelta(0), conversation=ROOM
+        )
+        await asyncio.wait_for(finishing.wait(), 10)
+    finally:
+        await bot.stop()
+    assert runs == [1]
+    assert [s.text for s in bot.sent] == ["done"]
+    async with run_bot(plugins=[plugin], database_url=url, clock=FakeClock(START)) as again:
+        assert await again.advance(timedelta(hours=1)) == []
+    assert runs == [1]
