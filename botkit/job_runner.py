@@ -15,7 +15,10 @@ that claim. What a job guarantees:
   an API) should be idempotent: ``run.id`` with ``run.due_at`` names the run, and
   ``run.attempt`` says how often it was tried.
 - **a due time fires once.** A run that finished is never run again; a job cancelled
-  while it runs finishes that run and does not recur. A handler that raises is tried
+  while it runs finishes that run and does not recur. A clean stop gives back the runs
+  still in their handler (they run again, in this process after a restart or in
+  another); a run whose handler had returned is complete, and is recorded and its
+  messages sent before the stop ends. A handler that raises is tried
   again with backoff, up to its ``attempts`` (a run cut short by a dead process counts
   as one), then the job is marked failed (a recurring job moves on to its next time).
 - **late, not lost.** A job due while no process ran fires when one starts, once; a
