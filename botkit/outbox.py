@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -344,10 +344,7 @@ class Outbox:
         if self._closed:
             await self.flush(conversation_id)
             return
-        task = asyncio.create_task(self.flush(conversation_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        await asyncio.shield(task)
+        await asyncio.shield(self._own(self.flush(conversation_id)))
 
     async def flush_locked(self, conversation_id: int) -> bool:
         """:meth:`flush` for a caller that already holds :meth:`lock`.
@@ -556,11 +553,15 @@ class Outbox:
         self._timers[conversation_id] = loop.call_later(max(delay, 0.0), fire)
 
     def _spawn(self, conversation_id: int) -> None:
-        if self._closed:
-            return
-        task = asyncio.create_task(self._flush_quietly(conversation_id))
+        if not self._closed:  # kept in _tasks: close() waits for it
+            _ = self._own(self._flush_quietly(conversation_id))
+
+    def _own(self, flush: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``flush`` in a task of the outbox's own, which :meth:`close` waits for."""
+        task = asyncio.create_task(flush)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _flush_quietly(self, conversation_id: int) -> None:
         """A background flush: its failure is logged and handed back, never lost."""
