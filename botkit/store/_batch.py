@@ -25,8 +25,9 @@ from botkit.store._statements import (
     INSERT_CALL,
     INSERT_REPLY,
     SET_STATUS,
-    UPDATE_FENCED,
+    UPDATE_FENCED_ROW,
     UPDATE_MESSAGE,
+    UPDATE_ROW,
     WAITING_REPLIES,
     add_outbound,
     aware,
@@ -201,7 +202,7 @@ class Finish:
         claim = self.claim if claimed else None
         out_ids = [add_outbound(conn, row, claim) for row in self.replies]
         for settle in self.settles:
-            run_fenced(conn, UPDATE_FENCED, [settle])
+            run_fenced(conn, UPDATE_FENCED_ROW, [settle])
         _set_done(conn, [self])
         return Finished(out_ids, claimed)
 
@@ -254,7 +255,7 @@ def _finish_all(conn: Connection, ops: list[Finish]) -> list[Finished]:
         for op, mine in zip(ops, claimed, strict=True)
     ]
     for settle in (settle for op in ops for settle in op.settles):
-        run_fenced(conn, UPDATE_FENCED, [settle])
+        run_fenced(conn, UPDATE_FENCED_ROW, [settle])
     _set_done(conn, ops)
     return results
 
@@ -286,7 +287,7 @@ def _set_done(conn: Connection, ops: list[Finish]) -> None:
 def set_status(conn: Connection, ids: list[int], values: dict[str, Any]) -> None:
     """Set ``values`` (status, error, updated_at) on the messages ``ids``."""
     if len(ids) == 1:  # the usual case: no IN list to render
-        conn.execute(UPDATE_MESSAGE, {**values, "b_id": ids[0]})
+        UPDATE_ROW.rowcount(conn, {**values, "b_id": ids[0]})
         return
     for chunk in chunks(ids):
         conn.execute(SET_STATUS, {**values, "b_ids": chunk})
@@ -300,7 +301,7 @@ class Update:
     params: dict[str, Any]  # the columns to set, and ``b_id``
 
     def __call__(self, conn: Connection) -> None:
-        conn.execute(UPDATE_MESSAGE, self.params)
+        UPDATE_ROW.rowcount(conn, self.params)
 
     @classmethod
     def together(cls, conn: Connection, ops: list[Self]) -> list[None]:
@@ -330,8 +331,8 @@ class ReadContext:
     after_id: int = 0
 
     def __call__(self, conn: Connection) -> ContextRead:
-        found = conn.execute(CONTEXT, {"b_conversation_id": self.conversation_id}).first()
-        return self._turns(conn, tuple(found) if found is not None else _NO_CONVERSATION)
+        found = CONTEXT.rows(conn, {"b_conversation_id": self.conversation_id})
+        return self._turns(conn, tuple(found[0]) if found else _NO_CONVERSATION)
 
     def _turns(self, conn: Connection, found: tuple[Any, ...]) -> ContextRead:
         start, changed, text, covers = found

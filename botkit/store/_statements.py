@@ -26,6 +26,7 @@ from sqlalchemy import (
 
 from botkit.exceptions import ClaimLostError, StoreError
 from botkit.messages import Attachment, ConversationRef
+from botkit.store._direct import Direct
 from botkit.store.models import Base, utcnow
 from botkit.store.records import (
     HISTORY_IN,
@@ -117,10 +118,10 @@ def _history_query(*, bounded: bool) -> Select[Any]:
     )
 
 
-_HISTORY = _history_query(bounded=False)
-_HISTORY_BEFORE = _history_query(bounded=True)
+_HISTORY = Direct(_history_query(bounded=False))
+_HISTORY_BEFORE = Direct(_history_query(bounded=True))
 # the running summary and where history starts, for one conversation
-CONTEXT = (
+CONTEXT = Direct(
     select(
         conversations.c.history_start_id,
         conversations.c.updated_at,
@@ -162,6 +163,7 @@ WAITING_REPLIES = (
 )
 # SET takes the columns named in the parameters
 UPDATE_MESSAGE = update(messages).where(messages.c.id == bindparam("b_id"))
+UPDATE_ROW = Direct(UPDATE_MESSAGE)  # the same, for one row
 SET_STATUS = update(messages).where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
 NOW = select(func.now())
 INSERT_RESERVATION = insert(reservations).returning(reservations.c.id)
@@ -183,11 +185,13 @@ UPDATE_FENCED = update(messages).where(
     messages.c.claimed_by == bindparam("b_owner"),
     messages.c.claim_token == bindparam("b_token"),
 )
+UPDATE_FENCED_ROW = Direct(UPDATE_FENCED)
 # a finish happens once: a retry after a commit the client did not hear of (the
 # connection lost mid-commit) finds the message finished and changes nothing
-FINISH_FENCED = UPDATE_FENCED.where(one_of(messages.c.status, UNFINISHED_IN))
+_FINISH_FENCED = UPDATE_FENCED.where(one_of(messages.c.status, UNFINISHED_IN))
+FINISH_FENCED = Direct(_FINISH_FENCED)
 # changes nothing, only while the message is held unfinished (and locks its row)
-STILL_HELD = FINISH_FENCED.values(claim_token=messages.c.claim_token)
+STILL_HELD = Direct(_FINISH_FENCED.values(claim_token=messages.c.claim_token))
 INSERT_TOOL_CALL = insert(tool_calls).returning(tool_calls.c.id)
 
 
@@ -232,9 +236,9 @@ def history_rows(
     first."""
     params = {"b_conversation_id": conversation_id, "b_after_id": after_id, "b_limit": limit}
     if before_id is None:
-        rows = conn.execute(_HISTORY, params).all()
+        rows = _HISTORY.rows(conn, params)
     else:
-        rows = conn.execute(_HISTORY_BEFORE, {**params, "b_before_id": before_id}).all()
+        rows = _HISTORY_BEFORE.rows(conn, {**params, "b_before_id": before_id})
     return [snapshot(r) for r in reversed(rows)]
 
 
@@ -359,10 +363,14 @@ def held_params(held: tuple[str, Fence] | None) -> list[dict[str, Any]]:
 
 
 def run_fenced(conn: Connection, statement: Any, params: list[dict[str, Any]]) -> None:
-    """Run a fenced UPDATE once per row; any row not changed means its claim moved on:
-    raise, so the whole transaction is rolled back."""
+    """Run a fenced UPDATE (a :class:`Direct` one, or any) once per row; any row not
+    changed means its claim moved on: raise, so the whole transaction is rolled back."""
     for row in params:
-        if conn.execute(statement, row).rowcount != 1:
+        if isinstance(statement, Direct):
+            changed = statement.rowcount(conn, row)
+        else:
+            changed = conn.execute(statement, row).rowcount
+        if changed != 1:
             raise ClaimLostError(
                 f"message {row['b_id']} is held by another process now, or was finished "
                 f"already (token {row['b_token']} of {row['b_owner']})"

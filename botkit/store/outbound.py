@@ -14,7 +14,7 @@ from botkit.store._section import Section
 from botkit.store._statements import (
     SNAPSHOT_QUERY,
     STILL_HELD,
-    UPDATE_FENCED,
+    UPDATE_FENCED_ROW,
     add_outbound,
     held_params,
     messages,
@@ -158,7 +158,9 @@ class OutboundStore(Section):
             await self._write("update outbox", Update(update_params(outbound_id, values)))
             return
         params = settle_outbound(outbound_id, fence, **values)
-        await self._write("update outbox", lambda conn: run_fenced(conn, UPDATE_FENCED, [params]))
+        await self._write(
+            "update outbox", lambda conn: run_fenced(conn, UPDATE_FENCED_ROW, [params])
+        )
 
     async def retry_failed(self, outbound_id: int) -> int | None:
         """Give a reply the outbox gave up on a fresh set of attempts: back to

@@ -1,0 +1,140 @@
+"""The per-message path's simplest statements, run on SQLite's own cursor.
+
+SQLAlchemy's ``Connection.execute`` costs 20 to 60 microseconds a statement (an
+execution context, events, a result object) over the few that SQLite takes to update one
+row by its key; an answer runs several such statements, so on SQLite they were most of
+the writer thread's time. A :class:`Direct` statement is compiled by SQLAlchemy once per
+set of parameter names, and then run on the ``sqlite3`` connection under the same
+transaction: its parameters put in order and converted by their types' own bind
+processors, its rows by their result processors, its errors wrapped as SQLAlchemy's
+(``OperationalError``, ``IntegrityError``), so callers see what they saw before.
+
+Only statements that SQLAlchemy would run unchanged qualify: no INSERT (its column
+defaults are computed at execution), no expanding ``IN`` list. On PostgreSQL, with
+``echo`` on, or while anything listens to the cursor's statements (tests that count
+them), SQLAlchemy runs them as before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.expression import Executable
+
+__all__ = ["Direct"]
+
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A statement compiled for SQLite and one set of parameter names."""
+
+    sql: str
+    names: tuple[str, ...]  # the parameters, in the order of their ``?``
+    processors: tuple[Processor | None, ...]  # per parameter, its type's bind processor
+    fixed: Mapping[str, Any]  # the values written into the statement (``status != 'x'``)
+    results: tuple[tuple[int, Processor], ...]  # (column index, result processor)
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        fixed = self.fixed
+        values = [params[n] if n in params else fixed[n] for n in self.names]
+        return tuple(
+            v if p is None or v is None else p(v)
+            for v, p in zip(values, self.processors, strict=True)
+        )
+
+
+class Direct:
+    """A prebuilt statement that runs on the ``sqlite3`` cursor where it can (see the
+    module); elsewhere through SQLAlchemy, with the same results."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+
+    def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run it (an UPDATE or DELETE); how many rows it changed."""
+        cursor = self._run(conn, params)
+        if cursor is None:
+            return int(getattr(conn.execute(self.statement, dict(params)), "rowcount", 0) or 0)
+        return cursor.rowcount
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Run it (a SELECT); its rows, each column as its type reads it."""
+        plan = self._plan(conn, params)
+        if plan is None:
+            return list(conn.execute(self.statement, dict(params)).all())
+        rows = self._execute(conn, plan, params).fetchall()
+        if not plan.results:
+            return rows
+        out: list[Sequence[Any]] = []
+        for row in rows:
+            values = list(row)
+            for index, process in plan.results:
+                values[index] = process(values[index])
+            out.append(values)
+        return out
+
+    def _run(self, conn: Connection, params: Mapping[str, Any]) -> sqlite3.Cursor | None:
+        plan = self._plan(conn, params)
+        return None if plan is None else self._execute(conn, plan, params)
+
+    def _execute(self, conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> sqlite3.Cursor:
+        if not conn.in_transaction():
+            conn.begin()  # as SQLAlchemy's own first statement would (BEGIN)
+        arguments = plan.arguments(params)
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        try:
+            return driver.execute(plan.sql, arguments)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(
+                plan.sql, arguments, exc, sqlite3.Error, dialect=conn.dialect
+            ) from exc
+
+    def _plan(self, conn: Connection, params: Mapping[str, Any]) -> _Plan | None:
+        """The plan for these parameter names, or ``None`` where SQLAlchemy must run it."""
+        if not _direct(conn):
+            return None
+        keys = tuple(params)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plans[keys] = _compile(self.statement, conn, keys)
+        return plan
+
+
+def _direct(conn: Connection) -> bool:
+    """Whether statements on ``conn`` may skip SQLAlchemy: SQLite, with nothing watching."""
+    dialect = conn.dialect
+    return (
+        dialect.name == "sqlite"
+        and dialect.paramstyle == "qmark"
+        and not conn.engine.echo
+        and not conn.dispatch.before_cursor_execute
+        and not conn.dispatch.after_cursor_execute
+    )
+
+
+def _compile(statement: Executable, conn: Connection, keys: tuple[str, ...]) -> _Plan:
+    dialect = conn.dialect
+    compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
+    if compiled.positiontup is None or "POSTCOMPILE" in compiled.string:
+        raise TypeError(f"cannot run directly: {compiled.string}")
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}
+    names = tuple(compiled.positiontup)
+    fixed = {n: by_name[n].effective_value for n in names if not by_name[n].required}
+    processors = tuple(
+        by_name[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names
+    )
+    results: list[tuple[int, Processor]] = []
+    for index, column in enumerate(getattr(statement, "selected_columns", ())):
+        process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if process is not None:
+            results.append((index, process))
+    return _Plan(compiled.string, names, processors, fixed, tuple(results))
