@@ -24,11 +24,11 @@ from botkit.store._statements import (
     FINISH_FENCED,
     INSERT_CALL,
     INSERT_REPLY,
+    INSERT_REPLY_ROW,
     SET_STATUS,
     UPDATE_FENCED_ROW,
     UPDATE_MESSAGE,
     UPDATE_ROW,
-    WAITING_REPLIES,
     add_outbound,
     aware,
     chunks,
@@ -37,6 +37,7 @@ from botkit.store._statements import (
     messages,
     outbound_values,
     run_fenced,
+    waiting_replies,
 )
 from botkit.store.records import (
     Accepted,
@@ -193,12 +194,11 @@ class Finish:
 
     def __call__(self, conn: Connection) -> Finished:
         if self.calls:
-            conn.execute(INSERT_CALL, self.calls)
+            INSERT_CALL.many(conn, self.calls)
             drop_reservations(conn, self.reservations)
         claimed = False
         if self.claim is not None and self.replies:
-            waiting = conn.execute(WAITING_REPLIES, {"b_ids": sorted(self.conversations)})
-            claimed = waiting.first() is None
+            claimed = not waiting_replies(conn, sorted(self.conversations))
         claim = self.claim if claimed else None
         out_ids = [add_outbound(conn, row, claim) for row in self.replies]
         for settle in self.settles:
@@ -227,12 +227,10 @@ def _finish_all(conn: Connection, ops: list[Finish]) -> list[Finished]:
     """Finish ``ops``, no two of which reply in the same conversation."""
     calls = [values for op in ops for values in op.calls]
     if calls:
-        conn.execute(INSERT_CALL, calls)
+        INSERT_CALL.many(conn, calls)
         drop_reservations(conn, [r for op in ops for r in op.reservations])
     asking = sorted({c for op in ops if op.claim is not None for c in op.conversations})
-    waiting: set[int] = set()
-    for chunk in chunks(asking):
-        waiting.update(conn.execute(WAITING_REPLIES, {"b_ids": chunk}).scalars())
+    waiting = waiting_replies(conn, asking) if asking else set()
     claimed = [
         op.claim is not None and bool(op.replies) and not op.conversations & waiting for op in ops
     ]
@@ -244,7 +242,10 @@ def _finish_all(conn: Connection, ops: list[Finish]) -> list[Finished]:
     # multi-row INSERT ... RETURNING: the rows take consecutive ids in the order given
     # (a new rowid is one more than the largest, and only this transaction writes),
     # so the ids sorted are the rows' ids in order
-    inserted = sorted(conn.execute(INSERT_REPLY, rows).scalars().all()) if rows else []
+    if len(rows) == 1:
+        inserted = [int(INSERT_REPLY_ROW.scalar(conn, rows[0]))]
+    else:
+        inserted = sorted(conn.execute(INSERT_REPLY, rows).scalars().all()) if rows else []
     if inserted and inserted[-1] - inserted[0] + 1 != len(inserted):
         # SQLite picks random free ids once the largest possible one is taken: the
         # order is lost, so this shared write fails and each finish is retried alone

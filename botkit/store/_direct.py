@@ -9,10 +9,11 @@ transaction: its parameters put in order and converted by their types' own bind
 processors, its rows by their result processors, its errors wrapped as SQLAlchemy's
 (``OperationalError``, ``IntegrityError``), so callers see what they saw before.
 
-Only statements that SQLAlchemy would run unchanged qualify: no INSERT (its column
-defaults are computed at execution), no expanding ``IN`` list. On PostgreSQL, with
-``echo`` on, or while anything listens to the cursor's statements (tests that count
-them), SQLAlchemy runs them as before.
+Only statements that SQLAlchemy would run unchanged qualify: no expanding ``IN`` list
+(refused), and an INSERT or UPDATE only when its parameters name every column that has a
+default (SQLAlchemy computes the others' at execution: it runs that statement, for those
+parameter names). On PostgreSQL, with ``echo`` on, or while anything listens to the
+cursor's statements (tests that count them), SQLAlchemy runs them as before.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class _Plan:
     processors: tuple[Processor | None, ...]  # per parameter, its type's bind processor
     fixed: Mapping[str, Any]  # the values written into the statement (``status != 'x'``)
     results: tuple[tuple[int, Processor], ...]  # (column index, result processor)
+    returning: bool  # whether it gives rows back (a SELECT, or RETURNING)
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         fixed = self.fixed
@@ -56,21 +58,22 @@ class Direct:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._plans: dict[tuple[str, ...], _Plan | None] = {}  # None: SQLAlchemy runs it
 
     def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Run it (an UPDATE or DELETE); how many rows it changed."""
-        cursor = self._run(conn, params)
-        if cursor is None:
+        plan = self._plan(conn, params)
+        if plan is None:
             return int(getattr(conn.execute(self.statement, dict(params)), "rowcount", 0) or 0)
-        return cursor.rowcount
+        return self._execute(conn, plan, plan.arguments(params)).rowcount
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Sequence[Any]]:
-        """Run it (a SELECT); its rows, each column as its type reads it."""
+        """Run it (a SELECT, or a statement with RETURNING); its rows, each column as its
+        type reads it."""
         plan = self._plan(conn, params)
         if plan is None:
             return list(conn.execute(self.statement, dict(params)).all())
-        rows = self._execute(conn, plan, params).fetchall()
+        rows = self._execute(conn, plan, plan.arguments(params)).fetchall()
         if not plan.results:
             return rows
         out: list[Sequence[Any]] = []
@@ -81,21 +84,37 @@ class Direct:
             out.append(values)
         return out
 
-    def _run(self, conn: Connection, params: Mapping[str, Any]) -> sqlite3.Cursor | None:
-        plan = self._plan(conn, params)
-        return None if plan is None else self._execute(conn, plan, params)
+    def scalar(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        """Run it; the first column of its first row (``None``: no row)."""
+        rows = self.rows(conn, params)
+        return rows[0][0] if rows else None
 
-    def _execute(self, conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> sqlite3.Cursor:
+    def many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run it once for each of ``rows`` (an INSERT or UPDATE without RETURNING), in
+        one call to the driver."""
+        if not rows:
+            return
+        keys = tuple(rows[0])
+        plan = self._plan(conn, rows[0])
+        if plan is None or plan.returning or any(tuple(row) != keys for row in rows):
+            conn.execute(self.statement, [dict(row) for row in rows])
+            return
+        self._execute(conn, plan, [plan.arguments(row) for row in rows], many=True)
+
+    def _execute(
+        self, conn: Connection, plan: _Plan, arguments: Any, *, many: bool = False
+    ) -> sqlite3.Cursor:
         if not conn.in_transaction():
             conn.begin()  # as SQLAlchemy's own first statement would (BEGIN)
-        arguments = plan.arguments(params)
         driver = conn.connection.driver_connection
         assert isinstance(driver, sqlite3.Connection)
         try:
+            if many:
+                return driver.executemany(plan.sql, arguments)
             return driver.execute(plan.sql, arguments)
         except sqlite3.Error as exc:
             raise DBAPIError.instance(
-                plan.sql, arguments, exc, sqlite3.Error, dialect=conn.dialect
+                plan.sql, arguments, exc, sqlite3.Error, dialect=conn.dialect, ismulti=many
             ) from exc
 
     def _plan(self, conn: Connection, params: Mapping[str, Any]) -> _Plan | None:
@@ -103,10 +122,9 @@ class Direct:
         if not _direct(conn):
             return None
         keys = tuple(params)
-        plan = self._plans.get(keys)
-        if plan is None:
-            plan = self._plans[keys] = _compile(self.statement, conn, keys)
-        return plan
+        if keys not in self._plans:
+            self._plans[keys] = _compile(self.statement, conn, keys)
+        return self._plans[keys]
 
 
 def _direct(conn: Connection) -> bool:
@@ -121,11 +139,16 @@ def _direct(conn: Connection) -> bool:
     )
 
 
-def _compile(statement: Executable, conn: Connection, keys: tuple[str, ...]) -> _Plan:
+def _compile(statement: Executable, conn: Connection, keys: tuple[str, ...]) -> _Plan | None:
     dialect = conn.dialect
     compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
     if compiled.positiontup is None or "POSTCOMPILE" in compiled.string:
         raise TypeError(f"cannot run directly: {compiled.string}")
+    defaults = (
+        getattr(compiled, n, None) for n in ("insert_prefetch", "update_prefetch", "postfetch")
+    )
+    if any(defaults):
+        return None  # defaults to compute, or to read back: SQLAlchemy's work
     by_name = {name: bind for bind, name in compiled.bind_names.items()}
     names = tuple(compiled.positiontup)
     fixed = {n: by_name[n].effective_value for n in names if not by_name[n].required}
@@ -133,8 +156,10 @@ def _compile(statement: Executable, conn: Connection, keys: tuple[str, ...]) -> 
         by_name[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names
     )
     results: list[tuple[int, Processor]] = []
-    for index, column in enumerate(getattr(statement, "selected_columns", ())):
+    returned = compiled.returning or getattr(statement, "selected_columns", ())
+    for index, column in enumerate(returned):
         process = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if process is not None:
             results.append((index, process))
-    return _Plan(compiled.string, names, processors, fixed, tuple(results))
+    returning = bool(returned)
+    return _Plan(compiled.string, names, processors, fixed, tuple(results), returning)

@@ -149,8 +149,9 @@ FIND_MESSAGE = select(messages.c.id).where(
     messages.c.direction == "in",
     messages.c.external_id == bindparam("b_external_id"),
 )
-INSERT_CALL = insert(calls)
+INSERT_CALL = Direct(insert(calls))
 INSERT_REPLY = insert(messages).returning(messages.c.id)
+INSERT_REPLY_ROW = Direct(INSERT_REPLY)  # the same, for one row
 # the conversations among these with an earlier reply still to go out (or streaming)
 WAITING_REPLIES = (
     select(messages.c.conversation_id)
@@ -160,6 +161,16 @@ WAITING_REPLIES = (
         one_of(messages.c.status, (*UNDELIVERED_OUT, "streaming")),
     )
     .distinct()
+)
+# the same for one conversation: whether it has one
+_WAITING_REPLY = Direct(
+    select(messages.c.conversation_id)
+    .where(
+        messages.c.conversation_id == bindparam("b_conversation_id"),
+        messages.c.direction == "out",
+        one_of(messages.c.status, (*UNDELIVERED_OUT, "streaming")),
+    )
+    .limit(1)
 )
 # SET takes the columns named in the parameters
 UPDATE_MESSAGE = update(messages).where(messages.c.id == bindparam("b_id"))
@@ -297,9 +308,21 @@ def outbound_values(row: dict[str, Any], claim: Claim | None) -> dict[str, Any]:
     }
 
 
+def waiting_replies(conn: Connection, conversation_ids: Sequence[int]) -> set[int]:
+    """The conversations among these with an earlier reply still to go out (or
+    streaming)."""
+    if len(conversation_ids) == 1:
+        found = _WAITING_REPLY.rows(conn, {"b_conversation_id": conversation_ids[0]})
+        return {int(row[0]) for row in found}
+    waiting: set[int] = set()
+    for chunk in chunks(sorted(conversation_ids)):
+        waiting.update(conn.execute(WAITING_REPLIES, {"b_ids": chunk}).scalars())
+    return waiting
+
+
 def add_outbound(conn: Connection, row: dict[str, Any], claim: Claim | None) -> int:
     """Insert one reply's row; its id."""
-    inserted = conn.execute(INSERT_REPLY, outbound_values(row, claim)).scalar()
+    inserted = INSERT_REPLY_ROW.scalar(conn, outbound_values(row, claim))
     if inserted is None:  # pragma: no cover - an insert always returns its id
         raise StoreError("the reply was not stored")
     return int(inserted)

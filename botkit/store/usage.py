@@ -46,7 +46,7 @@ class UsageStore(Section):
         held = reservations_of(made)
 
         def op(conn: Connection) -> None:
-            conn.execute(INSERT_CALL, values)
+            INSERT_CALL.many(conn, values)
             drop_reservations(conn, held)
 
         await self._write("record model calls", op)

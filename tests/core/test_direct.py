@@ -125,3 +125,44 @@ def test_a_statement_with_an_in_list_is_refused(conn: Connection) -> None:
     statement = Direct(update(messages).where(messages.c.id.in_([1, 2])))
     with pytest.raises(TypeError, match="cannot run directly"):
         statement.rowcount(conn, {"text": "x"})
+
+
+def test_a_direct_insert_returns_its_new_id_and_stores_its_values(conn: Connection) -> None:
+    statement = Direct(insert(messages).returning(messages.c.id))
+    row = {
+        "conversation_id": 1,
+        "channel": "t",
+        "direction": "out",
+        "text": "reply",
+        "markup": "plain",
+        "status": "pending",
+        "attempts": 0,
+        "claim_token": 0,
+        "meta": {"k": "v"},
+        "created_at": WHEN,
+        "updated_at": WHEN,
+    }
+    new_id = statement.scalar(conn, row)
+    assert new_id == 5
+    stored = conn.execute(messages.select().where(messages.c.id == new_id)).one()
+    assert (stored.text, stored.meta, stored.created_at) == ("reply", {"k": "v"}, WHEN)
+
+
+def test_an_insert_that_leaves_a_default_to_compute_is_sqlalchemys(conn: Connection) -> None:
+    statement = Direct(insert(messages))
+    # no created_at, attempts, markup...: SQLAlchemy fills in their Python defaults
+    rows = [
+        {"conversation_id": 1, "channel": "t", "direction": "out", "text": f"r{i}", "status": "x"}
+        for i in range(2)
+    ]
+    statement.many(conn, rows)
+    stored = conn.execute(messages.select().where(messages.c.text.in_(["r0", "r1"]))).all()
+    assert len(stored) == 2
+    assert all(r.created_at is not None and r.markup == "plain" for r in stored)
+
+
+def test_many_rows_go_to_the_driver_in_one_call(conn: Connection) -> None:
+    statement = Direct(UPDATE_MESSAGE)
+    statement.many(conn, [{"text": f"t{i}", "b_id": i} for i in (1, 2, 3)])
+    texts = conn.execute(messages.select().order_by(messages.c.id)).all()
+    assert [r.text for r in texts] == ["t1", "t2", "t3", "turn 4"]
