@@ -9,13 +9,42 @@ it (``inbox.report(self.name)``).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from typing import Any, TypeVar
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from botkit.exceptions import error_kind
 
 __all__ = ["ChannelReport", "Metrics", "error_kind", "label"]
 
 _LABEL_MAX = 40  # a label value longer than this is cut: a label is a category
+_M = TypeVar("_M")
+
+
+class _KeptChildren:
+    """``labels()`` with each label set's child kept: prometheus_client checks the values
+    and takes a lock at every call, and every message passes several of them."""
+
+    def labels(self: _M, *labelvalues: Any, **labelkwargs: Any) -> _M:
+        kept: dict[tuple[Any, ...], _M] | None = getattr(self, "_kept", None)
+        if kept is None:
+            kept = {}
+            self._kept = kept
+        if labelkwargs:
+            return super().labels(*labelvalues, **labelkwargs)  # type: ignore[misc,no-any-return]
+        child = kept.get(labelvalues)
+        if child is None:
+            child = kept[labelvalues] = super().labels(*labelvalues)  # type: ignore[misc]
+        return child
+
+
+class Counter(_KeptChildren, prometheus_client.Counter):
+    """A counter whose labelled children are kept (see ``_KeptChildren``)."""
+
+
+class Histogram(_KeptChildren, prometheus_client.Histogram):
+    """A histogram whose labelled children are kept (see ``_KeptChildren``)."""
 
 
 class Metrics:

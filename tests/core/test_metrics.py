@@ -36,6 +36,18 @@ def test_the_readme_lists_every_metric_and_only_those() -> None:
     assert listed == _families(Metrics().render().decode())
 
 
+def test_a_label_sets_child_is_kept_and_counts_in_one_series() -> None:
+    metrics = Metrics()
+    first = metrics.tokens.labels("m", "prompt")
+    assert metrics.tokens.labels("m", "prompt") is first
+    assert metrics.tokens.labels("m", "completion") is not first
+    first.inc(2)
+    metrics.tokens.labels("m", "prompt").inc(3)
+    metrics.tokens.labels(model="m", kind="prompt").inc(1)  # by name: the same series
+    rendered = metrics.render().decode()
+    assert 'botkit_model_tokens_total{kind="prompt",model="m"} 6.0' in rendered
+
+
 async def test_channel_model_and_pipeline_figures_reach_metrics(database_url: str) -> None:
     adapter = InMemoryChannel()
     model = FakeModel()
