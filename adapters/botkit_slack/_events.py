@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botkit import (
@@ -48,38 +49,56 @@ def _without_token(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ThreadMemory:
-    """Channel threads the bot takes part in: in memory, and in the inbox's state."""
+    """Channel threads the bot takes part in: in memory, and in the inbox's state.
 
-    def __init__(self, state: KeyValueState) -> None:
+    Bounded, so that a long-running bot in busy channels does not grow without end: the
+    process remembers the ``size`` threads it saw last either way, and the state keeps a
+    thread for ``keep`` after the bot last joined it. A thread forgotten is asked about
+    again (``conversations.replies``), once.
+    """
+
+    def __init__(
+        self, state: KeyValueState, *, size: int = 10_000, keep: timedelta = timedelta(days=90)
+    ) -> None:
         self._state = state
-        self._known: set[tuple[str, str]] = set()
-        self._not: set[tuple[str, str]] = set()
+        self._size = size
+        self._keep = keep
+        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._not: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     async def knows(self, channel: str, thread_ts: str) -> bool | None:
         """``True`` if the bot is in the thread, ``False`` if known not to be, else ``None``."""
         key = (channel, thread_ts)
         if key in self._known:
+            self._known.move_to_end(key)
             return True
         if await self._state.get(f"thread:{channel}:{thread_ts}", False):
-            self._known.add(key)
+            self._remember(self._known, key)
             return True
         return False if key in self._not else None
 
     async def add(self, channel: str, thread_ts: str) -> None:
         """Remember that the bot is in a thread."""
         key = (channel, thread_ts)
-        self._not.discard(key)
+        self._not.pop(key, None)
         if key in self._known:
+            self._known.move_to_end(key)
             return
-        self._known.add(key)
+        self._remember(self._known, key)
         try:
-            await self._state.set(f"thread:{channel}:{thread_ts}", True)
+            await self._state.set(f"thread:{channel}:{thread_ts}", True, ttl=self._keep)
         except Exception as exc:  # the memory still holds it; a restart may forget it
             log.warning("slack: could not persist thread %s in %s: %s", thread_ts, channel, exc)
 
     def add_negative(self, channel: str, thread_ts: str) -> None:
         """Remember that the bot is not in a thread (this process only)."""
-        self._not.add((channel, thread_ts))
+        self._remember(self._not, (channel, thread_ts))
+
+    def _remember(self, seen: OrderedDict[tuple[str, str], None], key: tuple[str, str]) -> None:
+        seen[key] = None
+        seen.move_to_end(key)
+        while len(seen) > self._size:  # the least recently seen thread goes first
+            seen.popitem(last=False)
 
 
 class Inbound:

@@ -34,7 +34,9 @@ class SlackSettings:
         allow_bots: answer other bots' messages (never its own).
         reply_in_threads: in a channel thread the bot is part of, ``"mentions"`` answers
             only messages that mention it (or reply under the bot's own message);
-            ``"all"`` answers every message in the thread.
+            ``"all"`` answers every message in the thread. Which threads the bot is in
+            is remembered for 90 days after it last joined one (and by each process for
+            the 10,000 it saw last); a thread forgotten is looked up once again.
         typing_reaction: the emoji name put on a message while its answer is being
             written (Slack has no typing indicator for bots); ``""`` turns it off.
         post_interval: the least seconds between two messages posted to one channel
