@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import resource
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,8 @@ class Measured:
     peak_rss_mib: float  # the process's peak resident memory (VmHWM), start-up included
     latencies: list[float]  # one user alone, seconds per message
     affinity: list[int]  # the CPUs the process ran on
+    # CPU seconds over the measured phase by thread name (pool threads' numbers dropped)
+    threads: dict[str, float] = field(default_factory=dict)
 
 
 def text(n: int) -> str:
@@ -81,6 +85,22 @@ def cpu_seconds() -> float:
     """This process's CPU time so far, user and system, all threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def thread_cpu() -> dict[str, float]:
+    """Each Python thread's CPU time so far (its own CPU clock), summed by name without
+    a pool's number (``botkit-db-read_0`` and ``_1`` are ``botkit-db-read``)."""
+    seconds: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        try:
+            used = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except (AttributeError, OSError):  # not Linux, or the thread ended meanwhile
+            continue
+        name = re.sub(r"_\d+$", "", thread.name)
+        seconds[name] = seconds.get(name, 0.0) + used
+    return seconds
 
 
 def peak_rss_mib() -> float:
@@ -115,9 +135,10 @@ async def run(
     await asyncio.gather(*(user(i, warm_each) for i in range(plan.users)))
     if gate is not None:
         await gate()
-    cpu, started = cpu_seconds(), time.monotonic()
+    cpu, started, by_thread = cpu_seconds(), time.monotonic(), thread_cpu()
     await asyncio.gather(*(user(i, measured_each) for i in range(plan.users)))
     seconds, cpu = time.monotonic() - started, cpu_seconds() - cpu
+    threads = {name: used - by_thread.get(name, 0.0) for name, used in thread_cpu().items()}
     latencies = []
     for _ in range(plan.latency):
         n = next(counter)
@@ -129,6 +150,7 @@ async def run(
         peak_rss_mib=peak_rss_mib(),
         latencies=latencies,
         affinity=sorted(os.sched_getaffinity(0)),
+        threads=threads,
     )
 
 

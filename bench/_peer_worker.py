@@ -24,12 +24,14 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bench._closed_loop import Plan, pin, report, run
 
 TARGETS = ("minimal", "history", "botkit", "botkit-edits")
+LOOPS = ("asyncio", "uvloop", "botkit")
 HISTORY = 200  # turns the history baseline sends: botkit's default bot.history_limit
 
 
@@ -105,7 +107,36 @@ def main() -> None:
     parser.add_argument("--latency", type=int, required=True)
     parser.add_argument("--tag", default="peers", help="prefix of conversation names")
     parser.add_argument("--start-on-stdin", action="store_true")
-    asyncio.run(_main(parser.parse_args()))
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help="the event loop: asyncio's, uvloop's, or the one the botkit commands run on"
+        " (the default for botkit's targets; asyncio's for the others)",
+    )
+    args = parser.parse_args()
+    loop = args.loop or ("botkit" if args.target.startswith("botkit") else "asyncio")
+    run_loop(_main(args), loop)
+
+
+def run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
+    """Run ``main`` on the event loop named: ``botkit``'s is what ``botkit run`` runs on
+    by default (``[bot] event_loop``); a revision of botkit from before that setting ran
+    on asyncio's."""
+    if loop == "botkit":
+        try:
+            from botkit.config import BotSection
+            from botkit.event_loop import run
+        except ImportError:  # an earlier botkit (--against): asyncio's loop
+            asyncio.run(main)
+            return
+        run(main, BotSection().event_loop)
+    elif loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main)
+    else:
+        asyncio.run(main)
 
 
 if __name__ == "__main__":

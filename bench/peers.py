@@ -16,7 +16,9 @@ each figure's median over the rounds:
 
 Targets (``bench/_peer_targets.py``, ``bench/_peer_worker.py``, ``bench/_errbot_app.py``,
 ``bench/_opsdroid_app.py``): the minimal hand-written pipeline (aiohttp, one SQLite
-insert per message, no history); the same sending the last 200 turns, read back per
+insert per message, no history), on asyncio's loop as written and on uvloop's (the loop
+botkit's commands run on by default, ``botkit/event_loop.py``: what the loop alone is
+worth, by hand); the same sending the last 200 turns, read back per
 message; errbot and opsdroid keeping the last 200 turns in their own stores and sending
 them; botkit with every default on a channel that cannot edit (no stream: the default
 for such a channel), and on one that edits (answers stream, the last edit kept one
@@ -63,10 +65,12 @@ class Target:
     peer: Peer | None = None
     small: bool = False  # the smaller plan (answers that wait for the edit pace)
     tree: Path | None = None  # another revision's botkit, adapters and plugins (--against)
+    loop: str | None = None  # the worker's --loop (None: its default for the target)
 
 
 TARGETS = (
     Target("minimal pipeline", worker="minimal"),
+    Target("minimal pipeline on uvloop", worker="minimal", loop="uvloop"),
     Target("minimal + last 200 turns", worker="history"),
     Target("errbot 6.2.1", peer=ERRBOT),
     Target("opsdroid 0.31.0", peer=OPSDROID),
@@ -151,6 +155,8 @@ def command(
         args += ["--model", model_url, "--workdir", str(workdir)]
         args += ["--users", str(plan.users), "--warmup", str(plan.warmup)]
         args += ["--measured", str(plan.measured), "--latency", str(plan.latency)]
+        if target.loop is not None:
+            args += ["--loop", target.loop]
         if target.tree is None:
             return args, {"PYTHONPATH": pythonpath()}
         # that revision's packages ahead of this tree's; bench itself is this tree's
@@ -278,8 +284,9 @@ def render(rows: list[Row], size: Sizes) -> str:
     peers = [f"{r.target.label}: {r.how}" for r in rows if r.how]
     if peers:
         head += f"  [{'; '.join(peers)}]"
-    by_worker = {r.target.worker: r for r in rows if r.target.tree is None}
+    by_worker = {r.target.worker: r for r in rows if r.target.tree is None and not r.target.loop}
     botkit, minimal = by_worker["botkit"], by_worker["minimal"]
+    on_uvloop = [r for r in rows if r.target.worker == "minimal" and r.target.loop and r.runs]
     verdict = (
         f"botkit, all defaults: {botkit.figure('rate') / minimal.figure('rate'):.2f}x the "
         f"minimal pipeline's throughput (target >= {TARGET_THROUGHPUT}x), "
@@ -288,8 +295,33 @@ def render(rows: list[Row], size: Sizes) -> str:
         f"{ms(minimal.figure('p50'))} = {ms(botkit.figure('p50') - minimal.figure('p50'))} "
         f"more (target <= {ms(TARGET_LATENCY)})"
     )
+    for other in on_uvloop:  # botkit runs on uvloop by default: the same loop, by hand
+        verdict += (
+            f"; against the {other.target.label}: "
+            f"{botkit.figure('rate') / other.figure('rate'):.2f}x, "
+            f"{botkit.figure('cpu_ms') / other.figure('cpu_ms'):.2f}x, "
+            f"{ms(botkit.figure('p50') - other.figure('p50'))} more"
+        )
     earlier = [_since(r, botkit) for r in rows if r.target.tree is not None and r.runs]
-    return "\n".join([head, *_table(rows), verdict, *earlier])
+    return "\n".join([head, *_table(rows), verdict, *_by_thread(botkit), *earlier])
+
+
+def _by_thread(row: Row) -> list[str]:
+    """Where botkit's CPU per message went, thread by thread (the round of median CPU):
+    the event loop's and the database threads' shares of the process's figure."""
+    runs = [r for r in row.runs if r.get("threads")]
+    if not runs:
+        return []
+    run = sorted(runs, key=lambda r: r["cpu_seconds"] / r["messages"])[len(runs) // 2]
+    per = {name: 1000 * used / run["messages"] for name, used in run["threads"].items()}
+    total = 1000 * run["cpu_seconds"] / run["messages"]
+    named = sorted(((v, k) for k, v in per.items() if v >= 0.005), reverse=True)
+    parts = [f"{name} {used:.2f}" for used, name in named]
+    rest = total - sum(per.values())  # threads that ended within the phase, the kernel's
+    return [
+        f"botkit's CPU by thread (ms/msg, its median round): {', '.join(parts)}; "
+        f"not in a thread still running {rest:.2f}; in all {total:.2f}"
+    ]
 
 
 def _since(earlier: Row, now: Row) -> str:

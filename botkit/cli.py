@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -16,6 +15,7 @@ from botkit.adapter import Adapter
 from botkit.bot import Bot, build_components, build_model
 from botkit.config import Config, read_config
 from botkit.discovery import load_adapter_class
+from botkit.event_loop import run as run_on_loop
 from botkit.exceptions import BotkitError, ConfigError, PluginError
 from botkit.llm import OpenAIChatClient
 from botkit.llm.probe import probe
@@ -61,7 +61,7 @@ def _command(args: argparse.Namespace, config: Config, faults: Sequence[ConfigEr
         if faults and not args.builds:  # the others report these with their own
             raise ConfigError.together(faults)
         args.faults = faults
-        return int(asyncio.run(args.handler(config, args)))
+        return int(run_on_loop(args.handler(config, args), config.bot.event_loop))
     except ConfigError as exc:
         return _config_errors(exc)
     except PluginError as exc:

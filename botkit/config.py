@@ -64,6 +64,8 @@ class BotSection:
     singleton_lease: float | None = None
     # run_until_stopped freezes the start-up heap and collects young objects less often
     tune_gc: bool = True
+    # the loop the botkit commands run on: uvloop where installed ("auto"), or asyncio's
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
 
 @dataclass(frozen=True, slots=True)

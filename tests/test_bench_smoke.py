@@ -103,6 +103,7 @@ def test_bench_quick_peers_prints_a_row_per_target_with_cpu_and_memory() -> None
     }
     assert list(rows) == [
         "minimal pipeline",
+        "minimal pipeline on uvloop",
         "minimal + last 200 turns",
         "errbot 6.2.1",
         "opsdroid 0.31.0",
@@ -122,6 +123,15 @@ def test_bench_quick_peers_prints_a_row_per_target_with_cpu_and_memory() -> None
     edits = re.search(r"the channel that edits got ([\d,]+) edits", output)
     assert edits, output
     assert int(edits.group(1).replace(",", "")) > 0, output
+    # where botkit's CPU went: the event loop and the database writer, adding up
+    threads = re.search(
+        r"botkit's CPU by thread \(ms/msg, its median round\): (.*)$", output, re.M
+    )
+    assert threads, output
+    shares = dict(re.findall(r"([\w-]+) (\d+\.\d\d)", threads.group(1)))
+    assert float(shares["MainThread"]) > 0, threads.group(0)
+    assert float(shares["botkit-db-write"]) > 0, threads.group(0)
+    assert float(shares["all"]) >= float(shares["MainThread"]), threads.group(0)
 
 
 @pytest.mark.slow
