@@ -34,6 +34,8 @@ from bench import (
 )
 from bench._peer_venv import PEERS, peer_python
 from bench._util import DEFAULT_POSTGRES_URL, Options, Skipped
+from botkit.config import BotSection
+from botkit.event_loop import run as run_on_loop
 
 Scenario = Callable[[Options], Coroutine[Any, Any, str]]
 
@@ -162,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in names:
             started = time.monotonic()
             try:
-                result = asyncio.run(SCENARIOS[name](opts))
+                # on the loop botkit's commands run on: botkit's default, and the same
+                # loop for the baselines a scenario runs in this process beside it
+                result = run_on_loop(SCENARIOS[name](opts), BotSection().event_loop)
             except Skipped as skipped:
                 result = f"skipped: {skipped}"
             except Exception as exc:

@@ -244,16 +244,21 @@ def main() -> None:
     parser.add_argument("--max-in-flight", type=int, required=True)
     parser.add_argument("--unpooled", action="store_true")
     args = parser.parse_args()
-    result = asyncio.run(
-        _worker(
-            args.worker,
-            args.database,
-            args.model,
-            args.conversations,
-            args.max_in_flight,
-            args.unpooled,
-        )
+    work = _worker(
+        args.worker,
+        args.database,
+        args.model,
+        args.conversations,
+        args.max_in_flight,
+        args.unpooled,
     )
+    if args.worker == "botkit":  # on the loop botkit's commands run on by default
+        from botkit.config import BotSection
+        from botkit.event_loop import run
+
+        result = run(work, BotSection().event_loop)
+    else:  # the hand-written pipelines as written: asyncio's loop
+        result = asyncio.run(work)
     print(json.dumps(result))
 
 
