@@ -34,6 +34,8 @@ class Options:
             skipped (the smoke test's way: no test may reach the internet).
         against: a git revision whose botkit the peers scenario also runs, side by
             side with this one (``--against``); ``None``: none.
+        pairs: with ``against``, run only the two botkits, this many rounds each, one
+            right after the other (``--pairs``); 0: every target, as usual.
     """
 
     quick: bool
@@ -41,6 +43,7 @@ class Options:
     workdir: Path
     offline: bool = False
     against: str | None = None
+    pairs: int = 0
 
 
 def importable(package: str) -> bool:

@@ -121,6 +121,15 @@ def _parser() -> argparse.ArgumentParser:
         "and plugins/, under this harness), interleaved with the other targets, and print "
         "what changed since",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --against: run only botkit now and botkit at REV, N rounds of the two "
+        "one right after the other, and print the median of the rounds' ratios (a change's "
+        "effect on a machine whose speed drifts)",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     return parser
 
@@ -160,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir=Path(tmp),
             offline=args.offline,
             against=args.against,
+            pairs=args.pairs,
         )
         for name in names:
             started = time.monotonic()

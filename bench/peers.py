@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,10 @@ def targets_for(opts: Options) -> tuple[Target, ...]:
     if opts.against is None:
         return TARGETS
     short, tree = checkout(opts.against, opts.workdir / "against")
-    return (*TARGETS, Target(f"botkit at {short}, all defaults", worker="botkit", tree=tree))
+    then = Target(f"botkit at {short}, all defaults", worker="botkit", tree=tree)
+    if opts.pairs:  # only the two botkits, one right after the other
+        return (*(t for t in TARGETS if t.worker == "botkit"), then)
+    return (*TARGETS, then)
 
 
 async def measure(
@@ -209,6 +212,8 @@ async def measure(
     (default: :func:`targets_for` the options)."""
     targets = targets_for(opts) if targets is None else targets
     size = sizes(opts.quick)
+    if opts.pairs and opts.against:
+        size = replace(size, rounds=opts.pairs)
     bot_cpu, model_cpu = cpus()
     rows = [Row(t) for t in targets]
     pythons: dict[int, Path] = {}
@@ -337,7 +342,38 @@ def _since(earlier: Row, now: Row) -> str:
     )
 
 
+def render_pairs(rows: list[Row], size: Sizes) -> str:
+    """``--pairs``: botkit now against botkit at an earlier revision, round by round."""
+    now, then = rows
+    ratios = [
+        (a["cpu_seconds"] / a["messages"]) / (b["cpu_seconds"] / b["messages"])
+        for a, b in zip(now.runs, then.runs, strict=True)
+    ]
+    rates = [
+        (a["messages"] / a["seconds"]) / (b["messages"] / b["seconds"])
+        for a, b in zip(now.runs, then.runs, strict=True)
+    ]
+    bot_cpu, _ = cpus()
+    return "\n".join(
+        [
+            f"{size.rounds} rounds of botkit now and {then.target.label} one right after the"
+            f" other ({size.plan.users} users, {size.plan.measured:,} measured messages each,"
+            f" on CPU {bot_cpu})",
+            "CPU per message now/then by round: "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + f"; median {median(ratios):.2f}x",
+            "throughput now/then by round: "
+            + ", ".join(f"{r:.2f}" for r in rates)
+            + f"; median {median(rates):.2f}x",
+            _since(then, now),
+            *_by_thread(now),
+        ]
+    )
+
+
 async def run(opts: Options) -> str:
     """``peers``."""
     rows, size = await measure(opts)
+    if opts.pairs and opts.against:
+        return render_pairs(rows, size)
     return render(rows, size)

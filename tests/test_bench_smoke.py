@@ -170,6 +170,20 @@ def test_bench_peers_against_a_revision_runs_that_revisions_botkit_side_by_side(
     ), output
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_bench_peers_pairs_runs_only_the_two_botkits_round_after_round() -> None:
+    """``--against REV --pairs N``: botkit now and at REV, N rounds, and the ratios."""
+    output = _bench("peers", "--against", "HEAD", "--pairs", "2")
+    assert "| minimal pipeline |" not in output  # only the two botkits ran
+    assert re.search(r"2 rounds of botkit now and botkit at \w+, all defaults", output)
+    cpu = re.search(rf"CPU per message now/then by round: ({NUMBER}), ({NUMBER}); median", output)
+    assert cpu, output
+    assert all(float(r) > 0 for r in cpu.groups()), output
+    assert re.search(rf"throughput now/then by round: .*; median {NUMBER}x", output), output
+    assert "botkit now against botkit at" in output
+
+
 def test_bench_against_extracts_the_packages_of_that_revision(tmp_path: Path) -> None:
     from bench._util import Skipped
     from bench.peers import checkout
