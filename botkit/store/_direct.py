@@ -46,9 +46,9 @@ class _Plan:
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         fixed = self.fixed
         values = [params[n] if n in params else fixed[n] for n in self.names]
+        # None too: a JSON column stores it as JSON's null, as SQLAlchemy does
         return tuple(
-            v if p is None or v is None else p(v)
-            for v, p in zip(values, self.processors, strict=True)
+            v if p is None else p(v) for v, p in zip(values, self.processors, strict=True)
         )
 
 

@@ -83,6 +83,17 @@ def test_a_direct_update_changes_what_sqlalchemy_would_and_converts_its_values(
     assert (row.status, row.meta, row.updated_at) == ("context", {"k": [1]}, later)
 
 
+def test_a_none_is_stored_as_sqlalchemy_stores_it(conn: Connection) -> None:
+    # a JSON column keeps Python's None as JSON's null (SQLAlchemy's default), a
+    # timestamp as NULL: the same raw values whichever way the update went
+    Direct(UPDATE_MESSAGE).rowcount(conn, {"meta": None, "next_attempt_at": None, "b_id": 1})
+    conn.execute(UPDATE_MESSAGE, {"meta": None, "next_attempt_at": None, "b_id": 2})
+    raw = conn.exec_driver_sql(
+        "SELECT id, meta, next_attempt_at FROM messages WHERE id IN (1, 2) ORDER BY id"
+    ).all()
+    assert [tuple(r[1:]) for r in raw] == [("null", None), ("null", None)]
+
+
 def test_a_direct_statement_joins_the_transaction_under_way(conn: Connection) -> None:
     statement = Direct(UPDATE_MESSAGE)
     assert not conn.in_transaction()
