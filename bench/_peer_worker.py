@@ -26,12 +26,13 @@ import subprocess
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bench._closed_loop import Plan, pin, report, run
 
 TARGETS = ("minimal", "history", "botkit", "botkit-edits")
 LOOPS = ("asyncio", "uvloop", "botkit")
+T = TypeVar("T")
 HISTORY = 200  # turns the history baseline sends: botkit's default bot.history_limit
 
 
@@ -118,25 +119,19 @@ def main() -> None:
     run_loop(_main(args), loop)
 
 
-def run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
-    """Run ``main`` on the event loop named: ``botkit``'s is what ``botkit run`` runs on
-    by default (``[bot] event_loop``); a revision of botkit from before that setting ran
-    on asyncio's."""
-    if loop == "botkit":
-        try:
-            from botkit.config import BotSection
-            from botkit.event_loop import run
-        except ImportError:  # an earlier botkit (--against): asyncio's loop
-            asyncio.run(main)
-            return
-        run(main, BotSection().event_loop)
-    elif loop == "uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(main)
-    else:
-        asyncio.run(main)
+def run_loop(main: Coroutine[Any, Any, T], loop: str) -> T:
+    """Run ``main`` on the event loop named in ``LOOPS``: ``botkit`` is the one the
+    botkit commands run on by default (``[bot] event_loop``); botkit at a revision from
+    before that setting (``--against``) ran on asyncio's."""
+    if loop == "asyncio":  # a hand-written baseline loads nothing of botkit's
+        return asyncio.run(main)
+    try:
+        from botkit.config import BotSection
+        from botkit.event_loop import EventLoop, run
+    except ImportError:
+        return asyncio.run(main)
+    choice: EventLoop = BotSection().event_loop if loop == "botkit" else "uvloop"
+    return run(main, choice)
 
 
 if __name__ == "__main__":

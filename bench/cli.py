@@ -33,9 +33,8 @@ from bench import (
     transactions,
 )
 from bench._peer_venv import PEERS, peer_python
+from bench._peer_worker import run_loop
 from bench._util import DEFAULT_POSTGRES_URL, Options, Skipped
-from botkit.config import BotSection
-from botkit.event_loop import run as run_on_loop
 
 Scenario = Callable[[Options], Coroutine[Any, Any, str]]
 
@@ -176,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 # on the loop botkit's commands run on: botkit's default, and the same
                 # loop for the baselines a scenario runs in this process beside it
-                result = run_on_loop(SCENARIOS[name](opts), BotSection().event_loop)
+                result = run_loop(SCENARIOS[name](opts), "botkit")
             except Skipped as skipped:
                 result = f"skipped: {skipped}"
             except Exception as exc:

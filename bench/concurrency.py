@@ -31,6 +31,7 @@ import sys
 import time
 from typing import Any
 
+from bench._peer_worker import run_loop
 from bench._pipelines import BareModelCalls, BotkitPipeline, MinimalPipeline
 from bench._util import (
     ROOT,
@@ -252,13 +253,9 @@ def main() -> None:
         args.max_in_flight,
         args.unpooled,
     )
-    if args.worker == "botkit":  # on the loop botkit's commands run on by default
-        from botkit.config import BotSection
-        from botkit.event_loop import run
-
-        result = run(work, BotSection().event_loop)
-    else:  # the hand-written pipelines as written: asyncio's loop
-        result = asyncio.run(work)
+    # botkit on the loop its commands run on by default; the hand-written pipelines as
+    # written, on asyncio's
+    result = run_loop(work, "botkit" if args.worker == "botkit" else "asyncio")
     print(json.dumps(result))
 
 
