@@ -1,11 +1,12 @@
 """The event loop botkit's commands run on: uvloop's where it is installed, else asyncio's.
 
-Every message passes some twenty callbacks, futures and socket reads and writes through
-the event loop; asyncio's own loop is written in Python, and that bookkeeping was a good
-share of botkit's CPU per message. uvloop (libuv, in Cython) does the same work for a
-fraction of it, with the same asyncio API. It is one of botkit's dependencies wherever it
-builds (CPython on Linux and macOS); ``[bot] event_loop`` chooses: ``"auto"`` (the
-default: uvloop where installed), ``"uvloop"`` (required) or ``"asyncio"``.
+Every message passes several callbacks, futures and socket reads and writes through the
+event loop; asyncio's own loop is written in Python, and that bookkeeping is part of
+botkit's CPU per message (the peers benchmark's pairs, BENCHMARKS.md, measure the
+change). uvloop (libuv, in Cython) does the same work with the same asyncio API. It is
+one of botkit's dependencies wherever it builds (CPython on Linux and macOS);
+``[bot] event_loop`` chooses: ``"auto"`` (the default: uvloop where installed),
+``"uvloop"`` (required) or ``"asyncio"``.
 
 An application that embeds a ``Bot`` runs it on whatever loop it runs; these are for the
 ``botkit`` commands, and for code that wants to run a bot as they do.
