@@ -1,9 +1,9 @@
 """The per-message path's simplest statements, run on SQLite's own cursor.
 
-SQLAlchemy's ``Connection.execute`` costs 20 to 60 microseconds a statement (an
-execution context, events, a result object) over the few that SQLite takes to update one
-row by its key; an answer runs several such statements, so on SQLite they were most of
-the writer thread's time. A :class:`Direct` statement is compiled by SQLAlchemy once per
+SQLAlchemy's ``Connection.execute`` builds an execution context, dispatches events and
+wraps a result for every statement, several times what SQLite takes to update one row by
+its key; an answer runs several such statements, so on SQLite that was most of the
+writer thread's time. A :class:`Direct` statement is compiled by SQLAlchemy once per
 set of parameter names, and then run on the ``sqlite3`` connection under the same
 transaction: its parameters put in order and converted by their types' own bind
 processors, its rows by their result processors, its errors wrapped as SQLAlchemy's
