@@ -44,7 +44,7 @@ __all__ = ["Database", "Migrated", "Operation", "Synchronous", "is_sqlite"]
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration in migrations/versions, written down so that a start on a database
 # already there never loads Alembic (tests/core/test_migrations.py checks it is the head)
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 _WRITE = "botkit_write"
 _SQLITE_READERS = 2  # threads reading an SQLite file at once (WAL lets them)
 _READ_BATCH = 64  # reads that share one read transaction, at most

@@ -149,7 +149,9 @@ messages = Table(
     _when("updated_at", default=True),
     UniqueConstraint("channel", "direction", "external_id", name="uq_messages_external"),
     Index("ix_messages_conversation", "conversation_id", "id"),
-    Index("ix_messages_status", "direction", "status"),
+    # unfinished work by status; with the conversation, "has this conversation a reply
+    # waiting" (asked as every answer is stored) is a seek however long it is
+    Index("ix_messages_status", "direction", "status", "conversation_id"),
 )
 
 # One request to the model (each retry is its own row), with its usage and cost.
