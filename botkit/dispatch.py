@@ -300,7 +300,7 @@ class Dispatcher:
             attempts = max(row.attempts for row in rows)
             resumed = True
             # what an earlier try posted: this answer takes its place
-            earlier = await store.outbound.earlier_replies(list(fence))
+            earlier = await store.outbound.earlier_replies(conversation_id, list(fence))
         for message in messages:  # the body only where [logging] bodies = true
             log.debug(
                 "handling message %s from %s",

@@ -109,7 +109,15 @@ class ClaimStore(Section):
             update(messages)
             .where(
                 messages.c.claimed_by == claim.owner,
-                messages.c.status.in_((*UNFINISHED_IN, *UNDELIVERED_OUT, "streaming")),
+                # by direction and status: the unfinished rows are sought through their
+                # index, not found by reading every message ever stored
+                or_(
+                    and_(messages.c.direction == "in", messages.c.status.in_(UNFINISHED_IN)),
+                    and_(
+                        messages.c.direction == "out",
+                        messages.c.status.in_((*UNDELIVERED_OUT, "streaming")),
+                    ),
+                ),
             )
             .values(claimed_until=claim.until)
         )

@@ -70,18 +70,28 @@ class OutboundStore(Section):
 
     async def pending(self, conversation_id: int) -> list[StoredMessage]:
         """Undelivered replies of one conversation, oldest first."""
-        query = SNAPSHOT_QUERY.where(
-            messages.c.conversation_id == conversation_id,
-            messages.c.direction == "out",
-            messages.c.status.in_(UNDELIVERED_OUT),
-        ).order_by(messages.c.id)
+        # the ids sought by status first: joined to its conversation, the query would
+        # walk the conversation's index through every message it ever had
+        undelivered = messages.alias("undelivered")
+        ids = select(undelivered.c.id).where(
+            undelivered.c.conversation_id == conversation_id,
+            undelivered.c.direction == "out",
+            undelivered.c.status.in_(UNDELIVERED_OUT),
+        )
+        query = SNAPSHOT_QUERY.where(messages.c.id.in_(ids)).order_by(messages.c.id)
         return await self._read("list outbox", snapshots(query))
 
-    async def earlier_replies(self, inbound_ids: Sequence[int]) -> list[StoredMessage]:
-        """Replies already posted (or queued, or cut short) for messages that are being
-        answered again after their process stopped, oldest first: the new answer takes
-        their place, editing what the channel shows."""
+    async def earlier_replies(
+        self, conversation_id: int, inbound_ids: Sequence[int]
+    ) -> list[StoredMessage]:
+        """Replies already posted (or queued, or cut short) for messages of
+        ``conversation_id`` that are being answered again after their process stopped,
+        oldest first: the new answer takes their place, editing what the channel shows."""
         query = SNAPSHOT_QUERY.where(
+            # a reply is stored after the message it answers, in its conversation: the
+            # conversation's messages from the oldest of these on, not every reply
+            messages.c.conversation_id == conversation_id,
+            messages.c.id > min(inbound_ids),
             messages.c.direction == "out",
             messages.c.reply_to_id.in_(list(inbound_ids)),
             # a stream still marked as being written is one whose writer stopped: the
