@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from botkit.exceptions import StoreError
 from botkit.messages import ConversationRef
 from botkit.store._conversations import Conversations
+from botkit.store._direct import Direct
 from botkit.store._statements import (
     CONTEXT,
     CONTEXTS,
@@ -83,11 +84,13 @@ class Intake:
 
     def __init__(self, dialect: Any, conversations: Conversations) -> None:
         self.conversations = conversations
-        statement = dialect.insert(messages).on_conflict_do_nothing(
-            index_elements=["channel", "direction", "external_id"]
+        statement = (
+            dialect.insert(messages)
+            .on_conflict_do_nothing(index_elements=["channel", "direction", "external_id"])
+            .returning(messages.c.id)
         )
-        self.insert_one = statement.returning(messages.c.id)
-        self.insert_many = self.insert_one.returning(messages.c.channel, messages.c.external_id)
+        self.insert_one = Direct(statement)
+        self.insert_many = statement.returning(messages.c.channel, messages.c.external_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +109,9 @@ class Accept:
 
     def __call__(self, conn: Connection) -> Accepting:
         conversation_id = self.intake.conversations.find(conn, self.ref)
-        inserted = conn.execute(
-            self.intake.insert_one, {**self.values, "conversation_id": conversation_id}
-        ).scalar()
+        inserted = self.intake.insert_one.scalar(
+            conn, {**self.values, "conversation_id": conversation_id}
+        )
         if inserted is None:
             return Accepted(message_id=self._existing(conn), duplicate=True), conversation_id, None
         accepted = Accepted(message_id=int(inserted), duplicate=False)
