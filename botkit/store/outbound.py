@@ -87,6 +87,8 @@ class OutboundStore(Section):
         """Replies already posted (or queued, or cut short) for messages of
         ``conversation_id`` that are being answered again after their process stopped,
         oldest first: the new answer takes their place, editing what the channel shows."""
+        if not inbound_ids:
+            return []
         query = SNAPSHOT_QUERY.where(
             # a reply is stored after the message it answers, in its conversation: the
             # conversation's messages from the oldest of these on, not every reply
