@@ -49,6 +49,7 @@ SCENARIOS: dict[str, Scenario] = {
     "history/sqlite": history.run_sqlite,
     "history/postgres": history.run_postgres,
     "history/length": history.run_length,
+    "history/path": history.run_path,
     "fit": fitting.run_fit,
     "tokens": fitting.run_tokens,
     "streaming/slack": streaming.run_slack,

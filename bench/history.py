@@ -1,5 +1,6 @@
 """Scenario 3: building the prompt for a conversation 100,000 messages long, and 100 long;
-and (``history/length``) for a 1,000-turn conversation and a 2-turn one, with the defaults.
+(``history/length``) for a 1,000-turn conversation and a 2-turn one, with the defaults;
+and (``history/path``) a whole message in a 20,000-turn conversation and a short one.
 
 Both conversations are written straight into a real bot's database (untimed). Then the
 chat skill's own engine, ``ConversationLLM.respond``, answers the newest message of each,
@@ -15,6 +16,11 @@ new message in a conversation 1,000 turns long (the previous answer settled, as 
 live chat: what the cache keeps) and a new message in a new conversation of one exchange
 (nothing kept: a read of its two turns). The long prompt carries 200 turns, the short
 one 3; what is timed is botkit's own work to build it, not the model's.
+
+``history/path`` times whole messages instead, from the inbox to the reply's hand-over
+(stored, answered by an instant in-process model, finished, sent): alternately in a
+conversation of 20,000 stored turns and in one that started with 2. Every statement of
+that path must seek, whatever the conversation's length.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from botkit.store.models import Base
 
 LONG = 100_000
 SHORT = 100
+PATH_LONG = 20_000
 _messages = Base.metadata.tables["messages"]
 _conversations = Base.metadata.tables["conversations"]
 
@@ -201,6 +208,56 @@ async def measure_length(opts: Options) -> str:
     )
 
 
+async def measure_path(opts: Options) -> str:
+    """``history/path``: whole messages, alternately, in a conversation of ``PATH_LONG``
+    stored turns and in one that started with 2, with every default."""
+    repeats = 20 if opts.quick else 300
+    adapter = BenchAdapter()
+    tables: dict[str, Any] = {
+        "database": {"url": sqlite_url(opts.workdir, "path"), "auto_migrate": True},
+        "plugins": {"chat": {}},
+    }
+    bot = make_bot(tables, adapter, model=InstantModel())
+    await bot.start()
+    try:
+        await _fill(bot, "path-long", PATH_LONG)  # even: every message in it answered
+        await _fill(bot, "path-short", 2)
+        times: dict[str, list[float]] = {"long": [], "short": []}
+        for i in range(repeats + 5):  # 5 warm-up rounds
+            for key in ("long", "short") if i % 2 == 0 else ("short", "long"):
+                elapsed = await _message_time(adapter, f"path-{key}", f"path-{key}-new-{i}")
+                if i >= 5:
+                    times[key].append(elapsed)
+    finally:
+        await bot.stop()
+    long_t, short_t = median(times["long"]), median(times["short"])
+    return (
+        f"a whole message in a conversation of {PATH_LONG:,} stored turns {ms(long_t)} vs "
+        f"in one of 2 to {2 + 2 * (repeats + 5)} turns {ms(short_t)} = "
+        f"{long_t / short_t:.2f}x (target: the same within noise; accepted, answered by an "
+        f"instant in-process model, its reply handed to the channel; every default)"
+    )
+
+
+async def _message_time(adapter: BenchAdapter, chat: str, external_id: str) -> float:
+    """Seconds from a message's arrival at the inbox to its reply's hand-over."""
+    inbox = adapter.inbox
+    assert inbox is not None
+    done = adapter.expect(external_id)
+    started = time.monotonic()
+    accepted = await inbox.accept(
+        Message(
+            conversation=ConversationRef("bench", chat),
+            sender=Sender("user-1", "Bench User"),
+            text="The newest turn.",
+            external_id=external_id,
+        )
+    )
+    if accepted.duplicate:  # it would never be answered, and this would wait forever
+        raise RuntimeError(f"message {external_id} was stored already")
+    return await done - started
+
+
 async def _respond_time(bot: Any, key: str, conversation_id: int, message_id: int) -> float:
     message = Message(
         conversation=ConversationRef("bench", key),
@@ -277,6 +334,11 @@ async def run_sqlite(opts: Options) -> str:
 async def run_length(opts: Options) -> str:
     """``history/length``."""
     return await measure_length(opts)
+
+
+async def run_path(opts: Options) -> str:
+    """``history/path``."""
+    return await measure_path(opts)
 
 
 async def run_postgres(opts: Options) -> str:

@@ -38,6 +38,7 @@ EXPECTED: dict[str, str] = {
     "streaming/telegram": r"first token -> first text .* edits \d+/min",
     "peers": rf"botkit, all defaults: {NUMBER}x the minimal pipeline's throughput",
     "history/length": rf"= {NUMBER}x \(target: the same within noise; defaults: 201 vs 4",
+    "history/path": rf"20,000 stored turns {NUMBER} ms vs .* = {NUMBER}x \(target: the same",
     # the operations page's pages: tests/test_bench_admin.py checks each of them
     "admin": rf"slowest \([a-z ]+\) = {NUMBER}x the 200 ms target",
     "scaleout": rf"1 worker\(s\) {NUMBER} msg/s.*database CPU between {NUMBER} .*"
