@@ -26,7 +26,7 @@ that path must seek, whatever the conversation's length.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -184,23 +184,23 @@ async def measure_length(opts: Options) -> str:
     await bot.start()
     try:
         long_id, newest = await _fill(bot, "long", 1001)
-        times: dict[str, list[float]] = {"long": [], "short": []}
         sent: dict[str, int] = {}
-        for i in range(repeats + 5):  # 5 warm-up rounds
-            for key in ("long", "short") if i % 2 == 0 else ("short", "long"):
-                if key == "long":
-                    newest = await _next_turn(bot, key, long_id, newest)
-                    ids = (long_id, newest)
-                else:
-                    ids = await _fill(bot, f"short-{i}", 3)
-                model.sent.clear()
-                elapsed = await _respond_time(bot, key, *ids)
-                sent[key] = model.sent[-1]
-                if i >= 5:
-                    times[key].append(elapsed)
+
+        async def timed(key: str, i: int) -> float:
+            nonlocal newest
+            if key == "long":
+                newest = await _next_turn(bot, key, long_id, newest)
+                ids = (long_id, newest)
+            else:
+                ids = await _fill(bot, f"short-{i}", 3)
+            model.sent.clear()
+            elapsed = await _respond_time(bot, key, *ids)
+            sent[key] = model.sent[-1]
+            return elapsed
+
+        long_t, short_t = await _alternately(repeats, timed)
     finally:
         await bot.stop()
-    long_t, short_t = median(times["long"]), median(times["short"])
     return (
         f"new message in a 1,000-turn conversation {ms(long_t)} vs in a 2-turn one "
         f"{ms(short_t)} = {long_t / short_t:.2f}x (target: the same within noise; "
@@ -222,21 +222,33 @@ async def measure_path(opts: Options) -> str:
     try:
         await _fill(bot, "path-long", PATH_LONG)  # even: every message in it answered
         await _fill(bot, "path-short", 2)
-        times: dict[str, list[float]] = {"long": [], "short": []}
-        for i in range(repeats + 5):  # 5 warm-up rounds
-            for key in ("long", "short") if i % 2 == 0 else ("short", "long"):
-                elapsed = await _message_time(adapter, f"path-{key}", f"path-{key}-new-{i}")
-                if i >= 5:
-                    times[key].append(elapsed)
+
+        async def timed(key: str, i: int) -> float:
+            return await _message_time(adapter, f"path-{key}", f"path-{key}-new-{i}")
+
+        long_t, short_t = await _alternately(repeats, timed)
     finally:
         await bot.stop()
-    long_t, short_t = median(times["long"]), median(times["short"])
     return (
         f"a whole message in a conversation of {PATH_LONG:,} stored turns {ms(long_t)} vs "
         f"in one of 2 to {2 + 2 * (repeats + 5)} turns {ms(short_t)} = "
         f"{long_t / short_t:.2f}x (target: the same within noise; accepted, answered by an "
         f"instant in-process model, its reply handed to the channel; every default)"
     )
+
+
+async def _alternately(
+    repeats: int, timed: Callable[[str, int], Awaitable[float]]
+) -> tuple[float, float]:
+    """The median seconds of ``timed(key, round)`` for ``"long"`` and ``"short"``, taken
+    in turns (which goes first alternates), after 5 warm-up rounds."""
+    times: dict[str, list[float]] = {"long": [], "short": []}
+    for i in range(repeats + 5):
+        for key in ("long", "short") if i % 2 == 0 else ("short", "long"):
+            elapsed = await timed(key, i)
+            if i >= 5:
+                times[key].append(elapsed)
+    return median(times["long"]), median(times["short"])
 
 
 async def _message_time(adapter: BenchAdapter, chat: str, external_id: str) -> float:
