@@ -65,7 +65,7 @@ class Direct:
         plan = self._plan(conn, params)
         if plan is None:
             return int(getattr(conn.execute(self.statement, dict(params)), "rowcount", 0) or 0)
-        return self._execute(conn, plan, plan.arguments(params)).rowcount
+        return self._execute(conn, plan, _arguments(conn, plan, params)).rowcount
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Sequence[Any]]:
         """Run it (a SELECT, or a statement with RETURNING); its rows, each column as its
@@ -73,7 +73,7 @@ class Direct:
         plan = self._plan(conn, params)
         if plan is None:
             return list(conn.execute(self.statement, dict(params)).all())
-        rows = self._execute(conn, plan, plan.arguments(params)).fetchall()
+        rows = self._execute(conn, plan, _arguments(conn, plan, params)).fetchall()
         if not plan.results:
             return rows
         out: list[Sequence[Any]] = []
@@ -99,7 +99,8 @@ class Direct:
         if plan is None or plan.returning or any(tuple(row) != keys for row in rows):
             conn.execute(self.statement, [dict(row) for row in rows])
             return
-        self._execute(conn, plan, [plan.arguments(row) for row in rows], many=True)
+        arguments = [_arguments(conn, plan, row) for row in rows]
+        self._execute(conn, plan, arguments, many=True)
 
     def _execute(
         self, conn: Connection, plan: _Plan, arguments: Any, *, many: bool = False
@@ -125,6 +126,17 @@ class Direct:
         if keys not in self._plans:
             self._plans[keys] = _compile(self.statement, conn, keys)
         return self._plans[keys]
+
+
+def _arguments(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The statement's arguments; a value its type refuses (a naive datetime, say) is
+    raised as SQLAlchemy raises it, a ``StatementError``."""
+    try:
+        return plan.arguments(params)
+    except Exception as exc:
+        raise DBAPIError.instance(
+            plan.sql, dict(params), exc, sqlite3.Error, dialect=conn.dialect
+        ) from exc
 
 
 def _direct(conn: Connection) -> bool:

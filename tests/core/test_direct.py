@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, create_engine, event, insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from botkit.store._direct import Direct
 from botkit.store._statements import _HISTORY, UPDATE_MESSAGE, conversations, messages
@@ -109,6 +109,18 @@ def test_a_direct_statements_error_is_sqlalchemys(conn: Connection) -> None:
     with pytest.raises(IntegrityError) as raised:
         statement.rowcount(conn, {"external_id": "e1", "b_id": 3})
     assert "UNIQUE" in str(raised.value.orig)
+
+
+def test_a_value_its_type_refuses_is_sqlalchemys_statement_error(conn: Connection) -> None:
+    statement = Direct(UPDATE_MESSAGE)
+    naive = datetime(2026, 12, 5, 7, 30)  # a timestamp column takes only aware ones
+    with pytest.raises(StatementError) as through_sqlalchemy:
+        conn.execute(UPDATE_MESSAGE, {"updated_at": naive, "b_id": 1})
+    conn.rollback()
+    with pytest.raises(StatementError) as direct:
+        statement.rowcount(conn, {"updated_at": naive, "b_id": 1})
+    assert type(direct.value.orig) is type(through_sqlalchemy.value.orig)
+    assert str(direct.value.orig) == str(through_sqlalchemy.value.orig)
 
 
 def test_statements_run_through_sqlalchemy_while_something_watches_them(

@@ -80,3 +80,23 @@ async def test_a_rolled_back_accept_does_not_leave_a_stale_conversation_id(
     assert [m.text for m in await store.history.turns(bob_id, before_id=None, limit=10)] == [
         "bob hello"
     ]
+
+
+async def test_a_message_the_store_cannot_take_is_a_store_error_and_stores_nothing(
+    database_url: str,
+) -> None:
+    from datetime import datetime
+
+    from botkit.exceptions import StoreError
+
+    adapter = InMemoryChannel()
+    ref = ConversationRef("test", "c")
+    naive = datetime(2026, 12, 5, 7, 30)  # an adapter's bug: a time without its zone
+    async with run_bot(database_url=database_url, channels=[adapter]).bot as bot:
+        with pytest.raises(StoreError, match="could not accept message"):
+            await adapter.deliver(Message(ref, Sender("u"), "hello", "n1", received_at=naive))
+        # the failed try left nothing behind: the same message is new when it comes again
+        later = await bot.inbox.accept(Message(ref, Sender("u"), "hello", "n1"))
+        assert not later.duplicate
+        await bot.inbox.wait_done(later.message_id)
+    assert [m.text for m in adapter.sent] == ["echo: hello"]
