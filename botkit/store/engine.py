@@ -546,8 +546,8 @@ def _sqlite_engine(
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_WRITE, False)
         statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-        # on the driver's connection, as Direct statements run: SQLAlchemy's execution
-        # machinery around it cost more than a transaction's quick statements
+        # on the driver's connection, as Direct statements run: no execution context,
+        # statement events or result object for a statement that returns nothing
         driver = conn.connection.driver_connection
         assert isinstance(driver, sqlite3.Connection)
         try:
