@@ -30,7 +30,7 @@ from datetime import datetime
 from sys import intern
 
 from botkit.llm import ChatMessage, FitResult, TokenCounter, fit_messages
-from botkit.store import ContextPlan, ContextRead, Store, StoredMessage
+from botkit.store import ContextPlan, ContextRead, HistoryTurn, Store
 
 __all__ = [
     "CachedTurn",
@@ -302,7 +302,7 @@ class HistoryCache:
             self._trim(entry, lambda turn: turn.row.id <= floor)
 
     def _merge(
-        self, entry: _Entry, rows: list[StoredMessage], counter: TokenCounter, limit: int
+        self, entry: _Entry, rows: list[HistoryTurn], counter: TokenCounter, limit: int
     ) -> tuple[list[CachedTurn], int]:
         """Add the settled turns read to the entry's; returns the window's turns and the
         sum of their bounds."""
@@ -389,11 +389,11 @@ def _current(ahead: _Prefetched, entry: _Entry, before_id: int, limit: int, stor
     )
 
 
-def _speaker(row: TurnRow | StoredMessage) -> str:
+def _speaker(row: TurnRow | HistoryTurn) -> str:
     return row.sender_id or ""
 
 
-def _settled(row: StoredMessage) -> bool:
+def _settled(row: HistoryTurn) -> bool:
     return row.status in (SETTLED_IN if row.direction == "in" else SETTLED_OUT)
 
 
@@ -402,7 +402,7 @@ def _shared(text: str | None) -> str | None:
     return None if text is None else intern(text)
 
 
-def _turn(row: TurnRow | StoredMessage, named: bool, counter: TokenCounter) -> CachedTurn:
+def _turn(row: TurnRow | HistoryTurn, named: bool, counter: TokenCounter) -> CachedTurn:
     """A stored turn as a chat message; speakers are named when several people talk."""
     message: ChatMessage
     if row.direction == "out":

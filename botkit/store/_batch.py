@@ -34,7 +34,7 @@ from botkit.store._statements import (
     aware,
     chunks,
     drop_reservations,
-    history_rows,
+    history_turns,
     messages,
     outbound_values,
     run_fenced,
@@ -342,7 +342,7 @@ class ReadContext:
         start, changed, text, covers = found
         summary = (text, int(covers)) if text is not None and covers is not None else None
         after = max(start or 0, summary[1] if summary else 0, self.after_id)
-        rows = history_rows(conn, self.conversation_id, after, self.before_id, self.limit)
+        rows = history_turns(conn, self.conversation_id, after, self.before_id, self.limit)
         return ContextRead(int(start or 0), summary, rows, aware(changed))
 
     @classmethod

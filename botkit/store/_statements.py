@@ -35,6 +35,7 @@ from botkit.store.records import (
     CallRow,
     Claim,
     Fence,
+    HistoryTurn,
     OutboundDraft,
     StoredMessage,
 )
@@ -94,9 +95,10 @@ SNAPSHOT_QUERY = select(*_SNAPSHOT).select_from(
 )
 
 
-def _history_query(*, bounded: bool) -> Select[Any]:
+def _history_query(*, bounded: bool, lean: bool = False) -> Select[Any]:
     """The newest turns of a conversation after one id (and before another, if
-    ``bounded``), newest first, through the (conversation, id) index."""
+    ``bounded``), newest first, through the (conversation, id) index: as snapshots, or
+    ``lean``, as :class:`HistoryTurn` columns (no join, nothing to convert)."""
     conditions = [
         messages.c.conversation_id == bindparam("b_conversation_id"),
         messages.c.id > bindparam("b_after_id"),
@@ -111,15 +113,26 @@ def _history_query(*, bounded: bool) -> Select[Any]:
     ]
     if bounded:
         conditions.append(messages.c.id < bindparam("b_before_id"))
+    query = select(*_TURN_COLUMNS) if lean else SNAPSHOT_QUERY
     return (
-        SNAPSHOT_QUERY.where(*conditions)
+        query.where(*conditions)
         .order_by(messages.c.id.desc())
         .limit(bindparam("b_limit", type_=Integer()))
     )
 
 
+_TURN_COLUMNS = (
+    messages.c.id,
+    messages.c.direction,
+    messages.c.status,
+    messages.c.sender_id,
+    messages.c.sender_name,
+    messages.c.text,
+)
 _HISTORY = Direct(_history_query(bounded=False))
 _HISTORY_BEFORE = Direct(_history_query(bounded=True))
+_TURNS = Direct(_history_query(bounded=False, lean=True))
+_TURNS_BEFORE = Direct(_history_query(bounded=True, lean=True))
 # the running summary and where history starts, for one conversation
 CONTEXT = Direct(
     select(
@@ -251,6 +264,18 @@ def history_rows(
     else:
         rows = _HISTORY_BEFORE.rows(conn, {**params, "b_before_id": before_id})
     return [snapshot(r) for r in reversed(rows)]
+
+
+def history_turns(
+    conn: Connection, conversation_id: int, after_id: int, before_id: int | None, limit: int
+) -> list[HistoryTurn]:
+    """:func:`history_rows` as :class:`HistoryTurn` tuples (an answer's context)."""
+    params = {"b_conversation_id": conversation_id, "b_after_id": after_id, "b_limit": limit}
+    if before_id is None:
+        rows = _TURNS.rows(conn, params)
+    else:
+        rows = _TURNS_BEFORE.rows(conn, {**params, "b_before_id": before_id})
+    return [HistoryTurn._make(r) for r in reversed(rows)]
 
 
 def rowcount(query: Any) -> Callable[[Connection], int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from botkit.messages import ConversationRef
 
@@ -86,6 +86,22 @@ class ContextPlan:
     limit: int
 
 
+class HistoryTurn(NamedTuple):
+    """A history turn as an answer's context reads it: only what a prompt is built from
+    and whether the turn can still change (its status).
+
+    A tuple, not a snapshot: every answer reads its newest turns, and neither the
+    conversation's columns, the JSON ones nor the timestamps are needed for them.
+    """
+
+    id: int
+    direction: str
+    status: str
+    sender_id: str | None
+    sender_name: str | None
+    text: str
+
+
 @dataclass(frozen=True, slots=True)
 class ContextRead:
     """A conversation's history as one read found it (``HistoryStore.recent_turns``).
@@ -100,7 +116,7 @@ class ContextRead:
 
     start: int
     summary: tuple[str, int] | None
-    turns: list[StoredMessage]
+    turns: list[HistoryTurn]
     changed_at: datetime | None = None
 
 

@@ -13,7 +13,15 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
 from botkit import ConversationRef, Message, Sender
-from botkit.store import CallRow, OutboundDraft, Store, ToolCallRecord, dollars, nanos
+from botkit.store import (
+    CallRow,
+    HistoryTurn,
+    OutboundDraft,
+    Store,
+    ToolCallRecord,
+    dollars,
+    nanos,
+)
 from botkit.store.models import Base
 
 
@@ -318,9 +326,14 @@ async def test_recent_turns_reads_summary_and_uncovered_turns_together(
         ids.append(accepted.message_id)
         await store.inbound.set_status([accepted.message_id], "done")
     read = await store.history.recent_turns(conv, before_id=None, limit=10)
+    full = await store.history.turns(conv, before_id=None, limit=10)
+    # the same turns as the full read, in the lean form an answer's context needs
     assert (read.summary, read.turns) == (
         None,
-        await store.history.turns(conv, before_id=None, limit=10),
+        [
+            HistoryTurn(t.id, t.direction, t.status, t.sender_id, t.sender_name, t.text)
+            for t in full
+        ],
     )
     await store.history.save_summary(conv, "the first two", ids[1])
     read = await store.history.recent_turns(conv, before_id=None, limit=10)
