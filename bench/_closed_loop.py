@@ -120,9 +120,11 @@ async def run(
     *,
     tag: str = "peers",
     gate: Callable[[], Awaitable[None]] | None = None,
+    measuring: Callable[[bool], None] | None = None,
 ) -> Measured:
     """The warm-up, the measured phase and the latency phase through ``send``;
-    ``gate``, if given, is awaited between the warm-up and the measured phase."""
+    ``gate``, if given, is awaited between the warm-up and the measured phase;
+    ``measuring``, if given, is told when the measured phase starts (True) and ends."""
     counter = iter(range(1, 1 << 62))
     warm_each, measured_each = plan.per_user
 
@@ -135,9 +137,13 @@ async def run(
     await asyncio.gather(*(user(i, warm_each) for i in range(plan.users)))
     if gate is not None:
         await gate()
+    if measuring is not None:
+        measuring(True)
     cpu, started, by_thread = cpu_seconds(), time.monotonic(), thread_cpu()
     await asyncio.gather(*(user(i, measured_each) for i in range(plan.users)))
     seconds, cpu = time.monotonic() - started, cpu_seconds() - cpu
+    if measuring is not None:
+        measuring(False)
     threads = {name: used - by_thread.get(name, 0.0) for name, used in thread_cpu().items()}
     latencies = []
     for _ in range(plan.latency):

@@ -72,15 +72,23 @@ def make(target: str, model_url: str, database: str, workdir: Path) -> Target:
 
 
 async def _main(args: argparse.Namespace) -> None:
+    ops = None
+    if args.writer_ops:  # before the database opens: its writer runs the wrapped code
+        from bench._writer_ops import WriterOps
+
+        ops = WriterOps()
+        ops.install()
     target = make(args.target, args.model, args.database, Path(args.workdir))
     plan = Plan(args.users, args.warmup, args.measured, args.latency)
     await target.start()
     try:
         gate = _stdin_gate if args.start_on_stdin else None
-        measured = await run(target.one, plan, tag=args.tag, gate=gate)
+        measuring = None if ops is None else lambda on: setattr(ops, "on", on)
+        measured = await run(target.one, plan, tag=args.tag, gate=gate, measuring=measuring)
         adapter = getattr(target, "adapter", None)  # botkit's channel: did it stream?
         sent = {"sent": adapter.delivered, "edited": adapter.edited} if adapter else {}
-        report(measured, target=args.target, **sent)
+        writer = {} if ops is None else {"writer": ops.report()}
+        report(measured, target=args.target, **sent, **writer)
         if args.start_on_stdin:  # keep the connections open until told: their CPU is read
             await asyncio.to_thread(sys.stdin.readline)
     finally:
@@ -108,6 +116,12 @@ def main() -> None:
     parser.add_argument("--latency", type=int, required=True)
     parser.add_argument("--tag", default="peers", help="prefix of conversation names")
     parser.add_argument("--start-on-stdin", action="store_true")
+    parser.add_argument(
+        "--writer-ops",
+        action="store_true",
+        help="botkit's targets: report the SQLite writer's CPU by operation over the"
+        " measured phase (bench/_writer_ops.py)",
+    )
     parser.add_argument(
         "--loop",
         choices=LOOPS,

@@ -55,6 +55,7 @@ SCENARIOS: dict[str, Scenario] = {
     "streaming/slack": streaming.run_slack,
     "streaming/telegram": streaming.run_telegram,
     "peers": peers.run,
+    "writer": peers.run_writer,
     "scaleout": scaleout.run,
     "transactions": transactions.run,
 }

@@ -371,6 +371,49 @@ def render_pairs(rows: list[Row], size: Sizes) -> str:
     )
 
 
+async def run_writer(opts: Options) -> str:
+    """``writer``: botkit (every default) in the peers' closed loop once more, its SQLite
+    writer's CPU counted operation by operation over the measured phase
+    (``bench/_writer_ops.py``); what the peers' table cannot say about the writer's
+    share of botkit's CPU."""
+    size = sizes(opts.quick)
+    bot_cpu, model_cpu = cpus()
+    target = next(t for t in TARGETS if t.worker == "botkit")
+    workdir = opts.workdir / "writer"
+    workdir.mkdir()
+    async with ModelServer(cpu=model_cpu) as model:
+        args, env = command(target, None, model.url, workdir, size.plan)
+        env["BOTKIT_BENCH_CPU"] = str(bot_cpu)
+        result = await run_process([*args, "--writer-ops"], env)
+    return render_writer(result, size.plan)
+
+
+def render_writer(result: dict[str, Any], plan: Plan) -> str:
+    """The ``writer`` line: CPU per operation and per message, largest first."""
+    from bench._writer_ops import CONTEXT_READ, TRANSACTIONS
+
+    messages = result["messages"]
+    ops: dict[str, list[float]] = result["writer"]
+    thread = result["threads"].get("botkit-db-write", float("nan"))
+    parts = []
+    for name, (count, cpu) in sorted(ops.items(), key=lambda kv: -kv[1][1]):
+        if name == CONTEXT_READ or not count:
+            continue
+        each = f"{1e6 * cpu / count:.0f} us each"
+        if name == "Accept" and ops[CONTEXT_READ][0]:
+            read_count, read_cpu = ops[CONTEXT_READ]
+            each += f", its context read {1e6 * read_cpu / read_count:.0f}"
+        what = f"{count / messages:.2f} per message" if name == TRANSACTIONS else f"{count:,}"
+        parts.append(f"{name} {1000 * cpu / messages:.3f} ms/msg ({what}, {each})")
+    counted = sum(cpu for _, cpu in ops.values()) - ops[CONTEXT_READ][1]
+    return (
+        f"botkit's SQLite writer thread, every default, {plan.users} users, "
+        f"{messages:,} measured messages: {1000 * counted / messages:.3f} ms of CPU per "
+        f"message counted by operation (the thread's own clock says "
+        f"{1000 * thread / messages:.3f}): " + "; ".join(parts)
+    )
+
+
 async def run(opts: Options) -> str:
     """``peers``."""
     rows, size = await measure(opts)

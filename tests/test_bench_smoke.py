@@ -43,6 +43,11 @@ EXPECTED: dict[str, str] = {
     "admin": rf"slowest \([a-z ]+\) = {NUMBER}x the 200 ms target",
     "scaleout": rf"1 worker\(s\) {NUMBER} msg/s.*database CPU between {NUMBER} .*"
     rf"2 worker\(s\).*4 worker\(s\) {NUMBER} msg/s",
+    # each of a message's writes, its context read and the transactions, by name
+    "writer": rf"(?=.*Accept {NUMBER} ms/msg \({NUMBER}, {NUMBER} us each, its context read "
+    rf"{NUMBER}\))(?=.*Finish {NUMBER} ms/msg)(?=.*OutboundStore.update {NUMBER} ms/msg)"
+    rf"(?=.*transactions {NUMBER} ms/msg \({NUMBER} per message)"
+    rf"{NUMBER} ms of CPU per message counted by operation \(the thread's own clock says",
     "transactions": r"plain \d+\.\d writes.*streamed .* \d+\.\d writes",
 }
 NEEDS_POSTGRES = {"overhead/postgres", "history/postgres", "scaleout"}
