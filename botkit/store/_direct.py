@@ -38,18 +38,21 @@ class _Plan:
 
     sql: str
     names: tuple[str, ...]  # the parameters, in the order of their ``?``
-    processors: tuple[Processor | None, ...]  # per parameter, its type's bind processor
+    converted: tuple[tuple[int, Processor], ...]  # (index, its type's bind processor)
     fixed: Mapping[str, Any]  # the values written into the statement (``status != 'x'``)
     results: tuple[tuple[int, Processor], ...]  # (column index, result processor)
     returning: bool  # whether it gives rows back (a SELECT, or RETURNING)
 
-    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        fixed = self.fixed
-        values = [params[n] if n in params else fixed[n] for n in self.names]
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        try:  # the usual case: the caller gives every parameter
+            values = [params[n] for n in self.names]
+        except KeyError:
+            fixed = self.fixed
+            values = [params[n] if n in params else fixed[n] for n in self.names]
         # None too: a JSON column stores it as JSON's null, as SQLAlchemy does
-        return tuple(
-            v if p is None else p(v) for v, p in zip(values, self.processors, strict=True)
-        )
+        for index, process in self.converted:
+            values[index] = process(values[index])
+        return values
 
 
 class Direct:
@@ -128,7 +131,7 @@ class Direct:
         return self._plans[keys]
 
 
-def _arguments(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any, ...]:
+def _arguments(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> list[Any]:
     """The statement's arguments; a value its type refuses (a naive datetime, say) is
     raised as SQLAlchemy raises it, a ``StatementError``."""
     try:
@@ -164,9 +167,8 @@ def _compile(statement: Executable, conn: Connection, keys: tuple[str, ...]) -> 
     by_name = {name: bind for bind, name in compiled.bind_names.items()}
     names = tuple(compiled.positiontup)
     fixed = {n: by_name[n].effective_value for n in names if not by_name[n].required}
-    processors = tuple(
-        by_name[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names
-    )
+    processors = (by_name[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+    converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
     results: list[tuple[int, Processor]] = []
     returned = compiled.returning or getattr(statement, "selected_columns", ())
     for index, column in enumerate(returned):
@@ -174,4 +176,4 @@ def _compile(statement: Executable, conn: Connection, keys: tuple[str, ...]) -> 
         if process is not None:
             results.append((index, process))
     returning = bool(returned)
-    return _Plan(compiled.string, names, processors, fixed, tuple(results), returning)
+    return _Plan(compiled.string, names, converted, fixed, tuple(results), returning)
