@@ -49,6 +49,10 @@ HEAD_REVISION = "0008"
 _WRITE = "botkit_write"
 _SQLITE_READERS = 2  # threads reading an SQLite file at once (WAL lets them)
 _READ_BATCH = 64  # reads that share one read transaction, at most
+# the fewest operations of a kind that run as one burst (``together``): below it each runs
+# its own prebuilt statements (``Direct``) in the batch's transaction, which costs less
+# than the statements SQLAlchemy builds for a burst (``python -m bench --only writer``)
+_TOGETHER_FROM = 16
 
 T = TypeVar("T")
 Synchronous = Literal["full", "normal"]
@@ -477,7 +481,7 @@ def _groups(batch: list[_Waiting[Any]]) -> list[list[_Waiting[Any]]]:
 
 def _run_group(conn: Connection, group: list[_Waiting[Any]]) -> list[Any]:
     together = _together(group[0].op)
-    if together is None or len(group) == 1:
+    if together is None or len(group) < _TOGETHER_FROM:
         return [item.op(conn) for item in group]
     results: list[Any] = together(conn, [item.op for item in group])
     return results
