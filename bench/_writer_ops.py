@@ -33,37 +33,24 @@ class WriterOps:
         """Wrap the writer's runners (once, before the database is opened)."""
         from botkit.store import _batch, engine
 
-        run_group = engine._run_group
-
-        def timed_group(conn: Any, group: list[Any]) -> list[Any]:
-            if not self.on:
-                return run_group(conn, group)
-            started = time.thread_time()
-            try:
-                return run_group(conn, group)
-            finally:
-                self._add(operation_name(group[0].op), len(group), started)
-
-        run_writes = engine.Database._run_writes
-
-        def timed_writes(database: Any, batch: list[Any]) -> Any:
-            if not self.on:
-                return run_writes(database, batch)
-            started = time.thread_time()
-            try:
-                return run_writes(database, batch)
-            finally:
-                self._add("batch", 1, started)
-
-        engine._run_group = timed_group
-        engine.Database._run_writes = timed_writes  # type: ignore[method-assign,assignment]
+        engine._run_group = self._timed(  # (conn, group): a run of one kind of write
+            engine._run_group, lambda a: (operation_name(a[1][0].op), len(a[1]))
+        )
+        engine.Database._run_writes = self._timed(  # type: ignore[method-assign]
+            engine.Database._run_writes, lambda a: ("batch", 1)
+        )
         read = _batch.ReadContext
-        read.__call__ = self._timed(read.__call__, 1)  # type: ignore[method-assign]
+        read.__call__ = self._timed(read.__call__, lambda a: (CONTEXT_READ, 1))  # type: ignore[method-assign]
         read.together = classmethod(  # type: ignore[method-assign,assignment]
-            self._timed_together(read.together.__func__)  # type: ignore[attr-defined]
+            self._timed(read.together.__func__, lambda a: (CONTEXT_READ, len(a[2])))  # type: ignore[attr-defined]
         )
 
-    def _timed(self, call: Callable[..., Any], n: int) -> Callable[..., Any]:
+    def _timed(
+        self, call: Callable[..., Any], named: Callable[[tuple[Any, ...]], tuple[str, int]]
+    ) -> Callable[..., Any]:
+        """``call``, its CPU counted while :attr:`on` under the (name, count) that
+        ``named`` gives for its arguments."""
+
         def timed(*args: Any) -> Any:
             if not self.on:
                 return call(*args)
@@ -71,19 +58,7 @@ class WriterOps:
             try:
                 return call(*args)
             finally:
-                self._add(CONTEXT_READ, n, started)
-
-        return timed
-
-    def _timed_together(self, together: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(cls: Any, conn: Any, ops: list[Any]) -> Any:
-            if not self.on:
-                return together(cls, conn, ops)
-            started = time.thread_time()
-            try:
-                return together(cls, conn, ops)
-            finally:
-                self._add(CONTEXT_READ, len(ops), started)
+                self._add(*named(args), started)
 
         return timed
 
