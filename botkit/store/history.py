@@ -117,7 +117,9 @@ class HistoryStore(Section):
     ) -> ContextRead:
         """Where history starts, the running summary, and the newest ``limit`` turns
         after both (and after ``after_id``), in one read: with ``after_id`` only the
-        turns since then are read, however long the conversation is."""
+        turns since then are read, however long the conversation is. The turns are
+        :class:`HistoryTurn` tuples, what a prompt needs (:meth:`turns` gives whole
+        snapshots)."""
         return await self._read(
             "load conversation", ReadContext(conversation_id, before_id, limit, after_id)
         )
