@@ -258,24 +258,35 @@ def history_rows(
 ) -> list[StoredMessage]:
     """The newest ``limit`` turns after ``after_id`` (and before ``before_id``), oldest
     first."""
-    params = {"b_conversation_id": conversation_id, "b_after_id": after_id, "b_limit": limit}
-    if before_id is None:
-        rows = _HISTORY.rows(conn, params)
-    else:
-        rows = _HISTORY_BEFORE.rows(conn, {**params, "b_before_id": before_id})
-    return [snapshot(r) for r in reversed(rows)]
+    rows = _newest(conn, _HISTORY, _HISTORY_BEFORE, conversation_id, after_id, before_id, limit)
+    return [snapshot(r) for r in rows]
 
 
 def history_turns(
     conn: Connection, conversation_id: int, after_id: int, before_id: int | None, limit: int
 ) -> list[HistoryTurn]:
     """:func:`history_rows` as :class:`HistoryTurn` tuples (an answer's context)."""
+    rows = _newest(conn, _TURNS, _TURNS_BEFORE, conversation_id, after_id, before_id, limit)
+    return [HistoryTurn._make(r) for r in rows]
+
+
+def _newest(
+    conn: Connection,
+    after: Direct,
+    between: Direct,
+    conversation_id: int,
+    after_id: int,
+    before_id: int | None,
+    limit: int,
+) -> list[Sequence[Any]]:
+    """The rows of a history query (``after``, or ``between`` when ``before_id`` bounds
+    it), oldest first."""
     params = {"b_conversation_id": conversation_id, "b_after_id": after_id, "b_limit": limit}
     if before_id is None:
-        rows = _TURNS.rows(conn, params)
+        rows = after.rows(conn, params)
     else:
-        rows = _TURNS_BEFORE.rows(conn, {**params, "b_before_id": before_id})
-    return [HistoryTurn._make(r) for r in reversed(rows)]
+        rows = between.rows(conn, {**params, "b_before_id": before_id})
+    return rows[::-1]
 
 
 def rowcount(query: Any) -> Callable[[Connection], int]:
