@@ -18,7 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 TRANSACTIONS = "transactions"  # BEGIN, COMMIT, the sync: a batch's CPU less its operations'
-CONTEXT_READ = "context read"  # the turns an accept reads for its answer (within "Accept")
+# the turns an accept reads for its answer (within "Accept"); a read after a cache miss,
+# on a reader thread, counts here too (none happen once the conversations are cached)
+CONTEXT_READ = "context read"
 
 
 class WriterOps:
