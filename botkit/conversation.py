@@ -336,7 +336,14 @@ class ConversationLLM:
         contributed = await self._prompt_context(ctx, system, budget)
         system += contributed
         counter = self._runtime.tokens
-        fit = fit_window(system, turns, budget=budget, counter=counter, bound=window.bound)
+        fit = fit_window(
+            system,
+            turns,
+            budget=budget,
+            counter=counter,
+            bound=window.bound,
+            encoded=window.encoded,
+        )
         if fit.dropped and settings.summarize and turns:
             dropped = turns[: len(fit.dropped)]
             summary = await self._fold(summary, fit.dropped, dropped[-1].row.id)

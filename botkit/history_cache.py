@@ -16,8 +16,9 @@ On SQLite that read is made in the transaction that accepts the message (the inb
 per message. It is used only if nothing it holds can have changed since (see
 :meth:`HistoryCache.plan`); else the answer reads as above.
 
-Entries are per process, bounded by count and by the bytes of text they hold, and
-dropped when idle; a miss costs one read of the newest turns, as before.
+Entries are per process, bounded by count and by the bytes of text they hold (each
+turn's text, and its message as JSON, encoded once for every request that sends it),
+and dropped when idle; a miss costs one read of the newest turns, as before.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from datetime import datetime
 from sys import intern
 
 from botkit.llm import ChatMessage, FitResult, TokenCounter, fit_messages
+from botkit.llm.encoded import EncodedMessages, encode
 from botkit.store import ContextPlan, ContextRead, HistoryTurn, Store
 
 __all__ = [
@@ -48,7 +50,7 @@ SETTLED_IN = frozenset({"done", "context"})
 SETTLED_OUT = frozenset({"delivered"})
 
 MAX_CONVERSATIONS = 4096
-MAX_BYTES = 64 * 1024 * 1024  # of turn text, over every cached conversation
+MAX_BYTES = 64 * 1024 * 1024  # of turn text and its JSON, over every cached conversation
 MAX_IDLE = 900.0  # seconds a conversation stays cached without a message
 
 
@@ -73,12 +75,15 @@ class CachedTurn:
         bound: an upper bound of its tokens (``TokenCounter.at_most`` without the reply
             priming), found without the tokenizer.
         tokens: its exact token count, once fitting needed it (counted once).
+        size: the bytes it takes in its conversation's encoded turns (its JSON and a
+            comma).
     """
 
     row: TurnRow
     message: ChatMessage
     bound: int
     tokens: int | None = None
+    size: int = 0
 
     def count(self, counter: TokenCounter) -> int:
         """Its exact token count, counted on first use."""
@@ -89,11 +94,16 @@ class CachedTurn:
 
 @dataclass(frozen=True, slots=True)
 class HistoryWindow:
-    """The history an answer is built from: the summary and the turns after it."""
+    """The history an answer is built from: the summary and the turns after it.
+
+    ``encoded`` is the turns' messages as JSON, each after a comma but the first (what
+    goes inside a JSON array), or ``None`` when not made.
+    """
 
     summary: tuple[str, int] | None
     turns: Sequence[CachedTurn]
     bound: int = 0  # the sum of the turns' bounds
+    encoded: bytes | None = None
 
     @property
     def messages(self) -> list[ChatMessage]:
@@ -108,18 +118,41 @@ def fit_window(
     budget: int,
     counter: TokenCounter,
     bound: int | None = None,
+    encoded: bytes | None = None,
 ) -> FitResult:
     """:func:`~botkit.llm.fit_messages` over cached turns: their bounds (summed, unless
     ``bound`` is their sum) decide whether everything fits (no tokenizer, nothing
-    counted); otherwise each turn is counted once and the fit drops the oldest."""
-    history = [turn.message for turn in turns]
+    counted); otherwise each turn is counted once and the fit drops the oldest.
+
+    When all fits and ``encoded`` holds the turns' JSON (``HistoryWindow.encoded``), the
+    prompt is :class:`~botkit.llm.encoded.EncodedMessages`: its body is that JSON with
+    the system messages' before it, and its list is made only if something looks
+    (from ``turns`` as given then: the caller does not change it).
+    """
     if bound is None:
         bound = sum(turn.bound for turn in turns)
     bound += counter.at_most(system)
     if bound <= budget:
-        return FitResult([*system, *history], [], bound)
+        if encoded is not None:
+            return FitResult(_encoded_prompt(system, turns, encoded), [], bound)
+        return FitResult([*system, *(turn.message for turn in turns)], [], bound)
+    history = [turn.message for turn in turns]
     counts = [turn.count(counter) for turn in turns]
     return fit_messages(system, history, budget=budget, counter=counter, counts=counts)
+
+
+def _encoded_prompt(
+    system: Sequence[ChatMessage], turns: Sequence[CachedTurn], encoded: bytes
+) -> EncodedMessages:
+    """The system messages and the turns, with the turns' JSON made already."""
+    head = encode(list(system))[:-1]  # "[" and the system messages
+    comma = b"," if system and turns else b""
+    system = list(system)  # kept to make the messages from (``turns`` as given)
+    return EncodedMessages(
+        b"".join((head, comma, encoded, b"]")),
+        len(system) + len(turns),
+        lambda: [*system, *(turn.message for turn in turns)],
+    )
 
 
 @dataclass(slots=True)
@@ -135,6 +168,9 @@ class _Entry:
     bound: int = 0  # the sum of the settled turns' bounds
     used: float = 0.0
     version: int = 0  # grows with every change: a read planned before one is not used
+    # the settled turns' messages as JSON, each followed by a comma: a request's body
+    # copies it, instead of encoding every turn again (``CachedTurn.size`` each)
+    encoded: bytearray = field(default_factory=bytearray)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +283,10 @@ class HistoryCache:
                 self._drop(conversation_id)
                 self._forget_older(entry, read)
         entry.used = now
-        turns, bound = self._merge(entry, read.turns, counter, limit)
+        turns, bound, encoded = self._merge(entry, read.turns, counter, limit)
         entry.version += 1
         self._keep(conversation_id, entry)
-        return HistoryWindow(entry.summary, turns, bound)
+        return HistoryWindow(entry.summary, turns, bound, encoded)
 
     def plan(self, conversation_id: int | None, *, limit: int, changes: int) -> ContextPlan | None:
         """The turns to read as a message of the conversation is accepted, so that its
@@ -303,9 +339,9 @@ class HistoryCache:
 
     def _merge(
         self, entry: _Entry, rows: list[HistoryTurn], counter: TokenCounter, limit: int
-    ) -> tuple[list[CachedTurn], int]:
-        """Add the settled turns read to the entry's; returns the window's turns and the
-        sum of their bounds."""
+    ) -> tuple[list[CachedTurn], int, bytes]:
+        """Add the settled turns read to the entry's; returns the window's turns, the
+        sum of their bounds, and their JSON (``HistoryWindow.encoded``)."""
         # the settled prefix of what was read joins the kept turns; the first turn that
         # may still change, and all after it, are read again next time
         if entry.settled:  # another answer in this conversation added some meanwhile
@@ -313,7 +349,7 @@ class HistoryCache:
             rows = [row for row in rows if row.id > newest]
         cut = next((i for i, row in enumerate(rows) if not _settled(row)), len(rows))
         for row in rows[:cut]:
-            self._add(entry, _turn(row, entry.named, counter))
+            self._add(entry, *_turn(row, entry.named, counter))
         if cut < len(rows):
             entry.through = max(entry.through, rows[cut].id - 1)
         elif rows:
@@ -327,31 +363,45 @@ class HistoryCache:
         speakers = entry.speakers + Counter(_speaker(r) for r in unsettled if r.direction == "in")
         named = len(speakers) > 1
         if named != entry.named:
-            entry.settled = [_turn(t.row, named, counter) for t in entry.settled]
+            renamed = [_turn(t.row, named, counter) for t in entry.settled]
+            entry.size -= sum(t.size for t in entry.settled)
+            entry.settled = [turn for turn, _ in renamed]
+            entry.encoded = bytearray(b"".join(encoded + b"," for _, encoded in renamed))
+            entry.size += len(entry.encoded)
             entry.bound = sum(t.bound for t in entry.settled)
             entry.named = named
-        open_turns = [_turn(row, named, counter) for row in unsettled]
-        return [*entry.settled, *open_turns], entry.bound + sum(t.bound for t in open_turns)
+        opened = [_turn(row, named, counter) for row in unsettled]
+        open_turns = [turn for turn, _ in opened]
+        if opened:
+            encoded = b"".join((entry.encoded, b",".join(json for _, json in opened)))
+        else:
+            encoded = bytes(entry.encoded[:-1])  # without its last comma
+        bound = entry.bound + sum(t.bound for t in open_turns)
+        return [*entry.settled, *open_turns], bound, encoded
 
-    def _add(self, entry: _Entry, turn: CachedTurn) -> None:
+    def _add(self, entry: _Entry, turn: CachedTurn, encoded: bytes) -> None:
         entry.settled.append(turn)
-        entry.size += len(turn.row.text)
+        entry.encoded += encoded
+        entry.encoded += b","
+        entry.size += len(turn.row.text) + turn.size
         entry.bound += turn.bound
         if turn.row.direction == "in":
             entry.speakers[_speaker(turn.row)] += 1
 
     def _trim(self, entry: _Entry, gone: Callable[[CachedTurn], bool]) -> None:
         """Drop the oldest settled turns while ``gone`` says so."""
-        cut = 0
+        cut = encoded = 0
         while cut < len(entry.settled) and gone(entry.settled[cut]):
             turn = entry.settled[cut]
-            entry.size -= len(turn.row.text)
+            entry.size -= len(turn.row.text) + turn.size
             entry.bound -= turn.bound
+            encoded += turn.size
             if turn.row.direction == "in":
                 entry.speakers[_speaker(turn.row)] -= 1
             cut += 1
         if cut:
             del entry.settled[:cut]
+            del entry.encoded[:encoded]
             entry.speakers = +entry.speakers
 
     def _keep(self, conversation_id: int, entry: _Entry) -> None:
@@ -402,8 +452,11 @@ def _shared(text: str | None) -> str | None:
     return None if text is None else intern(text)
 
 
-def _turn(row: TurnRow | HistoryTurn, named: bool, counter: TokenCounter) -> CachedTurn:
-    """A stored turn as a chat message; speakers are named when several people talk."""
+def _turn(
+    row: TurnRow | HistoryTurn, named: bool, counter: TokenCounter
+) -> tuple[CachedTurn, bytes]:
+    """A stored turn as a chat message, and that message's JSON; speakers are named
+    when several people talk."""
     message: ChatMessage
     if row.direction == "out":
         message = {"role": "assistant", "content": row.text}
@@ -421,4 +474,6 @@ def _turn(row: TurnRow | HistoryTurn, named: bool, counter: TokenCounter) -> Cac
             row.text,
         )
     )
-    return CachedTurn(kept, message, counter.at_most([message]) - counter.reply_priming())
+    encoded = encode(message)
+    bound = counter.at_most([message]) - counter.reply_priming()
+    return CachedTurn(kept, message, bound, size=len(encoded) + 1), encoded

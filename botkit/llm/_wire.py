@@ -11,6 +11,7 @@ import orjson
 
 from botkit.exceptions import InvalidResponseError, RequestRejectedError
 from botkit.llm._errors import SERVICE
+from botkit.llm.encoded import EncodedMessages, encode
 from botkit.llm.models import ModelInfo
 from botkit.llm.types import ChatMessage, ChatRequest, Completion, JsonSchema, ToolCall, Usage
 
@@ -57,7 +58,12 @@ def check_request(request: ChatRequest) -> None:
 
 def build_body(request: ChatRequest, model: str, info: ModelInfo, *, stream: bool) -> bytes:
     """The request's JSON body, encoded once so every retry sends the same bytes."""
-    body: dict[str, Any] = {"model": model, "messages": list(request.messages)}
+    messages = request.messages
+    # a long history's turns come encoded already (``EncodedMessages``): copied, not redone
+    wire = (
+        orjson.Fragment(messages.json) if isinstance(messages, EncodedMessages) else list(messages)
+    )
+    body: dict[str, Any] = {"model": model, "messages": wire}
     if request.max_tokens is not None:
         body[info.token_parameter] = request.max_tokens
     if request.temperature is not None:
@@ -81,7 +87,7 @@ def build_body(request: ChatRequest, model: str, info: ModelInfo, *, stream: boo
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    return orjson.dumps(body, default=_jsonable)
+    return encode(body)
 
 
 def load_json(raw: bytes | str) -> Any:
@@ -298,15 +304,6 @@ def _text(message: ChatMessage) -> str:
     if isinstance(content, Sequence):
         return " ".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
     return ""
-
-
-def _jsonable(value: Any) -> Any:
-    """Encode the read-only containers a frozen request may hold."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _describe(exc: Exception) -> str:

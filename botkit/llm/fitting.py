@@ -38,7 +38,7 @@ class FitResult:
         truncated: whether the newest message had to be cut.
     """
 
-    messages: list[ChatMessage]
+    messages: Sequence[ChatMessage]
     dropped: list[ChatMessage] = field(default_factory=list)
     tokens: int = 0
     truncated: bool = False

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from botkit.exceptions import InvalidResponseError, error_kind
+from botkit.llm.encoded import EncodedMessages
 
 if TYPE_CHECKING:
     from botkit.llm.models import ModelInfo
@@ -152,7 +153,8 @@ class ChatRequest:
     """One request for a reply; immutable, so a retry resends exactly the same thing.
 
     ``messages`` and ``tools`` are copied into tuples on creation: appending to the list
-    the request was built from does not change the request.
+    the request was built from does not change the request. (Messages that are
+    ``EncodedMessages``, immutable already, are kept as they are, with their JSON.)
 
     Attributes:
         messages: the conversation, oldest first, in wire format.
@@ -178,7 +180,8 @@ class ChatRequest:
     purpose: str = "chat"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "messages", tuple(self.messages))
+        if not isinstance(self.messages, EncodedMessages):
+            object.__setattr__(self, "messages", tuple(self.messages))
         object.__setattr__(self, "tools", tuple(self.tools))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from botkit import ConversationRef, Message, Sender
@@ -50,8 +51,11 @@ async def _exchange(store: Store, n: int, *, user: str = "u1", delivered: bool =
 
 
 async def _window(cache: HistoryCache, store: Store, before_id: int, limit: int = 50) -> list[str]:
+    """The window's texts; checks on the way that the JSON the cache keeps of its turns
+    (what a request's body is made of) is what they encode to now."""
     counter = TokenCounter(None)
     window = await cache.window(store, counter, 1, before_id=before_id, limit=limit)
+    assert window.encoded == b",".join(orjson.dumps(m) for m in window.messages)
     return [str(m.get("content")) for m in window.messages]
 
 
@@ -187,7 +191,8 @@ async def test_the_cache_forgets_the_least_recent_conversations_and_idle_ones(
 
 
 async def test_the_cache_is_bounded_by_the_text_it_holds(store: Store) -> None:
-    cache = HistoryCache(max_bytes=1_000)
+    # a 600-character turn holds 600 bytes of text and 630 of JSON: one fits, two do not
+    cache = HistoryCache(max_bytes=2_000)
     counter = TokenCounter(None)
     for chat in ("a", "b"):
         accepted, conv = await store.inbound.accept(

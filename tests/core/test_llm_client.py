@@ -7,17 +7,20 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import aiohttp
+import orjson
 import pytest
 import pytest_asyncio
 
 from botkit.exceptions import InvalidResponseError, RequestRejectedError
 from botkit.llm import (
+    ChatMessage,
     ChatModel,
     ChatRequest,
     JsonSchema,
     ModelTable,
     OpenAIChatClient,
 )
+from botkit.llm.encoded import EncodedMessages
 from botkit.llm.tokens import TokenCounter
 from botkit.llm.types import Usage
 from botkit.secrets import Secret
@@ -344,3 +347,56 @@ async def test_a_reply_that_is_not_json_is_an_invalid_response(
     fake_openai.script(*[raw(200, body, content_type="application/json")] * 3)
     with pytest.raises(InvalidResponseError, match="not JSON"):
         await client.complete(ChatRequest(HELLO))
+
+
+# -- messages encoded ahead (EncodedMessages: a long history's turns, from the cache) ----
+
+HISTORY = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": 'quote "this", ünïcode ✓ and a\nnewline'},
+    {"role": "assistant", "content": "done"},
+    {"role": "user", "content": "and now?"},
+]
+
+
+def _encoded(messages: list[ChatMessage], made: list[int]) -> EncodedMessages:
+    def make() -> list[ChatMessage]:
+        made.append(1)
+        return list(messages)
+
+    return EncodedMessages(orjson.dumps(messages), len(messages), make)
+
+
+async def test_encoded_messages_go_out_as_the_same_body_without_being_made(
+    client: OpenAIChatClient, fake_openai: FakeOpenAI
+) -> None:
+    made: list[int] = []
+    request = ChatRequest(_encoded(HISTORY, made), max_tokens=20)
+    assert isinstance(request.messages, EncodedMessages)  # kept, not copied to a tuple
+    reply = await client.complete(request)
+    await client.complete(ChatRequest(HISTORY, max_tokens=20))
+    encoded, plain = fake_openai.requests
+    assert encoded.body == plain.body  # byte for byte what the plain list sends
+    assert encoded.json["messages"] == HISTORY
+    assert reply.content == "echo: and now?"
+    assert made == []  # the body needed only the JSON: the turns were never walked
+
+
+def test_encoded_messages_read_like_the_list_they_stand_for() -> None:
+    made: list[int] = []
+    messages = _encoded(HISTORY, made)
+    assert len(messages) == 4
+    assert made == []
+    assert messages[-1] == HISTORY[-1]
+    assert list(messages) == HISTORY
+    assert messages == HISTORY
+    assert messages == tuple(HISTORY)
+    assert messages != HISTORY[:3]
+    assert made == [1]  # made once, on first look
+    assert ChatRequest(messages) == ChatRequest(HISTORY)
+
+
+def test_encoded_messages_whose_length_is_wrong_are_refused_when_made() -> None:
+    messages = EncodedMessages(orjson.dumps(HISTORY), 3, lambda: list(HISTORY))
+    with pytest.raises(AssertionError, match="length and messages differ"):
+        list(messages)
