@@ -331,7 +331,9 @@ class ConversationLLM:
                 before_id=before_id,
                 limit=settings.history_limit,
             )
-        summary, turns = window.summary, list(window.turns)
+        # the window's own list, not a copy: a long one costs a walk of its turns, and
+        # nothing here changes it in place
+        summary, turns = window.summary, window.turns
         system = _system(system_prompt or settings.system_prompt, summary)
         contributed = await self._prompt_context(ctx, system, budget)
         system += contributed
