@@ -8,11 +8,16 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 
-from botkit import Capabilities
+from botkit import Capabilities, history_cache
 from botkit.dispatch import APOLOGY, CONFIG_APOLOGY
-from botkit.llm import TokenCounter
+from botkit.llm import ChatRequest, TokenCounter
+from botkit.llm import _wire as llm_wire
+from botkit.llm import client as llm_client
+from botkit.llm import encoded as encoded_module
+from botkit.llm.encoded import EncodedMessages
 from botkit.store import ContextRead, dollars
 from botkit.testing import InMemoryChannel, run_bot
 from tests.fakes.openai_server import (
@@ -121,6 +126,51 @@ async def test_a_long_conversation_reads_only_its_new_turns_per_answer(
     assert len(last) == 40  # the newest 40 turns, as history_limit says
     assert last[-1] == {"role": "user", "content": "turn 29"}
     assert [m["role"] for m in last[-3:]] == ["user", "assistant", "user"]
+
+
+async def test_an_active_conversations_turns_are_encoded_once_not_for_every_request(
+    database_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[object] = []
+    real_encode = encoded_module.encode
+
+    def encode(value: Any) -> bytes:
+        encoded.append(value)
+        return real_encode(value)
+
+    monkeypatch.setattr(history_cache, "encode", encode)
+    ahead: list[bool] = []  # whether each request's messages came with their JSON
+    real_body = llm_wire.build_body
+
+    def build_body(request: ChatRequest, *args: Any, **kwargs: Any) -> bytes:
+        ahead.append(isinstance(request.messages, EncodedMessages))
+        return real_body(request, *args, **kwargs)
+
+    monkeypatch.setattr(llm_client, "build_body", build_body)
+    adapter = InMemoryChannel()
+    async with run_bot(
+        database_url=database_url,
+        channels=[adapter],
+        model="config",
+        config={"llm": _llm(fake_openai), "bot": {"history_limit": 20, "stream": False}},
+    ).bot:
+        for n in range(30):
+            await adapter.exchange(f"turn {n}", user="ann" if n < 20 else f"u{n % 2}")
+    # each turn is encoded once as it settles, and the turns not settled yet (its own
+    # message, the previous reply on its way) and the system prompt with each answer;
+    # the window once more when a second person speaks (names). Encoding every request's
+    # messages would be 30 windows of up to 21 messages: over 400.
+    assert len(encoded) <= 2 * 30 + 2 * 30 + 30 + 20
+    assert ahead == [True] * 30  # and every body was made of that JSON
+    # what was sent is the conversation as stored, the newest 20 turns, named once two
+    # people talk, and byte for byte what encoding its messages afresh gives
+    last = fake_openai.requests[-1]
+    assert last.body == orjson.dumps(last.json)
+    turns = [m["content"] for m in last.messages[1:]]
+    assert len(turns) == 20
+    assert turns[0] == "echo: turn 19"
+    assert turns[-1] == "u1: turn 29"
+    assert turns[-2:0:-2] == [f"echo: u{k % 2}: turn {k}" for k in range(28, 19, -1)]
 
 
 async def test_speakers_are_named_when_several_people_talk(
