@@ -126,8 +126,7 @@ def fit_window(
 
     When all fits and ``encoded`` holds the turns' JSON (``HistoryWindow.encoded``), the
     prompt is :class:`~botkit.llm.encoded.EncodedMessages`: its body is that JSON with
-    the system messages' before it, and its list is made only if something looks
-    (from ``turns`` as given then: the caller does not change it).
+    the system messages' before it.
     """
     if bound is None:
         bound = sum(turn.bound for turn in turns)
@@ -147,11 +146,8 @@ def _encoded_prompt(
     """The system messages and the turns, with the turns' JSON made already."""
     head = encode(list(system))[:-1]  # "[" and the system messages
     comma = b"," if system and turns else b""
-    system = list(system)  # kept to make the messages from (``turns`` as given)
     return EncodedMessages(
-        b"".join((head, comma, encoded, b"]")),
-        len(system) + len(turns),
-        lambda: [*system, *(turn.message for turn in turns)],
+        (*system, *(turn.message for turn in turns)), b"".join((head, comma, encoded, b"]"))
     )
 
 

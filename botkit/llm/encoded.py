@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, overload
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Self
 
 import orjson
 
@@ -13,64 +13,38 @@ ChatMessage = dict[str, Any]
 __all__ = ["EncodedMessages", "encode"]
 
 
-class EncodedMessages(Sequence[ChatMessage]):
-    """Chat messages that come with their wire form, a JSON array, already made.
+class EncodedMessages(tuple[ChatMessage, ...]):
+    """Chat messages, a tuple, that come with their wire form already made: ``json``,
+    their JSON array.
 
     A long conversation's turns do not change once settled, so the history cache
     (``botkit.history_cache``) encodes each turn once, when it keeps it, and keeps the
     conversation's encoded turns in one buffer; a request's body then copies that buffer
-    instead of encoding two hundred turns again on every answer (and the turns are not
-    walked to build the list at all: the messages are made on first use, which most
-    requests never need).
+    instead of encoding two hundred turns again on every answer.
 
-    Immutable like a tuple, so the JSON always says what the messages say (a
-    ``ChatRequest`` keeps it as it is, instead of copying it into a tuple). Anything that
-    wants other messages builds a new sequence; the dicts themselves must not be changed
+    A tuple like every ``ChatRequest``'s messages (a request keeps it as it is, with its
+    JSON), so code that reads a request's messages sees no difference; being immutable,
+    the JSON always says what the messages say. The dicts themselves must not be changed
     in place (they are the cache's).
     """
 
-    __slots__ = ("_items", "_length", "_make", "json")
+    json: bytes
 
-    def __init__(self, json: bytes, length: int, make: Callable[[], list[ChatMessage]]) -> None:
-        """``json``: the messages' JSON array; ``length``: how many there are; ``make``:
-        returns them, in order (called once, when they are first looked at)."""
-        self.json = json
-        self._length = length
-        self._make: Callable[[], list[ChatMessage]] | None = make
-        self._items: tuple[ChatMessage, ...] | None = None
-
-    def _messages(self) -> tuple[ChatMessage, ...]:
-        if self._items is None:
-            assert self._make is not None
-            self._items = tuple(self._make())
-            assert len(self._items) == self._length, "EncodedMessages: length and messages differ"
-            self._make = None  # what it held (the cache's turns) may go
-        return self._items
-
-    def __len__(self) -> int:
-        return self._length
-
-    @overload
-    def __getitem__(self, index: int) -> ChatMessage: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[ChatMessage]: ...
-
-    def __getitem__(self, index: int | slice) -> ChatMessage | Sequence[ChatMessage]:
-        return self._messages()[index]
-
-    def __iter__(self) -> Iterator[ChatMessage]:
-        return iter(self._messages())
+    def __new__(cls, messages: Iterable[ChatMessage], json: bytes) -> Self:
+        """``messages`` in order, and ``json``: exactly their JSON array."""
+        made = super().__new__(cls, messages)
+        made.json = json
+        return made
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, (EncodedMessages, list, tuple)):
-            return list(self._messages()) == list(other)
-        return NotImplemented
+        # equal to a list of the same messages too, as the prompt it stands for was
+        return tuple.__eq__(self, tuple(other) if isinstance(other, list) else other)
 
-    __hash__ = None  # type: ignore[assignment]  # like a list of dicts
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
-    def __repr__(self) -> str:
-        return f"EncodedMessages({list(self._messages())!r})"
+    __hash__ = tuple.__hash__
 
 
 def encode(value: Any) -> bytes:
