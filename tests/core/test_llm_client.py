@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -13,7 +14,6 @@ import pytest_asyncio
 
 from botkit.exceptions import InvalidResponseError, RequestRejectedError
 from botkit.llm import (
-    ChatMessage,
     ChatModel,
     ChatRequest,
     JsonSchema,
@@ -382,6 +382,6 @@ def test_encoded_messages_are_the_tuple_of_their_messages() -> None:
     assert messages == tuple(HISTORY)
     assert messages == HISTORY  # the list it stands for, too
     assert messages != HISTORY[:3]
-    assert not messages != HISTORY
+    assert operator.ne(messages, HISTORY) is False  # its own !=, not tuple's
     assert json.loads(json.dumps(messages)) == HISTORY  # as any code would send it
     assert ChatRequest(messages) == ChatRequest(HISTORY)
