@@ -78,17 +78,25 @@ async def _main(args: argparse.Namespace) -> None:
 
         ops = WriterOps()
         ops.install()
+    clock = None
+    if args.stages:  # before the bot is built: it runs the wrapped code
+        from bench._stage_clock import StageClock
+
+        clock = StageClock()
+        clock.install()
     target = make(args.target, args.model, args.database, Path(args.workdir))
     plan = Plan(args.users, args.warmup, args.measured, args.latency)
     await target.start()
     try:
         gate = _stdin_gate if args.start_on_stdin else None
-        measuring = None if ops is None else lambda on: setattr(ops, "on", on)
+        probe = ops or clock
+        measuring = None if probe is None else lambda on: setattr(probe, "on", on)
         measured = await run(target.one, plan, tag=args.tag, gate=gate, measuring=measuring)
         adapter = getattr(target, "adapter", None)  # botkit's channel: did it stream?
         sent = {"sent": adapter.delivered, "edited": adapter.edited} if adapter else {}
         writer = {} if ops is None else {"writer": ops.report()}
-        report(measured, target=args.target, **sent, **writer)
+        stages = {} if clock is None else {"stages": clock.report()}
+        report(measured, target=args.target, **sent, **writer, **stages)
         if args.start_on_stdin:  # keep the connections open until told: their CPU is read
             await asyncio.to_thread(sys.stdin.readline)
     finally:
@@ -121,6 +129,12 @@ def main() -> None:
         action="store_true",
         help="botkit's targets: report the SQLite writer's CPU by operation over the"
         " measured phase (bench/_writer_ops.py)",
+    )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="botkit's targets: report the median time of each stage of a message's way"
+        " over the measured phase (bench/_stage_clock.py; run it with one user)",
     )
     parser.add_argument(
         "--loop",

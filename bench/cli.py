@@ -56,6 +56,7 @@ SCENARIOS: dict[str, Scenario] = {
     "streaming/telegram": streaming.run_telegram,
     "peers": peers.run,
     "writer": peers.run_writer,
+    "alone": peers.run_alone,
     "scaleout": scaleout.run,
     "transactions": transactions.run,
 }

@@ -414,6 +414,36 @@ def render_writer(result: dict[str, Any], plan: Plan) -> str:
     )
 
 
+async def run_alone(opts: Options) -> str:
+    """``alone``: botkit (every default) answering one user alone, the peers' 1-user
+    latency taken apart stage by stage (``bench/_stage_clock.py``): where the time goes
+    that the peers' table gives only in all."""
+    plan = Plan(1, 20, 100, 0) if opts.quick else Plan(1, 200, 1_000, 0)
+    bot_cpu, model_cpu = cpus()
+    target = next(t for t in TARGETS if t.worker == "botkit")
+    workdir = opts.workdir / "alone"
+    workdir.mkdir()
+    async with ModelServer(cpu=model_cpu) as model:
+        args, env = command(target, None, model.url, workdir, plan)
+        env["BOTKIT_BENCH_CPU"] = str(bot_cpu)
+        result = await run_process([*args, "--stages"], env)
+    return render_alone(result["stages"])
+
+
+def render_alone(stages: dict[str, Any]) -> str:
+    """The ``alone`` line: the whole wait's median, then each stage's."""
+    from bench._stage_clock import STAGES, TOTAL
+
+    each = stages["stages"]
+    parts = ", ".join(f"{name} {1000 * each[name]:.2f}" for name, _, _ in STAGES)
+    return (
+        f"botkit, every default, one user alone, {stages['messages']:,} messages: p50 "
+        f"{1000 * each[TOTAL]:.2f} ms from the channel's hand-over to the reply's; medians "
+        f"by stage (ms): {parts}; the writer's commits {1000 * stages['commit']:.2f} ms "
+        f"each, {stages['commits']:.1f} per message"
+    )
+
+
 async def run(opts: Options) -> str:
     """``peers``."""
     rows, size = await measure(opts)

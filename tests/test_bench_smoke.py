@@ -49,6 +49,10 @@ EXPECTED: dict[str, str] = {
     rf"(?=.*transactions {NUMBER} ms/msg \({NUMBER} per message)"
     rf"{NUMBER} ms of CPU per message counted by operation \(the thread's own clock says",
     "transactions": r"plain \d+\.\d writes.*streamed .* \d+\.\d writes",
+    # every stage of one user's wait, and the commits on it
+    "alone": rf"one user alone, \d+ messages: p50 {NUMBER} ms .* accept {NUMBER}, to the "
+    rf"model {NUMBER}, model call {NUMBER}, to the finish {NUMBER}, finish {NUMBER}, to the "
+    rf"channel {NUMBER}; the writer's commits {NUMBER} ms each, {NUMBER} per message",
 }
 NEEDS_POSTGRES = {"overhead/postgres", "history/postgres", "scaleout"}
 
