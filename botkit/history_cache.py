@@ -96,13 +96,14 @@ class CachedTurn:
 class HistoryWindow:
     """The history an answer is built from: the summary and the turns after it.
 
-    ``encoded`` is the turns' messages with their JSON, or ``None`` when not made.
+    ``encoded`` is the turns' messages as JSON, each after a comma but the first (what
+    goes inside a JSON array), or ``None`` when not made.
     """
 
     summary: tuple[str, int] | None
     turns: Sequence[CachedTurn]
     bound: int = 0  # the sum of the turns' bounds
-    encoded: EncodedMessages | None = None
+    encoded: bytes | None = None
 
     @property
     def messages(self) -> list[ChatMessage]:
@@ -117,38 +118,37 @@ def fit_window(
     budget: int,
     counter: TokenCounter,
     bound: int | None = None,
-    encoded: EncodedMessages | None = None,
+    encoded: bytes | None = None,
 ) -> FitResult:
     """:func:`~botkit.llm.fit_messages` over cached turns: their bounds (summed, unless
     ``bound`` is their sum) decide whether everything fits (no tokenizer, nothing
     counted); otherwise each turn is counted once and the fit drops the oldest.
 
-    When all fits and ``encoded`` holds the turns' messages with their JSON
-    (``HistoryWindow.encoded``), the prompt is :class:`~botkit.llm.encoded.EncodedMessages`
-    too: the system messages' JSON, then that.
+    When all fits and ``encoded`` holds the turns' JSON (``HistoryWindow.encoded``), the
+    prompt is :class:`~botkit.llm.encoded.EncodedMessages`: its body is that JSON with
+    the system messages' before it.
     """
     if bound is None:
         bound = sum(turn.bound for turn in turns)
     bound += counter.at_most(system)
     if bound <= budget:
         if encoded is not None:
-            return FitResult(_encoded_prompt(system, encoded), [], bound)
+            return FitResult(_encoded_prompt(system, turns, encoded), [], bound)
         return FitResult([*system, *(turn.message for turn in turns)], [], bound)
     history = [turn.message for turn in turns]
     counts = [turn.count(counter) for turn in turns]
     return fit_messages(system, history, budget=budget, counter=counter, counts=counts)
 
 
-def _encoded_prompt(system: Sequence[ChatMessage], turns: EncodedMessages) -> EncodedMessages:
-    """The system messages, then the turns' messages with their JSON made already."""
-    if not system:
-        return turns
+def _encoded_prompt(
+    system: Sequence[ChatMessage], turns: Sequence[CachedTurn], encoded: bytes
+) -> EncodedMessages:
+    """The system messages and the turns, with the turns' JSON made already."""
     head = encode(list(system))[:-1]  # "[" and the system messages
-    # tuples joined, not a walk of the turns: a long window's are rarely in the cache
-    messages = tuple(system) + turns
-    if not turns:
-        return EncodedMessages(messages, head + b"]")
-    return EncodedMessages(messages, b"".join((head, b",", memoryview(turns.json)[1:])))
+    comma = b"," if system and turns else b""
+    return EncodedMessages(
+        (*system, *(turn.message for turn in turns)), b"".join((head, comma, encoded, b"]"))
+    )
 
 
 @dataclass(slots=True)
@@ -167,7 +167,6 @@ class _Entry:
     # the settled turns' messages as JSON, each followed by a comma: a request's body
     # copies it, instead of encoding every turn again (``CachedTurn.size`` each)
     encoded: bytearray = field(default_factory=bytearray)
-    messages: list[ChatMessage] = field(default_factory=list)  # the settled turns'
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,9 +335,9 @@ class HistoryCache:
 
     def _merge(
         self, entry: _Entry, rows: list[HistoryTurn], counter: TokenCounter, limit: int
-    ) -> tuple[list[CachedTurn], int, EncodedMessages]:
+    ) -> tuple[list[CachedTurn], int, bytes]:
         """Add the settled turns read to the entry's; returns the window's turns, the
-        sum of their bounds, and their messages with their JSON (``HistoryWindow.encoded``)."""
+        sum of their bounds, and their JSON (``HistoryWindow.encoded``)."""
         # the settled prefix of what was read joins the kept turns; the first turn that
         # may still change, and all after it, are read again next time
         if entry.settled:  # another answer in this conversation added some meanwhile
@@ -364,25 +363,20 @@ class HistoryCache:
             entry.size -= sum(t.size for t in entry.settled)
             entry.settled = [turn for turn, _ in renamed]
             entry.encoded = bytearray(b"".join(encoded + b"," for _, encoded in renamed))
-            entry.messages = [turn.message for turn in entry.settled]
             entry.size += len(entry.encoded)
             entry.bound = sum(t.bound for t in entry.settled)
             entry.named = named
         opened = [_turn(row, named, counter) for row in unsettled]
         open_turns = [turn for turn, _ in opened]
         if opened:
-            json = b"".join((b"[", entry.encoded, b",".join(json for _, json in opened), b"]"))
-        else:  # the last comma left out
-            json = (
-                b"".join((b"[", memoryview(entry.encoded)[:-1], b"]")) if entry.encoded else b"[]"
-            )
-        encoded = EncodedMessages((*entry.messages, *(t.message for t in open_turns)), json)
+            encoded = b"".join((entry.encoded, b",".join(json for _, json in opened)))
+        else:
+            encoded = bytes(entry.encoded[:-1])  # without its last comma
         bound = entry.bound + sum(t.bound for t in open_turns)
         return [*entry.settled, *open_turns], bound, encoded
 
     def _add(self, entry: _Entry, turn: CachedTurn, encoded: bytes) -> None:
         entry.settled.append(turn)
-        entry.messages.append(turn.message)
         entry.encoded += encoded
         entry.encoded += b","
         entry.size += len(turn.row.text) + turn.size
@@ -403,7 +397,6 @@ class HistoryCache:
             cut += 1
         if cut:
             del entry.settled[:cut]
-            del entry.messages[:cut]
             del entry.encoded[:encoded]
             entry.speakers = +entry.speakers
 
