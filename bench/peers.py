@@ -376,16 +376,8 @@ async def run_writer(opts: Options) -> str:
     writer's CPU counted operation by operation over the measured phase
     (``bench/_writer_ops.py``); what the peers' table cannot say about the writer's
     share of botkit's CPU."""
-    size = sizes(opts.quick)
-    bot_cpu, model_cpu = cpus()
-    target = next(t for t in TARGETS if t.worker == "botkit")
-    workdir = opts.workdir / "writer"
-    workdir.mkdir()
-    async with ModelServer(cpu=model_cpu) as model:
-        args, env = command(target, None, model.url, workdir, size.plan)
-        env["BOTKIT_BENCH_CPU"] = str(bot_cpu)
-        result = await run_process([*args, "--writer-ops"], env)
-    return render_writer(result, size.plan)
+    plan = sizes(opts.quick).plan
+    return render_writer(await _probed(opts, "writer", plan, "--writer-ops"), plan)
 
 
 def render_writer(result: dict[str, Any], plan: Plan) -> str:
@@ -419,15 +411,21 @@ async def run_alone(opts: Options) -> str:
     latency taken apart stage by stage (``bench/_stage_clock.py``): where the time goes
     that the peers' table gives only in all."""
     plan = Plan(1, 20, 100, 0) if opts.quick else Plan(1, 200, 1_000, 0)
+    return render_alone((await _probed(opts, "alone", plan, "--stages"))["stages"])
+
+
+async def _probed(opts: Options, name: str, plan: Plan, probe: str) -> dict[str, Any]:
+    """botkit (every default) run once as the peers run it, on its own core with the
+    model on another, with a probe of ``bench/_peer_worker.py`` switched on (``probe``:
+    its flag); the worker's JSON line."""
     bot_cpu, model_cpu = cpus()
     target = next(t for t in TARGETS if t.worker == "botkit")
-    workdir = opts.workdir / "alone"
+    workdir = opts.workdir / name
     workdir.mkdir()
     async with ModelServer(cpu=model_cpu) as model:
         args, env = command(target, None, model.url, workdir, plan)
         env["BOTKIT_BENCH_CPU"] = str(bot_cpu)
-        result = await run_process([*args, "--stages"], env)
-    return render_alone(result["stages"])
+        return await run_process([*args, probe], env)
 
 
 def render_alone(stages: dict[str, Any]) -> str:
