@@ -89,8 +89,12 @@ async def _main(args: argparse.Namespace) -> None:
     await target.start()
     try:
         gate = _stdin_gate if args.start_on_stdin else None
-        probe = ops or clock
-        measuring = None if probe is None else lambda on: setattr(probe, "on", on)
+        probes = [probe for probe in (ops, clock) if probe is not None]
+
+        def measuring(on: bool) -> None:
+            for probe in probes:  # both, when both flags are given
+                probe.on = on
+
         measured = await run(target.one, plan, tag=args.tag, gate=gate, measuring=measuring)
         adapter = getattr(target, "adapter", None)  # botkit's channel: did it stream?
         sent = {"sent": adapter.delivered, "edited": adapter.edited} if adapter else {}
